@@ -1,0 +1,43 @@
+# webhookapp: `make run` to try it, `make test` to check it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+FLASK := $(BIN)/flask --app wsgi
+
+.PHONY: run test lint screenshots clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+## run: install, migrate, seed a demo account when the database is empty, serve on HOST:PORT
+run: $(VENV)/.runtime
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo --if-empty
+	@echo "webhookapp is at http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+## test: the whole suite (unit, HTTP, browser); TEST_DATABASE_URL=postgresql://... for PostgreSQL
+test: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+
+## screenshots: regenerate the README's pictures in docs/
+screenshots: $(VENV)/.dev
+	$(BIN)/python -m pytest tests/browser -k screenshots --screenshots
+
+clean:
+	rm -rf $(VENV) .pytest_cache

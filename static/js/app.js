@@ -1,0 +1,76 @@
+// Progressive enhancements; every page works without this file.
+(function () {
+  "use strict";
+
+  function say(container, text) {
+    var status = container.querySelector(".copy-status");
+    if (status) { status.textContent = text; setTimeout(function () { status.textContent = ""; }, 2500); }
+  }
+
+  function copy(text, container) {
+    if (!navigator.clipboard) { say(container, "Copy is not available in this browser."); return; }
+    navigator.clipboard.writeText(text).then(
+      function () { say(container, "Copied."); },
+      function () { say(container, "Could not copy."); }
+    );
+  }
+
+  // Copy a value already on the page (the new API token).
+  document.querySelectorAll("[data-copy-from]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var source = document.getElementById(button.dataset.copyFrom);
+      copy(source.textContent.trim(), button.parentElement);
+    });
+  });
+
+  // JWT secret: reveal in place and copy, fetching the value only when asked.
+  document.querySelectorAll("[data-secret-url]").forEach(function (box) {
+    var value = box.querySelector(".secret-value");
+    var toggle = box.querySelector("[data-secret-toggle]");
+    var copyButton = box.querySelector("[data-secret-copy]");
+    var masked = value.textContent;
+    var secret = toggle.getAttribute("aria-pressed") === "true" ? value.textContent : null;
+
+    function load() {
+      if (secret !== null) { return Promise.resolve(secret); }
+      return fetch(box.dataset.secretUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { if (!response.ok) { throw new Error(response.status); } return response.json(); })
+        .then(function (body) { secret = body.jwt_secret; return secret; });
+    }
+
+    copyButton.hidden = false;
+    toggle.addEventListener("click", function (event) {
+      event.preventDefault();
+      var showing = toggle.getAttribute("aria-pressed") === "true";
+      if (showing) {
+        value.textContent = masked.indexOf("•") === 0 ? masked : "••••••••••••••••••••••••";
+        toggle.setAttribute("aria-pressed", "false");
+        toggle.textContent = "Reveal";
+        return;
+      }
+      load().then(function (text) {
+        value.textContent = text;
+        toggle.setAttribute("aria-pressed", "true");
+        toggle.textContent = "Hide";
+      }, function () { say(box, "Could not load the secret."); });
+    });
+    copyButton.addEventListener("click", function () {
+      load().then(function (text) { copy(text, box); }, function () { say(box, "Could not load the secret."); });
+    });
+  });
+
+  // Close an open row menu when clicking elsewhere or pressing Escape.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) { menu.open = false; }
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    });
+  });
+})();

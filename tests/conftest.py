@@ -1,0 +1,113 @@
+"""Fixtures in the style of Flask's tutorial: ``app``, ``client``, ``runner``, ``auth``.
+
+The database is a fresh SQLite file per test, or ``TEST_DATABASE_URL`` (PostgreSQL) when set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from webhookapp import create_app
+from webhookapp.extensions import db
+from webhookapp.models import Account, Product, User, Webhook
+from webhookapp.services import accounts, webhooks
+
+PASSWORD = "correct horse battery"
+
+
+def database_url(tmp_path) -> str:
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite'}"
+
+
+@pytest.fixture
+def app(tmp_path) -> Iterator[Flask]:
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@dataclass
+class Tenant:
+    """An account with one user and its products, as tests need them."""
+
+    account: Account
+    user: User
+    products: list[Product]
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+
+def make_tenant(kind: str, name: str, email: str, products: list[tuple[str, bool]] | None = None) -> Tenant:
+    account = accounts.create_account(kind, name)
+    user = accounts.create_user(account.id, email, PASSWORD, name=f"{name} User")
+    made = [accounts.create_product(account.id, pname, dynamic_validation=dyn) for pname, dyn in products or []]
+    return Tenant(account, user, made)
+
+
+@pytest.fixture
+def vendor(app: Flask) -> Tenant:
+    """A vendor with two products: the second has the Dynamic Validation capability."""
+    return make_tenant("vendor", "Acme Vendor", "alice@acme.test", [("Acme Cloud", False), ("Acme Dynamic", True)])
+
+
+@pytest.fixture
+def other_vendor(app: Flask) -> Tenant:
+    return make_tenant("vendor", "Other Vendor", "mallory@other.test", [("Other Product", False)])
+
+
+@pytest.fixture
+def distributor(app: Flask) -> Tenant:
+    return make_tenant("distributor", "Dist Co", "dave@dist.test")
+
+
+def make_webhook(tenant: Tenant, **fields) -> Webhook:
+    """Create a webhook through the service with sensible defaults."""
+    values = {
+        "label": "Fulfillment hook",
+        "product_id": tenant.products[0].id if tenant.products else None,
+        "type_key": "fulfillment_request.event",
+        "http_method": "POST",
+        "external_url": "https://handler.example.com/hook",
+        "active": True,
+    }
+    values.update(fields)
+    return webhooks.create_webhook(tenant.account, values)
+
+
+class AuthActions:
+    def __init__(self, client: FlaskClient):
+        self._client = client
+
+    def login(self, email: str = "alice@acme.test", password: str = PASSWORD):
+        return self._client.post("/login", data={"email": email, "password": password})
+
+    def logout(self):
+        return self._client.post("/logout")
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)

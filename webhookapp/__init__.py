@@ -1,0 +1,127 @@
+"""webhookapp: a self-hosted webhook service in the style of CloudBlue Connect's Webhooks module."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, Response, render_template, request
+from flask_login import current_user
+
+from .config import CONFIGS
+from .extensions import csrf, db, login_manager, migrate
+
+__version__ = "0.1.0"
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the application.
+
+    ``config_name`` is development, testing or production (default: ``WEBHOOKAPP_CONFIG``,
+    else development); ``overrides`` replace single settings, as tests do.
+    """
+    app = Flask(
+        __name__,
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+        instance_path=os.path.join(ROOT, "instance"),
+    )
+    config_class = CONFIGS[config_name or os.environ.get("WEBHOOKAPP_CONFIG", "development")]
+    app.config.from_object(config_class)
+    app.config.update(overrides or {})
+    config_class.finalize(app.config)
+    app.config["VERSION"] = __version__
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_login_wall(app)
+    register_security_headers(app)
+    register_template_helpers(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from .models import User
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def register_blueprints(app: Flask) -> None:
+    from .auth.routes import blueprint as auth
+    from .settings.routes import blueprint as settings
+    from .webhooks.routes import blueprint as webhooks
+    from .webhooks.wizard import blueprint as wizard
+
+    app.register_blueprint(auth)
+    app.register_blueprint(webhooks)
+    app.register_blueprint(wizard)
+    app.register_blueprint(settings)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFError
+
+    def render_error(error: Any) -> tuple[str, int]:
+        code = getattr(error, "code", 500)
+        return render_template("errors/error.html", code=code, error=error), code
+
+    for code in (400, 403, 404, 405, 413, 500):
+        app.register_error_handler(code, render_error)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        return render_template("errors/error.html", code=400, error=error, csrf=True), 400
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register
+
+    register(app)
+
+
+# Endpoints reachable without a login session; token-authenticated APIs add themselves here.
+PUBLIC_ENDPOINTS = {"auth.login", "static"}
+
+
+def register_login_wall(app: Flask) -> None:
+    """Every page needs a login unless its endpoint is listed as public (deny by default)."""
+
+    @app.before_request
+    def require_login() -> Response | None:
+        if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+            return None
+        return login_manager.unauthorized()
+
+
+def register_security_headers(app: Flask) -> None:
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+
+def register_template_helpers(app: Flask) -> None:
+    from .templating import register_filters
+
+    register_filters(app)

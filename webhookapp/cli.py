@@ -1,0 +1,116 @@
+"""Command line (``flask --app wsgi ...``): seed-demo, accounts, users, products, tokens."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from .extensions import db
+from .models import Account
+from .services import accounts, tokens
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@click.command("seed-demo")
+@click.option("--password", default=accounts.DEMO_PASSWORD, show_default=True, help="Password for the demo users.")
+@click.option("--if-empty", is_flag=True, help="Do nothing unless the database has no account yet.")
+def seed_demo(password: str, if_empty: bool) -> None:
+    """Create a demo vendor and distributor, a user each and three products; print the logins."""
+    if if_empty and not accounts.is_empty():
+        click.echo(
+            "The database already has accounts; not seeding. Run 'flask --app wsgi seed-demo' to reset the demo."
+        )
+        return
+    try:
+        logins = accounts.seed_demo(password)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    for login in logins:
+        click.echo(f"Demo {login.kind} {login.account_id}: log in as {login.email} / {password}")
+
+
+@click.group("accounts")
+def accounts_group() -> None:
+    """Manage accounts."""
+
+
+@accounts_group.command("create")
+@click.option("--kind", type=click.Choice(["vendor", "distributor"]), required=True)
+@click.option("--name", required=True)
+def create_account(kind: str, name: str) -> None:
+    """Create a vendor or distributor account; prints its id."""
+    try:
+        account = accounts.create_account(kind, name)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    click.echo(account.id)
+
+
+@click.group("users")
+def users_group() -> None:
+    """Manage users."""
+
+
+@users_group.command("create")
+@click.option("--account", "account_id", required=True, help="Account id, e.g. VA-123-456.")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--name", default="")
+@click.option("--admin", is_flag=True, help="May open the operator pages.")
+def create_user(account_id: str, email: str, password: str, name: str, admin: bool) -> None:
+    """Create a user who logs in with email and password."""
+    try:
+        user = accounts.create_user(account_id, email, password, name=name, is_admin=admin)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"User {user.email} created in {user.account_id}.")
+
+
+@click.group("products")
+def products_group() -> None:
+    """Manage products."""
+
+
+@products_group.command("create")
+@click.option("--vendor", "vendor_id", required=True, help="Owning vendor account, e.g. VA-123-456.")
+@click.option("--name", required=True)
+@click.option("--dynamic-validation", is_flag=True, help="Capability: Dynamic Validation of the Change Requests.")
+def create_product(vendor_id: str, name: str, dynamic_validation: bool) -> None:
+    """Create a product; prints its id."""
+    try:
+        product = accounts.create_product(vendor_id, name, dynamic_validation=dynamic_validation)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    click.echo(product.id)
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """Manage API tokens."""
+
+
+@tokens_group.command("create")
+@click.option("--account", "account_id", required=True)
+@click.option("--name", default="Command line", show_default=True)
+@click.option("--platform", is_flag=True, help="A platform token: its events reach every account's webhooks.")
+def create_token(account_id: str, name: str, platform: bool) -> None:
+    """Create an API token; the token alone is printed on the last line."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        _fail(f"No account {account_id}.")
+    try:
+        token, plain = tokens.create_token(account, name, platform=platform)
+    except tokens.TokenError as exc:
+        _fail(str(exc))
+    kind = "Platform token" if token.is_platform else "Token"
+    click.echo(f"{kind} “{token.name}” created for {account.id}. It is shown once:")
+    click.echo(plain)
+
+
+def register(app: Flask) -> None:
+    """Attach the commands to ``app.cli``."""
+    for command in (seed_demo, accounts_group, users_group, products_group, tokens_group):
+        app.cli.add_command(command)

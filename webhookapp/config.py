@@ -1,0 +1,112 @@
+"""Configuration read from the environment (DESIGN §11).
+
+Three settings classes: development (the default, used by ``make run``), testing and
+production.  Choose with ``WEBHOOKAPP_CONFIG``.  Durations are seconds and may be fractions.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _database_url(default: str) -> str:
+    url = os.environ.get("DATABASE_URL", default)
+    # Hosted platforms hand out "postgres://" URLs; SQLAlchemy wants the driver named.
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = _database_url(f"sqlite:///{INSTANCE_DIR / 'webhookapp.sqlite'}")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+    MAX_CONTENT_LENGTH = 256 * 1024  # every request body; the event API narrows it further
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None  # a form left open over lunch still submits
+    WEBHOOKS_PER_PAGE = 25
+
+    WEBHOOK_API_URL = os.environ.get("WEBHOOK_API_URL", "api_url")
+    WEBHOOK_PROCESSING_TIMEOUT = _float("WEBHOOK_PROCESSING_TIMEOUT", 600)
+    WEBHOOK_DELIVERY_TIMEOUT = _float("WEBHOOK_DELIVERY_TIMEOUT", 300)
+    WEBHOOK_RETRY_BASE = _float("WEBHOOK_RETRY_BASE", 300)
+    WEBHOOK_RETRY_FACTOR = _float("WEBHOOK_RETRY_FACTOR", 2)
+    WEBHOOK_RETRY_MAX_INTERVAL = _float("WEBHOOK_RETRY_MAX_INTERVAL", 21600)
+    WEBHOOK_MAX_ATTEMPTS = _int("WEBHOOK_MAX_ATTEMPTS", 10)
+    WEBHOOK_VALIDATION_TIMEOUT = _float("WEBHOOK_VALIDATION_TIMEOUT", 10)
+    WEBHOOK_ALLOWED_NETWORKS = [
+        cidr.strip() for cidr in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",") if cidr.strip()
+    ]
+    WEBHOOK_ATTEMPT_RETENTION_DAYS = _float("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
+
+    @classmethod
+    def finalize(cls, config: dict) -> None:
+        """Fill settings that depend on the environment chosen; raise if one is missing."""
+        if not config.get("SECRET_KEY"):
+            config["SECRET_KEY"] = _instance_secret_key()
+
+
+class DevelopmentConfig(Config):
+    """``make run``: SQLite in ``instance/``, a secret key kept in ``instance/secret_key``."""
+
+    WEBHOOK_ALLOWED_NETWORKS = Config.WEBHOOK_ALLOWED_NETWORKS or ["127.0.0.0/8", "::1/128"]
+
+
+class TestingConfig(Config):
+    """The test suite: CSRF off (one test turns it back on), a database given by the fixture."""
+
+    TESTING = True
+    WTF_CSRF_ENABLED = False
+    SECRET_KEY = "testing-secret-key"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
+class ProductionConfig(Config):
+    """Production refuses to start without ``SECRET_KEY``; cookies only over HTTPS."""
+
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+    @classmethod
+    def finalize(cls, config: dict) -> None:
+        if not config.get("SECRET_KEY"):
+            raise RuntimeError("SECRET_KEY must be set in production (WEBHOOKAPP_CONFIG=production).")
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def _instance_secret_key() -> str:
+    """A random key kept in ``instance/`` so that logins survive a restart of ``make run``."""
+    path = INSTANCE_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

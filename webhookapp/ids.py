@@ -1,0 +1,13 @@
+"""Connect-style identifiers: ``VA-123-456``, ``PRD-123-456-789``, ``WH-123-456-789``."""
+
+import secrets
+
+ACCOUNT_GROUPS = 2
+PRODUCT_GROUPS = 3
+WEBHOOK_GROUPS = 3
+
+
+def new_id(prefix: str, groups: int) -> str:
+    """Return ``prefix`` followed by ``groups`` random three-digit groups."""
+    digits = (f"{secrets.randbelow(1000):03d}" for _ in range(groups))
+    return "-".join([prefix, *digits])

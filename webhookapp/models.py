@@ -1,0 +1,197 @@
+"""Database models in SQLAlchemy 2 typed style.
+
+Every webhook, token and (later) delivery belongs to exactly one account; queries that serve a
+person or a token always filter by that account.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .catalog import WebhookType, by_pair
+from .extensions import db
+
+VENDOR = "vendor"
+DISTRIBUTOR = "distributor"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, returns aware UTC, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Account(db.Model):
+    """A vendor (``VA-…``) or a distributor (``PA-…``)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="account")
+
+    @property
+    def is_vendor(self) -> bool:
+        return self.kind == VENDOR
+
+    def __repr__(self) -> str:
+        return f"<Account {self.id}>"
+
+
+class User(UserMixin, db.Model):
+    """A person who logs in with email and password; belongs to one account."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="users")
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+class Product(db.Model):
+    """What a webhook watches; owned by a vendor, usable by that vendor and every distributor."""
+
+    __tablename__ = "products"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    vendor_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    dynamic_validation: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    vendor: Mapped[Account] = relationship()
+
+    @property
+    def capabilities(self) -> set[str]:
+        return {"dynamic_validation"} if self.dynamic_validation else set()
+
+    def __repr__(self) -> str:
+        return f"<Product {self.id}>"
+
+
+class ApiToken(db.Model):
+    """An account's API token; only a SHA-256 digest of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    is_platform: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[Account] = relationship()
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Webhook(db.Model):
+    """A configured webhook (DESIGN §4) with its delivery statistics (DESIGN §6)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(default=False)
+    out_of_order: Mapped[bool] = mapped_column(default=False)
+    object_class: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(40))
+    http_method: Mapped[str] = mapped_column(String(8), default="POST")
+    external_url: Mapped[str] = mapped_column(Text)
+    jwt_secret: Mapped[str] = mapped_column(String(100))
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Statistics, filled by the delivery engine; never pruned.
+    events_count: Mapped[int] = mapped_column(default=0)
+    triggers_count: Mapped[int] = mapped_column(default=0)
+    success_count: Mapped[int] = mapped_column(default=0)
+    failure_count: Mapped[int] = mapped_column(default=0)
+    failures_since_last_success: Mapped[int] = mapped_column(default=0)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_trigger_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[Account] = relationship()
+    product: Mapped[Product] = relationship()
+
+    @property
+    def catalog_entry(self) -> WebhookType:
+        entry = by_pair(self.object_class, self.type)
+        if entry is None:  # pragma: no cover - rows are validated against the catalog
+            raise LookupError(f"{self.object_class}/{self.type} is not in the catalog")
+        return entry
+
+    @property
+    def status(self) -> str:
+        """Enabled, Disabled or Out of order, as the pages show it."""
+        if not self.active:
+            return "Disabled"
+        return "Out of order" if self.out_of_order else "Enabled"
+
+    def __repr__(self) -> str:
+        return f"<Webhook {self.id}>"
+
+
+class WizardDraft(db.Model):
+    """What a person has typed so far in the creation wizard, kept server-side."""
+
+    __tablename__ = "wizard_drafts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    completed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

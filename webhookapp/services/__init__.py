@@ -1,0 +1,1 @@
+"""Business rules. Blueprints, the command line and workers call these; they own transactions."""

@@ -1,0 +1,166 @@
+"""Field rules for webhooks (DESIGN §4), shared by the wizard, the edit page and the API.
+
+Each rule takes raw input and returns the cleaned value or raises :class:`RuleError` with a
+message fit to show next to the field.  ``RuleError`` is a ``ValueError``, which WTForms treats as
+a validation failure, so a rule can serve as a form validator unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+LABEL_MAX = 100
+DESCRIPTION_MAX = 2000
+URL_MAX = 4096
+SECRET_MAX = 100
+HEADER_NAME_MAX = 256
+HEADER_VALUE_MAX = 4096
+HEADERS_MAX = 50
+DATA_MAX_BYTES = 64 * 1024
+METHODS = ("GET", "POST")
+
+# The delivery engine sets these itself; Connection and Transfer-Encoding would break framing.
+FORBIDDEN_HEADERS = frozenset(
+    {"authorization", "host", "content-length", "content-type", "connection", "transfer-encoding"}
+)
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field-name
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class RuleError(ValueError):
+    """An input that breaks a rule; the message is for the person who typed it."""
+
+
+def label(value: str | None) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise RuleError("Name is required.")
+    if len(text) > LABEL_MAX:
+        raise RuleError(f"Name must be at most {LABEL_MAX} characters (it has {len(text)}).")
+    if _CONTROL.search(text):
+        raise RuleError("Name may not contain control characters.")
+    return text
+
+
+def description(value: str | None) -> str:
+    text = (value or "").strip()
+    if len(text) > DESCRIPTION_MAX:
+        raise RuleError(f"Description must be at most {DESCRIPTION_MAX} characters.")
+    return text
+
+
+def external_url(value: str | None) -> str:
+    url = (value or "").strip()
+    if not url:
+        raise RuleError("Endpoint URL is required.")
+    if len(url) > URL_MAX:
+        raise RuleError(f"Endpoint URL must be at most {URL_MAX} characters (it has {len(url)}).")
+    if _CONTROL.search(url) or " " in url:
+        raise RuleError("Endpoint URL may not contain spaces or control characters.")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise RuleError("Endpoint URL is not a valid URL.") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise RuleError("Endpoint URL must start with http:// or https://.")
+    if not parts.hostname:
+        raise RuleError("Endpoint URL must name a host.")
+    if parts.username or parts.password:
+        raise RuleError("Endpoint URL may not contain a user name or password; use a header.")
+    return url
+
+
+def jwt_secret(value: str | None) -> str:
+    """A non-empty secret of printable characters; the caller generates one when empty."""
+    secret = (value or "").strip()
+    if not secret:
+        raise RuleError("JWT secret is required.")
+    if len(secret) > SECRET_MAX:
+        raise RuleError(f"JWT secret must be at most {SECRET_MAX} characters.")
+    if _CONTROL.search(secret):
+        raise RuleError("JWT secret may not contain control characters.")
+    return secret
+
+
+def http_method(value: str | None) -> str:
+    method = (value or "").strip().upper()
+    if method not in METHODS:
+        raise RuleError("Method must be GET or POST.")
+    return method
+
+
+def header_name(value: str | None) -> str:
+    name = (value or "").strip()
+    if not name:
+        raise RuleError("Header name is required.")
+    if len(name) > HEADER_NAME_MAX:
+        raise RuleError(f"Header name must be at most {HEADER_NAME_MAX} characters.")
+    if not _TOKEN.match(name):
+        raise RuleError(f"“{name}” is not a valid header name (letters, digits and - _ . ! # $ & ' * + ^ ` | ~).")
+    if name.lower() in FORBIDDEN_HEADERS:
+        raise RuleError(f"The {name} header is set by the webhook service and cannot be overridden.")
+    return name
+
+
+def header_value(value: str | None) -> str:
+    text = value or ""
+    if "\r" in text or "\n" in text:
+        raise RuleError("Header values may not contain line breaks.")
+    if _CONTROL_BUT_TAB.search(text):
+        raise RuleError("Header values may not contain control characters.")
+    if len(text) > HEADER_VALUE_MAX:
+        raise RuleError(f"Header values must be at most {HEADER_VALUE_MAX} characters.")
+    return text.strip()
+
+
+def headers(pairs: Iterable[tuple[str, str]] | dict[str, str] | None) -> dict[str, str]:
+    """Validate name/value pairs (blank rows skipped) into an ordered ``{name: value}``."""
+    items = pairs.items() if isinstance(pairs, dict) else (pairs or [])
+    cleaned: dict[str, str] = {}
+    seen: set[str] = set()
+    for raw_name, raw_value in items:
+        if not (raw_name or "").strip() and not (raw_value or "").strip():
+            continue
+        if not isinstance(raw_name, str) or not isinstance(raw_value, str):
+            raise RuleError("Header names and values must be strings.")
+        name = header_name(raw_name)
+        if name.lower() in seen:
+            raise RuleError(f"The {name} header is given twice.")
+        seen.add(name.lower())
+        cleaned[name] = header_value(raw_value)
+    if len(cleaned) > HEADERS_MAX:
+        raise RuleError(f"At most {HEADERS_MAX} headers are allowed.")
+    return cleaned
+
+
+def data_text(value: str | None) -> dict[str, Any]:
+    """Parse the Additional data text box: empty means ``{}``, otherwise a JSON object."""
+    text = (value or "").strip()
+    if not text:
+        return {}
+    if len(text.encode()) > DATA_MAX_BYTES:
+        raise RuleError(f"Additional data must be at most {DATA_MAX_BYTES // 1024} KiB.")
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RuleError(
+            f"Additional data is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from None
+    return data_object(parsed)
+
+
+def data_object(value: Any) -> dict[str, Any]:
+    """Additional data given as already-parsed JSON: must be an object within the size cap."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RuleError('Additional data must be a JSON object, such as {"purpose": "demo"}.')
+    if len(json.dumps(value).encode()) > DATA_MAX_BYTES:
+        raise RuleError(f"Additional data must be at most {DATA_MAX_BYTES // 1024} KiB.")
+    return value

@@ -1,0 +1,82 @@
+"""API tokens: shown once at creation, stored as a SHA-256 digest, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Account, ApiToken, utcnow
+
+TOKEN_PREFIX = "whk_"
+NAME_MAX = 100
+
+
+class TokenError(Exception):
+    """A token request that cannot be carried out; the message says why."""
+
+
+def _digest(token: str) -> str:
+    # Tokens carry 256 random bits, so a fast digest is as safe as a slow password hash.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(account: Account, name: str, *, platform: bool = False) -> tuple[ApiToken, str]:
+    """Create a token; returns the row and the plain token, which is never stored."""
+    name = name.strip()
+    if not name:
+        raise TokenError("Token name is required.")
+    if len(name) > NAME_MAX:
+        raise TokenError(f"Token name must be at most {NAME_MAX} characters.")
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        account_id=account.id,
+        name=name,
+        token_hash=_digest(plain),
+        prefix=plain[: len(TOKEN_PREFIX) + 6],
+        is_platform=platform,
+    )
+    db.session.add(token)
+    db.session.commit()
+    return token, plain
+
+
+def list_tokens(account: Account) -> list[ApiToken]:
+    """The account's tokens, active first, newest first."""
+    query = (
+        select(ApiToken)
+        .where(ApiToken.account_id == account.id)
+        .order_by(ApiToken.revoked_at.is_not(None), ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
+    return list(db.session.scalars(query))
+
+
+def get_token(account: Account, token_id: int) -> ApiToken | None:
+    """The account's token with this id; None for another account's."""
+    return db.session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.account_id == account.id))
+
+
+def revoke_token(token: ApiToken) -> None:
+    """Revoke a token at once; it stays listed as revoked."""
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        db.session.commit()
+
+
+def authenticate_header(header: str | None) -> ApiToken | None:
+    """The active token named by an ``Authorization: ApiKey|Bearer <token>`` header, or None.
+
+    Marks the token as used now.
+    """
+    scheme, _, value = (header or "").strip().partition(" ")
+    if scheme.lower() not in ("apikey", "bearer") or not value.strip():
+        return None
+    token = db.session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _digest(value.strip()), ApiToken.revoked_at.is_(None))
+    )
+    if token is not None:
+        token.last_used_at = utcnow()
+        db.session.commit()
+    return token

@@ -1,0 +1,215 @@
+"""Webhook lifecycle: create, update, enable/disable, delete, and the account-scoped queries.
+
+The wizard, the edit page and (later) the API all land here, so the rules of DESIGN §3–§4 are
+checked in one place whatever the caller already checked.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+
+from .. import catalog
+from ..extensions import db
+from ..ids import WEBHOOK_GROUPS, new_id
+from ..models import Account, Product, Webhook, utcnow
+from . import rules
+
+STATUSES = {"enabled": "Enabled", "disabled": "Disabled", "out_of_order": "Out of order"}
+
+
+class WebhookValidationError(Exception):
+    """Input that breaks one or more rules: ``errors`` maps a field name to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+        self.errors = errors
+
+
+def generate_secret() -> str:
+    """A strong JWT secret: 256 random bits, URL-safe text."""
+    return secrets.token_urlsafe(32)
+
+
+def usable_products(account: Account) -> list[Product]:
+    """Products the account may attach webhooks to: a vendor's own, or all for a distributor."""
+    query = select(Product).order_by(Product.name, Product.id)
+    if account.is_vendor:
+        query = query.where(Product.vendor_id == account.id)
+    return list(db.session.scalars(query))
+
+
+def usable_product(account: Account, product_id: str | None) -> Product | None:
+    """The product with this id if the account may use it, else None."""
+    product = db.session.get(Product, product_id) if product_id else None
+    if product is None or (account.is_vendor and product.vendor_id != account.id):
+        return None
+    return product
+
+
+def type_choices(account: Account, product: Product | None) -> list[tuple[catalog.WebhookType, str | None]]:
+    """Every catalog row with the reason it is unavailable to this account and product (or None)."""
+    capabilities = product.capabilities if product else set()
+    return [
+        (entry, catalog.unavailable_reason(entry, is_vendor=account.is_vendor, capabilities=capabilities))
+        for entry in catalog.CATALOG
+    ]
+
+
+def check_type(account: Account, product: Product | None, type_key: str | None) -> catalog.WebhookType:
+    """The catalog row for ``type_key`` if this account may use it on this product."""
+    entry = catalog.by_key(type_key or "")
+    if entry is None:
+        raise rules.RuleError("Choose one of the listed types.")
+    capabilities = product.capabilities if product else set()
+    reason = catalog.unavailable_reason(entry, is_vendor=account.is_vendor, capabilities=capabilities)
+    if reason:
+        raise rules.RuleError(f"{entry.label}: {reason}")
+    return entry
+
+
+def get_webhook(account: Account, webhook_id: str) -> Webhook | None:
+    """The account's webhook with this id; None for unknown ids and other accounts' webhooks."""
+    return db.session.scalar(select(Webhook).where(Webhook.id == webhook_id, Webhook.account_id == account.id))
+
+
+def list_query(account: Account, search: str = "", status: str = "", type_key: str = "") -> Select:
+    """The account's webhooks, newest first, narrowed by name search, status and type."""
+    query = select(Webhook).where(Webhook.account_id == account.id)
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(or_(Webhook.label.ilike(f"%{escaped}%", escape="\\"), Webhook.id == search.upper()))
+    if status == "enabled":
+        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(False))
+    elif status == "disabled":
+        query = query.where(Webhook.active.is_(False))
+    elif status == "out_of_order":
+        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(True))
+    entry = catalog.by_key(type_key)
+    if entry:
+        query = query.where(Webhook.object_class == entry.object_class, Webhook.type == entry.type)
+    return query.order_by(Webhook.created_at.desc(), Webhook.id)
+
+
+def _clean(fields: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Apply the field rules to every field present in ``fields``; collect messages in ``errors``."""
+    field_rules = {
+        "label": rules.label,
+        "description": rules.description,
+        "external_url": rules.external_url,
+        "jwt_secret": rules.jwt_secret,
+        "http_method": rules.http_method,
+        "headers": rules.headers,
+        "data": rules.data_object,
+    }
+    cleaned: dict[str, Any] = {}
+    for name, rule in field_rules.items():
+        if name in fields:
+            try:
+                cleaned[name] = rule(fields[name])
+            except rules.RuleError as exc:
+                errors.setdefault(name, []).append(str(exc))
+    if "active" in fields:
+        if isinstance(fields["active"], bool):
+            cleaned["active"] = fields["active"]
+        else:
+            errors.setdefault("active", []).append("Enabled must be true or false.")
+    return cleaned
+
+
+def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
+    """Validate ``fields`` and create the webhook in one transaction.
+
+    ``fields``: label, description, active, product_id, type_key, http_method, external_url,
+    jwt_secret (generated when empty), headers, data (kept only for POST).
+    """
+    fields = dict(fields)
+    if not (fields.get("jwt_secret") or "").strip():
+        fields["jwt_secret"] = generate_secret()
+    errors: dict[str, list[str]] = {}
+    for required in ("label", "external_url", "http_method"):
+        fields.setdefault(required, None)
+    cleaned = _clean(fields, errors)
+    product = usable_product(account, fields.get("product_id"))
+    if product is None:
+        errors["product_id"] = ["Choose one of the products available to your account."]
+    try:
+        entry = check_type(account, product, fields.get("type_key"))
+    except rules.RuleError as exc:
+        errors["type_key"] = [str(exc)]
+    if errors:
+        raise WebhookValidationError(errors)
+    if cleaned["http_method"] != "POST":
+        cleaned["data"] = {}
+    now = utcnow()
+    webhook = Webhook(
+        id=_unused_webhook_id(),
+        account_id=account.id,
+        product_id=product.id,
+        object_class=entry.object_class,
+        type=entry.type,
+        label=cleaned["label"],
+        description=cleaned.get("description", ""),
+        active=cleaned.get("active", False),
+        http_method=cleaned["http_method"],
+        external_url=cleaned["external_url"],
+        jwt_secret=cleaned["jwt_secret"],
+        headers=cleaned.get("headers", {}),
+        data=cleaned.get("data", {}),
+        created_at=now,
+        modified_at=now,
+    )
+    db.session.add(webhook)
+    db.session.commit()
+    return webhook
+
+
+def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
+    """Apply a partial update; product and type are fixed at creation and may not change."""
+    errors: dict[str, list[str]] = {}
+    if "product_id" in fields and fields["product_id"] != webhook.product_id:
+        errors["product_id"] = ["The product cannot be changed after creation."]
+    if "type_key" in fields and fields["type_key"] != webhook.catalog_entry.key:
+        errors["type_key"] = ["The type cannot be changed after creation."]
+    fields = dict(fields)
+    if "jwt_secret" in fields and not (fields["jwt_secret"] or "").strip():
+        del fields["jwt_secret"]  # empty means "keep the current secret"
+    cleaned = _clean(fields, errors)
+    if errors:
+        raise WebhookValidationError(errors)
+    enabling = cleaned.get("active") and not webhook.active
+    for name, value in cleaned.items():
+        setattr(webhook, name, value)
+    if enabling:
+        webhook.out_of_order = False
+    if webhook.http_method != "POST":
+        webhook.data = {}
+    webhook.modified_at = utcnow()
+    db.session.commit()
+    return webhook
+
+
+def set_enabled(webhook: Webhook, enabled: bool) -> Webhook:
+    """Enable or disable; enabling also brings an Out-of-order webhook back into service."""
+    webhook.active = enabled
+    if enabled:
+        webhook.out_of_order = False
+    webhook.modified_at = utcnow()
+    db.session.commit()
+    return webhook
+
+
+def delete_webhook(webhook: Webhook) -> None:
+    """Delete the webhook for good."""
+    db.session.delete(webhook)
+    db.session.commit()
+
+
+def _unused_webhook_id() -> str:
+    while True:
+        candidate = new_id("WH", WEBHOOK_GROUPS)
+        if db.session.get(Webhook, candidate) is None:
+            return candidate

@@ -1,0 +1,15 @@
+"""API token form."""
+
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from ..services.tokens import NAME_MAX
+
+
+class TokenForm(FlaskForm):
+    name = StringField(
+        "Token name",
+        validators=[DataRequired("Give the token a name, such as the system that will use it."), Length(max=NAME_MAX)],
+        description="For example the name of the system that will post events with it.",
+    )

@@ -1,0 +1,51 @@
+"""The API tokens page: create (the token is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug import Response
+
+from ..services import tokens as service
+from .forms import TokenForm
+
+blueprint = Blueprint("settings", __name__, url_prefix="/settings")
+
+
+def _render_tokens(form: TokenForm, new_token: str | None = None, status: int = 200) -> Response:
+    response = make_response(
+        render_template(
+            "settings/tokens.html", form=form, tokens=service.list_tokens(current_user.account), new_token=new_token
+        ),
+        status,
+    )
+    if new_token:
+        # The plain token appears on this one response only: keep it out of every cache.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.get("/tokens")
+def tokens() -> Response:
+    return _render_tokens(TokenForm())
+
+
+@blueprint.post("/tokens")
+def create_token() -> Response:
+    form = TokenForm()
+    if not form.validate():
+        return _render_tokens(form, status=400)
+    token, plain = service.create_token(current_user.account, form.name.data)
+    flash(f"Token “{token.name}” created. Copy it now: it will not be shown again.", "success")
+    # Rendered directly, not flashed: the session cookie is signed, not encrypted.
+    return _render_tokens(TokenForm(formdata=None), new_token=plain)
+
+
+@blueprint.post("/tokens/<int:token_id>/revoke")
+def revoke_token(token_id: int) -> Response:
+    token = service.get_token(current_user.account, token_id)
+    if token is None:
+        abort(404)
+    service.revoke_token(token)
+    flash(f"Token “{token.name}” revoked.", "success")
+    return redirect(url_for("settings.tokens"))

@@ -1,0 +1,1 @@
+"""Webhook pages: the list, details, edit, enable/disable, delete, and the creation wizard."""

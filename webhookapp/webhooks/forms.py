@@ -1,0 +1,158 @@
+"""Forms for the wizard steps and the edit page; field rules come from ``services.rules``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, FieldList, Form, FormField, RadioField, SelectChoice, StringField, TextAreaField
+from wtforms.validators import ValidationError
+
+from ..services import rules
+
+ENABLED_HINT = (
+    "In case you are not sure about all webhook parameters, keep the switch disabled. "
+    "You can turn your webhook on after clarifying all required parameters."
+)
+
+
+def apply_rule(check: Callable[[Any], Any], field: Any) -> None:
+    """Clean ``field.data`` with a ``services.rules`` function; its error becomes the field's."""
+    try:
+        field.data = check(field.data)
+    except rules.RuleError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def rule(check: Callable[[Any], Any]) -> Callable[[Any, Any], None]:
+    """Turn a ``services.rules`` function into a WTForms validator."""
+    return lambda form, field: apply_rule(check, field)
+
+
+class HeaderRowForm(Form):
+    """One name/value row of the Headers table (validated as a whole by the parent form)."""
+
+    name = StringField("Header name")
+    value = StringField("Header value")
+
+
+class GeneralForm(FlaskForm):
+    label = StringField("Name", validators=[rule(rules.label)])
+    description = TextAreaField("Description", validators=[rule(rules.description)])
+    active = BooleanField("Enabled", description=ENABLED_HINT)
+
+
+class ProductForm(FlaskForm):
+    product_id = RadioField("Product", choices=[], validate_choice=False)
+
+    def __init__(self, *args: Any, products: list[Any], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.products = products
+        self.product_id.choices = [SelectChoice(p.id, p.name) for p in products]
+
+    def validate_product_id(self, field: Any) -> None:
+        if field.data not in {p.id for p in self.products}:
+            raise ValidationError("Choose one of the products available to your account.")
+
+
+class TypeForm(FlaskForm):
+    type_key = RadioField("Type", choices=[], validate_choice=False)
+
+    def __init__(self, *args: Any, check_type: Callable[[str | None], Any], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.check_type = check_type
+
+    def validate_type_key(self, field: Any) -> None:
+        apply_rule(lambda key: self.check_type(key).key, field)
+
+
+class HttpSettingsForm(FlaskForm):
+    external_url = StringField("Endpoint URL", validators=[rule(rules.external_url)])
+    jwt_secret = StringField("JWT secret", validators=[rule(rules.jwt_secret)])
+    http_method = RadioField(
+        "Method", choices=[SelectChoice("POST"), SelectChoice("GET")], default="POST", validate_choice=False
+    )
+    headers = FieldList(FormField(HeaderRowForm), label="Headers", min_entries=1, max_entries=rules.HEADERS_MAX + 1)
+
+    def validate_http_method(self, field: Any) -> None:
+        apply_rule(rules.http_method, field)
+
+    def validate_headers(self, field: Any) -> None:
+        try:
+            rules.headers(self.header_pairs())
+        except rules.RuleError as exc:
+            raise ValidationError(str(exc)) from None  # shown above the rows
+
+    def header_pairs(self) -> list[tuple[str, str]]:
+        return [(row.form.name.data or "", row.form.value.data or "") for row in self.headers]
+
+    def add_service_errors(self, errors: dict[str, list[str]]) -> None:
+        """Show errors found by the service next to the fields they concern."""
+        for name, messages in errors.items():
+            field = self._fields.get("custom_data" if name == "data" else name)
+            if field is not None:
+                field.errors = [*field.errors, *messages]
+            else:
+                self.form_errors.extend(messages)
+
+
+class DataForm(FlaskForm):
+    # Not called "data": that name is taken by WTForms' own Form.data.
+    custom_data = TextAreaField("Additional data (JSON object)", validators=[rule(rules.data_text)])
+
+
+class EditForm(GeneralForm, HttpSettingsForm, DataForm):
+    """The edit page: General, HTTP Settings and Additional data in one form."""
+
+    jwt_secret = StringField("JWT secret", description="Leave empty to keep the current secret.")
+    custom_data = TextAreaField("Additional data (JSON object)")
+
+    def to_fields(self) -> dict[str, Any]:
+        """The validated form as ``services.webhooks.update_webhook`` fields."""
+        return {
+            "label": self.label.data,
+            "description": self.description.data,
+            "active": bool(self.active.data),
+            "external_url": self.external_url.data,
+            "jwt_secret": self.jwt_secret.data or "",
+            "http_method": self.http_method.data,
+            "headers": self.header_pairs(),
+            "data": self.custom_data.data if isinstance(self.custom_data.data, dict) else {},
+        }
+
+    def validate_jwt_secret(self, field: Any) -> None:
+        if field.data:
+            apply_rule(rules.jwt_secret, field)
+
+    def validate_custom_data(self, field: Any) -> None:
+        # Additional data is only sent with POST; for GET the text box is ignored.
+        if self.http_method.data != "GET":
+            apply_rule(rules.data_text, field)
+
+
+def format_data(data: dict[str, Any]) -> str:
+    """Additional data as the text box shows it: pretty JSON, or empty for ``{}``."""
+    return json.dumps(data, indent=2, ensure_ascii=False) if data else ""
+
+
+def apply_row_action(form: HttpSettingsForm, action: str) -> bool:
+    """Handle the Headers table's "Add header" and "Remove" buttons (no JavaScript needed).
+
+    Returns True when ``action`` was one of them, so the caller shows the form again.
+    """
+    rows = form.header_pairs()
+    if action == "add_header":
+        rows.append(("", ""))
+    elif action.startswith("remove_header-") and action.removeprefix("remove_header-").isdigit():
+        index = int(action.removeprefix("remove_header-"))
+        if index < len(rows):
+            del rows[index]
+    else:
+        return False
+    while form.headers.entries:
+        form.headers.pop_entry()
+    for name, value in rows or [("", "")]:
+        form.headers.append_entry({"name": name, "value": value})
+    return True

@@ -1,0 +1,124 @@
+"""Webhook list, details, edit, enable/disable and delete. Another account's id is a 404."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug import Response
+
+from .. import catalog
+from ..extensions import db
+from ..models import Webhook
+from ..services import webhooks as service
+from ..urls import safe_local_path
+from .forms import EditForm, apply_row_action, format_data
+
+blueprint = Blueprint("webhooks", __name__)
+
+
+def _own_webhook(webhook_id: str) -> Webhook:
+    webhook = service.get_webhook(current_user.account, webhook_id)
+    if webhook is None:
+        abort(404)
+    return webhook
+
+
+@blueprint.get("/")
+def root() -> Response:
+    return redirect(url_for("webhooks.index"))
+
+
+@blueprint.get("/webhooks")
+def index() -> str:
+    search = request.args.get("q", "").strip()[:100]
+    status = request.args.get("status", "")
+    type_key = request.args.get("type", "")
+    query = service.list_query(current_user.account, search, status, type_key)
+    page = db.paginate(query, per_page=current_app.config["WEBHOOKS_PER_PAGE"], error_out=False)
+    return render_template(
+        "webhooks/list.html",
+        page=page,
+        search=search,
+        status=status if status in service.STATUSES else "",
+        type_key=type_key if catalog.by_key(type_key) else "",
+        statuses=service.STATUSES,
+        filtered=bool(search or status or type_key),
+    )
+
+
+@blueprint.get("/webhooks/<webhook_id>")
+def details(webhook_id: str) -> str:
+    webhook = _own_webhook(webhook_id)
+    reveal = request.args.get("reveal") == "secret"
+    return render_template("webhooks/details.html", webhook=webhook, reveal=reveal)
+
+
+@blueprint.get("/webhooks/<webhook_id>/secret")
+def secret(webhook_id: str) -> Response:
+    """The JWT secret as JSON, for the reveal and copy buttons; never cached."""
+    response = jsonify(jwt_secret=_own_webhook(webhook_id).jwt_secret)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.route("/webhooks/<webhook_id>/edit", methods=["GET", "POST"])
+def edit(webhook_id: str) -> str | Response:
+    webhook = _own_webhook(webhook_id)
+    if request.method == "GET":
+        form = EditForm(
+            formdata=None,
+            label=webhook.label,
+            description=webhook.description,
+            active=webhook.active,
+            external_url=webhook.external_url,
+            http_method=webhook.http_method,
+            headers=[{"name": name, "value": value} for name, value in webhook.headers.items()] or [{}],
+            custom_data=format_data(webhook.data),
+        )
+        return render_template("webhooks/edit.html", webhook=webhook, form=form)
+    form = EditForm()
+    action = request.form.get("action", "save")
+    if action == "generate_secret":
+        form.jwt_secret.data = service.generate_secret()
+        flash("A new JWT secret was generated. Save to apply it; until then the old one stays in use.", "info")
+    elif apply_row_action(form, action):
+        pass  # rows added or removed; show the form again
+    elif form.validate():
+        try:
+            service.update_webhook(webhook, form.to_fields())
+        except service.WebhookValidationError as exc:
+            form.add_service_errors(exc.errors)
+        else:
+            flash(f"Webhook “{webhook.label}” saved.", "success")
+            return redirect(url_for("webhooks.details", webhook_id=webhook.id))
+    return render_template("webhooks/edit.html", webhook=webhook, form=form)
+
+
+@blueprint.post("/webhooks/<webhook_id>/enable")
+def enable(webhook_id: str) -> Response:
+    webhook = service.set_enabled(_own_webhook(webhook_id), True)
+    flash(f"Webhook “{webhook.label}” enabled.", "success")
+    return redirect(_back_to(webhook))
+
+
+@blueprint.post("/webhooks/<webhook_id>/disable")
+def disable(webhook_id: str) -> Response:
+    webhook = service.set_enabled(_own_webhook(webhook_id), False)
+    flash(f"Webhook “{webhook.label}” disabled.", "success")
+    return redirect(_back_to(webhook))
+
+
+@blueprint.route("/webhooks/<webhook_id>/delete", methods=["GET", "POST"])
+def delete(webhook_id: str) -> str | Response:
+    webhook = _own_webhook(webhook_id)
+    if request.method == "GET":
+        return render_template("webhooks/delete.html", webhook=webhook)
+    label = webhook.label
+    service.delete_webhook(webhook)
+    flash(f"Webhook “{label}” deleted.", "success")
+    return redirect(url_for("webhooks.index"))
+
+
+def _back_to(webhook: Webhook) -> str:
+    """Return to the list (keeping its filters) when the action came from there, else the details."""
+    return safe_local_path(request.form.get("next"), url_for("webhooks.details", webhook_id=webhook.id))

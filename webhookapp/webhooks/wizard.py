@@ -1,0 +1,168 @@
+"""The "Create Webhook" wizard: General, Product, Type, HTTP Settings, Additional data.
+
+One server-rendered page per step with Back / Next / Cancel.  What was typed is kept in a
+server-side draft (``services.drafts``), so a reload or Back keeps it and nothing rides in the
+cookie.  A step can only be opened once the steps before it are complete.  The last step's
+Create hands the whole draft to ``services.webhooks.create_webhook``, which checks every rule
+again; an error found there sends the person back to the step that holds the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug import Response
+
+from ..models import WizardDraft
+from ..services import drafts, rules
+from ..services import webhooks as service
+from .forms import DataForm, GeneralForm, HttpSettingsForm, ProductForm, TypeForm, apply_row_action
+
+blueprint = Blueprint("wizard", __name__, url_prefix="/webhooks/new")
+
+STEPS = ("general", "product", "type", "http", "data")
+TITLES = {
+    "general": "General",
+    "product": "Product",
+    "type": "Type",
+    "http": "HTTP Settings",
+    "data": "Additional data",
+}
+FIELD_STEPS = {
+    "label": "general",
+    "description": "general",
+    "active": "general",
+    "product_id": "product",
+    "type_key": "type",
+    "external_url": "http",
+    "jwt_secret": "http",
+    "http_method": "http",
+    "headers": "http",
+    "data": "data",
+}
+
+
+def _make_form(step: str, draft: WizardDraft, formdata: Any = None) -> FlaskForm:
+    """The step's form, filled from the request when posted, else from the draft."""
+    values = dict(draft.data)
+    account = current_user.account
+    if step == "general":
+        return GeneralForm(formdata=formdata, data=values)
+    if step == "product":
+        return ProductForm(formdata=formdata, data=values, products=service.usable_products(account))
+    if step == "type":
+        product = service.usable_product(account, values.get("product_id"))
+        return TypeForm(
+            formdata=formdata, data=values, check_type=lambda key: service.check_type(account, product, key)
+        )
+    if step == "http":
+        values["headers"] = [{"name": n, "value": v} for n, v in values.get("headers", [])] or [{}]
+        return HttpSettingsForm(formdata=formdata, data=values)
+    return DataForm(formdata=formdata, data={"custom_data": values.get("data_text", "")})
+
+
+def _typed_values(step: str, form: FlaskForm) -> dict[str, Any]:
+    """What the person typed on this step, raw, as the draft keeps it."""
+    if step == "general":
+        return {"label": form.label.data or "", "description": form.description.data or "", "active": form.active.data}
+    if step == "product":
+        return {"product_id": form.product_id.data}
+    if step == "type":
+        return {"type_key": form.type_key.data}
+    if step == "http":
+        return {
+            "external_url": form.external_url.data or "",
+            "jwt_secret": form.jwt_secret.data or "",
+            "http_method": form.http_method.data or "",
+            "headers": form.header_pairs(),
+        }
+    return {"data_text": form.custom_data.data or ""}
+
+
+@blueprint.get("")
+def start() -> Response:
+    """Open a fresh draft with a strong secret and POST pre-selected."""
+    draft = drafts.start_draft(current_user, {"jwt_secret": service.generate_secret(), "http_method": "POST"})
+    return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[0]))
+
+
+@blueprint.route("/<draft_id>/<step>", methods=["GET", "POST"])
+def step(draft_id: str, step: str) -> str | Response:
+    draft = drafts.get_draft(current_user, draft_id)
+    if draft is None or step not in STEPS:
+        abort(404)
+    position = STEPS.index(step)
+    missing = next((name for name in STEPS[:position] if name not in draft.completed), None)
+    if missing:
+        return redirect(url_for("wizard.step", draft_id=draft.id, step=missing))
+
+    if request.method == "GET":
+        form = _make_form(step, draft)
+        if request.args.get("check"):
+            form.validate()
+        return _render(draft, step, form)
+
+    action = request.form.get("action", "next")
+    if action == "cancel":
+        drafts.discard_draft(draft)
+        flash("Webhook creation cancelled.", "info")
+        return redirect(url_for("webhooks.index"))
+
+    form = _make_form(step, draft, formdata=request.form)
+    typed = _typed_values(step, form)
+    if action == "back":
+        drafts.save_step(draft, typed)
+        return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[max(position - 1, 0)]))
+    if step == "http" and apply_row_action(form, action):
+        drafts.save_step(draft, _typed_values(step, form), step=step, completed=False)
+        return _render(draft, step, form)
+    if not form.validate():
+        drafts.save_step(draft, typed, step=step, completed=False)
+        return _render(draft, step, form), 400
+    drafts.save_step(draft, typed, step=step, completed=True)
+    if step != STEPS[-1]:
+        return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[position + 1]))
+    return _create(draft)
+
+
+def _create(draft: WizardDraft) -> Response:
+    values = draft.data
+    fields = {name: values.get(name) for name in FIELD_STEPS if name != "data"}
+    fields["active"] = bool(values.get("active"))
+    fields["headers"] = [tuple(pair) for pair in values.get("headers", [])]
+    try:
+        fields["data"] = rules.data_text(values.get("data_text")) if values.get("http_method") == "POST" else {}
+        webhook = service.create_webhook(current_user.account, fields)
+    except (rules.RuleError, service.WebhookValidationError) as exc:
+        errors = exc.errors if isinstance(exc, service.WebhookValidationError) else {"data": [str(exc)]}
+        first = min((FIELD_STEPS.get(name, "general") for name in errors), key=STEPS.index)
+        drafts.save_step(draft, {}, step=first, completed=False)
+        flash("Please correct the highlighted fields.", "error")
+        return redirect(url_for("wizard.step", draft_id=draft.id, step=first, check=1))
+    drafts.discard_draft(draft)
+    flash(f"Webhook “{webhook.label}” created.", "success")
+    return redirect(url_for("webhooks.details", webhook_id=webhook.id))
+
+
+def _render(draft: WizardDraft, step: str, form: FlaskForm) -> str:
+    account = current_user.account
+    context: dict[str, Any] = {}
+    if step == "type":
+        product = service.usable_product(account, draft.data.get("product_id"))
+        context = {"choices": service.type_choices(account, product), "product": product}
+    elif step == "product":
+        context = {"products": form.products}
+    return render_template(
+        f"wizard/{step}.html",
+        draft=draft,
+        step=step,
+        steps=STEPS,
+        titles=TITLES,
+        form=form,
+        is_last=step == STEPS[-1],
+        method=draft.data.get("http_method", "POST"),
+        **context,
+    )
