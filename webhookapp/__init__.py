@@ -37,6 +37,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.config.from_object(config_class)
     app.config.update(overrides or {})
     config_class.finalize(app.config)
+    os.makedirs(app.instance_path, exist_ok=True)  # the default SQLite database lives there
     app.config["VERSION"] = __version__
 
     register_extensions(app)
