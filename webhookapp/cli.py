@@ -20,9 +20,8 @@ def _fail(message: str) -> None:
 def seed_demo(password: str, if_empty: bool) -> None:
     """Create a demo vendor and distributor, a user each and three products; print the logins."""
     if if_empty and not accounts.is_empty():
-        click.echo(
-            "The database already has accounts; not seeding. Run 'flask --app wsgi seed-demo' to reset the demo."
-        )
+        click.echo("The database already has accounts; not seeding.")
+        click.echo(f"Demo login, unless changed: {accounts.DEMO_ACCOUNTS[0][3]} / {accounts.DEMO_PASSWORD}")
         return
     try:
         logins = accounts.seed_demo(password)

@@ -1,0 +1,163 @@
+"""The details page (reveal and copy the secret, edit, disable/enable) and deleting from the list."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import make_webhook
+from webhookapp.extensions import db
+from webhookapp.models import Webhook
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def hook(live_server) -> Webhook:
+    with live_server.db():
+        webhook = make_webhook(
+            live_server.tenant(),
+            label="Billing hook",
+            headers={"X-Api-Key": "abc"},
+            data={"purpose": "demo"},
+        )
+        db.session.expunge(webhook)
+    return webhook
+
+
+def stored(live_server, webhook_id: str) -> Webhook | None:
+    with live_server.db():
+        webhook = db.session.get(Webhook, webhook_id)
+        if webhook is not None:
+            db.session.expunge(webhook)
+        return webhook
+
+
+def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook):
+    page = logged_in
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page.goto(f"/webhooks/{hook.id}")
+    secret_box = page.locator("#http-settings .secret")
+    value = secret_box.locator("#jwt-secret")
+    expect(value).to_have_text("•" * 24)
+    assert hook.jwt_secret not in page.content()
+
+    copy = secret_box.get_by_role("button", name="Copy")
+    expect(copy).to_be_visible()  # shown by app.js
+    reveal = secret_box.get_by_role("link", name="Reveal")
+    expect(reveal).to_have_attribute("aria-pressed", "false")
+    reveal.click()
+    expect(value).to_have_text(hook.jwt_secret)
+    expect(page).to_have_url(re.compile(rf"/webhooks/{hook.id}$"))  # revealed in place, no reload
+    hide = secret_box.get_by_role("link", name="Hide")
+    expect(hide).to_have_attribute("aria-pressed", "true")
+    assert stored(live_server, hook.id).jwt_secret == value.inner_text()
+
+    copy.click()
+    expect(secret_box.locator(".copy-status")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == hook.jwt_secret
+
+    hide.click()
+    expect(value).to_have_text("•" * 24)
+    expect(secret_box.get_by_role("link", name="Reveal")).to_be_visible()
+
+
+def test_reveal_without_javascript(browser, live_server, hook: Webhook):
+    """The Reveal link also works as a plain link (?reveal=secret) when scripts are off."""
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    context.set_default_timeout(5_000)
+    page = context.new_page()
+    try:
+        from tests.browser.conftest import log_in
+
+        log_in(page)
+        page.goto(f"/webhooks/{hook.id}")
+        expect(page.get_by_role("button", name="Copy")).to_be_hidden()
+        page.get_by_role("link", name="Reveal").click()
+        expect(page).to_have_url(re.compile(r"\?reveal=secret#http-settings$"))
+        expect(page.locator("#jwt-secret")).to_have_text(hook.jwt_secret)
+    finally:
+        context.close()
+
+
+def test_edit_webhook(logged_in: Page, live_server, hook: Webhook):
+    page = logged_in
+    page.goto(f"/webhooks/{hook.id}")
+    page.get_by_role("link", name="Edit", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Edit webhook")
+    expect(page.get_by_label("Name")).to_have_value("Billing hook")
+    expect(page.get_by_label("JWT secret")).to_have_value("")
+
+    page.get_by_label("Name").fill("Billing hook v2")
+    page.get_by_role("button", name="+ Add header").click()
+    names, values = page.get_by_label("Header name"), page.get_by_label("Header value")
+    expect(names).to_have_count(2)
+    expect(page.get_by_label("Name")).to_have_value("Billing hook v2")  # kept across the re-render
+    names.nth(1).fill("X-Region")
+    values.nth(1).fill("eu-west")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page).to_have_url(re.compile(rf"/webhooks/{hook.id}$"))
+    expect(page.locator(".flash-success")).to_have_text("Webhook “Billing hook v2” saved.")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Billing hook v2")
+    rows = page.locator("#http-settings tbody tr")
+    expect(rows).to_have_text(["X-Api-Keyabc", "X-Regioneu-west"])
+
+    webhook = stored(live_server, hook.id)
+    assert webhook.label == "Billing hook v2"
+    assert webhook.headers == {"X-Api-Key": "abc", "X-Region": "eu-west"}
+    assert webhook.jwt_secret == hook.jwt_secret  # left empty: unchanged
+    assert webhook.data == {"purpose": "demo"}
+
+
+def test_disable_and_enable(logged_in: Page, live_server, hook: Webhook):
+    page = logged_in
+    page.goto(f"/webhooks/{hook.id}")
+    badge = page.get_by_role("heading", level=1).locator(".badge")
+    expect(badge).to_have_text("Enabled")
+
+    page.get_by_role("button", name="Disable").click()
+    expect(page.locator(".flash-success")).to_have_text("Webhook “Billing hook” disabled.")
+    expect(badge).to_have_text("Disabled")
+    expect(page.locator(".properties").first).to_contain_text("Disabled")
+    assert stored(live_server, hook.id).active is False
+
+    page.get_by_role("button", name="Enable").click()
+    expect(page.locator(".flash-success")).to_have_text("Webhook “Billing hook” enabled.")
+    expect(badge).to_have_text("Enabled")
+    expect(page.get_by_role("button", name="Disable")).to_be_visible()
+    assert stored(live_server, hook.id).active is True
+
+
+def test_delete_from_row_menu(logged_in: Page, live_server, hook: Webhook):
+    with live_server.db():
+        keep = make_webhook(live_server.tenant(), label="Keep me").id
+    page = logged_in
+    page.goto("/webhooks")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(2)
+
+    menu_button = page.get_by_label("Actions for Billing hook")
+    menu_item = page.locator("tr", has_text="Billing hook").get_by_role("link", name="Delete")
+    expect(menu_item).to_be_hidden()
+    menu_button.click()
+    expect(menu_item).to_be_visible()
+    page.keyboard.press("Escape")  # app.js closes the menu
+    expect(menu_item).to_be_hidden()
+    menu_button.click()
+    menu_item.click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Delete webhook?")
+    expect(page.locator(".card")).to_contain_text(hook.id)
+    expect(page.locator(".card")).to_contain_text(hook.external_url)
+    page.get_by_role("button", name="Delete").click()
+
+    expect(page).to_have_url(f"{live_server.url}/webhooks")
+    expect(page.locator(".flash-success")).to_have_text("Webhook “Billing hook” deleted.")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("Keep me")
+    expect(page.get_by_role("link", name="Billing hook")).to_have_count(0)
+    assert stored(live_server, hook.id) is None
+    assert stored(live_server, keep) is not None
