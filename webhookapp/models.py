@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -163,9 +163,24 @@ class Webhook(db.Model):
     next_trigger_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # {attempt_id, status, duration_ms, excerpt, error} of the last success / failure; kept when
+    # the attempt itself is pruned.
+    last_success_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_failure_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    # Trigger state (DESIGN §6): at most one pending trigger, due at ``next_trigger_at`` after
+    # ``trigger_attempts`` failed attempts, and at most one attempt in flight, leased until
+    # ``lease_expires_at`` under ``lease_id``.
+    trigger_attempts: Mapped[int] = mapped_column(default=0)
+    last_event_api_url: Mapped[str | None] = mapped_column(Text)
+    lease_id: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    lease_attempt: Mapped[int] = mapped_column(default=0)
 
     account: Mapped[Account] = relationship()
     product: Mapped[Product] = relationship()
+
+    __table_args__ = (Index("ix_webhooks_match", "product_id", "object_class", "type", "active"),)
 
     @property
     def catalog_entry(self) -> WebhookType:
@@ -195,3 +210,48 @@ class WizardDraft(db.Model):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     completed: Mapped[list[str]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Event(db.Model):
+    """A queue-change event accepted by ``POST /public/v1/events``."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("account_id", "client_event_id", name="uq_events_account_client_id"),)
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    client_event_id: Mapped[str | None] = mapped_column(String(100))
+    object_class: Mapped[str] = mapped_column(String(40))
+    product_id: Mapped[str] = mapped_column(String(20))
+    object_id: Mapped[str | None] = mapped_column(String(100))
+    api_url: Mapped[str | None] = mapped_column(Text)
+    webhook_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Attempt(db.Model):
+    """One HTTP call to a handler: the request as sent (JWT signature redacted) and the outcome."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_webhook_started", "webhook_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20), default="trigger")  # trigger or validation
+    number: Mapped[int] = mapped_column(default=1)  # attempt number within its trigger
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    success: Mapped[bool] = mapped_column(default=False)
+    request_method: Mapped[str] = mapped_column(String(8))
+    request_url: Mapped[str] = mapped_column(Text)
+    request_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    request_body: Mapped[str | None] = mapped_column(Text)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    response_truncated: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def outcome(self) -> str:
+        return "Success" if self.success else "Failure"
