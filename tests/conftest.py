@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from redis import Redis
 
+from tests.servers import HandlerServer, RedisServer
 from webhookapp import create_app
 from webhookapp.extensions import db
 from webhookapp.models import Account, Product, User, Webhook
@@ -25,9 +27,31 @@ def database_url(tmp_path) -> str:
     return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite'}"
 
 
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer | None]:
+    """A private redis-server for the session, or None when ``REDIS_URL`` names one to use."""
+    if os.environ.get("REDIS_URL"):
+        yield None
+        return
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
 @pytest.fixture
-def app(tmp_path) -> Iterator[Flask]:
-    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+def redis_url(redis_server: RedisServer | None) -> str:
+    """An empty Redis for this test."""
+    if redis_server is not None and redis_server.process is None:
+        redis_server.start()  # a test stopped it
+    url = redis_server.url if redis_server else os.environ["REDIS_URL"]
+    Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+def app(tmp_path, redis_url: str) -> Iterator[Flask]:
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "REDIS_URL": redis_url})
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -35,6 +59,14 @@ def app(tmp_path) -> Iterator[Flask]:
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
+
+
+@pytest.fixture
+def handler() -> Iterator[HandlerServer]:
+    """A real HTTP handler on 127.0.0.1 recording what it receives."""
+    server = HandlerServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture

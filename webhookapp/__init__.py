@@ -64,6 +64,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from .api.routes import blueprint as api
     from .auth.routes import blueprint as auth
     from .settings.routes import blueprint as settings
     from .webhooks.routes import blueprint as webhooks
@@ -73,13 +74,18 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks)
     app.register_blueprint(wizard)
     app.register_blueprint(settings)
+    app.register_blueprint(api)
+    csrf.exempt(api)  # token-authenticated JSON: no cookies, so no cross-site forgery
 
 
 def register_errorhandlers(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
 
-    def render_error(error: Any) -> tuple[str, int]:
+    def render_error(error: Any) -> tuple[Any, int]:
         code = getattr(error, "code", 500)
+        if request.path.startswith("/public/"):
+            message = getattr(error, "description", None) or "Internal error."
+            return {"error_code": f"HTTP_{code}", "errors": [message]}, code
         return render_template("errors/error.html", code=code, error=error), code
 
     for code in (400, 403, 404, 405, 413, 500):
@@ -96,8 +102,9 @@ def register_commands(app: Flask) -> None:
     register(app)
 
 
-# Endpoints reachable without a login session; token-authenticated APIs add themselves here.
+# Reachable without a login session: the login page, static files, and the token-authenticated API.
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
+PUBLIC_BLUEPRINTS = {"api"}
 
 
 def register_login_wall(app: Flask) -> None:
@@ -105,7 +112,11 @@ def register_login_wall(app: Flask) -> None:
 
     @app.before_request
     def require_login() -> Response | None:
-        if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
+            return None
+        if request.path.startswith("/public/"):
+            return None  # unknown API paths get a JSON 404, not the login page
+        if current_user.is_authenticated:
             return None
         return login_manager.unauthorized()
 

@@ -44,6 +44,7 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None  # a form left open over lunch still submits
     WEBHOOKS_PER_PAGE = 25
+    PASSWORD_HASH_METHOD = "scrypt"
 
     WEBHOOK_API_URL = os.environ.get("WEBHOOK_API_URL", "api_url")
     WEBHOOK_PROCESSING_TIMEOUT = _float("WEBHOOK_PROCESSING_TIMEOUT", 600)
@@ -57,6 +58,9 @@ class Config:
         cidr.strip() for cidr in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",") if cidr.strip()
     ]
     WEBHOOK_ATTEMPT_RETENTION_DAYS = _float("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
+    WEBHOOK_WORKER_THREADS = _int("WEBHOOK_WORKER_THREADS", 32)
+    WEBHOOK_SWEEP_INTERVAL = _int("WEBHOOK_SWEEP_INTERVAL", 1)
+    EVENT_MAX_BYTES = 64 * 1024
 
     @classmethod
     def finalize(cls, config: dict) -> None:
@@ -77,6 +81,7 @@ class TestingConfig(Config):
     TESTING = True
     WTF_CSRF_ENABLED = False
     SECRET_KEY = "testing-secret-key"
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast; the hashing itself is werkzeug's concern
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
 

@@ -4,8 +4,8 @@
 context open), seeds a vendor and serves it from a background thread.  ``page`` opens a fresh
 browser context per test; ``logged_in`` is that page after logging in through the form.
 
-Screenshots for the README are written to ``docs/`` only with ``--screenshots``
-(``make screenshots``); otherwise they go to ``tmp_path``.
+Screenshots for the README are written to ``docs/`` only with ``--screenshots`` (``make screenshots``)
+or ``WEBHOOKAPP_SCREENSHOTS=1``; otherwise they go to ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, Tenant, database_url, make_tenant
@@ -41,9 +42,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--screenshots", action="store_true", default=False, help="Write the README screenshots to docs/."
-    )
+    parser.addoption("--screenshots", action="store_true", default=False, help="Write the README screenshots to docs/.")
 
 
 @dataclass
@@ -63,6 +62,9 @@ class LiveServer:
     vendor: Vendor
     errors: list[BaseException]
 
+    def __str__(self) -> str:
+        return self.url
+
     @contextmanager
     def db(self) -> Iterator[None]:
         """An app context in the test thread, for looking at (or arranging) the database."""
@@ -72,11 +74,20 @@ class LiveServer:
             finally:
                 db.session.remove()
 
+    @staticmethod
+    def detach(row):
+        """``row`` with its columns loaded, usable after ``db()`` ends; inside ``db()``."""
+        db.session.refresh(row)
+        db.session.expunge(row)
+        return row
+
     def tenant(self) -> Tenant:
         """The seeded vendor as ``tests.conftest.Tenant`` (for ``make_webhook``); inside ``db()``."""
         account = db.session.get(Account, self.vendor.account_id)
         user = db.session.scalars(db.select(User).filter_by(email=self.vendor.email)).one()
-        products = [db.session.get(Product, pid) for pid in (self.vendor.plain_product_id, self.vendor.dynamic_product_id)]
+        products = [
+            db.session.get(Product, pid) for pid in (self.vendor.plain_product_id, self.vendor.dynamic_product_id)
+        ]
         return Tenant(account, user, products)
 
 
@@ -109,7 +120,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
     errors: list[BaseException] = []
     server = make_server("127.0.0.1", 0, _RecordErrors(app, errors), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="live-server", daemon=True)
     thread.start()
     try:
         yield LiveServer(f"http://127.0.0.1:{server.server_port}", app, vendor, errors)
@@ -126,7 +137,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser() -> Iterator[Browser]:
     if not os.path.exists(CHROMIUM):
         message = f"Chromium is not installed at {CHROMIUM}"
         if os.environ.get("CI") == "true":
@@ -141,7 +152,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server: LiveServer):
+def page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
     """A page in a fresh context (no cookies) whose relative URLs go to the live server."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(TIMEOUT_MS)
@@ -151,7 +162,7 @@ def page(browser, live_server: LiveServer):
     context.close()
 
 
-def log_in(page, email: str = "alice@acme.test", password: str = PASSWORD) -> None:
+def log_in(page: Page, email: str = "alice@acme.test", password: str = PASSWORD) -> None:
     page.goto("/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
@@ -160,15 +171,20 @@ def log_in(page, email: str = "alice@acme.test", password: str = PASSWORD) -> No
 
 
 @pytest.fixture
-def logged_in(page):
+def logged_in(page: Page) -> Page:
     log_in(page)
     return page
 
 
 @pytest.fixture
 def screenshot_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    """docs/ with --screenshots, else a temporary folder (the test still runs)."""
-    if request.config.getoption("screenshots", default=False):
+    """docs/ with --screenshots (or WEBHOOKAPP_SCREENSHOTS=1), else a temporary folder (the test still runs).
+
+    The option exists only when this conftest is loaded at start-up, i.e. when tests/browser (or a
+    file in it) is named on the command line; ``pytest --screenshots`` alone is refused by pytest.
+    """
+    wanted = request.config.getoption("screenshots", default=False)
+    if wanted or os.environ.get("WEBHOOKAPP_SCREENSHOTS") == "1":
         DOCS.mkdir(exist_ok=True)
         return DOCS
     return tmp_path

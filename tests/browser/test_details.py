@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import TIMEOUT_MS, log_in
 from tests.conftest import make_webhook
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
@@ -18,21 +19,15 @@ pytestmark = pytest.mark.browser
 def hook(live_server) -> Webhook:
     with live_server.db():
         webhook = make_webhook(
-            live_server.tenant(),
-            label="Billing hook",
-            headers={"X-Api-Key": "abc"},
-            data={"purpose": "demo"},
+            live_server.tenant(), label="Billing hook", headers={"X-Api-Key": "abc"}, data={"purpose": "demo"}
         )
-        db.session.expunge(webhook)
-    return webhook
+        return live_server.detach(webhook)
 
 
 def stored(live_server, webhook_id: str) -> Webhook | None:
     with live_server.db():
         webhook = db.session.get(Webhook, webhook_id)
-        if webhook is not None:
-            db.session.expunge(webhook)
-        return webhook
+        return None if webhook is None else live_server.detach(webhook)
 
 
 def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook):
@@ -64,22 +59,32 @@ def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook)
     expect(secret_box.get_by_role("link", name="Reveal")).to_be_visible()
 
 
-def test_reveal_without_javascript(browser, live_server, hook: Webhook):
-    """The Reveal link also works as a plain link (?reveal=secret) when scripts are off."""
+@pytest.fixture
+def no_js_page(browser, live_server):
+    """A logged-in page with JavaScript off: every page must work without app.js."""
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    context.set_default_timeout(5_000)
+    context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    try:
-        from tests.browser.conftest import log_in
+    log_in(page)
+    yield page
+    context.close()
 
-        log_in(page)
-        page.goto(f"/webhooks/{hook.id}")
-        expect(page.get_by_role("button", name="Copy")).to_be_hidden()
-        page.get_by_role("link", name="Reveal").click()
-        expect(page).to_have_url(re.compile(r"\?reveal=secret#http-settings$"))
-        expect(page.locator("#jwt-secret")).to_have_text(hook.jwt_secret)
-    finally:
-        context.close()
+
+def test_reveal_without_javascript(no_js_page: Page, hook: Webhook):
+    """The Reveal link is a plain link (?reveal=secret) when scripts are off."""
+    page = no_js_page
+    page.goto(f"/webhooks/{hook.id}")
+    page.get_by_role("link", name="Reveal").click()
+    expect(page).to_have_url(re.compile(r"\?reveal=secret#http-settings$"))
+    expect(page.locator("#jwt-secret")).to_have_text(hook.jwt_secret)
+    page.get_by_role("link", name="Hide").click()
+    expect(page.locator("#jwt-secret")).to_have_text("•" * 24)
+
+
+def test_copy_button_hidden_without_javascript(no_js_page: Page, hook: Webhook):
+    page = no_js_page
+    page.goto(f"/webhooks/{hook.id}")
+    expect(page.get_by_role("button", name="Copy")).to_be_hidden(timeout=500)
 
 
 def test_edit_webhook(logged_in: Page, live_server, hook: Webhook):
@@ -87,14 +92,14 @@ def test_edit_webhook(logged_in: Page, live_server, hook: Webhook):
     page.goto(f"/webhooks/{hook.id}")
     page.get_by_role("link", name="Edit", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Edit webhook")
-    expect(page.get_by_label("Name")).to_have_value("Billing hook")
+    expect(page.get_by_label("Name", exact=True)).to_have_value("Billing hook")
     expect(page.get_by_label("JWT secret")).to_have_value("")
 
-    page.get_by_label("Name").fill("Billing hook v2")
+    page.get_by_label("Name", exact=True).fill("Billing hook v2")
     page.get_by_role("button", name="+ Add header").click()
     names, values = page.get_by_label("Header name"), page.get_by_label("Header value")
     expect(names).to_have_count(2)
-    expect(page.get_by_label("Name")).to_have_value("Billing hook v2")  # kept across the re-render
+    expect(page.get_by_label("Name", exact=True)).to_have_value("Billing hook v2")  # kept across the re-render
     names.nth(1).fill("X-Region")
     values.nth(1).fill("eu-west")
     page.get_by_role("button", name="Save").click()
@@ -161,3 +166,24 @@ def test_delete_from_row_menu(logged_in: Page, live_server, hook: Webhook):
     expect(page.get_by_role("link", name="Billing hook")).to_have_count(0)
     assert stored(live_server, hook.id) is None
     assert stored(live_server, keep) is not None
+
+
+def test_disable_from_row_menu_stays_on_list(logged_in: Page, live_server, hook: Webhook):
+    page = logged_in
+    page.goto("/webhooks?q=Billing")
+    page.get_by_label("Actions for Billing hook").click()
+    page.locator("tr", has_text="Billing hook").get_by_role("button", name="Disable").click()
+    expect(page).to_have_url(f"{live_server.url}/webhooks?q=Billing")
+    expect(page.locator("tbody tr .badge")).to_have_text("Disabled")
+    assert stored(live_server, hook.id).active is False
+
+
+def test_custom_data_shown_as_typed(logged_in: Page, live_server):
+    data = {"team": "R&D <eu>", "city": "Zürich"}
+    with live_server.db():
+        webhook_id = make_webhook(live_server.tenant(), data=data).id
+    page = logged_in
+    page.goto(f"/webhooks/{webhook_id}")
+    expect(page.locator("#custom-data pre")).to_have_text(
+        '{\n  "team": "R&D <eu>",\n  "city": "Zürich"\n}', timeout=500
+    )

@@ -9,50 +9,25 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from tests.browser.helpers import (
+    DYNAMIC_REASON,
+    DYNAMIC_TYPE,
+    QUEUE_TYPE,
+    fill_general,
+    next_step,
+    open_wizard,
+    step_heading,
+)
 from tests.conftest import PASSWORD
 from webhookapp.extensions import db
 from webhookapp.models import Webhook, WizardDraft
 
 pytestmark = pytest.mark.browser
 
-QUEUE_TYPE = "Subscription — Fulfillment Requests — Queue Changes"
-DYNAMIC_TYPE = "Subscription — Change Request — Draft Validation"
-DYNAMIC_REASON = "Requires the product's Dynamic Validation capability."
-
-
-def step_heading(page: Page, title: str):
-    return expect(page.get_by_role("heading", level=2)).to_have_text(re.compile(rf"^\d\. {re.escape(title)}$"))
-
-
-def next_step(page: Page, expected_title: str) -> None:
-    page.get_by_role("button", name="Next", exact=True).click()
-    step_heading(page, expected_title)
-
-
-def open_wizard(page: Page) -> None:
-    page.goto("/webhooks")
-    page.locator(".page-header").get_by_role("link", name="Create Webhook").click()
-    expect(page).to_have_title(re.compile("^Create Webhook · General"))
-    step_heading(page, "General")
-
-
-def fill_general(page: Page, name: str, description: str = "", enabled: bool = False) -> None:
-    page.get_by_label("Name").fill(name)
-    page.get_by_label("Description").fill(description)
-    switch = page.get_by_role("switch", name="Enabled")
-    expect(switch).not_to_be_checked()
-    if enabled:
-        # The visible track covers the (transparent) input, so click it as a person would.
-        page.locator("label.switch").click()
-        expect(switch).to_be_checked()
-    next_step(page, "Product")
-
 
 def webhook_named(live_server, label: str) -> Webhook:
     with live_server.db():
-        webhook = db.session.scalars(select(Webhook).filter_by(label=label)).one()
-        db.session.expunge(webhook)
-        return webhook
+        return live_server.detach(db.session.scalars(select(Webhook).filter_by(label=label)).one())
 
 
 def test_login_form(page: Page, live_server):
@@ -198,7 +173,7 @@ def test_wizard_shows_validation_error_next_to_field(logged_in: Page, live_serve
 
     url = page.get_by_label("Endpoint URL")
     url.fill("ftp://x")
-    page.get_by_role("button", name="Next", exact=True).click()
+    url.press("Enter")  # submits Next (the hidden default button), not the header row's "Remove"
     step_heading(page, "HTTP Settings")
     field = page.locator(".field", has=page.locator("#external_url"))
     expect(field).to_have_class(re.compile(r"\bhas-error\b"))
@@ -208,7 +183,13 @@ def test_wizard_shows_validation_error_next_to_field(logged_in: Page, live_serve
     expect(url).to_have_accessible_description(re.compile("must start with http:// or https://"))
     expect(page.locator("li.current")).to_contain_text("HTTP Settings")
 
+    expect(page.get_by_label("Header name")).to_have_count(1)
     url.fill("https://handler.example.com/fixed")
+    url.press("Enter")
+    step_heading(page, "Additional data")
+    page.get_by_role("link", name="HTTP Settings").click()  # a completed step in the stepper
+    step_heading(page, "HTTP Settings")
+    expect(url).to_have_value("https://handler.example.com/fixed")
     next_step(page, "Additional data")
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Bad URL hook")
@@ -218,7 +199,7 @@ def test_wizard_shows_validation_error_next_to_field(logged_in: Page, live_serve
 def test_wizard_cancel_discards_draft(logged_in: Page, live_server):
     page = logged_in
     open_wizard(page)
-    page.get_by_label("Name").fill("Never mind")
+    page.get_by_label("Name", exact=True).fill("Never mind")
     page.get_by_role("button", name="Cancel").click()
     expect(page).to_have_url(f"{live_server.url}/webhooks")
     expect(page.locator(".flash-info")).to_have_text("Webhook creation cancelled.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -12,10 +13,15 @@ from ..models import Account, ApiToken, utcnow
 
 TOKEN_PREFIX = "whk_"
 NAME_MAX = 100
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 class TokenError(Exception):
     """A token request that cannot be carried out; the message says why."""
+
+
+class AlreadyCreated(TokenError):
+    """The same create form was submitted again; its token exists and cannot be shown again."""
 
 
 def _digest(token: str) -> str:
@@ -23,8 +29,15 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(account: Account, name: str, *, platform: bool = False) -> tuple[ApiToken, str]:
-    """Create a token; returns the row and the plain token, which is never stored."""
+def create_token(
+    account: Account, name: str, *, platform: bool = False, creation_key: str | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token; returns the row and the plain token, which is never stored.
+
+    ``creation_key`` (from the create form) makes a resubmission raise :class:`AlreadyCreated`.
+    """
+    if creation_key and db.session.scalar(select(ApiToken.id).where(ApiToken.creation_key == creation_key)):
+        raise AlreadyCreated("This token was already created; its value was shown once and cannot be shown again.")
     name = name.strip()
     if not name:
         raise TokenError("Token name is required.")
@@ -37,6 +50,7 @@ def create_token(account: Account, name: str, *, platform: bool = False) -> tupl
         token_hash=_digest(plain),
         prefix=plain[: len(TOKEN_PREFIX) + 6],
         is_platform=platform,
+        creation_key=creation_key or None,
     )
     db.session.add(token)
     db.session.commit()
@@ -68,7 +82,7 @@ def revoke_token(token: ApiToken) -> None:
 def authenticate_header(header: str | None) -> ApiToken | None:
     """The active token named by an ``Authorization: ApiKey|Bearer <token>`` header, or None.
 
-    Marks the token as used now.
+    Marks the token as used now (to the minute).
     """
     scheme, _, value = (header or "").strip().partition(" ")
     if scheme.lower() not in ("apikey", "bearer") or not value.strip():
@@ -76,7 +90,9 @@ def authenticate_header(header: str | None) -> ApiToken | None:
     token = db.session.scalar(
         select(ApiToken).where(ApiToken.token_hash == _digest(value.strip()), ApiToken.revoked_at.is_(None))
     )
-    if token is not None:
-        token.last_used_at = utcnow()
+    now = utcnow()
+    # Written at most once a minute: busy integrations should not pay a write per request.
+    if token is not None and (token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION):
+        token.last_used_at = now
         db.session.commit()
     return token

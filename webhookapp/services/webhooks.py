@@ -10,13 +10,13 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, delete, or_, select
 
 from .. import catalog
 from ..extensions import db
 from ..ids import WEBHOOK_GROUPS, new_id
-from ..models import Account, Product, Webhook, utcnow
-from . import rules
+from ..models import Account, Attempt, Product, Webhook, utcnow
+from . import dispatch, rules, triggers
 
 STATUSES = {"enabled": "Enabled", "disabled": "Disabled", "out_of_order": "Out of order"}
 
@@ -92,6 +92,19 @@ def list_query(account: Account, search: str = "", status: str = "", type_key: s
     if entry:
         query = query.where(Webhook.object_class == entry.object_class, Webhook.type == entry.type)
     return query.order_by(Webhook.created_at.desc(), Webhook.id)
+
+
+def attempts_query(webhook: Webhook, outcome: str = "") -> Select:
+    """The webhook's delivery attempts, newest first; ``outcome`` is success, failure or empty."""
+    query = select(Attempt).where(Attempt.webhook_id == webhook.id)
+    if outcome in ("success", "failure"):
+        query = query.where(Attempt.success.is_(outcome == "success"))
+    return query.order_by(Attempt.started_at.desc(), Attempt.id.desc())
+
+
+def get_attempt(webhook: Webhook, attempt_id: int) -> Attempt | None:
+    """One attempt of this webhook; None for another webhook's (and so another account's)."""
+    return db.session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.webhook_id == webhook.id))
 
 
 def _clean(fields: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
@@ -180,30 +193,64 @@ def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
     cleaned = _clean(fields, errors)
     if errors:
         raise WebhookValidationError(errors)
-    enabling = cleaned.get("active") and not webhook.active
+    enabled = cleaned.pop("active", webhook.active)
     for name, value in cleaned.items():
         setattr(webhook, name, value)
-    if enabling:
-        webhook.out_of_order = False
+    if enabled != webhook.active or (enabled and webhook.out_of_order):
+        _apply_enabled(webhook, enabled)
     if webhook.http_method != "POST":
         webhook.data = {}
     webhook.modified_at = utcnow()
     db.session.commit()
+    _wake_if_due(webhook)
     return webhook
 
 
 def set_enabled(webhook: Webhook, enabled: bool) -> Webhook:
-    """Enable or disable; enabling also brings an Out-of-order webhook back into service."""
-    webhook.active = enabled
-    if enabled:
-        webhook.out_of_order = False
+    """Enable or disable. Enabling brings an Out-of-order webhook back: a trigger left pending
+    (events arrived meanwhile) is sent at once. Disabling drops the pending trigger."""
+    _apply_enabled(webhook, enabled)
     webhook.modified_at = utcnow()
     db.session.commit()
+    _wake_if_due(webhook)
     return webhook
 
 
+def trigger_now(webhook: Webhook) -> Webhook:
+    """Trigger Now: count an event and make the pending trigger due now; re-enables Out of order.
+
+    Raises WebhookValidationError for a disabled webhook: enable it first.
+    """
+    if not webhook.active:
+        raise WebhookValidationError({"active": ["The webhook is disabled: enable it before triggering it."]})
+    triggers.make_due_now(webhook, count_event=True)
+    db.session.commit()
+    db.session.refresh(webhook)
+    dispatch.wake([webhook.id])
+    return webhook
+
+
+def _apply_enabled(webhook: Webhook, enabled: bool) -> None:
+    if enabled and webhook.out_of_order:
+        if webhook.next_trigger_at is not None:
+            triggers.make_due_now(webhook, count_event=False)
+        webhook.out_of_order = False
+        webhook.trigger_attempts = 0
+    elif not enabled:
+        webhook.next_trigger_at = None
+        webhook.trigger_attempts = 0
+    webhook.active = enabled
+
+
+def _wake_if_due(webhook: Webhook) -> None:
+    db.session.refresh(webhook)
+    if webhook.active and webhook.next_trigger_at is not None and webhook.next_trigger_at <= utcnow():
+        dispatch.wake([webhook.id])
+
+
 def delete_webhook(webhook: Webhook) -> None:
-    """Delete the webhook for good."""
+    """Delete the webhook and its attempt log for good."""
+    db.session.execute(delete(Attempt).where(Attempt.webhook_id == webhook.id))
     db.session.delete(webhook)
     db.session.commit()
 

@@ -1,7 +1,9 @@
 """API token form."""
 
+import secrets
+
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import HiddenField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ..services.tokens import NAME_MAX
@@ -13,3 +15,4 @@ class TokenForm(FlaskForm):
         validators=[DataRequired("Give the token a name, such as the system that will use it."), Length(max=NAME_MAX)],
         description="For example the name of the system that will post events with it.",
     )
+    creation_key = HiddenField(default=lambda: secrets.token_hex(16))

@@ -35,7 +35,11 @@ def create_token() -> Response:
     form = TokenForm()
     if not form.validate():
         return _render_tokens(form, status=400)
-    token, plain = service.create_token(current_user.account, form.name.data)
+    try:
+        token, plain = service.create_token(current_user.account, form.name.data, creation_key=form.creation_key.data)
+    except service.AlreadyCreated as exc:
+        flash(str(exc), "info")
+        return redirect(url_for("settings.tokens"))
     flash(f"Token “{token.name}” created. Copy it now: it will not be shown again.", "success")
     # Rendered directly, not flashed: the session cookie is signed, not encrypted.
     return _render_tokens(TokenForm(formdata=None), new_token=plain)

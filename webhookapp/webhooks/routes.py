@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug import Response
 
@@ -14,6 +25,7 @@ from ..urls import safe_local_path
 from .forms import EditForm, apply_row_action, format_data
 
 blueprint = Blueprint("webhooks", __name__)
+ATTEMPTS_PER_PAGE = 20
 
 
 def _own_webhook(webhook_id: str) -> Webhook:
@@ -47,10 +59,41 @@ def index() -> str:
 
 
 @blueprint.get("/webhooks/<webhook_id>")
-def details(webhook_id: str) -> str:
+def details(webhook_id: str) -> Response:
     webhook = _own_webhook(webhook_id)
     reveal = request.args.get("reveal") == "secret"
-    return render_template("webhooks/details.html", webhook=webhook, reveal=reveal)
+    outcome = request.args.get("outcome", "")
+    attempts = db.paginate(
+        service.attempts_query(webhook, outcome), per_page=ATTEMPTS_PER_PAGE, max_per_page=ATTEMPTS_PER_PAGE,
+        error_out=False,
+    )  # fmt: skip
+    response = make_response(
+        render_template("webhooks/details.html", webhook=webhook, reveal=reveal, attempts=attempts, outcome=outcome)
+    )
+    if reveal:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
+def attempt(webhook_id: str, attempt_id: int) -> str:
+    webhook = _own_webhook(webhook_id)
+    record = service.get_attempt(webhook, attempt_id)
+    if record is None:
+        abort(404)
+    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record)
+
+
+@blueprint.post("/webhooks/<webhook_id>/trigger")
+def trigger(webhook_id: str) -> Response:
+    webhook = _own_webhook(webhook_id)
+    try:
+        service.trigger_now(webhook)
+    except service.WebhookValidationError as exc:
+        flash(" ".join(exc.errors["active"]), "error")
+    else:
+        flash(f"Triggered “{webhook.label}”: the handler is called now.", "success")
+    return redirect(url_for("webhooks.details", webhook_id=webhook.id))
 
 
 @blueprint.get("/webhooks/<webhook_id>/secret")

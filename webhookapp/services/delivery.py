@@ -1,0 +1,126 @@
+"""The delivery loop a worker job runs: claim due triggers, send them concurrently, record outcomes.
+
+Sends run on a thread pool of ``WEBHOOK_WORKER_THREADS`` per worker process, fed as slots free
+up, so a handler that hangs until the delivery timeout holds one slot while every other webhook
+keeps going (DESIGN §9). Database work stays on the job's own thread. The loop keeps taking new
+work for ``DRAIN_BUDGET`` seconds, waits for short retries due within ``LINGER`` seconds, then
+returns; anything later is scheduled with RQ and watched by the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from flask import current_app
+
+from ..models import utcnow
+from . import dispatch, signing, triggers
+from .sender import PreparedCall, Sender, prepare
+
+log = logging.getLogger(__name__)
+
+LINGER = 2.0  # seconds: a retry due this soon is sent by the running job, not a new one
+POLL = 0.02  # seconds between looks for new work while sends are in flight
+RECLAIM_EVERY = 1.0
+
+_pool: tuple[int, ThreadPoolExecutor, Sender] | None = None
+
+
+def _executor_and_sender() -> tuple[ThreadPoolExecutor, Sender]:
+    """One thread pool and HTTP client per process (a forked child builds its own)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        config = current_app.config
+        threads = int(config["WEBHOOK_WORKER_THREADS"])
+        sender = Sender(
+            allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
+            timeout=float(config["WEBHOOK_DELIVERY_TIMEOUT"]),
+            pool_size=threads,
+        )
+        _pool = (os.getpid(), ThreadPoolExecutor(threads, thread_name_prefix="deliver"), sender)
+    return _pool[1], _pool[2]
+
+
+def build_call(claim: triggers.Claim) -> PreparedCall:
+    """Sign the payload of DESIGN §5 for this attempt."""
+    config = current_app.config
+    timeout = float(config["WEBHOOK_PROCESSING_TIMEOUT"])
+    payload = signing.build_payload(
+        claim.webhook,
+        triggered_at=claim.claimed_at,
+        api_url=claim.api_url or config["WEBHOOK_API_URL"],
+        processing_timeout=timeout,
+    )
+    token = signing.sign(payload, claim.webhook.jwt_secret, triggered_at=claim.claimed_at, processing_timeout=timeout)
+    return prepare(
+        method=claim.webhook.http_method,
+        url=claim.webhook.external_url,
+        custom_headers=claim.webhook.headers,
+        token=token,
+        logged_token=signing.redact(token),
+        payload=payload,
+    )
+
+
+def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_BUDGET) -> int:
+    """Deliver what is due, ``webhook_ids`` first; returns the number of attempts made."""
+    dispatch.woken()
+    executor, sender = _executor_and_sender()
+    slots = int(current_app.config["WEBHOOK_WORKER_THREADS"])
+    in_flight: dict[Future, tuple[triggers.Claim, PreparedCall]] = {}
+    deadline = time.monotonic() + budget
+    next_reclaim = time.monotonic() + RECLAIM_EVERY
+    attempts = 0
+    hint = webhook_ids
+    while True:
+        taking_work = time.monotonic() < deadline
+        if taking_work and len(in_flight) < slots:
+            claims = triggers.claim_due(slots - len(in_flight), hint)
+            if hint and len(claims) < slots - len(in_flight):
+                claims += triggers.claim_due(slots - len(in_flight) - len(claims))
+            hint = None
+            for claim in claims:
+                call = build_call(claim)
+                in_flight[executor.submit(sender.send, call)] = (claim, call)
+        if taking_work and time.monotonic() >= next_reclaim:
+            triggers.reclaim_expired()
+            next_reclaim = time.monotonic() + RECLAIM_EVERY
+        if in_flight:
+            done, _ = wait(in_flight, timeout=POLL if taking_work else None, return_when=FIRST_COMPLETED)
+            for future in done:
+                claim, call = in_flight.pop(future)
+                attempts += 1
+                retry_at = triggers.complete(claim, call, future.result())
+                if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
+                    dispatch.schedule(claim.webhook.id, retry_at)
+            continue
+        if not taking_work or not _linger(deadline):
+            return attempts
+
+
+def _linger(deadline: float) -> bool:
+    """Sleep until the next trigger is due if that is within LINGER seconds; False otherwise."""
+    due = triggers.next_due_at()
+    if due is None:
+        return False
+    wait_for = (due - utcnow()).total_seconds()
+    if wait_for > LINGER or time.monotonic() + wait_for > deadline:
+        return False
+    time.sleep(max(min(wait_for, POLL * 5), 0))
+    return True
+
+
+def sweep() -> bool:
+    """The periodic safety net: reclaim dead workers' leases, wake workers if anything is due.
+
+    Returns True when something was due. Runs every second from the worker's cron scheduler.
+    """
+    triggers.reclaim_expired()
+    due = triggers.next_due_at()
+    if due is not None and due <= utcnow():
+        dispatch.wake()
+        return True
+    return False

@@ -1,0 +1,169 @@
+"""The HTTP call to a handler (DESIGN §5): one request per attempt, nothing followed, capped reads.
+
+Runs in worker threads, so it touches no database session: it takes a prepared request and
+returns an :class:`AttemptResult` that the caller records.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .. import __version__
+from ..models import utcnow
+from . import ssrf
+
+RESPONSE_CAP = 64 * 1024
+EXCERPT_CHARS = 300
+CHUNK = 8192
+
+
+@dataclass
+class PreparedCall:
+    """Everything needed to make one attempt."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+    logged_headers: dict[str, str]  # as recorded: the JWT signature redacted
+
+
+@dataclass
+class AttemptResult:
+    started_at: datetime
+    duration_ms: float
+    success: bool
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    truncated: bool = False
+    error: str | None = None
+
+    @property
+    def excerpt(self) -> str:
+        return (self.body or "")[:EXCERPT_CHARS]
+
+
+def prepare(
+    *, method: str, url: str, custom_headers: dict[str, str], token: str, logged_token: str, payload: dict[str, Any]
+) -> PreparedCall:
+    """Build the request: custom headers first, then ours, which custom headers cannot override."""
+    headers = dict(custom_headers)
+    headers["User-Agent"] = f"webhookapp/{__version__}"
+    headers["Authorization"] = f"Bearer {token}"
+    body = None
+    if method == "POST":
+        headers["Content-Type"] = "application/json"
+        body = json.dumps(payload, separators=(",", ":")).encode()
+    logged = {**headers, "Authorization": f"Bearer {logged_token}"}
+    return PreparedCall(method=method, url=url, headers=headers, body=body, logged_headers=logged)
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def __init__(self, allowed: tuple[ssrf.Network, ...], pool_size: int):
+        self._allowed = allowed
+        super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
+        self.poolmanager = ssrf.guarded_pool_manager(
+            self._allowed, num_pools=connections, maxsize=maxsize, block=block, **kwargs
+        )
+
+
+class Sender:
+    """A keep-alive HTTP client for deliveries, safe to share between threads."""
+
+    def __init__(self, *, allowed_networks: list[str], timeout: float, pool_size: int = 64):
+        self.timeout = timeout
+        adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), pool_size)
+        self._local = threading.local()
+        self._adapter = adapter
+
+    def _session(self) -> requests.Session:
+        # One Session per thread (requests does not promise Session thread-safety); the
+        # adapter, and so the connection pools, are shared.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxies or .netrc from the environment
+            session.mount("http://", self._adapter)
+            session.mount("https://", self._adapter)
+            self._local.session = session
+        return session
+
+    def send(self, call: PreparedCall) -> AttemptResult:
+        """Make the call; success is a 2xx answer, fully read within the delivery timeout."""
+        started_at = utcnow()
+        start = time.monotonic()
+        deadline = start + self.timeout
+
+        def result(**kwargs: Any) -> AttemptResult:
+            return AttemptResult(started_at=started_at, duration_ms=(time.monotonic() - start) * 1000, **kwargs)
+
+        try:
+            response = self._session().request(
+                call.method,
+                call.url,
+                headers=call.headers,
+                data=call.body,
+                timeout=(min(self.timeout, 10.0), self.timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            blocked = ssrf.blocked_cause(exc)
+            return result(success=False, error=str(blocked) if blocked else _describe(exc))
+        try:
+            body, truncated, late = _read_capped(response, deadline)
+        except requests.RequestException as exc:
+            return result(
+                success=False, status=response.status_code, error=f"Reading the response failed: {_describe(exc)}"
+            )
+        finally:
+            response.close()
+        status = response.status_code
+        headers = dict(response.headers)
+        text = body.decode(response.encoding or "utf-8", errors="replace")
+        if late:
+            error = f"The handler did not finish answering within {self.timeout:g} s."
+        elif 300 <= status < 400:
+            error = f"Redirects are not followed (HTTP {status} to {response.headers.get('Location', '?')})."
+        elif not 200 <= status < 300:
+            error = f"The handler answered HTTP {status}."
+        else:
+            error = None
+        return result(
+            success=error is None, status=status, headers=headers, body=text, truncated=truncated, error=error
+        )
+
+
+def _read_capped(response: requests.Response, deadline: float) -> tuple[bytes, bool, bool]:
+    """Read at most RESPONSE_CAP bytes; report whether more was sent and whether time ran out."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(CHUNK):
+        if time.monotonic() > deadline:
+            return b"".join(chunks), False, True
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= RESPONSE_CAP:
+            return b"".join(chunks)[:RESPONSE_CAP], True, False
+    return b"".join(chunks), False, time.monotonic() > deadline
+
+
+def _describe(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "The handler did not answer in time (timeout)."
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error: {exc}"
+    if isinstance(exc, requests.ConnectionError):
+        return f"Connection failed: {exc}"
+    return f"{type(exc).__name__}: {exc}"

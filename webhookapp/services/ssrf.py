@@ -1,0 +1,147 @@
+"""SSRF guard applied when a delivery connects (DESIGN §10).
+
+The host is resolved here, every address is checked (IPv4-mapped, 6to4 and NAT64 forms are
+unwrapped first), and the socket connects to the checked address itself, so DNS cannot answer
+differently between the check and the connection. The Host header and the TLS server name stay
+the URL's. ``allowed`` CIDRs (``WEBHOOK_ALLOWED_NETWORKS``) are exempt: tests and development use
+it for 127.0.0.1; production leaves it empty.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.poolmanager import PoolManager
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Ranges the ipaddress flags do not all cover.
+EXTRA_BLOCKED = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in ("100.64.0.0/10", "198.18.0.0/15", "192.0.0.0/24", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)
+
+
+class BlockedAddress(ConnectionError):
+    """The endpoint resolves to an address deliveries may not reach."""
+
+
+def unwrap(address: Address) -> Address:
+    """The IPv4 address hidden in an IPv4-mapped, 6to4 or NAT64 IPv6 address, else ``address``."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return address.ipv4_mapped
+        if address.sixtofour:
+            return address.sixtofour
+        if address in NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs if cidr.strip())
+
+
+def blocked_reason(address: Address, allowed: Iterable[Network] = ()) -> str | None:
+    """Why ``address`` may not be reached, or None when it may."""
+    if any(address in network for network in allowed if network.version == address.version):
+        return None
+    inner = unwrap(address)
+    if inner is not address and any(inner in network for network in allowed if network.version == inner.version):
+        return None
+    for candidate in {address, inner}:
+        for flag in ("is_loopback", "is_private", "is_link_local", "is_multicast", "is_reserved", "is_unspecified"):
+            if getattr(candidate, flag):
+                return f"{candidate} is a {flag.removeprefix('is_').replace('_', '-')} address"
+        if not candidate.is_global:
+            return f"{candidate} is not a public address"
+        if any(candidate in network for network in EXTRA_BLOCKED if network.version == candidate.version):
+            return f"{candidate} is in a reserved range"
+    return None
+
+
+def resolve_checked(host: str, port: int, allowed: Iterable[Network]) -> list[tuple]:
+    """``getaddrinfo`` results for ``host``, refusing the lot if any address is blocked."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConnectionError(f"Cannot resolve {host}: {exc.strerror}") from None
+    allowed = tuple(allowed)
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        reason = blocked_reason(address, allowed)
+        if reason:
+            raise BlockedAddress(f"Refused to connect to {host}: {reason}.")
+    return infos
+
+
+def _connect_checked(conn: HTTPConnection) -> socket.socket:
+    """Open a socket to a checked address of ``conn.host`` (used by both connection classes)."""
+    try:
+        infos = resolve_checked(conn._dns_host, conn.port, conn.allowed_networks)
+    except ConnectionError as exc:
+        raise NewConnectionError(conn, str(exc)) from exc
+    last_error: OSError | None = None
+    for family, kind, proto, _name, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(conn.timeout if isinstance(conn.timeout, int | float) else None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.connect(sockaddr)
+            return sock
+        except TimeoutError as exc:
+            sock.close()
+            raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out") from exc
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    raise NewConnectionError(conn, f"Failed to establish a new connection: {last_error}")
+
+
+def blocked_cause(exc: BaseException) -> BlockedAddress | None:
+    """The BlockedAddress behind a requests/urllib3 error, if that is what it was."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BlockedAddress):
+            return current
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return None
+
+
+class GuardedHTTPConnection(HTTPConnection):
+    allowed_networks: tuple[Network, ...] = ()
+
+    def _new_conn(self) -> socket.socket:
+        return _connect_checked(self)
+
+
+class GuardedHTTPSConnection(HTTPSConnection):
+    allowed_networks: tuple[Network, ...] = ()
+
+    def _new_conn(self) -> socket.socket:
+        return _connect_checked(self)
+
+
+def guarded_pool_manager(allowed: tuple[Network, ...], **kwargs) -> PoolManager:
+    """A urllib3 PoolManager whose connections only reach addresses the guard accepts."""
+    http_conn = type("AllowedHTTPConnection", (GuardedHTTPConnection,), {"allowed_networks": allowed})
+    https_conn = type("AllowedHTTPSConnection", (GuardedHTTPSConnection,), {"allowed_networks": allowed})
+    manager = PoolManager(**kwargs)
+    manager.pool_classes_by_scheme = {
+        "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+        "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+    }
+    return manager

@@ -1,0 +1,68 @@
+"""``python -m workers``: an RQ worker with RQ's scheduler, plus the cron jobs (sweeper, pruning).
+
+Run as many as you like, on any machine that reaches the same Redis and database. Options:
+``--burst`` (exit when the queue is empty), ``--no-cron`` (leave the periodic jobs to others).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker
+from rq.cron import CronScheduler
+
+from webhookapp.services import dispatch
+from workers import jobs
+
+log = logging.getLogger("workers")
+
+
+def run_cron(stop: threading.Event, interval: int) -> None:
+    """Enqueue the sweeper every ``interval`` seconds and pruning hourly, surviving Redis outages."""
+    with jobs.worker_app().app_context():
+        cron = CronScheduler(connection=dispatch.redis_connection(), name=f"webhookapp-{threading.get_native_id()}")
+    # ttl: a sweep that could not start within a few seconds is pointless; do not let them pile up.
+    cron.register(jobs.sweep, queue_name=dispatch.QUEUE_NAME, interval=interval, ttl=max(2 * interval, 5), result_ttl=0)
+    cron.register(jobs.prune_attempts, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
+    while not stop.is_set():
+        try:
+            cron.enqueue_jobs()
+        except RedisError as exc:
+            log.warning("Cron could not reach Redis: %s", exc)
+        stop.wait(max(min(cron.calculate_sleep_interval(), interval), 0.2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    parser.add_argument("--no-cron", action="store_true", help="do not run the sweeper and pruning here")
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    app = jobs.worker_app()
+    with app.app_context():
+        connection = dispatch.redis_connection()
+    stop = threading.Event()
+    if not options.no_cron:
+        threading.Thread(target=run_cron, args=(stop, app.config["WEBHOOK_SWEEP_INTERVAL"]), daemon=True).start()
+    queue = Queue(dispatch.QUEUE_NAME, connection=connection)
+    # SimpleWorker runs jobs in this process: no fork per job, and the thread pool and HTTP
+    # connections survive from one job to the next. A delivery job never runs user code.
+    worker = SimpleWorker([queue], connection=connection)
+    while True:
+        try:
+            worker.work(with_scheduler=True, burst=options.burst, logging_level="INFO")
+            break
+        except RedisError as exc:
+            log.warning("Lost Redis (%s); retrying in 1 s.", exc)
+            time.sleep(1)
+            worker = SimpleWorker([queue], connection=connection)
+    stop.set()
+
+
+if __name__ == "__main__":
+    main()

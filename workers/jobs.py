@@ -1,0 +1,45 @@
+"""RQ job functions. They take ids (never objects), run in an app context and call services."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Flask, current_app, has_app_context
+
+from webhookapp import create_app
+from webhookapp.services import delivery, triggers
+
+T = TypeVar("T")
+_app: tuple[int, Flask] | None = None
+
+
+def worker_app() -> Flask:
+    """The app jobs run in: the caller's when one is active (tests), else one per process."""
+    global _app
+    if has_app_context():
+        return current_app._get_current_object()
+    if _app is None or _app[0] != os.getpid():
+        _app = (os.getpid(), create_app())
+    return _app[1]
+
+
+def _in_app(work: Callable[[], T]) -> T:
+    with worker_app().app_context():
+        return work()
+
+
+def deliver_due(webhook_ids: list[str] | None = None) -> int:
+    """Deliver the due triggers of these webhooks, then any others due; a duplicate job finds none."""
+    return _in_app(lambda: delivery.drain(webhook_ids))
+
+
+def sweep() -> bool:
+    """Reclaim expired leases and wake the workers if a trigger is due (runs every second)."""
+    return _in_app(delivery.sweep)
+
+
+def prune_attempts() -> int:
+    """Delete attempts past the retention period (runs hourly)."""
+    return _in_app(triggers.prune_attempts)
