@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from flask import Flask
@@ -48,19 +49,30 @@ def worker_env(app: Flask, **settings: object) -> dict[str, str]:
 
 
 def start_worker(app: Flask, *args: str, **settings: object) -> subprocess.Popen:
-    """A real ``python -m workers`` process against the test's database and Redis."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "workers", *args],
-        cwd=ROOT,
-        env=worker_env(app, **settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """A real ``python -m workers`` process against the test's database and Redis.
+
+    Its log goes to a temporary file (``process.log_path``), printed by :func:`stop` on request.
+    """
+    log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+    with log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers", *args],
+            cwd=ROOT,
+            env=worker_env(app, **settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    process.log_path = log.name
+    return process
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen, *, show_log: bool = False) -> None:
+    """Kill a process started here and wait for it."""
     if process.poll() is None:
         process.kill()
     process.wait(timeout=10)
-    if process.stderr:
-        process.stderr.close()
+    log_path = getattr(process, "log_path", None)
+    if log_path:
+        if show_log:
+            print(Path(log_path).read_text())
+        os.unlink(log_path)

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, render_template, request
 from flask_login import current_user
+from sqlalchemy import event
 
 from .config import CONFIGS
 from .extensions import csrf, db, login_manager, migrate
@@ -61,12 +62,26 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_pragmas)
 
     from .models import User
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """SQLite as a shared database: WAL so that readers never block the worker's writes, a busy
+    timeout instead of instant "database is locked", and foreign keys enforced like PostgreSQL."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def register_blueprints(app: Flask) -> None:

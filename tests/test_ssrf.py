@@ -1,0 +1,179 @@
+"""The SSRF guard and the sender's limits (DESIGN §5, §10), unit and through real deliveries."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import make_webhook
+from tests.engine import api_token, post_event, run_worker
+from webhookapp.extensions import db
+from webhookapp.models import Attempt, Webhook
+from webhookapp.services import delivery
+from webhookapp.services.ssrf import blocked_reason, parse_networks
+
+BLOCKED = [
+    "127.0.0.1",
+    "10.0.0.1",
+    "172.16.5.4",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "198.18.0.1",
+    "0.0.0.0",
+    "224.0.0.1",
+    "255.255.255.255",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "ff02::1",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "2002:a00:1::",  # 6to4 of 10.0.0.1
+]
+PUBLIC = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2001:4860:4860::8888", "::ffff:8.8.8.8"]
+LOOPBACK_ALLOWED = parse_networks(["127.0.0.0/8"])
+
+
+@pytest.mark.parametrize("address", BLOCKED)
+def test_blocked_addresses_are_refused(address):
+    reason = blocked_reason(ipaddress.ip_address(address))
+    assert isinstance(reason, str) and reason
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_are_accepted(address):
+    assert blocked_reason(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.255.0.9", "::ffff:127.0.0.1"])
+def test_the_allow_list_exempts_its_networks_and_their_mapped_forms(address):
+    assert blocked_reason(ipaddress.ip_address(address), LOOPBACK_ALLOWED) is None
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "::ffff:10.0.0.1", "::1", "169.254.169.254"])
+def test_the_allow_list_exempts_nothing_else(address):
+    assert blocked_reason(ipaddress.ip_address(address), LOOPBACK_ALLOWED)
+
+
+def test_parse_networks_skips_blanks_and_accepts_host_bits():
+    assert parse_networks([" 127.0.0.1/8 ", "", "::1/128"]) == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+
+
+# --- Through the delivery engine ------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_sender(app) -> Iterator[None]:
+    """The delivery module keeps one Sender per process, built from the config of its first use."""
+    delivery._pool = None
+    yield
+    if delivery._pool is not None:
+        _pid, executor, sender = delivery._pool
+        executor.shutdown(wait=True)
+        sender._adapter.close()
+    delivery._pool = None
+
+
+@pytest.fixture
+def no_allow_list(app, fresh_sender) -> None:
+    app.config["WEBHOOK_ALLOWED_NETWORKS"] = []  # production: nothing exempt
+
+
+def deliver_once(app, client, tenant, url: str) -> Attempt:
+    """Post one event for a webhook pointing at ``url``, run a worker, return the single attempt."""
+    hook = make_webhook(tenant, external_url=url)
+    status, _body = post_event(client, api_token(tenant.account), object_class="fulfillment_request", product_id=hook.product_id)
+    assert status == 202
+    run_worker(app)
+    db.session.expire_all()
+    [attempt] = db.session.scalars(db.select(Attempt).where(Attempt.webhook_id == hook.id)).all()
+    stored = db.session.get(Webhook, hook.id)
+    assert stored.triggers_count == 1
+    assert (stored.success_count, stored.failure_count) == ((1, 0) if attempt.success else (0, 1))
+    return attempt
+
+
+def assert_refused(attempt: Attempt, *names: str) -> None:
+    assert attempt.success is False
+    assert attempt.response_status is None and attempt.response_body is None
+    assert attempt.error.startswith("Refused"), attempt.error
+    assert any(name in attempt.error for name in names), attempt.error
+
+
+def test_the_handler_on_loopback_is_refused_without_the_allow_list(app, client, vendor, handler, no_allow_list):
+    url = handler.behave("/guarded")
+    attempt = deliver_once(app, client, vendor, url)
+    assert_refused(attempt, "127.0.0.1")
+    assert "loopback" in attempt.error
+    assert attempt.request_url == url
+    assert handler.received == []
+
+
+def test_an_ipv4_mapped_loopback_url_is_refused(app, client, vendor, handler, no_allow_list):
+    port = handler.server.server_address[1]
+    attempt = deliver_once(app, client, vendor, f"http://[::ffff:127.0.0.1]:{port}/mapped")
+    assert_refused(attempt, "::ffff:127.0.0.1")
+    assert handler.received == []
+
+
+def test_localhost_by_name_is_refused(app, client, vendor, handler, no_allow_list):
+    port = handler.server.server_address[1]
+    attempt = deliver_once(app, client, vendor, f"http://localhost:{port}/named")
+    assert_refused(attempt, "localhost")
+    assert "127.0.0.1" in attempt.error or "::1" in attempt.error
+    assert handler.received == []
+
+
+def test_the_test_allow_list_lets_the_same_delivery_through(app, client, vendor, handler, fresh_sender):
+    assert app.config["WEBHOOK_ALLOWED_NETWORKS"] == ["127.0.0.0/8", "::1/128"]
+    attempt = deliver_once(app, client, vendor, handler.behave("/guarded"))
+    assert attempt.success is True and attempt.response_status == 200 and attempt.error is None
+    assert len(handler.wait_for("/guarded")) == 1
+
+
+def test_a_private_address_is_refused_before_any_connection(app, client, vendor, fresh_sender):
+    attempt = deliver_once(app, client, vendor, "http://10.255.255.1/hook")
+    assert_refused(attempt, "10.255.255.1")
+    assert "private" in attempt.error
+    assert attempt.duration_ms < 1000  # no connect timeout was waited for
+
+
+def test_redirects_are_not_followed(app, client, vendor, handler, fresh_sender):
+    target = handler.behave("/target")
+    attempt = deliver_once(app, client, vendor, handler.behave("/moved", status=302, headers={"Location": target}))
+    assert attempt.success is False and attempt.response_status == 302
+    assert "Redirect" in attempt.error and target in attempt.error
+    assert len(handler.requests_to("/moved")) == 1
+    assert handler.requests_to("/target") == []
+
+
+def test_the_response_body_is_read_up_to_64_kib(app, client, vendor, handler, fresh_sender):
+    attempt = deliver_once(app, client, vendor, handler.behave("/big", body=b"x" * 200 * 1024))
+    assert attempt.success is True and attempt.response_status == 200
+    assert attempt.response_body == "x" * 65536
+    assert attempt.response_truncated is True
+
+
+def test_a_response_of_exactly_64_kib_is_not_truncated(app, client, vendor, handler, fresh_sender):
+    attempt = deliver_once(app, client, vendor, handler.behave("/full", body=b"y" * 65536))
+    assert len(attempt.response_body) == 65536 and attempt.response_truncated is False
+
+
+def test_a_slow_handler_times_out(app, client, vendor, handler, fresh_sender):
+    app.config["WEBHOOK_DELIVERY_TIMEOUT"] = 0.5
+    attempt = deliver_once(app, client, vendor, handler.behave("/slow", delay=2))
+    assert attempt.success is False and attempt.response_status is None
+    assert "time" in attempt.error.lower(), attempt.error
+    assert 400 <= attempt.duration_ms < 1500
+    assert len(handler.requests_to("/slow")) == 1
