@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,15 +62,16 @@ def start_worker(app: Flask, *args: str, **settings: object) -> subprocess.Popen
             env=worker_env(app, **settings),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     process.log_path = log.name
     return process
 
 
 def stop(process: subprocess.Popen, *, show_log: bool = False) -> None:
-    """Kill a process started here and wait for it."""
+    """Kill a process started here, and its children (gunicorn's workers), and wait for it."""
     if process.poll() is None:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)  # started with start_new_session: its own group
     process.wait(timeout=10)
     log_path = getattr(process, "log_path", None)
     if log_path:

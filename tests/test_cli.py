@@ -64,10 +64,6 @@ def test_seed_demo_if_empty_does_nothing_on_a_non_empty_database(runner, vendor)
     assert db.session.get(Account, "VA-000-001") is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: seed-demo on an existing demo resets the password without the 8-character minimum",
-    strict=True,
-)
 def test_seed_demo_refuses_a_short_password_on_an_existing_demo(runner):
     assert invoke(runner, "seed-demo").exit_code == 0
     result = invoke(runner, "seed-demo", "--password", "short")
@@ -76,10 +72,6 @@ def test_seed_demo_refuses_a_short_password_on_an_existing_demo(runner):
     assert accounts.authenticate("vendor@example.com", "short") is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: a seed-demo that fails on the password leaves VA-000-001 without users; --if-empty then skips",
-    strict=True,
-)
 def test_failed_seed_demo_leaves_the_database_empty(runner):
     result = invoke(runner, "seed-demo", "--password", "short")
     assert result.exit_code == 1

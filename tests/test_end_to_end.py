@@ -21,6 +21,7 @@ def start_web(app, port: int) -> subprocess.Popen:
         env=worker_env(app),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

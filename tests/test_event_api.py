@@ -30,6 +30,10 @@ def post(client: FlaskClient, token: str | None, body=None, *, scheme: str = "Ap
     return client.post(URL, headers=headers, **kwargs)
 
 
+def event_for(product_id: str, **extra) -> dict:
+    return {"object_class": FULFILLMENT, "product_id": product_id, **extra}
+
+
 def event_rows() -> int:
     db.session.rollback()
     return db.session.scalar(db.select(db.func.count()).select_from(Event))
@@ -74,7 +78,7 @@ def test_an_event_matches_only_active_event_webhooks_of_its_class_and_product(cl
         make_webhook(distributor, product_id=product.id),
     ]
 
-    response = post(client, token, {"object_class": FULFILLMENT, "product_id": product.id})
+    response = post(client, token, event_for(product.id))
 
     assert response.status_code == 202
     body = response.get_json()
@@ -94,7 +98,7 @@ def test_a_platform_token_reaches_every_accounts_webhooks(client, vendor, other_
     dist = make_webhook(distributor, product_id=vendor.products[0].id)
     unrelated = make_webhook(other_vendor)
     platform = api_token(other_vendor.account, platform=True)
-    response = post(client, platform, {"object_class": FULFILLMENT, "product_id": vendor.products[0].id})
+    response = post(client, platform, event_for(vendor.products[0].id))
     assert response.status_code == 202
     assert response.get_json()["webhooks"] == sorted([own.id, dist.id])
     assert counted(own, dist, unrelated) == [1, 1, 0]
@@ -102,7 +106,7 @@ def test_a_platform_token_reaches_every_accounts_webhooks(client, vendor, other_
 
 @pytest.mark.parametrize("scheme", ["ApiKey", "Bearer", "apikey", "bearer"])
 def test_apikey_and_bearer_are_both_accepted(client, hook, token, scheme):
-    response = post(client, token, {"object_class": FULFILLMENT, "product_id": hook.product_id}, scheme=scheme)
+    response = post(client, token, event_for(hook.product_id), scheme=scheme)
     assert response.status_code == 202
     assert response.get_json()["webhooks"] == [hook.id]
 
@@ -113,7 +117,7 @@ def test_apikey_and_bearer_are_both_accepted(client, hook, token, scheme):
 )
 def test_missing_malformed_and_unknown_tokens_are_401(client, hook, token, authorization):
     headers = {} if authorization is None else {"Authorization": authorization.format(token=token)}
-    response = client.post(URL, json={"object_class": FULFILLMENT, "product_id": hook.product_id}, headers=headers)
+    response = client.post(URL, json=event_for(hook.product_id), headers=headers)
     assert_error(response, 401)
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert event_rows() == 0 and counted(hook) == [0]
@@ -122,7 +126,7 @@ def test_missing_malformed_and_unknown_tokens_are_401(client, hook, token, autho
 def test_a_revoked_token_is_401(client, vendor, hook):
     row, plain = tokens.create_token(vendor.account, "old")
     tokens.revoke_token(row)
-    assert_error(post(client, plain, {"object_class": FULFILLMENT, "product_id": hook.product_id}), 401)
+    assert_error(post(client, plain, event_for(hook.product_id)), 401)
     assert event_rows() == 0 and counted(hook) == [0]
 
 
@@ -138,7 +142,7 @@ BAD_BODIES = {
     "id a number": ({"object_class": FULFILLMENT, "product_id": "{product}", "id": 7}, "'id'"),
     "id too long": ({"object_class": FULFILLMENT, "product_id": "{product}", "id": "x" * 101}, "'id'"),
     "object_id a list": ({"object_class": FULFILLMENT, "product_id": "{product}", "object_id": []}, "object_id"),
-    "api_url not http": ({"object_class": FULFILLMENT, "product_id": "{product}", "api_url": "ftp://x.test/"}, "api_url"),
+    "api_url not http": ({"object_class": FULFILLMENT, "product_id": "{product}", "api_url": "ftp://x.t/"}, "api_url"),
     "api_url a number": ({"object_class": FULFILLMENT, "product_id": "{product}", "api_url": 1}, "api_url"),
     "unknown field": ({"object_class": FULFILLMENT, "product_id": "{product}", "colour": "red"}, "colour"),
 }
@@ -154,7 +158,7 @@ def test_schema_errors_are_400_naming_the_field_and_change_nothing(client, hook,
 
 
 def test_an_id_of_exactly_100_characters_is_accepted(client, hook, token):
-    response = post(client, token, {"object_class": FULFILLMENT, "product_id": hook.product_id, "id": "x" * 100})
+    response = post(client, token, event_for(hook.product_id, id="x" * 100))
     assert response.status_code == 202
 
 
@@ -165,7 +169,6 @@ def test_malformed_json_is_400(client, hook, token, raw):
     assert event_rows() == 0 and counted(hook) == [0]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: deeply nested JSON raises RecursionError in json.loads (500, not 400)")
 def test_deeply_nested_json_is_a_400_not_a_crash(client, hook, token):
     raw = b"[" * 30000 + b"]" * 30000  # valid JSON, under 64 KiB
     assert_error(post(client, token, data=raw, content_type="application/json"), 400)
@@ -173,19 +176,19 @@ def test_deeply_nested_json_is_a_400_not_a_crash(client, hook, token):
 
 
 def test_an_unknown_product_is_404(client, hook, token):
-    response = post(client, token, {"object_class": FULFILLMENT, "product_id": "PRD-000-000-000"})
+    response = post(client, token, event_for("PRD-000-000-000"))
     assert_error(response, 404, "PRD-000-000-000")
     assert event_rows() == 0 and counted(hook) == [0]
 
 
 def test_another_vendors_product_is_404_for_a_vendor_token(client, hook, other_vendor):
-    response = post(client, api_token(other_vendor.account), {"object_class": FULFILLMENT, "product_id": hook.product_id})
+    response = post(client, api_token(other_vendor.account), event_for(hook.product_id))
     assert_error(response, 404, hook.product_id)
     assert event_rows() == 0 and counted(hook) == [0]
 
 
 def test_a_body_over_64_kib_is_413(client, hook, token):
-    body = {"object_class": FULFILLMENT, "product_id": hook.product_id, "object_id": "x" * 100}
+    body = event_for(hook.product_id, object_id="x" * 100)
     raw = json.dumps(body).encode() + b" " * (64 * 1024)
     assert_error(post(client, token, data=raw, content_type="application/json"), 413)
     assert event_rows() == 0 and counted(hook) == [0]
@@ -193,7 +196,7 @@ def test_a_body_over_64_kib_is_413(client, hook, token):
 
 @pytest.mark.parametrize(("padding", "status"), [(0, 202), (64 * 1024, 413)])
 def test_a_chunked_body_without_content_length_is_capped_too(client, hook, token, padding, status):
-    raw = json.dumps({"object_class": FULFILLMENT, "product_id": hook.product_id}).encode() + b" " * padding
+    raw = json.dumps(event_for(hook.product_id)).encode() + b" " * padding
     response = post(
         client,
         token,
@@ -207,7 +210,7 @@ def test_a_chunked_body_without_content_length_is_capped_too(client, hook, token
 
 
 def test_a_body_of_exactly_64_kib_is_read(client, hook, token):
-    raw = json.dumps({"object_class": FULFILLMENT, "product_id": hook.product_id}).encode()
+    raw = json.dumps(event_for(hook.product_id)).encode()
     raw += b" " * (64 * 1024 - len(raw))
     assert post(client, token, data=raw, content_type="application/json").status_code == 202
 
@@ -227,7 +230,7 @@ def test_a_body_that_is_not_json_is_415(client, hook, token, kwargs):
 
 
 def test_a_repeated_client_id_is_answered_200_with_the_first_result(client, vendor, other_vendor, hook, token):
-    body = {"object_class": FULFILLMENT, "product_id": hook.product_id, "id": "erp-42"}
+    body = event_for(hook.product_id, id="erp-42")
     first = post(client, token, body)
     second = post(client, token, body)
     assert first.status_code == 202 and second.status_code == 200
@@ -245,14 +248,14 @@ def test_a_repeated_client_id_is_answered_200_with_the_first_result(client, vend
 
 def test_another_accounts_token_never_matches_this_accounts_webhooks(client, vendor, other_vendor, hook):
     theirs = make_webhook(other_vendor)
-    response = post(client, api_token(other_vendor.account), {"object_class": FULFILLMENT, "product_id": theirs.product_id})
+    response = post(client, api_token(other_vendor.account), event_for(theirs.product_id))
     assert response.status_code == 202 and response.get_json()["webhooks"] == [theirs.id]
     assert counted(hook, theirs) == [0, 1]
 
 
 def test_a_distributor_token_matches_only_the_distributors_webhooks(client, vendor, distributor, hook):
     dist_hook = make_webhook(distributor, product_id=vendor.products[0].id)
-    response = post(client, api_token(distributor.account), {"object_class": FULFILLMENT, "product_id": hook.product_id})
+    response = post(client, api_token(distributor.account), event_for(hook.product_id))
     assert response.status_code == 202 and response.get_json()["webhooks"] == [dist_hook.id]
     assert counted(hook, dist_hook) == [0, 1]
 
@@ -268,7 +271,7 @@ def csrf_client(app, tmp_path, redis_url) -> Iterator[FlaskClient]:
 
 
 def test_csrf_does_not_apply_to_the_event_api(csrf_client, hook, token):
-    response = post(csrf_client, token, {"object_class": FULFILLMENT, "product_id": hook.product_id})
+    response = post(csrf_client, token, event_for(hook.product_id))
     assert response.status_code == 202 and response.get_json()["webhooks"] == [hook.id]
     assert counted(hook) == [1]
 
@@ -289,7 +292,7 @@ def test_get_on_the_event_endpoint_is_a_json_405(client, token):
 def test_an_event_committed_without_a_wake_up_is_delivered_by_the_sweeper(app, vendor, handler):
     hook = make_webhook(vendor, external_url=handler.behave("/swept"))
     row, _plain = tokens.create_token(vendor.account, "erp")
-    result = events.ingest(row, {"object_class": FULFILLMENT, "product_id": hook.product_id}, wake=False)
+    result = events.ingest(row, event_for(hook.product_id), wake=False)
     assert result.webhook_ids == [hook.id]
     connection = Redis.from_url(app.config["REDIS_URL"])
     assert Queue(dispatch.QUEUE_NAME, connection=connection).count == 0  # the web process "died" here

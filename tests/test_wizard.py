@@ -244,11 +244,8 @@ def test_create_a_get_webhook_without_data(client, auth, vendor):
     assert webhook.jwt_secret == "a-shared-secret"
 
 
-@pytest.mark.xfail(
-    reason="BUG: the wizard refuses an emptied JWT secret; DESIGN §4 says it is generated when left empty",
-    strict=True,
-)
 def test_emptied_secret_is_generated_at_creation(client, auth, vendor):
+    """DESIGN §4: the JWT secret is generated when left empty."""
     auth.login()
     wizard = Wizard(client, vendor.products[0].id)
     wizard.values["http"]["jwt_secret"] = ""

@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--no-cron", action="store_true", help="do not run the sweeper and pruning here")
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # RQ would log every sweep, every second; our own loggers say what was delivered.
+    logging.getLogger("rq.cron").setLevel(logging.WARNING)
 
     app = jobs.worker_app()
     with app.app_context():
@@ -55,7 +57,7 @@ def main() -> None:
     worker = SimpleWorker([queue], connection=connection)
     while True:
         try:
-            worker.work(with_scheduler=True, burst=options.burst, logging_level="INFO")
+            worker.work(with_scheduler=True, burst=options.burst, logging_level="WARNING")
             break
         except RedisError as exc:
             log.warning("Lost Redis (%s); retrying in 1 s.", exc)

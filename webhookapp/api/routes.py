@@ -51,6 +51,8 @@ def json_body(max_bytes: int) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise events.IngestError(400, "REQ_400", [f"The body is not valid JSON: {exc}"]) from None
+    except RecursionError:
+        raise events.IngestError(400, "REQ_400", ["The body is nested too deeply."]) from None
 
 
 @blueprint.post("/events")

@@ -126,6 +126,8 @@ def seed_demo(password: str = DEMO_PASSWORD) -> list[DemoLogin]:
 
     Existing demo users get ``password`` again, so the printed login always works.
     """
+    if len(password) < PASSWORD_MIN:  # checked first, so a refusal leaves nothing half-made
+        raise AccountError(f"Password must be at least {PASSWORD_MIN} characters.")
     logins = []
     for kind, account_id, name, email in DEMO_ACCOUNTS:
         if db.session.get(Account, account_id) is None:

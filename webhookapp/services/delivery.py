@@ -93,7 +93,13 @@ def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_B
             for future in done:
                 claim, call = in_flight.pop(future)
                 attempts += 1
-                retry_at = triggers.complete(claim, call, future.result())
+                result = future.result()
+                retry_at = triggers.complete(claim, call, result)
+                log.info(
+                    "%s attempt %d: %s in %.0f ms%s", claim.webhook.id, claim.attempt,
+                    f"HTTP {result.status}" if result.status else "no response", result.duration_ms,
+                    f" ({result.error})" if result.error else "",
+                )  # fmt: skip
                 if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
                     dispatch.schedule(claim.webhook.id, retry_at)
             continue

@@ -161,6 +161,6 @@ def data_object(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise RuleError('Additional data must be a JSON object, such as {"purpose": "demo"}.')
-    if len(json.dumps(value).encode()) > DATA_MAX_BYTES:
+    if len(json.dumps(value, ensure_ascii=False).encode()) > DATA_MAX_BYTES:
         raise RuleError(f"Additional data must be at most {DATA_MAX_BYTES // 1024} KiB.")
     return value

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from .. import __version__
@@ -123,7 +124,7 @@ class Sender:
             return result(success=False, error=str(blocked) if blocked else _describe(exc))
         try:
             body, truncated, late = _read_capped(response, deadline)
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             return result(
                 success=False, status=response.status_code, error=f"Reading the response failed: {_describe(exc)}"
             )
@@ -133,7 +134,7 @@ class Sender:
         headers = dict(response.headers)
         text = body.decode(response.encoding or "utf-8", errors="replace")
         if late:
-            error = f"The handler did not finish answering within {self.timeout:g} s."
+            error = f"The handler did not finish answering within the delivery timeout ({self.timeout:g} s)."
         elif 300 <= status < 400:
             error = f"Redirects are not followed (HTTP {status} to {response.headers.get('Location', '?')})."
         elif not 200 <= status < 300:
@@ -146,21 +147,27 @@ class Sender:
 
 
 def _read_capped(response: requests.Response, deadline: float) -> tuple[bytes, bool, bool]:
-    """Read at most RESPONSE_CAP bytes; report whether more was sent and whether time ran out."""
+    """Read at most RESPONSE_CAP bytes; report whether more was sent and whether time ran out.
+
+    ``read1`` returns whatever one socket read brings, so a handler trickling its body is cut
+    off at the deadline instead of holding the attempt for a read timeout per chunk.
+    """
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(CHUNK):
+    while True:
         if time.monotonic() > deadline:
             return b"".join(chunks), False, True
+        chunk = response.raw.read1(CHUNK, decode_content=True)
+        if not chunk:
+            return b"".join(chunks), False, False
         chunks.append(chunk)
         size += len(chunk)
-        if size >= RESPONSE_CAP:
+        if size > RESPONSE_CAP:  # one byte more than the cap proves there was more
             return b"".join(chunks)[:RESPONSE_CAP], True, False
-    return b"".join(chunks), False, time.monotonic() > deadline
 
 
-def _describe(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.Timeout):
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
         return "The handler did not answer in time (timeout)."
     if isinstance(exc, requests.exceptions.SSLError):
         return f"TLS error: {exc}"

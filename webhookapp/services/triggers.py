@@ -41,9 +41,13 @@ def retry_delay(failed_attempts: int) -> float:
 
 
 def lease_seconds() -> float:
-    """How long a claimed attempt may take before the sweeper hands it to another worker."""
+    """How long a claimed attempt may take before the sweeper hands it to another worker.
+
+    An attempt lasts at most about twice the delivery timeout (connect, then reads bounded by
+    the timeout and the deadline), so the lease is that plus a margin.
+    """
     timeout = float(current_app.config["WEBHOOK_DELIVERY_TIMEOUT"])
-    return timeout + min(timeout, 30.0)
+    return 2 * timeout + min(timeout, 30.0)
 
 
 def _sendable() -> tuple:

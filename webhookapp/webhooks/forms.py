@@ -70,11 +70,16 @@ class TypeForm(FlaskForm):
 
 class HttpSettingsForm(FlaskForm):
     external_url = StringField("Endpoint URL", validators=[rule(rules.external_url)])
-    jwt_secret = StringField("JWT secret", validators=[rule(rules.jwt_secret)])
+    jwt_secret = StringField("JWT secret")
     http_method = RadioField(
         "Method", choices=[SelectChoice("POST"), SelectChoice("GET")], default="POST", validate_choice=False
     )
     headers = FieldList(FormField(HeaderRowForm), label="Headers", min_entries=1, max_entries=rules.HEADERS_MAX + 1)
+
+    def validate_jwt_secret(self, field: Any) -> None:
+        # Empty is allowed: a strong secret is generated when the webhook is created (DESIGN §4).
+        if field.data:
+            apply_rule(rules.jwt_secret, field)
 
     def validate_http_method(self, field: Any) -> None:
         apply_rule(rules.http_method, field)
@@ -119,17 +124,19 @@ class EditForm(GeneralForm, HttpSettingsForm, DataForm):
             "jwt_secret": self.jwt_secret.data or "",
             "http_method": self.http_method.data,
             "headers": self.header_pairs(),
-            "data": self.custom_data.data if isinstance(self.custom_data.data, dict) else {},
+            "data": self.parsed_data or {},
         }
 
-    def validate_jwt_secret(self, field: Any) -> None:
-        if field.data:
-            apply_rule(rules.jwt_secret, field)
+    parsed_data: dict[str, Any] | None = None
 
     def validate_custom_data(self, field: Any) -> None:
-        # Additional data is only sent with POST; for GET the text box is ignored.
+        # Additional data is only sent with POST; for GET the text box is ignored. The parsed
+        # object is kept aside so that the box still shows the text as typed if another field fails.
         if self.http_method.data != "GET":
-            apply_rule(rules.data_text, field)
+            try:
+                self.parsed_data = rules.data_text(field.data)
+            except rules.RuleError as exc:
+                raise ValidationError(str(exc)) from None
 
 
 def format_data(data: dict[str, Any]) -> str:

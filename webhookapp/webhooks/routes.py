@@ -105,7 +105,7 @@ def secret(webhook_id: str) -> Response:
 
 
 @blueprint.route("/webhooks/<webhook_id>/edit", methods=["GET", "POST"])
-def edit(webhook_id: str) -> str | Response:
+def edit(webhook_id: str) -> str | Response | tuple[str, int]:
     webhook = _own_webhook(webhook_id)
     if request.method == "GET":
         form = EditForm(
@@ -124,9 +124,10 @@ def edit(webhook_id: str) -> str | Response:
     if action == "generate_secret":
         form.jwt_secret.data = service.generate_secret()
         flash("A new JWT secret was generated. Save to apply it; until then the old one stays in use.", "info")
-    elif apply_row_action(form, action):
-        pass  # rows added or removed; show the form again
-    elif form.validate():
+        return render_template("webhooks/edit.html", webhook=webhook, form=form)
+    if apply_row_action(form, action):
+        return render_template("webhooks/edit.html", webhook=webhook, form=form)
+    if form.validate():
         try:
             service.update_webhook(webhook, form.to_fields())
         except service.WebhookValidationError as exc:
@@ -134,7 +135,7 @@ def edit(webhook_id: str) -> str | Response:
         else:
             flash(f"Webhook “{webhook.label}” saved.", "success")
             return redirect(url_for("webhooks.details", webhook_id=webhook.id))
-    return render_template("webhooks/edit.html", webhook=webhook, form=form)
+    return render_template("webhooks/edit.html", webhook=webhook, form=form), 400
 
 
 @blueprint.post("/webhooks/<webhook_id>/enable")
