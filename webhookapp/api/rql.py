@@ -1,0 +1,198 @@
+"""A small RQL parser for list endpoints, as the Connect API and its Python client speak it.
+
+Supported: ``eq ne in out like ilike`` on whitelisted fields, combined with ``and or not``,
+``ordering(field,-field)`` and ``select(...)`` (accepted and ignored); ``limit`` and ``offset``
+come as ordinary parameters. Several top-level terms (``a&b``) mean ``and``. ``like``/``ilike``
+use ``*`` as the wildcard. Anything else is a :class:`RQLError` with a message for the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from sqlalchemy import and_, false, not_, or_, true
+from sqlalchemy.sql.elements import ColumnElement
+
+TOKEN = re.compile(r"\s*([(),])\s*|([^(),]+)")
+NAMED_PARAMETERS = {"limit", "offset", "search"}
+MAX_LENGTH = 4096
+
+
+class RQLError(ValueError):
+    """A query that cannot be understood; the message says where."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """A filterable field: its column, and how to turn RQL text into a value."""
+
+    column: Any
+    convert: Callable[[str], Any] = str
+
+
+def boolean(text: str) -> bool:
+    if text in ("true", "True", "1"):
+        return True
+    if text in ("false", "False", "0"):
+        return False
+    raise RQLError(f"'{text}' is not true or false.")
+
+
+@dataclass
+class Node:
+    name: str
+    args: list[Node | str]
+
+
+@dataclass
+class Query:
+    where: ColumnElement[bool]
+    order_by: list[Any]
+    params: dict[str, str]
+
+
+def _tokens(text: str) -> list[str]:
+    out = []
+    position = 0
+    for match in TOKEN.finditer(text):
+        if match.start() != position:  # pragma: no cover - the pattern covers every character
+            raise RQLError(f"Unexpected text at position {position}.")
+        out.append(match.group(1) or match.group(2).strip())
+        position = match.end()
+    return [token for token in out if token != ""]
+
+
+def _parse(tokens: list[str], position: int = 0) -> tuple[Node | str, int]:
+    if position >= len(tokens):
+        raise RQLError("The query ends too early.")
+    name = tokens[position]
+    if name in "(),":
+        if name == "(":  # a bare list: (a,b)
+            node = Node("", [])
+            position += 1
+        else:
+            raise RQLError(f"Unexpected '{name}'.")
+    else:
+        position += 1
+        if position >= len(tokens) or tokens[position] != "(":
+            return unquote(name), position
+        node = Node(name, [])
+        position += 1
+    if position < len(tokens) and tokens[position] == ")":
+        return node, position + 1
+    while True:
+        arg, position = _parse(tokens, position)
+        node.args.append(arg)
+        if position >= len(tokens):
+            raise RQLError(f"Missing ')' after {node.name or 'a list'}.")
+        if tokens[position] == ")":
+            return node, position + 1
+        if tokens[position] != ",":
+            raise RQLError(f"Expected ',' or ')' in {node.name or 'a list'}.")
+        position += 1
+
+
+def parse_expression(text: str) -> Node:
+    """Parse one RQL term such as ``and(eq(a,1),in(b,(x,y)))``."""
+    tokens = _tokens(text)
+    node, position = _parse(tokens)
+    if position != len(tokens):
+        raise RQLError(f"Unexpected text after '{text[: max(len(text) - 1, 0)]}'.")
+    if not isinstance(node, Node):
+        raise RQLError(f"'{text}' is not an RQL expression such as eq(field,value).")
+    return node
+
+
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
+    name = node.name
+    if name in ("and", "or"):
+        if not node.args:
+            raise RQLError(f"{name}() needs at least one condition.")
+        parts = [_condition(_expect_node(arg, name), fields) for arg in node.args]
+        return and_(*parts) if name == "and" else or_(*parts)
+    if name == "not":
+        if len(node.args) != 1:
+            raise RQLError("not() takes one condition.")
+        return not_(_condition(_expect_node(node.args[0], name), fields))
+    if name not in ("eq", "ne", "in", "out", "like", "ilike"):
+        raise RQLError(f"Unknown operator '{name}'. Use eq, ne, in, out, like, ilike, and, or, not.")
+    if len(node.args) != 2 or not isinstance(node.args[0], str):
+        raise RQLError(f"{name}() takes a field and a value, as in {name}(label,value).")
+    field = fields.get(node.args[0])
+    if field is None:
+        raise RQLError(f"Cannot filter on '{node.args[0]}'. Fields: {', '.join(sorted(fields))}.")
+    value = node.args[1]
+    if name in ("in", "out"):
+        values = value.args if isinstance(value, Node) and value.name == "" else [value]
+        if not all(isinstance(item, str) for item in values):
+            raise RQLError(f"{name}() takes a list of values, as in {name}(field,(a,b)).")
+        converted = [field.convert(item) for item in values]
+        if not converted:
+            return false() if name == "in" else true()
+        clause = field.column.in_(converted)
+        return clause if name == "in" else not_(clause)
+    if not isinstance(value, str):
+        raise RQLError(f"{name}() takes a plain value.")
+    if name in ("like", "ilike"):
+        pattern = _like_pattern(value)
+        return field.column.like(pattern, escape="\\") if name == "like" else field.column.ilike(pattern, escape="\\")
+    converted = field.convert(value)
+    return field.column == converted if name == "eq" else field.column != converted
+
+
+def _expect_node(arg: Node | str, parent: str) -> Node:
+    if not isinstance(arg, Node) or not arg.name:
+        raise RQLError(f"{parent}() takes conditions such as eq(field,value).")
+    return arg
+
+
+def parse_query(query_string: str, fields: Mapping[str, Field], default_order: list[Any]) -> Query:
+    """Turn a raw query string into a WHERE clause, an ORDER BY and the named parameters."""
+    if len(query_string) > MAX_LENGTH:
+        raise RQLError(f"The query is longer than {MAX_LENGTH} characters.")
+    conditions: list[ColumnElement[bool]] = []
+    order_by: list[Any] = []
+    params: dict[str, str] = {}
+    for term in filter(None, query_string.split("&")):
+        key, sep, value = term.partition("=")
+        if sep and "(" not in key:
+            key = unquote(key.replace("+", " "))
+            value = unquote(value.replace("+", " "))
+            if key in NAMED_PARAMETERS:
+                params[key] = value
+            elif key in fields:  # field=value is shorthand for eq(field,value)
+                conditions.append(fields[key].column == fields[key].convert(value))
+            else:
+                raise RQLError(f"Unknown parameter '{key}'.")
+            continue
+        node = parse_expression(term)  # values are unquoted one by one, so %2C stays inside a value
+        if node.name == "ordering":
+            order_by.extend(_ordering(node, fields))
+        elif node.name == "select":
+            continue  # Connect clients send select(); every field is always returned
+        else:
+            conditions.append(_condition(node, fields))
+    return Query(and_(true(), *conditions), order_by or default_order, params)
+
+
+def _ordering(node: Node, fields: Mapping[str, Field]) -> list[Any]:
+    order = []
+    for arg in node.args:
+        if not isinstance(arg, str):
+            raise RQLError("ordering() takes field names, as in ordering(-created,label).")
+        descending = arg.startswith("-")
+        name = arg.lstrip("+-")
+        field = fields.get(name)
+        if field is None:
+            raise RQLError(f"Cannot order by '{name}'. Fields: {', '.join(sorted(fields))}.")
+        order.append(field.column.desc() if descending else field.column.asc())
+    return order
