@@ -234,3 +234,8 @@ def test_non_ascii_data_under_64_kib_is_accepted():
     text = json.dumps({"greeting": "я" * 20_000}, ensure_ascii=False)
     assert len(text.encode()) < 64 * 1024
     assert rules.data_text(text) == {"greeting": "я" * 20_000}
+
+
+def test_deeply_nested_additional_data_is_refused_not_a_crash():
+    with pytest.raises(rules.RuleError, match="nested too deeply"):
+        rules.data_text("[" * 20_000 + "]" * 20_000)

@@ -26,7 +26,7 @@ def pretty_json(text: str | None) -> str:
     """Indent a JSON document for reading; other text is returned as it is."""
     try:
         return json_text(json.loads(text or ""))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to indent
         return text or ""
 
 

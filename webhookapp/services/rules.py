@@ -152,6 +152,8 @@ def data_text(value: str | None) -> dict[str, Any]:
         raise RuleError(
             f"Additional data is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from None
+    except RecursionError:
+        raise RuleError("Additional data is nested too deeply.") from None
     return data_object(parsed)
 
 
