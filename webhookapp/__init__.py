@@ -85,7 +85,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .api.routes import blueprint as api
+    from .api import blueprint as api
     from .auth.routes import blueprint as auth
     from .settings.routes import blueprint as settings
     from .webhooks.routes import blueprint as webhooks

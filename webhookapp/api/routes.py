@@ -1,4 +1,4 @@
-"""``POST /public/v1/events`` (DESIGN §7)."""
+"""The /public/v1 blueprint: token authentication, JSON bodies and errors, and the event endpoint."""
 
 from __future__ import annotations
 
@@ -14,10 +14,22 @@ from ..services import events, tokens
 
 blueprint = Blueprint("api", __name__, url_prefix="/public/v1")
 
+BODY_MAX_BYTES = 64 * 1024
 
-def api_error(status: int, error_code: str, *errors: str) -> tuple[Response, int]:
-    """The Connect-style error body: ``{"error_code": ..., "errors": [...]}``."""
-    return jsonify(error_code=error_code, errors=list(errors)), status
+
+class ApiError(Exception):
+    """Refused input: rendered as ``{"error_code": ..., "errors": [...]}`` with ``status``."""
+
+    def __init__(self, status: int, error_code: str, *errors: str):
+        super().__init__(f"{status} {error_code}: {' '.join(errors)}")
+        self.status = status
+        self.error_code = error_code
+        self.errors = list(errors)
+
+
+@blueprint.errorhandler(ApiError)
+def render_api_error(error: ApiError) -> tuple[Response, int]:
+    return jsonify(error_code=error.error_code, errors=error.errors), error.status
 
 
 def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -27,40 +39,42 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         token = tokens.authenticate_header(request.headers.get("Authorization"))
         if token is None:
-            response, status = api_error(
-                401, "AUTH_001", "A valid API token is required (Authorization: ApiKey <token>)."
+            response = jsonify(
+                error_code="AUTH_001", errors=["A valid API token is required (Authorization: ApiKey <token>)."]
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="webhookapp"'
-            return response, status
+            return response, 401
         g.api_token = token
         return view(*args, **kwargs)
 
     return wrapped
 
 
-def json_body(max_bytes: int) -> Any:
-    """The request's JSON, or an :class:`events.IngestError` for 413, 415 and malformed JSON."""
+def json_body(max_bytes: int = BODY_MAX_BYTES) -> Any:
+    """The request's JSON, or an ApiError: 413 too large, 415 not JSON, 400 malformed."""
+    too_large = ApiError(413, "REQ_413", f"The body must be at most {max_bytes // 1024} KiB.")
     if request.content_length is not None and request.content_length > max_bytes:
-        raise events.IngestError(413, "REQ_413", [f"The body must be at most {max_bytes // 1024} KiB."])
+        raise too_large
     if not request.is_json:
-        raise events.IngestError(415, "REQ_415", ["Send JSON with Content-Type: application/json."])
+        raise ApiError(415, "REQ_415", "Send JSON with Content-Type: application/json.")
     raw = request.stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
-        raise events.IngestError(413, "REQ_413", [f"The body must be at most {max_bytes // 1024} KiB."])
+        raise too_large
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise events.IngestError(400, "REQ_400", [f"The body is not valid JSON: {exc}"]) from None
+        raise ApiError(400, "REQ_400", f"The body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise events.IngestError(400, "REQ_400", ["The body is nested too deeply."]) from None
+        raise ApiError(400, "REQ_400", "The body is nested too deeply.") from None
 
 
 @blueprint.post("/events")
 @token_required
 def post_event() -> tuple[Response, int]:
+    """Accept a queue-change event (DESIGN §7)."""
+    body = json_body(current_app.config["EVENT_MAX_BYTES"])
     try:
-        body = json_body(current_app.config["EVENT_MAX_BYTES"])
         result = events.ingest(g.api_token, body)
     except events.IngestError as exc:
-        return api_error(exc.status, exc.error_code, *exc.errors)
+        raise ApiError(exc.status, exc.error_code, *exc.errors) from None
     return jsonify(result.as_json()), 200 if result.duplicate else 202

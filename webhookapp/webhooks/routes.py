@@ -20,6 +20,7 @@ from werkzeug import Response
 from .. import catalog
 from ..extensions import db
 from ..models import Webhook
+from ..services import validations
 from ..services import webhooks as service
 from ..urls import safe_local_path
 from .forms import EditForm, apply_row_action, format_data
@@ -86,7 +87,17 @@ def attempt(webhook_id: str, attempt_id: int) -> str:
 
 @blueprint.post("/webhooks/<webhook_id>/trigger")
 def trigger(webhook_id: str) -> Response:
+    """Trigger Now: event webhooks get a trigger due now; validation webhooks a sample request."""
     webhook = _own_webhook(webhook_id)
+    if webhook.catalog_entry.kind == "validation":
+        answer = validations.send_sample(webhook)
+        if answer.answered:
+            flash(f"The handler answered the sample request with HTTP {answer.status}.", "success")
+        else:
+            flash(f"The sample request failed: {answer.error}", "error")
+        if answer.attempt_id:
+            return redirect(url_for("webhooks.attempt", webhook_id=webhook.id, attempt_id=answer.attempt_id))
+        return redirect(url_for("webhooks.details", webhook_id=webhook.id))
     try:
         service.trigger_now(webhook)
     except service.WebhookValidationError as exc:

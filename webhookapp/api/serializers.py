@@ -1,0 +1,131 @@
+"""JSON shapes of the management API (DESIGN §4, §8), and the checks on what clients send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from ..models import Attempt, Webhook
+from ..services.signing import isoformat
+
+STATUS_KEYS = {"Enabled": "enabled", "Disabled": "disabled", "Out of order": "out_of_order"}
+
+# What a client may send, with the JSON type each must have.
+WRITABLE = {
+    "label": str,
+    "description": str,
+    "active": bool,
+    "product_id": str,
+    "object_class": str,
+    "type": str,
+    "http_method": str,
+    "external_url": str,
+    "jwt_secret": str,
+    "headers": dict,
+    "data": dict,
+}
+# Returned by the API and so sent back by clients that PUT what they GET: accepted and ignored.
+READ_ONLY = {
+    "id", "account", "status", "api_url", "stats", "last_event", "last_success", "last_failure",
+    "earliest_possible_trigger", "created_at", "modified_at", "events",
+}  # fmt: skip
+TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object"}
+
+
+def outcome(info: dict[str, Any] | None, at: Any) -> dict[str, Any] | None:
+    if at is None:
+        return None
+    info = info or {}
+    return {
+        "at": isoformat(at),
+        "status": info.get("status"),
+        "duration_ms": info.get("duration_ms"),
+        "error": info.get("error"),
+        "attempt_id": info.get("attempt_id"),
+    }
+
+
+def webhook_json(webhook: Webhook) -> dict[str, Any]:
+    """A webhook as the API returns it."""
+    return {
+        "id": webhook.id,
+        "label": webhook.label,
+        "description": webhook.description,
+        "active": webhook.active,
+        "status": STATUS_KEYS[webhook.status],
+        "object_class": webhook.object_class,
+        "type": webhook.type,
+        "http_method": webhook.http_method,
+        "external_url": webhook.external_url,
+        "jwt_secret": webhook.jwt_secret,
+        "headers": dict(webhook.headers or {}),
+        "data": dict(webhook.data or {}),
+        "product": {"id": webhook.product.id, "name": webhook.product.name},
+        "account": {"id": webhook.account.id, "name": webhook.account.name},
+        "api_url": webhook.last_event_api_url or current_app.config["WEBHOOK_API_URL"],
+        "created_at": isoformat(webhook.created_at),
+        "modified_at": isoformat(webhook.modified_at),
+        "stats": {
+            "events": webhook.events_count,
+            "triggers": webhook.triggers_count,
+            "success_triggers": webhook.success_count,
+            "failure_triggers": webhook.failure_count,
+            "failure_since_last_success": webhook.failures_since_last_success,
+        },
+        "last_event": isoformat(webhook.last_event_at),
+        "last_success": outcome(webhook.last_success_info, webhook.last_success_at),
+        "last_failure": outcome(webhook.last_failure_info, webhook.last_failure_at),
+        "earliest_possible_trigger": None if webhook.out_of_order else isoformat(webhook.next_trigger_at),
+    }
+
+
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    """A delivery attempt as the API returns it (the JWT's signature redacted)."""
+    return {
+        "id": attempt.id,
+        "webhook_id": attempt.webhook_id,
+        "kind": attempt.kind,
+        "number": attempt.number,
+        "started_at": isoformat(attempt.started_at),
+        "duration_ms": round(attempt.duration_ms, 1),
+        "success": attempt.success,
+        "error": attempt.error,
+        "request": {
+            "method": attempt.request_method,
+            "url": attempt.request_url,
+            "headers": attempt.request_headers,
+            "body": attempt.request_body,
+        },
+        "response": None
+        if attempt.response_status is None
+        else {
+            "status": attempt.response_status,
+            "headers": attempt.response_headers or {},
+            "body": attempt.response_body,
+            "truncated": attempt.response_truncated,
+        },
+    }
+
+
+def writable_fields(body: Any) -> tuple[dict[str, Any], list[str]]:
+    """The writable fields of a create/update body, and the messages for everything wrong with it."""
+    if not isinstance(body, dict):
+        return {}, ["The body must be a JSON object."]
+    errors = []
+    fields: dict[str, Any] = {}
+    for name, value in body.items():
+        if name == "product" and isinstance(value, dict) and set(value) <= {"id", "name"}:
+            name, value = "product_id", value.get("id")  # Connect clients send product {id}
+        if name in READ_ONLY:
+            continue
+        expected = WRITABLE.get(name)
+        if expected is None:
+            errors.append(f"Unknown field '{name}'.")
+        elif not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            errors.append(f"'{name}' must be {TYPE_NAMES[expected]}.")
+        else:
+            fields[name] = value
+    if "headers" in fields and not all(isinstance(v, str) for v in fields["headers"].values()):
+        errors.append("'headers' values must be strings.")
+    return fields, errors

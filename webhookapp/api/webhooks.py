@@ -1,0 +1,163 @@
+"""``/public/v1/notifications/webhooks``: the management API Connect's Python client drives (DESIGN §8)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import g, jsonify, request
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import joinedload
+from werkzeug import Response
+
+from ..extensions import db
+from ..models import Attempt, Webhook
+from ..services import validations
+from ..services import webhooks as service
+from . import rql
+from .routes import ApiError, blueprint, json_body, token_required
+from .serializers import attempt_json, webhook_json, writable_fields
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+FIELD_NAMES = {"type_key": "type", "product_id": "product_id"}
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise rql.RQLError(f"'{text}' is not an ISO 8601 date and time.") from None
+
+
+WEBHOOK_FIELDS = {
+    "id": rql.Field(Webhook.id),
+    "label": rql.Field(Webhook.label),
+    "active": rql.Field(Webhook.active, rql.boolean),
+    "type": rql.Field(Webhook.type),
+    "object_class": rql.Field(Webhook.object_class),
+    "product.id": rql.Field(Webhook.product_id),
+    "created_at": rql.Field(Webhook.created_at, _datetime),
+}
+ATTEMPT_FIELDS = {
+    "id": rql.Field(Attempt.id, int),
+    "success": rql.Field(Attempt.success, rql.boolean),
+    "kind": rql.Field(Attempt.kind),
+    "started_at": rql.Field(Attempt.started_at, _datetime),
+}
+
+
+def paginated(query: Select, fields: dict[str, rql.Field], default_order: list[Any], render: Any) -> Response:
+    """Apply RQL, ``limit`` and ``offset`` to ``query``; answer with a Content-Range header."""
+    try:
+        parsed = rql.parse_query(request.query_string.decode("latin-1"), fields, default_order)
+        limit = int(parsed.params.get("limit", DEFAULT_LIMIT))
+        offset = int(parsed.params.get("offset", 0))
+    except rql.RQLError as exc:
+        raise ApiError(400, "RQL_001", str(exc)) from None
+    except ValueError:
+        raise ApiError(400, "RQL_001", "limit and offset must be whole numbers.") from None
+    if not 0 <= limit <= MAX_LIMIT or offset < 0:
+        raise ApiError(400, "RQL_001", f"limit must be 0 to {MAX_LIMIT} and offset 0 or more.")
+    query = query.where(parsed.where)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    items = (
+        db.session.scalars(query.order_by(*parsed.order_by).offset(offset).limit(limit)).unique().all() if limit else []
+    )
+    response = jsonify([render(item) for item in items])
+    last = offset + len(items) - 1 if items else offset
+    response.headers["Content-Range"] = f"items {offset}-{last}/{total}"
+    return response
+
+
+def own_webhook(webhook_id: str) -> Webhook:
+    webhook = service.get_webhook(g.api_token.account, webhook_id)
+    if webhook is None:
+        raise ApiError(404, "WH_404", f"Webhook {webhook_id} not found.")
+    return webhook
+
+
+def _service_fields(body: Any) -> dict[str, Any]:
+    fields, errors = writable_fields(body)
+    if errors:
+        raise ApiError(400, "VAL_001", *errors)
+    if "object_class" in fields or "type" in fields:
+        fields["type_key"] = f"{fields.pop('object_class', '')}.{fields.pop('type', '')}"
+    return fields
+
+
+def _validation_error(exc: service.WebhookValidationError) -> ApiError:
+    messages = [f"{FIELD_NAMES.get(name, name)}: {message}" for name, items in exc.errors.items() for message in items]
+    return ApiError(400, "VAL_001", *messages)
+
+
+@blueprint.get("/notifications/webhooks")
+@token_required
+def list_webhooks() -> Response:
+    query = (
+        select(Webhook)
+        .where(Webhook.account_id == g.api_token.account_id)
+        .options(joinedload(Webhook.product), joinedload(Webhook.account))
+    )
+    return paginated(query, WEBHOOK_FIELDS, [Webhook.created_at.desc(), Webhook.id], webhook_json)
+
+
+@blueprint.post("/notifications/webhooks")
+@token_required
+def create_webhook() -> tuple[Response, int]:
+    fields = _service_fields(json_body())
+    if "type_key" not in fields:
+        raise ApiError(400, "VAL_001", "'object_class' and 'type' are required.")
+    try:
+        webhook = service.create_webhook(g.api_token.account, fields)
+    except service.WebhookValidationError as exc:
+        raise _validation_error(exc) from None
+    return jsonify(webhook_json(webhook)), 201
+
+
+@blueprint.get("/notifications/webhooks/<webhook_id>")
+@token_required
+def get_webhook(webhook_id: str) -> Response:
+    return jsonify(webhook_json(own_webhook(webhook_id)))
+
+
+@blueprint.put("/notifications/webhooks/<webhook_id>")
+@token_required
+def update_webhook(webhook_id: str) -> Response:
+    webhook = own_webhook(webhook_id)
+    fields = _service_fields(json_body())
+    try:
+        service.update_webhook(webhook, fields)
+    except service.WebhookValidationError as exc:
+        raise _validation_error(exc) from None
+    return jsonify(webhook_json(webhook))
+
+
+@blueprint.delete("/notifications/webhooks/<webhook_id>")
+@token_required
+def delete_webhook(webhook_id: str) -> tuple[str, int]:
+    service.delete_webhook(own_webhook(webhook_id))
+    return "", 204
+
+
+@blueprint.post("/notifications/webhooks/<webhook_id>/trigger")
+@token_required
+def trigger_webhook(webhook_id: str) -> Response:
+    """Trigger Now. A validation webhook gets a sample request at once and its answer is returned."""
+    webhook = own_webhook(webhook_id)
+    if webhook.catalog_entry.kind == "validation":
+        answer = validations.send_sample(webhook)
+        return jsonify({"webhook": webhook_json(webhook), "validation": answer.as_json()})
+    try:
+        service.trigger_now(webhook)
+    except service.WebhookValidationError as exc:
+        raise _validation_error(exc) from None
+    return jsonify(webhook_json(webhook))
+
+
+@blueprint.get("/notifications/webhooks/<webhook_id>/attempts")
+@token_required
+def list_attempts(webhook_id: str) -> Response:
+    webhook = own_webhook(webhook_id)
+    query = select(Attempt).where(Attempt.webhook_id == webhook.id)
+    return paginated(query, ATTEMPT_FIELDS, [Attempt.started_at.desc(), Attempt.id.desc()], attempt_json)

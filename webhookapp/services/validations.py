@@ -1,0 +1,150 @@
+"""Synchronous validation webhooks (DESIGN §8): the platform posts a draft request, the product's
+validation handler answers it at once (the request with ``value_error`` set where it objects).
+
+The call uses the same JWT and SSRF rules as deliveries, waits at most
+``WEBHOOK_VALIDATION_TIMEOUT``, and is recorded as an attempt and counted in the statistics. A
+handler *answered* when it sent a JSON body with a status below 500 other than a redirect (400
+with value errors is an answer); anything else is a failure, reported as 502 by the API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from .. import catalog
+from ..extensions import db
+from ..models import ApiToken, Product, Webhook, utcnow
+from . import signing, triggers
+from .sender import Sender, prepare
+
+# A small draft purchase request, sent by Trigger Now on a validation webhook.
+SAMPLE_REQUEST: dict[str, Any] = {
+    "id": "PR-0000-0000-0000-001",
+    "type": "purchase",
+    "status": "draft",
+    "asset": {
+        "id": "AS-0000-0000-0000",
+        "product": {"id": "", "name": ""},
+        "items": [{"id": "SKU_0001", "quantity": "1"}],
+        "params": [{"id": "sample_parameter", "value": "sample value", "value_error": ""}],
+    },
+    "note": "Sample request sent by Trigger Now.",
+}
+
+
+class ValidationRequestError(Exception):
+    """A validation request that cannot be served: ``status``, ``error_code``, messages."""
+
+    def __init__(self, status: int, error_code: str, *errors: str):
+        super().__init__(" ".join(errors))
+        self.status, self.error_code, self.errors = status, error_code, list(errors)
+
+
+@dataclass
+class ValidationAnswer:
+    answered: bool
+    status: int | None
+    body: Any
+    error: str | None
+    attempt_id: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"answered": self.answered, "status": self.status, "body": self.body, "error": self.error,
+                "attempt_id": self.attempt_id}  # fmt: skip
+
+
+def _sender() -> Sender:
+    extensions = current_app.extensions
+    if "webhookapp.validation_sender" not in extensions:
+        extensions["webhookapp.validation_sender"] = Sender(
+            allowed_networks=current_app.config["WEBHOOK_ALLOWED_NETWORKS"],
+            timeout=float(current_app.config["WEBHOOK_VALIDATION_TIMEOUT"]),
+        )
+    return extensions["webhookapp.validation_sender"]
+
+
+def find_webhook(product: Product, type_: str) -> Webhook | None:
+    """The product's active webhook of this validation type (the oldest, if there are several)."""
+    return db.session.scalar(
+        select(Webhook)
+        .where(Webhook.product_id == product.id, Webhook.type == type_, Webhook.active.is_(True))
+        .order_by(Webhook.created_at, Webhook.id)
+        .limit(1)
+    )
+
+
+def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
+    """POST ``request_object`` to the webhook's handler now; record and count the attempt."""
+    config = current_app.config
+    now = utcnow()
+    timeout = float(config["WEBHOOK_PROCESSING_TIMEOUT"])
+    snapshot = triggers.snapshot(webhook)
+    claims = signing.build_payload(
+        snapshot, triggered_at=now, api_url=webhook.last_event_api_url or config["WEBHOOK_API_URL"],
+        processing_timeout=timeout,
+    )  # fmt: skip
+    token = signing.sign(claims, webhook.jwt_secret, triggered_at=now, processing_timeout=timeout)
+    prepared = prepare(
+        method="POST", url=webhook.external_url, custom_headers=snapshot.headers, token=token,
+        logged_token=signing.redact(token), payload=request_object,
+    )  # fmt: skip
+    result = _sender().send(prepared)
+    body: Any = None
+    answered = False
+    error = result.error
+    if result.status is not None and not 300 <= result.status < 400 and result.status < 500 and not result.truncated:
+        try:
+            body = json.loads(result.body or "")
+            answered = True
+            error = None
+        except ValueError:
+            error = f"The handler answered HTTP {result.status} without a JSON body."
+    recorded = dataclasses.replace(result, success=answered, error=error)
+    webhook_id = webhook.id
+    attempt_id = triggers.record_attempt(webhook_id, 1, prepared, recorded, "validation")
+    if attempt_id is not None:
+        db.session.execute(
+            update(Webhook)
+            .where(Webhook.id == webhook_id)
+            .values(events_count=Webhook.events_count + 1, last_event_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    return ValidationAnswer(answered, result.status, body, error, attempt_id)
+
+
+def validate(token: ApiToken, body: Any) -> ValidationAnswer:
+    """Serve ``POST /public/v1/validations``: find the webhook, call it, return its answer."""
+    if not isinstance(body, dict):
+        raise ValidationRequestError(400, "VAL_001", "The body must be a JSON object.")
+    errors = [f"Unknown field '{name}'." for name in sorted(set(body) - {"type", "product_id", "request"})]
+    types = {entry.type for entry in catalog.CATALOG if entry.kind == catalog.VALIDATION}
+    if body.get("type") not in types:
+        errors.append(f"'type' must be a validation type: {', '.join(sorted(types))}.")
+    if not isinstance(body.get("product_id"), str):
+        errors.append("'product_id' is required, as a string.")
+    if not isinstance(body.get("request"), dict):
+        errors.append("'request' is required, as a JSON object.")
+    if errors:
+        raise ValidationRequestError(400, "VAL_001", *errors)
+    product = db.session.get(Product, body["product_id"])
+    account = token.account
+    if product is None or (account.is_vendor and not token.is_platform and product.vendor_id != account.id):
+        raise ValidationRequestError(404, "PRD_404", f"Product {body['product_id']} not found.")
+    webhook = find_webhook(product, body["type"])
+    if webhook is None:
+        raise ValidationRequestError(404, "WH_404", f"No enabled {body['type']} webhook on product {product.id}.")
+    return call(webhook, body["request"])
+
+
+def send_sample(webhook: Webhook) -> ValidationAnswer:
+    """Trigger Now on a validation webhook: a small sample request, answered at once."""
+    sample = json.loads(json.dumps(SAMPLE_REQUEST))
+    sample["asset"]["product"] = {"id": webhook.product_id, "name": webhook.product.name}
+    return call(webhook, sample)
