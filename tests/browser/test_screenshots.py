@@ -6,6 +6,7 @@ without ``--screenshots`` they go to a temporary folder, so the test still runs 
 
 from __future__ import annotations
 
+import json
 import struct
 from datetime import timedelta
 from pathlib import Path
@@ -16,16 +17,51 @@ from playwright.sync_api import Page, expect
 from tests.browser.helpers import QUEUE_TYPE, fill_general, next_step, open_wizard
 from tests.conftest import make_webhook
 from webhookapp.extensions import db
-from webhookapp.models import utcnow
+from webhookapp.models import Attempt, utcnow
 from webhookapp.services import tokens
 
 pytestmark = pytest.mark.browser
 
-FILES = ("list.png", "wizard-type.png", "wizard-http.png", "details.png", "tokens.png")
+FILES = ("list.png", "wizard-type.png", "wizard-http.png", "details.png", "attempt.png", "tokens.png")
+JWT_SHOWN = (
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9."
+    "eyJ3ZWJob29rX2lkIjoiV0gtNTc4LTQyNy03NjUiLCJleHAiOjE3OTU0NDM5NzJ9.REDACTED"
+)
 
 
-def seed(live_server) -> str:
-    """Five webhooks (enabled, disabled, out of order, one with statistics); returns that one's id."""
+def add_attempts(hook, now) -> int:
+    """Six recorded deliveries, one of them a 503; returns the newest success's id."""
+    body = {"webhook_id": hook.id, "webhook_name": hook.label, "object_class": hook.object_class}
+    newest_success = 0
+    for minutes, status in ((4, 200), (31, 200), (58, 200), (95, 200), (97, 503), (140, 200)):
+        started = now - timedelta(minutes=minutes)
+        attempt = Attempt(
+            webhook_id=hook.id, kind="trigger", number=2 if minutes == 95 else 1, started_at=started,
+            duration_ms=41.0 + minutes % 17, success=status == 200, request_method="POST",
+            request_url=hook.external_url,
+            request_headers={"X-Api-Key": "erp-4f9c21", "User-Agent": "webhookapp/0.1.0",
+                             "Authorization": f"Bearer {JWT_SHOWN}", "Content-Type": "application/json"},
+            request_body=json.dumps({**body, "triggered_at": started.isoformat(timespec="seconds")}),
+            response_status=status, response_headers={"Content-Type": "application/json"},
+            response_body='{"accepted": true, "queued": 3}' if status == 200 else '{"error": "ERP maintenance"}',
+            error=None if status == 200 else "The handler answered HTTP 503.",
+        )  # fmt: skip
+        db.session.add(attempt)
+        db.session.flush()
+        if status == 200 and not newest_success:
+            newest_success = attempt.id
+            hook.last_success_info = {"attempt_id": attempt.id, "status": 200, "duration_ms": attempt.duration_ms,
+                                      "excerpt": attempt.response_body, "error": None}  # fmt: skip
+        elif status != 200:
+            hook.last_failure_at = started
+            hook.last_failure_info = {"attempt_id": attempt.id, "status": 503, "duration_ms": attempt.duration_ms,
+                                      "excerpt": attempt.response_body, "error": attempt.error}  # fmt: skip
+    return newest_success
+
+
+def seed(live_server) -> tuple[str, int]:
+    """Five webhooks (enabled, disabled, out of order, one with statistics and deliveries);
+    returns that one's id and the id of its newest successful attempt."""
     now = utcnow()
     with live_server.db():
         tenant = live_server.tenant()
@@ -65,6 +101,7 @@ def seed(live_server) -> str:
         stats.last_success_at = now - timedelta(minutes=4)
         stats.last_failure_at = now - timedelta(days=2, hours=5)
         stats.modified_at = now - timedelta(hours=20)
+        attempt_id = add_attempts(stats, now)
         old, _ = tokens.create_token(tenant.account, "Staging importer")
         old.created_at = now - timedelta(days=40)
         old.last_used_at = now - timedelta(days=12)
@@ -73,7 +110,7 @@ def seed(live_server) -> str:
         used.created_at = now - timedelta(days=15)
         used.last_used_at = now - timedelta(minutes=12)
         db.session.commit()
-        return stats.id
+        return stats.id, attempt_id
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -84,7 +121,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def test_screenshots(logged_in: Page, live_server, screenshot_dir: Path):
     page = logged_in
-    stats_id = seed(live_server)
+    stats_id, attempt_id = seed(live_server)
 
     page.goto("/webhooks")
     expect(page.locator("tbody tr")).to_have_count(5)
@@ -111,7 +148,12 @@ def test_screenshots(logged_in: Page, live_server, screenshot_dir: Path):
 
     page.goto(f"/webhooks/{stats_id}")
     expect(page.locator("#statistics")).to_contain_text("1284")
+    expect(page.locator("#deliveries tbody tr")).to_have_count(6)
     page.screenshot(path=screenshot_dir / "details.png", full_page=True)
+
+    page.goto(f"/webhooks/{stats_id}/attempts/{attempt_id}")
+    expect(page.locator("h1")).to_contain_text("Success")
+    page.screenshot(path=screenshot_dir / "attempt.png", full_page=True)
 
     page.goto("/settings/tokens")
     page.get_by_label("Token name").fill("Billing system")
@@ -122,4 +164,4 @@ def test_screenshots(logged_in: Page, live_server, screenshot_dir: Path):
     for name in FILES:
         width, height = png_size(screenshot_dir / name)
         assert width == 1280
-        assert height == 800 or (name == "details.png" and height >= 800)
+        assert height == 800 or (name in ("details.png", "attempt.png") and height >= 800)
