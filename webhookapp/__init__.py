@@ -75,12 +75,13 @@ def register_extensions(app: Flask) -> None:
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     """SQLite as a shared database: WAL so that readers never block the worker's writes, a busy
-    timeout instead of instant "database is locked", and foreign keys enforced like PostgreSQL."""
+    timeout instead of instant "database is locked", foreign keys and LIKE as in PostgreSQL."""
     cursor = connection.cursor()
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA case_sensitive_like=ON")  # LIKE as PostgreSQL has it; ilike lowers both sides
     cursor.close()
 
 

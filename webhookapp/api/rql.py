@@ -33,6 +33,15 @@ class Field:
     column: Any
     convert: Callable[[str], Any] = str
 
+    def value(self, name: str, text: str) -> Any:
+        """``text`` converted for this field, or an RQLError naming the field."""
+        try:
+            return self.convert(text)
+        except RQLError:
+            raise
+        except ValueError:
+            raise RQLError(f"'{text}' is not a valid value for {name}.") from None
+
 
 def boolean(text: str) -> bool:
     if text in ("true", "True", "1"):
@@ -101,7 +110,7 @@ def parse_expression(text: str) -> Node:
     tokens = _tokens(text)
     node, position = _parse(tokens)
     if position != len(tokens):
-        raise RQLError(f"Unexpected text after '{text[: max(len(text) - 1, 0)]}'.")
+        raise RQLError(f"Unexpected '{''.join(tokens[position:])}' after '{''.join(tokens[:position])}'.")
     if not isinstance(node, Node):
         raise RQLError(f"'{text}' is not an RQL expression such as eq(field,value).")
     return node
@@ -135,7 +144,7 @@ def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
         values = value.args if isinstance(value, Node) and value.name == "" else [value]
         if not all(isinstance(item, str) for item in values):
             raise RQLError(f"{name}() takes a list of values, as in {name}(field,(a,b)).")
-        converted = [field.convert(item) for item in values]
+        converted = [field.value(node.args[0], item) for item in values]
         if not converted:
             return false() if name == "in" else true()
         clause = field.column.in_(converted)
@@ -145,7 +154,7 @@ def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
     if name in ("like", "ilike"):
         pattern = _like_pattern(value)
         return field.column.like(pattern, escape="\\") if name == "like" else field.column.ilike(pattern, escape="\\")
-    converted = field.convert(value)
+    converted = field.value(node.args[0], value)
     return field.column == converted if name == "eq" else field.column != converted
 
 
@@ -170,7 +179,7 @@ def parse_query(query_string: str, fields: Mapping[str, Field], default_order: l
             if key in NAMED_PARAMETERS:
                 params[key] = value
             elif key in fields:  # field=value is shorthand for eq(field,value)
-                conditions.append(fields[key].column == fields[key].convert(value))
+                conditions.append(fields[key].column == fields[key].value(key, value))
             else:
                 raise RQLError(f"Unknown parameter '{key}'.")
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import g, jsonify, request
@@ -24,10 +24,12 @@ FIELD_NAMES = {"type_key": "type", "product_id": "product_id"}
 
 
 def _datetime(text: str) -> datetime:
+    """An ISO 8601 time; one without a zone is taken as UTC."""
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise rql.RQLError(f"'{text}' is not an ISO 8601 date and time.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 WEBHOOK_FIELDS = {
@@ -47,8 +49,11 @@ ATTEMPT_FIELDS = {
 }
 
 
-def paginated(query: Select, fields: dict[str, rql.Field], default_order: list[Any], render: Any) -> Response:
-    """Apply RQL, ``limit`` and ``offset`` to ``query``; answer with a Content-Range header."""
+def paginated(
+    query: Select, fields: dict[str, rql.Field], default_order: list[Any], render: Any, search: Any = None
+) -> Response:
+    """Apply RQL, ``limit``, ``offset`` (and ``search``, where the resource has one) to ``query``;
+    answer with a Content-Range header."""
     try:
         parsed = rql.parse_query(request.query_string.decode("latin-1"), fields, default_order)
         limit = int(parsed.params.get("limit", DEFAULT_LIMIT))
@@ -59,6 +64,10 @@ def paginated(query: Select, fields: dict[str, rql.Field], default_order: list[A
         raise ApiError(400, "RQL_001", "limit and offset must be whole numbers.") from None
     if not 0 <= limit <= MAX_LIMIT or offset < 0:
         raise ApiError(400, "RQL_001", f"limit must be 0 to {MAX_LIMIT} and offset 0 or more.")
+    if "search" in parsed.params:
+        if search is None:
+            raise ApiError(400, "RQL_001", "This list has no search; use RQL filters.")
+        query = query.where(search(parsed.params["search"]))
     query = query.where(parsed.where)
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     items = (
@@ -77,12 +86,16 @@ def own_webhook(webhook_id: str) -> Webhook:
     return webhook
 
 
-def _service_fields(body: Any) -> dict[str, Any]:
+def _service_fields(body: Any, webhook: Webhook | None = None) -> dict[str, Any]:
+    """The service's fields from a create (``webhook`` None) or update body."""
     fields, errors = writable_fields(body)
     if errors:
         raise ApiError(400, "VAL_001", *errors)
     if "object_class" in fields or "type" in fields:
-        fields["type_key"] = f"{fields.pop('object_class', '')}.{fields.pop('type', '')}"
+        # On update, a half left out keeps its current value.
+        object_class = fields.pop("object_class", webhook.object_class if webhook else "")
+        type_ = fields.pop("type", webhook.type if webhook else "")
+        fields["type_key"] = f"{object_class}.{type_}"
     return fields
 
 
@@ -99,7 +112,9 @@ def list_webhooks() -> Response:
         .where(Webhook.account_id == g.api_token.account_id)
         .options(joinedload(Webhook.product), joinedload(Webhook.account))
     )
-    return paginated(query, WEBHOOK_FIELDS, [Webhook.created_at.desc(), Webhook.id], webhook_json)
+    return paginated(
+        query, WEBHOOK_FIELDS, [Webhook.created_at.desc(), Webhook.id], webhook_json, search=service.search_condition
+    )
 
 
 @blueprint.post("/notifications/webhooks")
@@ -125,7 +140,7 @@ def get_webhook(webhook_id: str) -> Response:
 @token_required
 def update_webhook(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
-    fields = _service_fields(json_body())
+    fields = _service_fields(json_body(), webhook)
     try:
         service.update_webhook(webhook, fields)
     except service.WebhookValidationError as exc:
@@ -146,7 +161,10 @@ def trigger_webhook(webhook_id: str) -> Response:
     """Trigger Now. A validation webhook gets a sample request at once and its answer is returned."""
     webhook = own_webhook(webhook_id)
     if webhook.catalog_entry.kind == "validation":
-        answer = validations.send_sample(webhook)
+        try:
+            answer = validations.send_sample(webhook)
+        except validations.ValidationRequestError as exc:
+            raise ApiError(exc.status, exc.error_code, *exc.errors) from None
         return jsonify({"webhook": webhook_json(webhook), "validation": answer.as_json()})
     try:
         service.trigger_now(webhook)

@@ -3,8 +3,9 @@ validation handler answers it at once (the request with ``value_error`` set wher
 
 The call uses the same JWT and SSRF rules as deliveries, waits at most
 ``WEBHOOK_VALIDATION_TIMEOUT``, and is recorded as an attempt and counted in the statistics. A
-handler *answered* when it sent a JSON body with a status below 500 other than a redirect (400
-with value errors is an answer); anything else is a failure, reported as 502 by the API.
+handler *answered* when it sent a JSON body with a 2xx status, or 400 or 422 (the request with
+value errors); anything else (a refused JWT, a missing route, a 5xx, a redirect, a timeout) is
+a failure, reported as 502 by the API.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..models import ApiToken, Product, Webhook, utcnow
 from . import signing, triggers
 from .sender import Sender, prepare
 
+ANSWER_STATUSES = (400, 422)  # a validation handler's "invalid request" answers
 # A small draft purchase request, sent by Trigger Now on a validation webhook.
 SAMPLE_REQUEST: dict[str, Any] = {
     "id": "PR-0000-0000-0000-001",
@@ -69,14 +71,13 @@ def _sender() -> Sender:
     return extensions["webhookapp.validation_sender"]
 
 
-def find_webhook(product: Product, type_: str) -> Webhook | None:
-    """The product's active webhook of this validation type (the oldest, if there are several)."""
-    return db.session.scalar(
-        select(Webhook)
-        .where(Webhook.product_id == product.id, Webhook.type == type_, Webhook.active.is_(True))
-        .order_by(Webhook.created_at, Webhook.id)
-        .limit(1)
-    )
+def find_webhook(token: ApiToken, product: Product, type_: str) -> Webhook | None:
+    """The product's active webhook of this validation type in the token's account (any account
+    for a platform token); the oldest, if there are several."""
+    query = select(Webhook).where(Webhook.product_id == product.id, Webhook.type == type_, Webhook.active.is_(True))
+    if not token.is_platform:
+        query = query.where(Webhook.account_id == token.account_id)
+    return db.session.scalar(query.order_by(Webhook.created_at, Webhook.id).limit(1))
 
 
 def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
@@ -98,13 +99,15 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
     body: Any = None
     answered = False
     error = result.error
-    if result.status is not None and not 300 <= result.status < 400 and result.status < 500 and not result.truncated:
+    if result.status is not None and (200 <= result.status < 300 or result.status in ANSWER_STATUSES):
         try:
             body = json.loads(result.body or "")
             answered = True
             error = None
         except ValueError:
             error = f"The handler answered HTTP {result.status} without a JSON body."
+    elif result.status is not None and not error:
+        error = f"The handler answered HTTP {result.status}."
     recorded = dataclasses.replace(result, success=answered, error=error)
     webhook_id = webhook.id
     attempt_id = triggers.record_attempt(webhook_id, 1, prepared, recorded, "validation")
@@ -137,14 +140,18 @@ def validate(token: ApiToken, body: Any) -> ValidationAnswer:
     account = token.account
     if product is None or (account.is_vendor and not token.is_platform and product.vendor_id != account.id):
         raise ValidationRequestError(404, "PRD_404", f"Product {body['product_id']} not found.")
-    webhook = find_webhook(product, body["type"])
+    webhook = find_webhook(token, product, body["type"])
     if webhook is None:
         raise ValidationRequestError(404, "WH_404", f"No enabled {body['type']} webhook on product {product.id}.")
     return call(webhook, body["request"])
 
 
 def send_sample(webhook: Webhook) -> ValidationAnswer:
-    """Trigger Now on a validation webhook: a small sample request, answered at once."""
+    """Trigger Now on a validation webhook: a small sample request, answered at once.
+
+    Raises ValidationRequestError for a disabled webhook: disabled webhooks send nothing."""
+    if not webhook.active:
+        raise ValidationRequestError(400, "VAL_001", "The webhook is disabled: enable it before triggering it.")
     sample = json.loads(json.dumps(SAMPLE_REQUEST))
     sample["asset"]["product"] = {"id": webhook.product_id, "name": webhook.product.name}
     return call(webhook, sample)

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select
+from sqlalchemy import ColumnElement, Select, delete, or_, select
 
 from .. import catalog
 from ..extensions import db
@@ -76,12 +76,17 @@ def get_webhook(account: Account, webhook_id: str) -> Webhook | None:
     return db.session.scalar(select(Webhook).where(Webhook.id == webhook_id, Webhook.account_id == account.id))
 
 
+def search_condition(search: str) -> ColumnElement[bool]:
+    """Name contains ``search`` (any case), or the id is ``search``: the list page's search box."""
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(Webhook.label.ilike(f"%{escaped}%", escape="\\"), Webhook.id == search.strip().upper())
+
+
 def list_query(account: Account, search: str = "", status: str = "", type_key: str = "") -> Select:
     """The account's webhooks, newest first, narrowed by name search, status and type."""
     query = select(Webhook).where(Webhook.account_id == account.id)
     if search:
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(or_(Webhook.label.ilike(f"%{escaped}%", escape="\\"), Webhook.id == search.upper()))
+        query = query.where(search_condition(search))
     if status == "enabled":
         query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(False))
     elif status == "disabled":

@@ -90,7 +90,11 @@ def trigger(webhook_id: str) -> Response:
     """Trigger Now: event webhooks get a trigger due now; validation webhooks a sample request."""
     webhook = _own_webhook(webhook_id)
     if webhook.catalog_entry.kind == "validation":
-        answer = validations.send_sample(webhook)
+        try:
+            answer = validations.send_sample(webhook)
+        except validations.ValidationRequestError as exc:
+            flash(" ".join(exc.errors), "error")
+            return redirect(url_for("webhooks.details", webhook_id=webhook.id))
         if answer.answered:
             flash(f"The handler answered the sample request with HTTP {answer.status}.", "success")
         else:

@@ -1,0 +1,175 @@
+"""Connect's own Python client (``connect-openapi-client``) drives the management API (DESIGN §8).
+
+The app is served on a real port by a thread; the client is used as published, without specs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+import pytest
+from connect.client import ClientError, ConnectClient, R
+from flask import Flask
+from werkzeug.serving import make_server
+
+from tests.conftest import make_webhook
+from tests.engine import api_token, run_worker
+from webhookapp.extensions import db
+from webhookapp.models import Webhook
+
+SECRET_MIN = 32
+
+
+@dataclass
+class Live:
+    url: str
+    queries: list[str] = field(default_factory=list)  # the query strings of list requests
+    errors: list[BaseException] = field(default_factory=list)
+
+
+@pytest.fixture
+def live(app: Flask) -> Iterator[Live]:
+    """The test's app on http://127.0.0.1:<free port>, recording list queries and raised exceptions."""
+    state = Live("")
+
+    def wsgi(environ, start_response):
+        if environ["PATH_INFO"].endswith("/webhooks") and environ["REQUEST_METHOD"] == "GET":
+            state.queries.append(environ.get("QUERY_STRING", ""))
+        try:
+            return app(environ, start_response)
+        except BaseException as exc:
+            state.errors.append(exc)
+            raise
+
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_port}"
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+    assert state.errors == []
+
+
+def connect(live: Live, token: str, **options) -> ConnectClient:
+    return ConnectClient(f"ApiKey {token}", endpoint=f"{live.url}/public/v1", use_specs=False,
+                         validate_using_specs=False, max_retries=0, **options)  # fmt: skip
+
+
+@pytest.fixture
+def client(live, vendor) -> ConnectClient:
+    return connect(live, api_token(vendor.account))
+
+
+def webhooks(client: ConnectClient):
+    return client.ns("notifications").collection("webhooks")
+
+
+def new_hook(vendor, url: str, label: str, **extra) -> dict:
+    return {"product_id": vendor.products[0].id, "object_class": "fulfillment_request", "type": "event",
+            "label": label, "external_url": url, "http_method": "POST", **extra}  # fmt: skip
+
+
+def test_create_get_update_trigger_attempts_delete(app, client, vendor, handler):
+    collection = webhooks(client)
+    created = collection.create(new_hook(vendor, handler.behave("/orders"), "Orders", active=True))
+    hook_id = created["id"]
+    assert created["product"]["id"] == vendor.products[0].id and created["status"] == "enabled"
+    assert len(created["jwt_secret"]) >= SECRET_MIN  # omitted, so generated
+
+    assert collection.resource(hook_id).get() == created
+    assert client("notifications").webhooks[hook_id].get()["label"] == "Orders"
+
+    updated = collection.resource(hook_id).update({"label": "Orders v2", "headers": {"X-Team": "ops"}})
+    assert (updated["label"], updated["headers"], updated["jwt_secret"]) == (
+        "Orders v2", {"X-Team": "ops"}, created["jwt_secret"])  # fmt: skip
+
+    triggered = collection.resource(hook_id).action("trigger").post()
+    assert triggered["stats"]["events"] == 1
+    run_worker(app)
+    received = handler.wait_for("/orders")[0]
+    assert received.headers["X-Team"] == "ops" and received.json()["webhook_name"] == "Orders v2"
+    attempts = list(collection.resource(hook_id).collection("attempts").all())
+    assert [(a["kind"], a["success"], a["response"]["status"]) for a in attempts] == [("trigger", True, 200)]
+    assert collection.resource(hook_id).collection("attempts").all().count() == 1
+
+    assert collection.resource(hook_id).delete() is None
+    with pytest.raises(ClientError) as caught:
+        collection.resource(hook_id).get()
+    assert (caught.value.status_code, caught.value.error_code) == (404, "WH_404")
+
+
+def test_filters_and_ordering(client, vendor, other_vendor, handler):
+    collection = webhooks(client)
+    for label, active in (("alpha", True), ("bravo", False), ("charlie", True)):
+        collection.create(new_hook(vendor, handler.url + "/h", label, active=active))
+    dynamic = collection.create(new_hook(vendor, handler.url + "/h", "delta", product_id=vendor.products[1].id))
+    make_webhook(other_vendor, label="alpha")
+
+    assert [hook["label"] for hook in collection.filter(label="alpha")] == ["alpha"]
+    assert collection.filter(label="alpha").count() == 1
+    assert {hook["label"] for hook in collection.filter(R().active.eq(True))} == {"alpha", "charlie"}
+    assert [h["id"] for h in collection.filter(R().product.id.eq(vendor.products[1].id))] == [dynamic["id"]]
+    assert [h["id"] for h in collection.filter(product__id=vendor.products[1].id)] == [dynamic["id"]]
+    assert {h["label"] for h in collection.filter(R().label.oneof(["alpha", "delta"]))} == {"alpha", "delta"}
+    assert {h["label"] for h in collection.filter(~R().label.eq("alpha") & R().active.eq(False))} == {
+        "bravo", "delta"}  # fmt: skip
+    assert {h["label"] for h in collection.filter(R().label.eq("alpha") | R().label.ilike("*HARL*"))} == {
+        "alpha", "charlie"}  # fmt: skip
+    assert [h["label"] for h in collection.all().order_by("-label")] == ["delta", "charlie", "bravo", "alpha"]
+    assert collection.all().order_by("active", "label").first()["label"] == "bravo"
+    assert collection.all().select("-stats").count() == 4
+
+
+def test_the_client_pages_with_limit_offset_and_content_range(live, client, vendor, handler):
+    collection = webhooks(client)
+    made = {collection.create(new_hook(vendor, handler.url + "/h", f"hook {n:02}"))["id"] for n in range(25)}
+    live.queries.clear()
+    resources = collection.all().limit(10)
+    seen = [hook["id"] for hook in resources]
+    assert len(seen) == 25 and set(seen) == made
+    assert tuple(resources.content_range) == (20, 24, 25)
+    pages = [{name: values[0] for name, values in parse_qs(query).items()} for query in live.queries]
+    assert [(page["limit"], page["offset"]) for page in pages] == [("10", "0"), ("10", "10"), ("10", "20")]
+    assert collection.all().count() == 25
+    assert collection.filter(R().label.like("hook 1*")).count() == 10
+    assert [hook["label"] for hook in collection.all().order_by("label")[12:15]] == ["hook 12", "hook 13", "hook 14"]
+
+
+def test_errors_surface_as_client_errors(client, vendor, other_vendor, distributor, live):
+    collection = webhooks(client)
+    with pytest.raises(ClientError) as missing:
+        collection.resource("WH-000-000-000").get()
+    assert (missing.value.status_code, missing.value.error_code) == (404, "WH_404")
+    assert missing.value.errors == ["Webhook WH-000-000-000 not found."]
+
+    foreign = make_webhook(other_vendor, label="Theirs").id
+    for call in (lambda: collection.resource(foreign).get(), lambda: collection.resource(foreign).delete(),
+                 lambda: collection.resource(foreign).update({"label": "Mine"}),
+                 lambda: collection.resource(foreign).action("trigger").post()):  # fmt: skip
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert (caught.value.status_code, caught.value.error_code) == (404, "WH_404")
+    db.session.expire_all()
+    assert db.session.get(Webhook, foreign).label == "Theirs"
+
+    with pytest.raises(ClientError) as invalid:
+        webhooks(connect(live, api_token(distributor.account))).create(
+            new_hook(vendor, "https://handler.example.com/", "Draft", type="validator"))  # fmt: skip
+    assert (invalid.value.status_code, invalid.value.error_code) == (400, "VAL_001")
+    assert any("vendors only" in message for message in invalid.value.errors)
+
+    with pytest.raises(ClientError) as unauthorized:
+        list(webhooks(connect(live, "whk_wrong")).all())
+    assert (unauthorized.value.status_code, unauthorized.value.error_code) == (401, "AUTH_001")
+
+
+def test_search_narrows_the_list(client, vendor, handler):
+    collection = webhooks(client)
+    for label in ("alpha", "bravo"):
+        collection.create(new_hook(vendor, handler.url + "/h", label))
+    assert [hook["label"] for hook in collection.all().search("alpha")] == ["alpha"]

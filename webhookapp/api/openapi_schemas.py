@@ -1,0 +1,285 @@
+"""``components.schemas`` and ``.parameters`` of the OpenAPI document (:mod:`.openapi`), built from the code.
+
+Enums come from the catalog and the field rules, the writable and read-only fields from the
+serializers, so the document cannot drift from what the API accepts and returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import catalog
+from ..services import events, rules
+from ..services.validations import ANSWER_STATUSES
+from . import serializers
+from .webhooks import DEFAULT_LIMIT, MAX_LIMIT
+
+JSON_TYPES = {str: "string", bool: "boolean", dict: "object"}
+DATE_TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 in UTC with +00:00."}
+ANY_JSON: dict[str, Any] = {}  # JSON Schema `{}` accepts every JSON value
+EVENT_TYPES = sorted({entry.type for entry in catalog.CATALOG if entry.kind == catalog.EVENT})
+VALIDATION_TYPES = sorted({entry.type for entry in catalog.CATALOG if entry.kind == catalog.VALIDATION})
+WEBHOOK_TYPES = EVENT_TYPES + VALIDATION_TYPES
+ANSWERED = f"The handler answered JSON with a 2xx status or {' or '.join(map(str, ANSWER_STATUSES))}."
+CONNECT_PRODUCT = "product"  # Connect clients send product {id[, name]} instead of product_id
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null."""
+    if "type" in schema:
+        return {**schema, "type": [schema["type"], "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def closed(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """An object with exactly these properties (all required unless ``required`` says otherwise)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def field_schemas() -> dict[str, dict[str, Any]]:
+    """The writable webhook fields (DESIGN §4) with the rules of ``services.rules``."""
+    forbidden = ", ".join(sorted(rules.FORBIDDEN_HEADERS))
+    return {
+        "label": {"type": "string", "minLength": 1, "maxLength": rules.LABEL_MAX, "description": "The Name."},
+        "description": {"type": "string", "maxLength": rules.DESCRIPTION_MAX},
+        "active": {"type": "boolean", "description": "The Enabled switch; true re-enables an out-of-order webhook."},
+        "product_id": {"type": "string", "description": "A product available to the account."},
+        "object_class": {"type": "string", "enum": list(catalog.OBJECT_CLASSES)},
+        "type": {
+            "type": "string",
+            "enum": WEBHOOK_TYPES,
+            "description": "With object_class, one row of the webhook type catalog (DESIGN §3).",
+        },
+        "http_method": {"type": "string", "enum": list(rules.METHODS)},
+        "external_url": {
+            "type": "string",
+            "format": "uri",
+            "maxLength": rules.URL_MAX,
+            "description": "The Endpoint URL: http:// or https://, without user name or password.",
+        },
+        "jwt_secret": {
+            "type": "string",
+            "maxLength": rules.SECRET_MAX,
+            "description": "Signs the JWT (HS256). Empty: generated on create, kept on update.",
+        },
+        "headers": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "maxLength": rules.HEADER_VALUE_MAX},
+            "propertyNames": {"minLength": 1, "maxLength": rules.HEADER_NAME_MAX},
+            "maxProperties": rules.HEADERS_MAX,
+            "description": f"Custom request headers, name to value; no line breaks; not {forbidden}.",
+        },
+        "data": {
+            "type": "object",
+            "description": f"Additional data (at most {rules.DATA_MAX_BYTES // 1024} KiB), sent with POST only; "
+            "emptied when http_method is GET.",
+        },
+    }
+
+
+def webhook_schema() -> dict[str, Any]:
+    """Every field ``serializers.webhook_json`` returns."""
+    fields = field_schemas()
+    named = closed({"id": {"type": "string"}, "name": {"type": "string"}}, readOnly=True)
+    outcome = closed(
+        {
+            "at": DATE_TIME,
+            "status": {"type": ["integer", "null"], "description": "The handler's HTTP status; null if none."},
+            "duration_ms": {"type": ["number", "null"]},
+            "error": {"type": ["string", "null"]},
+            "attempt_id": {"type": ["integer", "null"], "description": "Its record under .../attempts."},
+        }
+    )
+    counter = {"type": "integer", "minimum": 0}
+    stats = ("events", "triggers", "success_triggers", "failure_triggers", "failure_since_last_success")
+    read_only = {"readOnly": True}
+    properties = {
+        "id": {"type": "string", "pattern": r"^WH-\d{3}-\d{3}-\d{3}$", **read_only},
+        "label": fields["label"],
+        "description": fields["description"],
+        "active": fields["active"],
+        "status": {"type": "string", "enum": list(serializers.STATUS_KEYS.values()), **read_only},
+        "object_class": fields["object_class"],
+        "type": fields["type"],
+        "http_method": fields["http_method"],
+        "external_url": fields["external_url"],
+        "jwt_secret": fields["jwt_secret"],
+        "headers": fields["headers"],
+        "data": fields["data"],
+        "product": named,
+        "account": named,
+        "api_url": {"type": "string", "description": "The last event's api_url, else the configured one.", **read_only},
+        "created_at": {**DATE_TIME, **read_only},
+        "modified_at": {**DATE_TIME, **read_only},
+        "stats": closed({name: counter for name in stats}, readOnly=True),
+        "last_event": nullable({**DATE_TIME, **read_only}),
+        "last_success": nullable({**outcome, **read_only}),
+        "last_failure": nullable({**outcome, **read_only}),
+        "earliest_possible_trigger": nullable(
+            {**DATE_TIME, "description": "Due time of the pending trigger; null if none or out of order.", **read_only}
+        ),
+    }
+    return closed(properties, description="A webhook (DESIGN §4) with its statistics (DESIGN §6).")
+
+
+def webhook_write_schema(*, create: bool) -> dict[str, Any]:
+    """What ``serializers.writable_fields`` accepts: the writable fields with their JSON types, a
+    Connect-style ``product {id, name}``, and the read-only fields, accepted and ignored."""
+    fields = field_schemas()
+    properties: dict[str, Any] = {}
+    for name, python_type in serializers.WRITABLE.items():
+        properties[name] = {**fields[name], "type": JSON_TYPES[python_type]}
+    properties[CONNECT_PRODUCT] = closed(
+        {"id": {"type": "string"}, "name": {**ANY_JSON, "description": "Ignored."}},
+        required=["id"],
+        description="Same as product_id, as Connect's client sends it.",
+    )
+    for name in sorted(serializers.READ_ONLY):
+        properties[name] = {"description": "Read-only: accepted with any value and ignored."}
+    note = "Text is trimmed and http_method upper-cased before the rules apply; any other field is an error."
+    if create:
+        return closed(
+            properties,
+            required=["label", "object_class", "type", "http_method", "external_url"],
+            anyOf=[{"required": ["product_id"]}, {"required": [CONNECT_PRODUCT]}],
+            description=f"A new webhook; active defaults to false, jwt_secret is generated when empty. {note}",
+        )
+    return closed(
+        properties,
+        required=[],
+        description="A partial update. product and type cannot change: product_id, product, object_class and "
+        f"type, when sent, must equal the webhook's. {note}",
+    )
+
+
+def components_parameters() -> dict[str, Any]:
+    return {
+        "webhook_id": {
+            "name": "webhook_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "examples": ["WH-123-456-789"]},
+        },
+        "limit": {
+            "name": "limit",
+            "in": "query",
+            "description": "How many items to return.",
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        },
+        "offset": {
+            "name": "offset",
+            "in": "query",
+            "description": "How many items to skip.",
+            "schema": {"type": "integer", "minimum": 0, "default": 0},
+        },
+    }
+
+
+def schemas() -> dict[str, Any]:
+    text_id = {"type": ["string", "null"], "minLength": 1, "maxLength": events.ID_MAX}
+    message_list = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    attempt_request = closed(
+        {
+            "method": {"type": "string", "enum": list(rules.METHODS)},
+            "url": {"type": "string"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "body": {"type": ["string", "null"], "description": "null for GET."},
+        },
+        description="The request as sent, the JWT's signature redacted.",
+    )
+    attempt_response = closed(
+        {
+            "status": {"type": "integer"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "body": {"type": ["string", "null"]},
+            "truncated": {"type": "boolean", "description": "The body was capped at 64 KiB."},
+        }
+    )
+    validation_answer = {
+        "type": "object",
+        "description": "The handler's JSON: the request object with value_error filled in where it objects.",
+    }
+    return {
+        "Error": closed(
+            {"error_code": {"type": "string", "examples": ["VAL_001"]}, "errors": message_list},
+            description="Every refusal: a code and human-readable messages.",
+        ),
+        "EventRequest": closed(
+            {
+                "object_class": {"type": "string", "enum": list(catalog.OBJECT_CLASSES)},
+                "product_id": {"type": "string", "minLength": 1, "maxLength": 20},
+                "id": {
+                    **text_id,
+                    "description": "Client event id: a repeat in the same account is answered 200 "
+                    "with the first result and counts nothing.",
+                },
+                "object_id": {**text_id, "description": "Informational."},
+                "api_url": {
+                    "type": ["string", "null"],
+                    "format": "uri",
+                    "maxLength": rules.URL_MAX,
+                    "description": "Sent to handlers as api_url; http:// or https://.",
+                },
+            },
+            required=["object_class", "product_id"],
+            description="A queue-change event (DESIGN §7).",
+        ),
+        "EventResult": closed(
+            {
+                "id": {"type": "string", "pattern": r"^EV-\d{3}-\d{3}-\d{3}-\d{3}$"},
+                "webhooks": {"type": "array", "items": {"type": "string"}, "description": "Matched webhook ids."},
+                "duplicate": {"type": "boolean", "description": "True when answering a repeated client id."},
+            }
+        ),
+        "Webhook": webhook_schema(),
+        "WebhookCreate": webhook_write_schema(create=True),
+        "WebhookUpdate": webhook_write_schema(create=False),
+        "Attempt": closed(
+            {
+                "id": {"type": "integer"},
+                "webhook_id": {"type": "string"},
+                "kind": {"type": "string", "enum": ["trigger", "validation"]},
+                "number": {"type": "integer", "minimum": 1, "description": "Attempt number within its trigger."},
+                "started_at": DATE_TIME,
+                "duration_ms": {"type": "number", "minimum": 0},
+                "success": {"type": "boolean"},
+                "error": {"type": ["string", "null"]},
+                "request": attempt_request,
+                "response": nullable(attempt_response),
+            },
+            description="One HTTP call to a handler.",
+        ),
+        "ValidationRequest": closed(
+            {
+                "type": {"type": "string", "enum": VALIDATION_TYPES},
+                "product_id": {"type": "string"},
+                "request": {"type": "object", "description": "The draft request, posted to the handler as is."},
+            }
+        ),
+        "ValidationAnswer": validation_answer,
+        "ValidationTriggerAnswer": closed(
+            {
+                "webhook": ref("Webhook"),
+                "validation": closed(
+                    {
+                        "answered": {"type": "boolean", "description": ANSWERED},
+                        "status": {"type": ["integer", "null"]},
+                        "body": {**ANY_JSON, "description": "The handler's JSON; null unless answered."},
+                        "error": {"type": ["string", "null"]},
+                        "attempt_id": {"type": ["integer", "null"]},
+                    }
+                ),
+            },
+            description="Trigger Now on a validation webhook: a sample request was posted and answered at once.",
+        ),
+    }
