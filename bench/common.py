@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer
+from tests.servers import free_port as free_port  # re-exported for the benchmarks
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "bench-secret-key"
@@ -52,6 +53,15 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         help="drop webhookapp tables left in --database-url by an interrupted run",
     )
     parser.add_argument("--keep-logs", action="store_true", help="print the child processes' logs at the end")
+
+
+def stop_on_sigterm() -> None:
+    """A plain ``kill`` of the benchmark unwinds like Ctrl-C, so its children and files go too."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def normalise_database_url(url: str) -> str:
@@ -311,16 +321,19 @@ class CpuMeter:
 
 
 def print_table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A plain-text table: first column left-aligned, the others right-aligned."""
+    header = [str(cell) for cell in header]
     rows = [[str(cell) for cell in row] for row in rows]
-    widths = [max(len(str(header[i])), *(len(row[i]) for row in rows)) for i in range(len(header))]
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(len(header))]
     line = "  ".join("-" * width for width in widths)
-    print(f"\n{title}")
-    print(line)
-    print("  ".join(str(cell).ljust(widths[i]) if i == 0 else str(cell).rjust(widths[i]) for i, cell in enumerate(header)))
-    print(line)
+
+    def render(cells: list[str]) -> str:
+        return "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(cells))
+
+    print(f"\n{title}\n{line}\n{render(header)}\n{line}")
     for row in rows:
-        print("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
-    print(line)
+        print(render(row))
+    print(line, flush=True)
 
 
 def verdict(met: bool) -> str:
@@ -434,6 +447,3 @@ def database_counts(db: Any, sql: str, **params: object) -> Any:
         return db.session.execute(text(sql), params).one()
     finally:
         db.session.rollback()
-
-
-__all__ = ["free_port"]

@@ -10,7 +10,8 @@ and their ratio. Targets: ratio >= 0.8; p50 latency <= 10 ms when the queue is i
 * Throughput, engine: ``--webhooks`` N active webhooks on one product, the worker started and
   idle; one event (``services.events.ingest``) matches all N. Timed from just before the ingest
   call until the database shows N more successes (the handler has had all N by then). Repeated
-  ``--rounds`` times; the median is reported.
+  ``--rounds`` times; the median is reported. The table also shows when the last delivery reached
+  the handler ("handler s"), the worker's CPU per delivery and how busy the whole machine was.
 * Throughput, plain loop: for the same N webhooks, ``signing.build_payload`` + ``signing.sign``
   and a POST through one ``requests.Session`` to the same handler, one after the other.
 * Latency, queue idle: ``--latency-events`` K single events to a product with one webhook, one
@@ -52,6 +53,7 @@ from bench.common import (
     print_table,
     private_redis,
     start_child,
+    stop_on_sigterm,
     temp_dir,
     verdict,
     wait_until,
@@ -71,12 +73,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--worker-threads", type=int, help="WEBHOOK_WORKER_THREADS for the worker (default: the app's, 32)"
     )
+    parser.add_argument(
+        "--worker-module", default="workers", help="run the worker as python -m MODULE (workers); to measure a change"
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds any single wait may take (60)")
     parser.add_argument(
         "--profile",
         metavar="PREFIX",
         help="sample the worker with py-spy (if installed) into PREFIX-burst.txt and PREFIX-latency.txt "
-        "(collapsed stacks, idle threads left out)",
+        "(collapsed stacks); sampling slows the worker, so its figures are not comparable",
     )
     return parser.parse_args(argv)
 
@@ -297,12 +302,12 @@ def run(args: argparse.Namespace) -> int:
         worker = start_child(
             stack,
             "worker",
-            [sys.executable, "-m", "workers"],
+            [sys.executable, "-m", args.worker_module],
             engine_env(database_url, redis.url, **settings),
             tmp,
             show_log=args.keep_logs,
         )
-        wait_worker_idle(redis.url, worker, args.timeout)
+        wait_worker_idle(redis.url, worker, max(args.timeout, 30.0))
         threads = args.worker_threads or app.config["WEBHOOK_WORKER_THREADS"]
         print(
             f"webhookapp delivery benchmark: {describe_database(database_url)}, {n} webhooks, "
@@ -359,11 +364,11 @@ def run(args: argparse.Namespace) -> int:
             "engine s",
             "handler s",
             "worker CPU ms/dlv",
-            "machine busy",
+            "machine busy (engine)",
             "plain/s",
             "plain s",
             "plain CPU ms/dlv",
-            "machine busy",
+            "machine busy (plain)",
             "ratio",
         ],
         rows,
@@ -409,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.webhooks < 1 or args.rounds < 1 or args.latency_events < 1:
         raise SystemExit("--webhooks, --rounds and --latency-events must be at least 1")
+    stop_on_sigterm()
     try:
         return run(args)
     except KeyboardInterrupt:

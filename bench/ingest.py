@@ -48,6 +48,7 @@ from bench.common import (
     print_table,
     private_redis,
     start_child,
+    stop_on_sigterm,
     temp_dir,
     verdict,
 )
@@ -66,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads for both servers (4)")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn -k for both servers (gthread)")
     parser.add_argument("--webhooks", type=int, default=10, help="webhooks each event matches (10)")
+    parser.add_argument(
+        "--app", default="wsgi:app", help="the application's WSGI target (wsgi:app); another to measure a change"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a server to start (30)")
     parser.add_argument(
         "--profile",
@@ -214,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
 
         env = engine_env(database_url, redis.url)
         app_port, bare_port = free_port(), free_port()
-        app_server = gunicorn(stack, "gunicorn-app", "wsgi:app", app_port, env, args, tmp)
+        app_server = gunicorn(stack, "gunicorn-app", args.app, app_port, env, args, tmp)
         bare_server = gunicorn(stack, "gunicorn-bare", "bench.bare_app:app", bare_port, env, args, tmp)
         app_url = f"http://127.0.0.1:{app_port}/public/v1/events"
         bare_url = f"http://127.0.0.1:{bare_port}/events"
@@ -292,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.duration <= 0 or args.client_threads < 1 or args.rounds < 1:
         raise SystemExit("--duration, --client-threads and --rounds must be positive")
+    stop_on_sigterm()
     try:
         return run(args)
     except KeyboardInterrupt:
