@@ -149,7 +149,7 @@ def paths() -> dict[str, Any]:
                 "webhooks",
                 "List webhooks",
                 {"200": page("Webhook", "A page of the account's webhooks."), "400": shared("RQLRefused")},
-                parameters=[parameter("limit"), parameter("offset")],
+                parameters=[parameter("limit"), parameter("offset"), parameter("search")],
                 description=rql(
                     "the account's webhooks",
                     WEBHOOK_FIELDS,

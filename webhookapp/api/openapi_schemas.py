@@ -176,6 +176,12 @@ def components_parameters() -> dict[str, Any]:
             "description": "How many items to return.",
             "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
         },
+        "search": {
+            "name": "search",
+            "in": "query",
+            "description": "Webhooks whose name contains this text (in any case), or whose id it is.",
+            "schema": {"type": "string"},
+        },
         "offset": {
             "name": "offset",
             "in": "query",

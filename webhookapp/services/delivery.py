@@ -17,8 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from flask import current_app
 
 from ..models import utcnow
-from . import dispatch, signing, triggers
-from .sender import PreparedCall, Sender, prepare
+from . import dispatch, outcomes, signing, triggers
+from .sender import AttemptResult, PreparedCall, Sender, prepare
 
 log = logging.getLogger(__name__)
 
@@ -67,44 +67,59 @@ def build_call(claim: triggers.Claim) -> PreparedCall:
 
 def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_BUDGET) -> int:
     """Deliver what is due, ``webhook_ids`` first; returns the number of attempts made."""
-    dispatch.woken()
     executor, sender = _executor_and_sender()
     slots = int(current_app.config["WEBHOOK_WORKER_THREADS"])
     in_flight: dict[Future, tuple[triggers.Claim, PreparedCall]] = {}
+
+    def submit(claims: list[triggers.Claim]) -> None:
+        for claim in claims:
+            call = build_call(claim)
+            in_flight[executor.submit(sender.send, call)] = (claim, call)
+
+    if webhook_ids:
+        submit(triggers.claim_due(slots, webhook_ids))  # the announced ones go out first
+    dispatch.woken()
     deadline = time.monotonic() + budget
     next_reclaim = time.monotonic() + RECLAIM_EVERY
     attempts = 0
-    hint = webhook_ids
     while True:
         taking_work = time.monotonic() < deadline
-        if taking_work and len(in_flight) < slots:
-            claims = triggers.claim_due(slots - len(in_flight), hint)
-            if hint and len(claims) < slots - len(in_flight):
-                claims += triggers.claim_due(slots - len(in_flight) - len(claims))
-            hint = None
-            for claim in claims:
-                call = build_call(claim)
-                in_flight[executor.submit(sender.send, call)] = (claim, call)
+        free = slots - len(in_flight)
+        # Claims are batched: refill when idle or when a quarter of the slots are free.
+        if taking_work and (not in_flight or free >= max(slots // 4, 1)):
+            submit(triggers.claim_due(free))
         if taking_work and time.monotonic() >= next_reclaim:
             triggers.reclaim_expired()
             next_reclaim = time.monotonic() + RECLAIM_EVERY
         if in_flight:
             done, _ = wait(in_flight, timeout=POLL if taking_work else None, return_when=FIRST_COMPLETED)
+            successes = []
             for future in done:
                 claim, call = in_flight.pop(future)
-                attempts += 1
                 result = future.result()
-                retry_at = triggers.complete(claim, call, result)
-                log.info(
-                    "%s attempt %d: %s in %.0f ms%s", claim.webhook.id, claim.attempt,
-                    f"HTTP {result.status}" if result.status else "no response", result.duration_ms,
-                    f" ({result.error})" if result.error else "",
-                )  # fmt: skip
+                attempts += 1
+                _log(claim, result)
+                if result.success:
+                    successes.append((claim, call, result))
+                    continue
+                retry_at = outcomes.complete(claim, call, result)
                 if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
                     dispatch.schedule(claim.webhook.id, retry_at)
+            outcomes.complete_successes(successes)
             continue
         if not taking_work or not _linger(deadline):
             return attempts
+
+
+def _log(claim: triggers.Claim, result: AttemptResult) -> None:
+    if result.success:
+        log.debug(
+            "%s attempt %d: HTTP %s in %.0f ms", claim.webhook.id, claim.attempt, result.status, result.duration_ms
+        )
+    else:
+        log.info(
+            "%s attempt %d failed in %.0f ms: %s", claim.webhook.id, claim.attempt, result.duration_ms, result.error
+        )
 
 
 def _linger(deadline: float) -> bool:

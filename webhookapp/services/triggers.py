@@ -17,7 +17,6 @@ from sqlalchemy import case, delete, func, select, update
 
 from ..extensions import db
 from ..models import Attempt, Webhook, utcnow
-from .sender import AttemptResult, PreparedCall
 from .signing import WebhookSnapshot
 
 
@@ -58,48 +57,55 @@ def _due_conditions(now: datetime) -> tuple:
     return (*_sendable(), Webhook.next_trigger_at <= now, Webhook.lease_expires_at.is_(None))
 
 
+SNAPSHOT_COLUMNS = (
+    "id", "label", "object_class", "account_id", "product_id", "http_method", "external_url", "jwt_secret",
+    "headers", "data", "last_success_at", "last_failure_at",
+)  # fmt: skip
+
+
 def claim_due(limit: int, webhook_ids: list[str] | None = None) -> list[Claim]:
     """Atomically move up to ``limit`` due triggers into flight (those of ``webhook_ids`` only, if given)."""
     if limit <= 0:
         return []
     now = utcnow()
     lease_id = secrets.token_hex(8)
-    candidates = select(Webhook.id).where(*_due_conditions(now)).order_by(Webhook.next_trigger_at).limit(limit)
+    candidates = (
+        select(Webhook.id)
+        .where(*_due_conditions(now))
+        .order_by(Webhook.next_trigger_at, Webhook.id)
+        .limit(limit)
+        # SKIP LOCKED lets claimers on PostgreSQL pass each other.
+        .with_for_update(skip_locked=True)
+    )
     if webhook_ids:
         candidates = candidates.where(Webhook.id.in_(webhook_ids))
-    # SKIP LOCKED lets claimers on PostgreSQL pass each other; the repeated conditions make the
-    # UPDATE itself the arbiter wherever the subquery's snapshot is stale.
-    candidates = candidates.with_for_update(skip_locked=True)
+    # MATERIALIZED: PostgreSQL would otherwise re-run the subquery per row and claim past the limit.
+    chosen = candidates.cte("chosen").prefix_with("MATERIALIZED")
+    table = Webhook.__table__
     claimed = db.session.execute(
-        update(Webhook)
-        .where(Webhook.id.in_(candidates.scalar_subquery()), *_due_conditions(now))
+        update(table)
+        # The repeated conditions make the UPDATE itself the arbiter wherever a snapshot is stale.
+        .where(table.c.id.in_(select(chosen.c.id)), *_due_conditions(now))
         .values(
             lease_id=lease_id,
             lease_expires_at=now + timedelta(seconds=lease_seconds()),
-            lease_attempt=Webhook.trigger_attempts + 1,
+            lease_attempt=table.c.trigger_attempts + 1,
             next_trigger_at=None,
             trigger_attempts=0,
         )
-        .returning(Webhook.id, Webhook.lease_attempt)
-        .execution_options(synchronize_session=False)
+        .returning(*(table.c[name] for name in SNAPSHOT_COLUMNS), table.c.lease_attempt, table.c.last_event_api_url)
     ).all()
-    if not claimed:
-        db.session.commit()
-        return []
-    attempts = dict(claimed)
-    rows = db.session.execute(select(Webhook).where(Webhook.id.in_(attempts)).execution_options(populate_existing=True))
-    claims = [
+    db.session.commit()
+    return [
         Claim(
-            webhook=snapshot(webhook),
+            webhook=WebhookSnapshot(**{name: row._mapping[name] for name in SNAPSHOT_COLUMNS}),
             lease_id=lease_id,
-            attempt=attempts[webhook.id],
-            api_url=webhook.last_event_api_url,
+            attempt=row.lease_attempt,
+            api_url=row.last_event_api_url,
             claimed_at=now,
         )
-        for webhook in rows.scalars()
+        for row in claimed
     ]
-    db.session.commit()
-    return claims
 
 
 def snapshot(webhook: Webhook) -> WebhookSnapshot:
@@ -117,94 +123,6 @@ def snapshot(webhook: Webhook) -> WebhookSnapshot:
         last_success_at=webhook.last_success_at,
         last_failure_at=webhook.last_failure_at,
     )
-
-
-def record_attempt(webhook_id: str, number: int, call: PreparedCall, result: AttemptResult, kind: str) -> int | None:
-    """Store the attempt and count it in the statistics; None if the webhook was deleted meanwhile."""
-    info = {
-        "status": result.status,
-        "duration_ms": round(result.duration_ms, 1),
-        "excerpt": result.excerpt,
-        "error": result.error,
-    }
-    outcome = (
-        {
-            "success_count": Webhook.success_count + 1,
-            "failures_since_last_success": 0,
-            "last_success_at": result.started_at,
-        }
-        if result.success
-        else {
-            "failure_count": Webhook.failure_count + 1,
-            "failures_since_last_success": Webhook.failures_since_last_success + 1,
-            "last_failure_at": result.started_at,
-        }
-    )
-    counted = db.session.execute(
-        update(Webhook)
-        .where(Webhook.id == webhook_id)
-        .values(triggers_count=Webhook.triggers_count + 1, **outcome)
-        .execution_options(synchronize_session=False)
-    )
-    if counted.rowcount == 0:
-        db.session.rollback()
-        return None
-    attempt = Attempt(
-        webhook_id=webhook_id,
-        kind=kind,
-        number=number,
-        started_at=result.started_at,
-        duration_ms=result.duration_ms,
-        success=result.success,
-        request_method=call.method,
-        request_url=call.url,
-        request_headers=call.logged_headers,
-        request_body=call.body.decode() if call.body is not None else None,
-        response_status=result.status,
-        response_headers=result.headers or None,
-        response_body=result.body,
-        response_truncated=result.truncated,
-        error=result.error,
-    )
-    db.session.add(attempt)
-    db.session.flush()
-    column = Webhook.last_success_info if result.success else Webhook.last_failure_info
-    db.session.execute(
-        update(Webhook)
-        .where(Webhook.id == webhook_id)
-        .values({column: {**info, "attempt_id": attempt.id}})
-        .execution_options(synchronize_session=False)
-    )
-    return attempt.id
-
-
-def complete(claim: Claim, call: PreparedCall, result: AttemptResult) -> datetime | None:
-    """Record the attempt, release the lease and decide what comes next.
-
-    Returns the due time of a scheduled retry, if any. Past ``WEBHOOK_MAX_ATTEMPTS`` failures the
-    webhook becomes Out of order; a trigger pending meanwhile waits for re-enabling.
-    """
-    webhook_id = claim.webhook.id
-    if record_attempt(webhook_id, claim.attempt, call, result, "trigger") is None:
-        return None
-    retry_at = None
-    values: dict = {"lease_id": None, "lease_expires_at": None, "lease_attempt": 0}
-    if not result.success:
-        if claim.attempt >= int(current_app.config["WEBHOOK_MAX_ATTEMPTS"]):
-            values["out_of_order"] = True
-        else:
-            retry_at = utcnow() + timedelta(seconds=retry_delay(claim.attempt))
-            # Events that arrived during the attempt fold into the retry.
-            values["next_trigger_at"] = case((Webhook.active.is_(True), retry_at), else_=None)
-            values["trigger_attempts"] = claim.attempt
-    db.session.execute(
-        update(Webhook)
-        .where(Webhook.id == webhook_id, Webhook.lease_id == claim.lease_id)
-        .values(values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    return retry_at
 
 
 def reclaim_expired() -> int:

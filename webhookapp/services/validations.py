@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from .. import catalog
 from ..extensions import db
 from ..models import ApiToken, Product, Webhook, utcnow
-from . import signing, triggers
+from . import outcomes, signing, triggers
 from .sender import Sender, prepare
 
 ANSWER_STATUSES = (400, 422)  # a validation handler's "invalid request" answers
@@ -110,7 +110,7 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
         error = f"The handler answered HTTP {result.status}."
     recorded = dataclasses.replace(result, success=answered, error=error)
     webhook_id = webhook.id
-    attempt_id = triggers.record_attempt(webhook_id, 1, prepared, recorded, "validation")
+    attempt_id = outcomes.record_attempt(webhook_id, 1, prepared, recorded, "validation")
     if attempt_id is not None:
         db.session.execute(
             update(Webhook)
