@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..catalog import OBJECT_CLASSES
@@ -79,58 +79,77 @@ def _previous(account_id: str, client_event_id: str) -> IngestResult | None:
     return IngestResult(event.id, list(event.webhook_ids), True) if event else None
 
 
-def ingest(token: ApiToken, body: Any, *, wake: bool = True) -> IngestResult:
-    """Accept one event for ``token``'s account (every account for a platform token)."""
-    values = _validate(body)
+def _product_visible(token: ApiToken, product_id: str) -> bool:
+    product = db.session.get(Product, product_id)
     account = token.account
-    client_id = values.get("id")
-    if client_id is not None and (previous := _previous(account.id, client_id)):
-        return previous
-    product = db.session.get(Product, values["product_id"])
-    if product is None or (account.is_vendor and not token.is_platform and product.vendor_id != account.id):
-        raise IngestError(404, "PRD_404", [f"Product {values['product_id']} not found."])
+    return product is not None and (token.is_platform or not account.is_vendor or product.vendor_id == account.id)
 
+
+def ingest(token: ApiToken, body: Any, *, wake: bool = True) -> IngestResult:
+    """Accept one event for ``token``'s account (every account for a platform token).
+
+    Two statements in one transaction: an UPDATE of the matching webhooks (counts, pending
+    triggers) and the event's INSERT. The product is looked up only when nothing matched.
+    """
+    values = _validate(body)
+    account_id = token.account_id
+    client_id = values.get("id")
+    if client_id is not None and (previous := _previous(account_id, client_id)):
+        return previous
+    product_id, object_class = values["product_id"], values["object_class"]
     now = utcnow()
-    event = Event(
-        id=new_id("EV", 4),
-        account_id=account.id,
-        client_event_id=client_id,
-        object_class=values["object_class"],
-        product_id=product.id,
-        object_id=values.get("object_id"),
-        api_url=values.get("api_url"),
-        webhook_ids=[],
-    )
-    match = update(Webhook).where(
-        Webhook.product_id == product.id,
-        Webhook.object_class == event.object_class,
-        Webhook.type == "event",
-        Webhook.active.is_(True),
-    )
+    table = Webhook.__table__
+    conditions = [
+        table.c.product_id == product_id,
+        table.c.object_class == object_class,
+        table.c.type == "event",
+        table.c.active.is_(True),
+    ]
     if not token.is_platform:
-        match = match.where(Webhook.account_id == account.id)
+        conditions.append(table.c.account_id == account_id)
+    # Rows are locked in id order, so concurrent events for one product never deadlock.
+    locked = (select(table.c.id).where(*conditions).order_by(table.c.id).with_for_update().cte("locked")).prefix_with(
+        "MATERIALIZED"
+    )
+    event_id = new_id("EV", 4)
     try:
-        db.session.add(event)
-        db.session.flush()  # a repeated client id fails here, before anything is counted
-        matched = db.session.scalars(
-            match.values(
-                events_count=Webhook.events_count + 1,
-                last_event_at=now,
-                # Doorbell: a pending trigger absorbs the event; otherwise one is due now.
-                next_trigger_at=func.coalesce(Webhook.next_trigger_at, now),
-                last_event_api_url=event.api_url,
+        matched = sorted(
+            db.session.scalars(
+                update(table)
+                .where(table.c.id.in_(select(locked.c.id)))
+                .values(
+                    events_count=table.c.events_count + 1,
+                    last_event_at=now,
+                    # Doorbell: a pending trigger absorbs the event; otherwise one is due now.
+                    next_trigger_at=func.coalesce(table.c.next_trigger_at, now),
+                    last_event_api_url=values.get("api_url"),
+                )
+                .returning(table.c.id)
+            ).all()
+        )
+        if not matched and not _product_visible(token, product_id):
+            db.session.rollback()
+            raise IngestError(404, "PRD_404", [f"Product {product_id} not found."])
+        db.session.execute(
+            insert(Event.__table__).values(
+                id=event_id,
+                account_id=account_id,
+                client_event_id=client_id,
+                object_class=object_class,
+                product_id=product_id,
+                object_id=values.get("object_id"),
+                api_url=values.get("api_url"),
+                webhook_ids=matched,
+                created_at=now,
             )
-            .returning(Webhook.id)
-            .execution_options(synchronize_session=False)
-        ).all()
-        event.webhook_ids = sorted(matched)
+        )
         db.session.commit()
-    except IntegrityError:
+    except IntegrityError:  # the same client id, committed meanwhile by a concurrent request
         db.session.rollback()
-        previous = _previous(account.id, client_id) if client_id else None
+        previous = _previous(account_id, client_id) if client_id else None
         if previous is None:
             raise
         return previous
-    if wake and event.webhook_ids:
-        dispatch.wake(event.webhook_ids)
-    return IngestResult(event.id, event.webhook_ids, False)
+    if wake and matched:
+        dispatch.wake(matched)
+    return IngestResult(event_id, matched, False)

@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import Account, ApiToken, utcnow
@@ -88,7 +89,9 @@ def authenticate_header(header: str | None) -> ApiToken | None:
     if scheme.lower() not in ("apikey", "bearer") or not value.strip():
         return None
     token = db.session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == _digest(value.strip()), ApiToken.revoked_at.is_(None))
+        select(ApiToken)
+        .where(ApiToken.token_hash == _digest(value.strip()), ApiToken.revoked_at.is_(None))
+        .options(joinedload(ApiToken.account))
     )
     now = utcnow()
     # Written at most once a minute: busy integrations should not pay a write per request.
