@@ -209,7 +209,7 @@ CASES = [
     Case(ATTEMPTS, "get", 401, "no token", lambda a: a.call("get", a.hook_path(a.hook(), "/attempts"), auth=None)),
     Case(ATTEMPTS, "get", 404, "unknown", lambda a: a.call("get", a.hook_path(UNKNOWN, "/attempts"))),
     Case("/validations", "post", 200, "accepted", lambda a: a.validate(a.validator())),
-    Case("/validations", "post", 201, "handler's 2xx", lambda a: a.validate(a.validator(201))),
+    Case("/validations", "post", 200, "handler's 201", lambda a: a.validate(a.validator(201))),
     Case("/validations", "post", 400, "handler objects", lambda a: a.validate(a.validator(400, OBJECTION))),
     Case("/validations", "post", 422, "handler objects", lambda a: a.validate(a.validator(422, OBJECTION))),
     Case("/validations", "post", 400, "bad fields", lambda a: a.validate(a.validator(), request=[])),

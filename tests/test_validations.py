@@ -75,6 +75,8 @@ class ValidationHandler:
             return 500, {"error": "boom"}
         if self.mode == "text":
             return 200, b"<html>validated</html>"
+        if self.mode == "list":
+            return 200, [1, 2]
         answer, valid = copy.deepcopy(request), True
         for param in answer.get("asset", {}).get("params", []):
             if not str(param.get("value", "")).isdigit():
@@ -159,7 +161,7 @@ def test_statistics_and_attempt_log_count_validations(client, token, vendor, hoo
 
 @pytest.mark.parametrize(
     ("mode", "fragment"),
-    [("slow", "did not answer in time"), ("error", "HTTP 500"), ("text", "without a JSON body")],
+    [("slow", "did not answer in time"), ("error", "HTTP 500"), ("text", "without a JSON object"), ("list", "without a JSON object")],
 )
 def test_a_failing_handler_is_a_502_with_a_clear_error(app, client, token, vendor, hook, server, draft, mode, fragment):
     app.config["WEBHOOK_VALIDATION_TIMEOUT"] = 0.5

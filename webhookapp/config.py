@@ -58,7 +58,7 @@ class Config:
         cidr.strip() for cidr in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",") if cidr.strip()
     ]
     WEBHOOK_ATTEMPT_RETENTION_DAYS = _float("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
-    WEBHOOK_WORKER_THREADS = _int("WEBHOOK_WORKER_THREADS", 32)
+    WEBHOOK_WORKER_THREADS = _int("WEBHOOK_WORKER_THREADS", 64)
     WEBHOOK_SWEEP_INTERVAL = _int("WEBHOOK_SWEEP_INTERVAL", 1)
     EVENT_MAX_BYTES = 64 * 1024
 

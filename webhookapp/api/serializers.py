@@ -25,7 +25,8 @@ WRITABLE = {
     "headers": dict,
     "data": dict,
 }
-# Returned by the API and so sent back by clients that PUT what they GET: accepted and ignored.
+# Returned by the API (or, for "events", by Connect itself) and so sent back by clients that PUT
+# what they GET: accepted and ignored.
 READ_ONLY = {
     "id", "account", "status", "api_url", "stats", "last_event", "last_success", "last_failure",
     "earliest_possible_trigger", "created_at", "modified_at", "events",

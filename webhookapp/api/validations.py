@@ -19,4 +19,5 @@ def validate() -> tuple[Response, int]:
         raise ApiError(exc.status, exc.error_code, *exc.errors) from None
     if not answer.answered:
         raise ApiError(502, "VAL_502", answer.error or "The validation handler did not answer.")
-    return jsonify(answer.body), answer.status
+    # Any 2xx is "valid": answer 200, as a client expects; 400 and 422 are passed on as they are.
+    return jsonify(answer.body), 200 if answer.status and answer.status < 300 else answer.status

@@ -3,8 +3,8 @@ validation handler answers it at once (the request with ``value_error`` set wher
 
 The call uses the same JWT and SSRF rules as deliveries, waits at most
 ``WEBHOOK_VALIDATION_TIMEOUT``, and is recorded as an attempt and counted in the statistics. A
-handler *answered* when it sent a JSON body with a 2xx status, or 400 or 422 (the request with
-value errors); anything else (a refused JWT, a missing route, a 5xx, a redirect, a timeout) is
+handler *answered* when it sent a JSON object with a 2xx status (passed on as 200), or 400 or
+422 (the request with value errors); anything else (a refused JWT, a missing route, a 5xx, a redirect, a timeout) is
 a failure, reported as 502 by the API.
 """
 
@@ -102,10 +102,13 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
     if result.status is not None and (200 <= result.status < 300 or result.status in ANSWER_STATUSES):
         try:
             body = json.loads(result.body or "")
-            answered = True
-            error = None
-        except ValueError:
-            error = f"The handler answered HTTP {result.status} without a JSON body."
+        except (ValueError, RecursionError):
+            body = None
+        if isinstance(body, dict):  # the request object, value errors filled in
+            answered, error = True, None
+        else:
+            body = None
+            error = f"The handler answered HTTP {result.status} without a JSON object."
     elif result.status is not None and not error:
         error = f"The handler answered HTTP {result.status}."
     recorded = dataclasses.replace(result, success=answered, error=error)
