@@ -161,7 +161,12 @@ def test_statistics_and_attempt_log_count_validations(client, token, vendor, hoo
 
 @pytest.mark.parametrize(
     ("mode", "fragment"),
-    [("slow", "did not answer in time"), ("error", "HTTP 500"), ("text", "without a JSON object"), ("list", "without a JSON object")],
+    [
+        ("slow", "did not answer in time"),
+        ("error", "HTTP 500"),
+        ("text", "without a JSON object"),
+        ("list", "without a JSON object"),
+    ],
 )
 def test_a_failing_handler_is_a_502_with_a_clear_error(app, client, token, vendor, hook, server, draft, mode, fragment):
     app.config["WEBHOOK_VALIDATION_TIMEOUT"] = 0.5

@@ -24,8 +24,7 @@ pytestmark = pytest.mark.browser
 
 FILES = ("list.png", "wizard-type.png", "wizard-http.png", "details.png", "attempt.png", "tokens.png")
 JWT_SHOWN = (
-    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9."
-    "eyJ3ZWJob29rX2lkIjoiV0gtNTc4LTQyNy03NjUiLCJleHAiOjE3OTU0NDM5NzJ9.REDACTED"
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ3ZWJob29rX2lkIjoiV0gtNTc4LTQyNy03NjUiLCJleHAiOjE3OTU0NDM5NzJ9.REDACTED"
 )
 
 

@@ -96,8 +96,10 @@ def validation_answers() -> dict[str, Any]:
     """The handler's answers with its JSON: any 2xx as 200, and its "invalid request" statuses."""
     answer = content(ref("ValidationAnswer"))
     found = {
-        "200": {"description": "The handler accepted the request (any 2xx); its JSON is returned as is.",
-                "content": answer},  # fmt: skip
+        "200": {
+            "description": "The handler accepted the request (any 2xx); its JSON is returned as is.",
+            "content": answer,
+        },
     }
     for status in ANSWER_STATUSES:
         objected = f"The handler objected with {status}: its JSON, the request with value_error filled in."
