@@ -87,6 +87,7 @@ class Behaviour:
     delay: float = 0.0
     body: bytes = b'{"ok": true}'
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 class HandlerServer:
@@ -115,7 +116,7 @@ class HandlerServer:
                     self.send_response(behaviour.status)
                     for name, value in behaviour.headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", behaviour.content_type)
                     self.send_header("Content-Length", str(len(behaviour.body)))
                     self.end_headers()
                     self.wfile.write(behaviour.body)

@@ -42,6 +42,7 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"  # as the session cookie: no cross-site posts with either
     WTF_CSRF_TIME_LIMIT = None  # a form left open over lunch still submits
     WEBHOOKS_PER_PAGE = 25
     PASSWORD_HASH_METHOD = "scrypt"

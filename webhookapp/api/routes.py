@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -61,11 +62,23 @@ def json_body(max_bytes: int = BODY_MAX_BYTES) -> Any:
     if len(raw) > max_bytes:
         raise too_large
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "REQ_400", f"The body is not valid JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, "REQ_400", "The body is nested too deeply.") from None
+
+
+def _not_json(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """Python reads NaN, Infinity and 1e400 as numbers; JSON has no such values."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 @blueprint.post("/events")

@@ -32,6 +32,7 @@ class Field:
 
     column: Any
     convert: Callable[[str], Any] = str
+    text: bool = True  # like/ilike apply to text fields only
 
     def value(self, name: str, text: str) -> Any:
         """``text`` converted for this field, or an RQLError naming the field."""
@@ -41,6 +42,14 @@ class Field:
             raise
         except ValueError:
             raise RQLError(f"'{text}' is not a valid value for {name}.") from None
+
+
+def integer(text: str) -> int:
+    """A whole number that fits a database integer."""
+    value = int(text)
+    if not -(2**31) <= value < 2**31:
+        raise RQLError(f"'{text}' is out of range.")
+    return value
 
 
 def boolean(text: str) -> bool:
@@ -152,6 +161,8 @@ def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
     if not isinstance(value, str):
         raise RQLError(f"{name}() takes a plain value.")
     if name in ("like", "ilike"):
+        if not field.text:
+            raise RQLError(f"{name}() applies to text fields; {node.args[0]} is not one.")
         pattern = _like_pattern(value)
         return field.column.like(pattern, escape="\\") if name == "like" else field.column.ilike(pattern, escape="\\")
     converted = field.value(node.args[0], value)

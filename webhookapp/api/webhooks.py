@@ -20,6 +20,7 @@ from .serializers import attempt_json, webhook_json, writable_fields
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1
 FIELD_NAMES = {"type_key": "type", "product_id": "product_id"}
 
 
@@ -35,17 +36,17 @@ def _datetime(text: str) -> datetime:
 WEBHOOK_FIELDS = {
     "id": rql.Field(Webhook.id),
     "label": rql.Field(Webhook.label),
-    "active": rql.Field(Webhook.active, rql.boolean),
+    "active": rql.Field(Webhook.active, rql.boolean, text=False),
     "type": rql.Field(Webhook.type),
     "object_class": rql.Field(Webhook.object_class),
     "product.id": rql.Field(Webhook.product_id),
-    "created_at": rql.Field(Webhook.created_at, _datetime),
+    "created_at": rql.Field(Webhook.created_at, _datetime, text=False),
 }
 ATTEMPT_FIELDS = {
-    "id": rql.Field(Attempt.id, int),
-    "success": rql.Field(Attempt.success, rql.boolean),
+    "id": rql.Field(Attempt.id, rql.integer),
+    "success": rql.Field(Attempt.success, rql.boolean, text=False),
     "kind": rql.Field(Attempt.kind),
-    "started_at": rql.Field(Attempt.started_at, _datetime),
+    "started_at": rql.Field(Attempt.started_at, _datetime, text=False),
 }
 
 
@@ -62,8 +63,8 @@ def paginated(
         raise ApiError(400, "RQL_001", str(exc)) from None
     except ValueError:
         raise ApiError(400, "RQL_001", "limit and offset must be whole numbers.") from None
-    if not 0 <= limit <= MAX_LIMIT or offset < 0:
-        raise ApiError(400, "RQL_001", f"limit must be 0 to {MAX_LIMIT} and offset 0 or more.")
+    if not 0 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
+        raise ApiError(400, "RQL_001", f"limit must be 0 to {MAX_LIMIT} and offset 0 or more (at most {MAX_OFFSET}).")
     if "search" in parsed.params:
         if search is None:
             raise ApiError(400, "RQL_001", "This list has no search; use RQL filters.")

@@ -15,7 +15,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..extensions import db
 from ..models import utcnow
 from . import dispatch, outcomes, signing, triggers
 from .sender import AttemptResult, PreparedCall, Sender, prepare
@@ -66,14 +68,24 @@ def build_call(claim: triggers.Claim) -> PreparedCall:
 
 
 def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_BUDGET) -> int:
-    """Deliver what is due, ``webhook_ids`` first; returns the number of attempts made."""
+    """Deliver what is due, ``webhook_ids`` first; returns the number of attempts made.
+
+    At the end of ``budget`` the job stops taking work and returns at once: sends still in
+    flight (a hung handler) record their own outcome when they end, so the worker is free
+    for its next job.
+    """
     executor, sender = _executor_and_sender()
     slots = int(current_app.config["WEBHOOK_WORKER_THREADS"])
     in_flight: dict[Future, tuple[triggers.Claim, PreparedCall]] = {}
 
     def submit(claims: list[triggers.Claim]) -> None:
         for claim in claims:
-            call = build_call(claim)
+            try:
+                call = build_call(claim)
+            except Exception as exc:  # a webhook that cannot be signed fails alone
+                log.exception("Could not prepare the request of %s", claim.webhook.id)
+                _record_failures([(claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))])
+                continue
             in_flight[executor.submit(sender.send, call)] = (claim, call)
 
     if webhook_ids:
@@ -83,32 +95,77 @@ def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_B
     next_reclaim = time.monotonic() + RECLAIM_EVERY
     attempts = 0
     while True:
-        taking_work = time.monotonic() < deadline
+        if time.monotonic() >= deadline:
+            _record_when_done(in_flight)
+            return attempts
         free = slots - len(in_flight)
         # Claims are batched: refill when idle or when a quarter of the slots are free.
-        if taking_work and (not in_flight or free >= max(slots // 4, 1)):
+        if not in_flight or free >= max(slots // 4, 1):
             submit(triggers.claim_due(free))
-        if taking_work and time.monotonic() >= next_reclaim:
+        if time.monotonic() >= next_reclaim:
             triggers.reclaim_expired()
             next_reclaim = time.monotonic() + RECLAIM_EVERY
-        if in_flight:
-            done, _ = wait(in_flight, timeout=POLL if taking_work else None, return_when=FIRST_COMPLETED)
-            successes = []
-            for future in done:
-                claim, call = in_flight.pop(future)
-                result = future.result()
-                attempts += 1
-                _log(claim, result)
-                if result.success:
-                    successes.append((claim, call, result))
-                    continue
-                retry_at = outcomes.complete(claim, call, result)
-                if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
-                    dispatch.schedule(claim.webhook.id, retry_at)
-            outcomes.complete_successes(successes)
-            continue
-        if not taking_work or not _linger(deadline):
+        if not in_flight:
+            if _linger(deadline):
+                continue
             return attempts
+        done, _ = wait(in_flight, timeout=POLL, return_when=FIRST_COMPLETED)
+        finished = []
+        for future in done:
+            claim, call = in_flight.pop(future)
+            finished.append((claim, call, future.result()))
+        attempts += len(finished)
+        _record(finished)
+
+
+def _record(finished: list[tuple[triggers.Claim, PreparedCall, AttemptResult]]) -> None:
+    """Record outcomes: successes in one batch, failures one by one with their retry."""
+    for claim, _call, result in finished:
+        _log(claim, result)
+    try:
+        outcomes.complete_successes([item for item in finished if item[2].success])
+    except SQLAlchemyError:
+        # The database is unreachable: the leases stay, and the sweeper will hand the
+        # triggers on when they expire (a handler may see a repeat, never a loss).
+        log.exception("Could not record %d successful attempts", len(finished))
+        db.session.rollback()
+    _record_failures([item for item in finished if not item[2].success])
+
+
+def _record_failures(failed: list[tuple[triggers.Claim, PreparedCall, AttemptResult]]) -> None:
+    for claim, call, result in failed:
+        try:
+            retry_at = outcomes.complete(claim, call, result)
+        except SQLAlchemyError:
+            log.exception("Could not record the failed attempt of %s", claim.webhook.id)
+            db.session.rollback()
+            continue
+        if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
+            dispatch.schedule(claim.webhook.id, retry_at)
+
+
+def _record_when_done(in_flight: dict[Future, tuple[triggers.Claim, PreparedCall]]) -> None:
+    """Let each send still in flight record its outcome itself, in its own app context."""
+    app = current_app._get_current_object()
+
+    def record(future: Future, claim: triggers.Claim, call: PreparedCall) -> None:
+        with app.app_context():
+            try:
+                _record([(claim, call, future.result())])
+            finally:
+                db.session.remove()
+
+    for future, (claim, call) in in_flight.items():
+        future.add_done_callback(lambda done, claim=claim, call=call: record(done, claim, call))
+
+
+def _unsent_call(claim: triggers.Claim) -> PreparedCall:
+    webhook = claim.webhook
+    return PreparedCall(method=webhook.http_method, url=webhook.external_url, headers={}, body=None, logged_headers={})
+
+
+def _failed(error: str) -> AttemptResult:
+    return AttemptResult(started_at=utcnow(), duration_ms=0.0, success=False, error=error)
 
 
 def _log(claim: triggers.Claim, result: AttemptResult) -> None:

@@ -116,6 +116,10 @@ def header_value(value: str | None) -> str:
         raise RuleError("Header values may not contain control characters.")
     if len(text) > HEADER_VALUE_MAX:
         raise RuleError(f"Header values must be at most {HEADER_VALUE_MAX} characters.")
+    try:
+        text.encode("latin-1")  # what HTTP/1.1 header values can carry
+    except UnicodeEncodeError:
+        raise RuleError("Header values may only use Latin-1 characters (encode others, e.g. as %XX).") from None
     return text.strip()
 
 
@@ -163,6 +167,10 @@ def data_object(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise RuleError('Additional data must be a JSON object, such as {"purpose": "demo"}.')
-    if len(json.dumps(value, ensure_ascii=False).encode()) > DATA_MAX_BYTES:
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+    except ValueError:
+        raise RuleError("Additional data may not contain NaN or Infinity.") from None
+    if size > DATA_MAX_BYTES:
         raise RuleError(f"Additional data must be at most {DATA_MAX_BYTES // 1024} KiB.")
     return value

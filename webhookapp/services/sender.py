@@ -6,7 +6,9 @@ returns an :class:`AttemptResult` that the caller records.
 
 from __future__ import annotations
 
+import codecs
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from requests.adapters import HTTPAdapter
 from .. import __version__
 from ..models import utcnow
 from . import ssrf
+
+log = logging.getLogger(__name__)
 
 RESPONSE_CAP = 64 * 1024
 EXCERPT_CHARS = 300
@@ -101,8 +105,19 @@ class Sender:
         return session
 
     def send(self, call: PreparedCall) -> AttemptResult:
-        """Make the call; success is a 2xx answer, fully read within the delivery timeout."""
+        """Make the call; success is a 2xx answer, fully read within the delivery timeout.
+
+        Never raises: whatever goes wrong is a failed attempt with its reason, so one odd
+        handler cannot break a worker's loop for everyone else.
+        """
         started_at = utcnow()
+        try:
+            return self._send(call, started_at)
+        except Exception as exc:  # every failure is the attempt's outcome
+            log.exception("Delivery to %s failed unexpectedly", call.url)
+            return AttemptResult(started_at=started_at, duration_ms=0.0, success=False, error=_describe(exc))
+
+    def _send(self, call: PreparedCall, started_at: datetime) -> AttemptResult:
         start = time.monotonic()
         deadline = start + self.timeout
 
@@ -132,7 +147,7 @@ class Sender:
             response.close()
         status = response.status_code
         headers = dict(response.headers)
-        text = body.decode(response.encoding or "utf-8", errors="replace")
+        text = body.decode(_codec(response.encoding), errors="replace")
         if late:
             error = f"The handler did not finish answering within the delivery timeout ({self.timeout:g} s)."
         elif 300 <= status < 400:
@@ -144,6 +159,14 @@ class Sender:
         return result(
             success=error is None, status=status, headers=headers, body=text, truncated=truncated, error=error
         )
+
+
+def _codec(name: str | None) -> str:
+    """The response's charset if Python knows it, else UTF-8 (a handler may name anything)."""
+    try:
+        return codecs.lookup(name or "utf-8").name
+    except LookupError:
+        return "utf-8"
 
 
 def _read_capped(response: requests.Response, deadline: float) -> tuple[bytes, bool, bool]:

@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
@@ -54,7 +55,13 @@ def create_token(
         creation_key=creation_key or None,
     )
     db.session.add(token)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same form, submitted twice at once
+        db.session.rollback()
+        raise AlreadyCreated(
+            "This token was already created; its value was shown once and cannot be shown again."
+        ) from None
     return token, plain
 
 

@@ -126,25 +126,38 @@ def snapshot(webhook: Webhook) -> WebhookSnapshot:
 
 
 def reclaim_expired() -> int:
-    """Turn attempts whose lease ran out (a worker died) back into due triggers; returns how many."""
+    """Turn attempts whose lease ran out (a worker died) back into due triggers; returns how many.
+
+    A disabled webhook gets no trigger back: disabled webhooks send nothing.
+    """
     now = utcnow()
-    result = db.session.execute(
-        update(Webhook)
-        .where(Webhook.lease_expires_at < now)
+    table = Webhook.__table__
+    # Rows are locked in id order, as ingest locks them, so the two never deadlock.
+    expired = (
+        select(table.c.id)
+        .where(table.c.lease_expires_at < now)
+        .order_by(table.c.id)
+        .with_for_update(skip_locked=True)
+        .cte("expired")
+        .prefix_with("MATERIALIZED")
+    )
+    reclaimed = db.session.execute(
+        update(table)
+        .where(table.c.id.in_(select(expired.c.id)), table.c.lease_expires_at < now)
         .values(
             lease_id=None,
             lease_expires_at=None,
             lease_attempt=0,
             # SET expressions see the old row: keep a pending trigger's count, else resume the lost one's.
             trigger_attempts=case(
-                (Webhook.next_trigger_at.is_(None), Webhook.lease_attempt - 1), else_=Webhook.trigger_attempts
+                (table.c.next_trigger_at.is_(None), table.c.lease_attempt - 1), else_=table.c.trigger_attempts
             ),
-            next_trigger_at=func.coalesce(Webhook.next_trigger_at, now),
+            next_trigger_at=case((table.c.active.is_(True), func.coalesce(table.c.next_trigger_at, now)), else_=None),
         )
-        .execution_options(synchronize_session=False)
-    )
+        .returning(table.c.id)  # counted from RETURNING: SQLite reports no rowcount for WITH … UPDATE
+    ).all()
     db.session.commit()
-    return result.rowcount
+    return len(reclaimed)
 
 
 def next_due_at() -> datetime | None:

@@ -131,7 +131,7 @@ def validate(token: ApiToken, body: Any) -> ValidationAnswer:
         raise ValidationRequestError(400, "VAL_001", "The body must be a JSON object.")
     errors = [f"Unknown field '{name}'." for name in sorted(set(body) - {"type", "product_id", "request"})]
     types = {entry.type for entry in catalog.CATALOG if entry.kind == catalog.VALIDATION}
-    if body.get("type") not in types:
+    if not isinstance(body.get("type"), str) or body["type"] not in types:
         errors.append(f"'type' must be a validation type: {', '.join(sorted(types))}.")
     if not isinstance(body.get("product_id"), str):
         errors.append("'product_id' is required, as a string.")

@@ -15,4 +15,4 @@ class TokenForm(FlaskForm):
         validators=[DataRequired("Give the token a name, such as the system that will use it."), Length(max=NAME_MAX)],
         description="For example the name of the system that will post events with it.",
     )
-    creation_key = HiddenField(default=lambda: secrets.token_hex(16))
+    creation_key = HiddenField(default=lambda: secrets.token_hex(16), validators=[Length(max=32)])

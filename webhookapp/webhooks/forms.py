@@ -151,6 +151,9 @@ def apply_row_action(form: HttpSettingsForm, action: str) -> bool:
     """
     rows = form.header_pairs()
     if action == "add_header":
+        if len(rows) >= rules.HEADERS_MAX:
+            form.headers.errors = [f"At most {rules.HEADERS_MAX} headers are allowed."]
+            return True
         rows.append(("", ""))
     elif action.startswith("remove_header-") and action.removeprefix("remove_header-").isdigit():
         index = int(action.removeprefix("remove_header-"))

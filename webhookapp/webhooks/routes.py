@@ -27,6 +27,12 @@ from .forms import EditForm, apply_row_action, format_data
 
 blueprint = Blueprint("webhooks", __name__)
 ATTEMPTS_PER_PAGE = 20
+MAX_PAGE = 100_000
+
+
+def _page() -> int:
+    """The ``page`` parameter, kept to a range no database overflows on."""
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
 
 
 def _own_webhook(webhook_id: str) -> Webhook:
@@ -47,7 +53,7 @@ def index() -> str:
     status = request.args.get("status", "")
     type_key = request.args.get("type", "")
     query = service.list_query(current_user.account, search, status, type_key)
-    page = db.paginate(query, per_page=current_app.config["WEBHOOKS_PER_PAGE"], error_out=False)
+    page = db.paginate(query, page=_page(), per_page=current_app.config["WEBHOOKS_PER_PAGE"], error_out=False)
     return render_template(
         "webhooks/list.html",
         page=page,
@@ -65,8 +71,8 @@ def details(webhook_id: str) -> Response:
     reveal = request.args.get("reveal") == "secret"
     outcome = request.args.get("outcome", "")
     attempts = db.paginate(
-        service.attempts_query(webhook, outcome), per_page=ATTEMPTS_PER_PAGE, max_per_page=ATTEMPTS_PER_PAGE,
-        error_out=False,
+        service.attempts_query(webhook, outcome), page=_page(), per_page=ATTEMPTS_PER_PAGE,
+        max_per_page=ATTEMPTS_PER_PAGE, error_out=False,
     )  # fmt: skip
     response = make_response(
         render_template("webhooks/details.html", webhook=webhook, reveal=reveal, attempts=attempts, outcome=outcome)

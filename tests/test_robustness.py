@@ -1,0 +1,130 @@
+"""Odd input and odd handlers fail alone: no 500s, no broken worker loop, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import make_webhook
+from tests.engine import api_token
+from webhookapp.extensions import db
+from webhookapp.models import Attempt, Webhook, utcnow
+from webhookapp.services import delivery, rules, triggers
+
+AUTH = "Authorization"
+
+
+def fresh(hook_id: str) -> Webhook:
+    db.session.rollback()
+    return db.session.get(Webhook, hook_id)
+
+
+def test_header_values_outside_latin1_are_refused():
+    with pytest.raises(rules.RuleError, match="Latin-1"):
+        rules.headers({"X-Note": "price in €"})
+    assert rules.headers({"X-Note": "café"}) == {"X-Note": "café"}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_additional_data_refuses_nan_and_infinity(value):
+    with pytest.raises(rules.RuleError, match="NaN or Infinity"):
+        rules.data_object({"x": value})
+
+
+def test_api_refuses_nan_in_data(client, vendor):
+    token = api_token(vendor.account)
+    fields = {"label": "n", "product_id": vendor.products[0].id, "object_class": "fulfillment_request"}
+    fields.update(type="event", http_method="POST", external_url="https://h.example/x", data={"x": "NAN"})
+    body = json.dumps(fields).replace('"NAN"', "NaN")
+    response = client.post(
+        "/public/v1/notifications/webhooks",
+        data=body,
+        content_type="application/json",
+        headers={AUTH: f"ApiKey {token}"},
+    )
+    assert response.status_code == 400 and "NaN" in " ".join(response.get_json()["errors"])
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_json_bodies_refuse_numbers_json_has_not(client, vendor, number):
+    token = api_token(vendor.account)
+    body = f'{{"type": "validator", "product_id": "{vendor.products[0].id}", "request": {{"x": {number}}}}}'
+    response = client.post(
+        "/public/v1/validations", data=body, content_type="application/json", headers={AUTH: f"ApiKey {token}"}
+    )
+    assert response.status_code == 400 and response.get_json()["error_code"] == "REQ_400"
+
+
+def test_a_handler_naming_an_unknown_charset_is_still_recorded(app, vendor, handler):
+    url = handler.behave("/charset", body=b"ok", content_type="text/plain; charset=bogus")
+    hook = make_webhook(vendor, external_url=url)
+    triggers.make_due_now(hook, count_event=True)
+    db.session.commit()
+    delivery.drain(budget=5)
+    [attempt] = db.session.scalars(db.select(Attempt)).all()
+    assert attempt.success and attempt.response_body == "ok"
+
+
+def test_a_drain_returns_at_its_budget_and_a_hung_send_records_itself(app, vendor, handler):
+    slow = make_webhook(vendor, label="Slow", external_url=handler.behave("/slow", delay=1.5))
+    triggers.make_due_now(slow, count_event=True)
+    db.session.commit()
+    started = time.monotonic()
+    delivery.drain(budget=0.3)
+    assert time.monotonic() - started < 1.0  # did not wait for the hung handler
+    deadline = time.monotonic() + 5
+    while fresh(slow.id).success_count == 0:
+        assert time.monotonic() < deadline, "the straggler never recorded its outcome"
+        time.sleep(0.05)
+    assert fresh(slow.id).lease_expires_at is None
+
+
+def test_reclaiming_a_disabled_webhooks_lease_leaves_no_trigger(app, vendor):
+    hook = make_webhook(vendor, active=False)
+    stored = db.session.get(Webhook, hook.id)
+    stored.lease_id, stored.lease_attempt = "gone", 1
+    stored.lease_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert triggers.reclaim_expired() == 1
+    stored = fresh(hook.id)
+    assert stored.lease_expires_at is None and stored.next_trigger_at is None
+
+
+def test_validation_type_of_the_wrong_json_type_is_a_400(client, vendor):
+    token = api_token(vendor.account)
+    response = client.post(
+        "/public/v1/validations",
+        json={"type": [], "product_id": vendor.products[0].id, "request": {}},
+        headers={AUTH: f"ApiKey {token}"},
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "query", ["offset=99999999999999999999", "like(active,*)", "like(created_at,*)", "limit=10&offset=-1"]
+)
+def test_out_of_range_or_mistyped_list_queries_are_400s(client, vendor, query):
+    token = api_token(vendor.account)
+    response = client.get(f"/public/v1/notifications/webhooks?{query}", headers={AUTH: f"ApiKey {token}"})
+    assert response.status_code == 400, response.data
+
+
+def test_a_huge_page_number_is_not_a_500(client, auth, vendor):
+    make_webhook(vendor)
+    auth.login()
+    assert client.get("/webhooks?page=99999999999999999999").status_code == 200
+
+
+def test_adding_a_header_past_the_limit_shows_an_error(client, auth, vendor):
+    hook = make_webhook(vendor)
+    auth.login()
+    form = {"label": "x", "external_url": "https://h.example/x", "http_method": "POST", "action": "add_header"}
+    for index in range(rules.HEADERS_MAX):
+        form[f"headers-{index}-name"] = f"X-H{index}"
+        form[f"headers-{index}-value"] = "v"
+    response = client.post(f"/webhooks/{hook.id}/edit", data=form)
+    assert response.status_code == 200
+    assert f"At most {rules.HEADERS_MAX} headers are allowed." in response.get_data(as_text=True)
