@@ -16,6 +16,7 @@ from redis import Redis
 
 from tests.servers import HandlerServer, RedisServer
 from webhookapp import create_app
+from webhookapp.config import normalise_database_url
 from webhookapp.extensions import db
 from webhookapp.models import Account, Product, User, Webhook
 from webhookapp.services import accounts, webhooks
@@ -24,13 +25,18 @@ PASSWORD = "correct horse battery"
 
 
 def database_url(tmp_path) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite'}"
+    """``TEST_DATABASE_URL`` (``postgresql://…`` is fine), else a fresh SQLite file."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    return normalise_database_url(url) if url else f"sqlite:///{tmp_path / 'test.sqlite'}"
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer | None]:
-    """A private redis-server for the session, or None when ``REDIS_URL`` names one to use."""
-    if os.environ.get("REDIS_URL"):
+    """A private redis-server for the session, or None when ``TEST_REDIS_URL`` names one to use.
+
+    Not ``REDIS_URL``: the suite flushes its Redis, which must never be one that matters.
+    """
+    if os.environ.get("TEST_REDIS_URL"):
         yield None
         return
     server = RedisServer()
@@ -44,7 +50,7 @@ def redis_url(redis_server: RedisServer | None) -> str:
     """An empty Redis for this test."""
     if redis_server is not None and redis_server.process is None:
         redis_server.start()  # a test stopped it
-    url = redis_server.url if redis_server else os.environ["REDIS_URL"]
+    url = redis_server.url if redis_server else os.environ["TEST_REDIS_URL"]
     Redis.from_url(url).flushdb()
     return url
 

@@ -15,7 +15,7 @@ from webhookapp.models import Attempt, Webhook
 from webhookapp.services import events, tokens
 
 pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("REDIS_URL")), reason="stops and flushes Redis: needs the suite's private redis-server"
+    bool(os.environ.get("TEST_REDIS_URL")), reason="stops and restarts Redis: needs the suite's private redis-server"
 )
 
 

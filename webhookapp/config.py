@@ -21,14 +21,16 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def _database_url(default: str) -> str:
-    url = os.environ.get("DATABASE_URL", default)
-    # Hosted platforms hand out "postgres://" URLs; SQLAlchemy wants the driver named.
-    if url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgres://")
-    elif url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+def normalise_database_url(url: str) -> str:
+    """Name the installed driver: ``postgres://`` and ``postgresql://`` mean psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
+
+
+def _database_url(default: str) -> str:
+    return normalise_database_url(os.environ.get("DATABASE_URL", default))
 
 
 class Config:
@@ -83,7 +85,8 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     SECRET_KEY = "testing-secret-key"
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast; the hashing itself is werkzeug's concern
-    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens: a test gives its own, never the machine's
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
     WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
 
 

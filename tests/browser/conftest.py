@@ -106,9 +106,9 @@ class _RecordErrors:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+def live_server(tmp_path: Path, redis_url: str) -> Iterator[LiveServer]:
     """The app on ``http://127.0.0.1:<free port>``, with a vendor (alice@acme.test) and two products."""
-    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "REDIS_URL": redis_url})
     with app.app_context():
         db.drop_all()
         db.create_all()
