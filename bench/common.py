@@ -64,11 +64,14 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def normalise_database_url(url: str) -> str:
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url
+def run_main(run: Callable[[Any], int], args: Any) -> int:
+    """Run a benchmark; Ctrl-C and SIGTERM stop everything it started."""
+    stop_on_sigterm()
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
 
 
 def describe_database(url: str) -> str:

@@ -47,17 +47,17 @@ from bench.common import (
     describe_database,
     engine_env,
     make_tenant,
-    normalise_database_url,
     percentile,
     prepared_app,
     print_table,
     private_redis,
+    run_main,
     start_child,
-    stop_on_sigterm,
     temp_dir,
     verdict,
     wait_until,
 )
+from webhookapp.config import normalise_database_url
 
 RATIO_TARGET = 0.8
 P50_TARGET_MS = 10.0
@@ -414,12 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.webhooks < 1 or args.rounds < 1 or args.latency_events < 1:
         raise SystemExit("--webhooks, --rounds and --latency-events must be at least 1")
-    stop_on_sigterm()
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted; everything started was stopped", file=sys.stderr)
-        return 130
+    return run_main(run, args)
 
 
 if __name__ == "__main__":

@@ -42,16 +42,16 @@ from bench.common import (
     engine_env,
     free_port,
     make_tenant,
-    normalise_database_url,
     percentile,
     prepared_app,
     print_table,
     private_redis,
+    run_main,
     start_child,
-    stop_on_sigterm,
     temp_dir,
     verdict,
 )
+from webhookapp.config import normalise_database_url
 
 RATIO_TARGET = 0.5
 
@@ -296,12 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.duration <= 0 or args.client_threads < 1 or args.rounds < 1:
         raise SystemExit("--duration, --client-threads and --rounds must be positive")
-    stop_on_sigterm()
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted; everything started was stopped", file=sys.stderr)
-        return 130
+    return run_main(run, args)
 
 
 if __name__ == "__main__":
