@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socketserver
+import threading
 import time
 from datetime import timedelta
 
@@ -128,3 +130,48 @@ def test_adding_a_header_past_the_limit_shows_an_error(client, auth, vendor):
     response = client.post(f"/webhooks/{hook.id}/edit", data=form)
     assert response.status_code == 200
     assert f"At most {rules.HEADERS_MAX} headers are allowed." in response.get_data(as_text=True)
+
+
+class HeaderTrickler(socketserver.ThreadingTCPServer):
+    """Sends its status line one byte every 0.2 s: each read is quick, the answer never ends."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), HeaderTrickleHandler)
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/slow-headers"
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # the sender cutting the connection is the point
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join(timeout=5)
+
+
+class HeaderTrickleHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 100:
+            time.sleep(0.2)
+            self.request.sendall(bytes([byte]))
+
+
+def test_a_handler_trickling_its_headers_is_cut_off_at_the_delivery_timeout(app, vendor):
+    app.config["WEBHOOK_DELIVERY_TIMEOUT"] = 0.6
+    delivery._pool = None  # a sender with this timeout
+    server = HeaderTrickler()
+    try:
+        hook = make_webhook(vendor, external_url=server.url)
+        triggers.make_due_now(hook, count_event=True)
+        db.session.commit()
+        delivery.drain(budget=5)
+        [attempt] = db.session.scalars(db.select(Attempt)).all()
+        assert not attempt.success and "did not answer in time" in attempt.error
+        assert attempt.duration_ms < 1200
+    finally:
+        server.close()
+        delivery._pool = None

@@ -26,6 +26,7 @@ from . import ssrf
 log = logging.getLogger(__name__)
 
 RESPONSE_CAP = 64 * 1024
+WATCHDOG_TICK = 0.1  # seconds
 EXCERPT_CHARS = 300
 CHUNK = 8192
 
@@ -91,6 +92,24 @@ class Sender:
         adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), pool_size)
         self._local = threading.local()
         self._adapter = adapter
+        self._deadlines: dict[int, float] = {}  # thread → when its request must be over
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_lock = threading.Lock()
+
+    def _watch(self) -> None:
+        """Cut requests past their deadline, every WATCHDOG_TICK seconds, for the process's life."""
+        while True:
+            time.sleep(WATCHDOG_TICK)
+            now = time.monotonic()
+            for thread_id, deadline in list(self._deadlines.items()):
+                if now > deadline:
+                    ssrf.cut(thread_id)
+
+    def _start_watchdog(self) -> None:
+        with self._watchdog_lock:
+            if self._watchdog is None or not self._watchdog.is_alive():
+                self._watchdog = threading.Thread(target=self._watch, name="delivery-watchdog", daemon=True)
+                self._watchdog.start()
 
     def _session(self) -> requests.Session:
         # One Session per thread (requests does not promise Session thread-safety); the
@@ -111,11 +130,21 @@ class Sender:
         handler cannot break a worker's loop for everyone else.
         """
         started_at = utcnow()
+        thread_id = threading.get_ident()
+        self._start_watchdog()
+        # The whole attempt, headers included, ends by the delivery timeout (plus a tick).
+        self._deadlines[thread_id] = time.monotonic() + self.timeout
         try:
             return self._send(call, started_at)
         except Exception as exc:  # every failure is the attempt's outcome
             log.exception("Delivery to %s failed unexpectedly", call.url)
             return AttemptResult(started_at=started_at, duration_ms=0.0, success=False, error=_describe(exc))
+        finally:
+            self._deadlines.pop(thread_id, None)
+            ssrf.ACTIVE.pop(thread_id, None)
+
+    def _late(self) -> str:
+        return _late_message(self.timeout)
 
     def _send(self, call: PreparedCall, started_at: datetime) -> AttemptResult:
         start = time.monotonic()
@@ -136,20 +165,24 @@ class Sender:
             )
         except requests.RequestException as exc:
             blocked = ssrf.blocked_cause(exc)
-            return result(success=False, error=str(blocked) if blocked else _describe(exc))
+            if blocked:
+                return result(success=False, error=str(blocked))
+            if time.monotonic() > deadline:
+                return result(success=False, error=self._late())
+            return result(success=False, error=_describe(exc))
         try:
             body, truncated, late = _read_capped(response, deadline)
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            return result(
-                success=False, status=response.status_code, error=f"Reading the response failed: {_describe(exc)}"
-            )
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            late = time.monotonic() > deadline
+            error = self._late() if late else f"Reading the response failed: {_describe(exc)}"
+            return result(success=False, status=response.status_code, error=error)
         finally:
             response.close()
         status = response.status_code
         headers = dict(response.headers)
         text = body.decode(_codec(response.encoding), errors="replace")
         if late:
-            error = f"The handler did not finish answering within the delivery timeout ({self.timeout:g} s)."
+            error = self._late()
         elif 300 <= status < 400:
             error = f"Redirects are not followed (HTTP {status} to {response.headers.get('Location', '?')})."
         elif not 200 <= status < 300:
@@ -159,6 +192,10 @@ class Sender:
         return result(
             success=error is None, status=status, headers=headers, body=text, truncated=truncated, error=error
         )
+
+
+def _late_message(timeout: float) -> str:
+    return f"The handler did not answer in time: the timeout is {timeout:g} s."
 
 
 def _codec(name: str | None) -> str:

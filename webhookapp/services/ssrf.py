@@ -9,9 +9,12 @@ it for 127.0.0.1; production leaves it empty.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable
+from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -121,11 +124,20 @@ def blocked_cause(exc: BaseException) -> BlockedAddress | None:
     return None
 
 
+# The connection each thread is using, so that a watchdog can cut a request that outlives its
+# deadline (read timeouts bound each socket read, not a handler trickling a byte at a time).
+ACTIVE: dict[int, HTTPConnection] = {}
+
+
 class GuardedHTTPConnection(HTTPConnection):
     allowed_networks: tuple[Network, ...] = ()
 
     def _new_conn(self) -> socket.socket:
         return _connect_checked(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        ACTIVE[threading.get_ident()] = self
+        super().request(*args, **kwargs)
 
 
 class GuardedHTTPSConnection(HTTPSConnection):
@@ -133,6 +145,19 @@ class GuardedHTTPSConnection(HTTPSConnection):
 
     def _new_conn(self) -> socket.socket:
         return _connect_checked(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        ACTIVE[threading.get_ident()] = self
+        super().request(*args, **kwargs)
+
+
+def cut(thread_id: int) -> None:
+    """Shut the socket of the request ``thread_id`` is making: its blocked read fails at once."""
+    connection = ACTIVE.get(thread_id)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def guarded_pool_manager(allowed: tuple[Network, ...], **kwargs) -> PoolManager:
