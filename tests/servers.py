@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -161,7 +160,3 @@ class HandlerServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
-
-
-def env_without_redis() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "REDIS_URL"}

@@ -21,7 +21,7 @@ from .serializers import attempt_json, webhook_json, writable_fields
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1
-FIELD_NAMES = {"type_key": "type", "product_id": "product_id"}
+FIELD_NAMES = {"type_key": "type"}  # the service's name for a field → the API's
 
 
 def _datetime(text: str) -> datetime:
