@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-events", type=int, default=50, help="single events for the latency (50)")
     parser.add_argument("--idle-gap", type=float, default=0.05, help="seconds between latency events (0.05)")
     parser.add_argument(
-        "--worker-threads", type=int, help="WEBHOOK_WORKER_THREADS for the worker (default: the app's, 32)"
+        "--worker-threads", type=int, help="WEBHOOK_WORKER_THREADS for the worker (default: the app's, 64)"
     )
     parser.add_argument(
         "--worker-module", default="workers", help="run the worker as python -m MODULE (workers); to measure a change"

@@ -129,7 +129,9 @@ def blocked_cause(exc: BaseException) -> BlockedAddress | None:
 ACTIVE: dict[int, HTTPConnection] = {}
 
 
-class GuardedHTTPConnection(HTTPConnection):
+class _Guarded:
+    """Connects through the guard and registers itself for the watchdog; mixed into both classes."""
+
     allowed_networks: tuple[Network, ...] = ()
 
     def _new_conn(self) -> socket.socket:
@@ -140,15 +142,12 @@ class GuardedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class GuardedHTTPSConnection(HTTPSConnection):
-    allowed_networks: tuple[Network, ...] = ()
+class GuardedHTTPConnection(_Guarded, HTTPConnection):
+    pass
 
-    def _new_conn(self) -> socket.socket:
-        return _connect_checked(self)
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        ACTIVE[threading.get_ident()] = self
-        super().request(*args, **kwargs)
+class GuardedHTTPSConnection(_Guarded, HTTPSConnection):
+    pass
 
 
 def cut(thread_id: int) -> None:
