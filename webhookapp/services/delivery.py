@@ -1,8 +1,9 @@
 """The delivery loop a worker job runs: claim due triggers, send them concurrently, record outcomes.
 
-Sends run on a thread pool of ``WEBHOOK_WORKER_THREADS`` per worker process, fed as slots free
-up, so a handler that hangs until the delivery timeout holds one slot while every other webhook
-keeps going (DESIGN §9). Database work stays on the job's own thread. The loop keeps taking new
+Sends run on a thread pool of ``WEBHOOK_WORKER_THREADS`` per worker process, started as the
+window of :mod:`.flight` allows, so a handler that hangs until the delivery timeout holds one
+thread while every other webhook keeps going (DESIGN §9). Database work stays on the job's own
+thread. The loop keeps taking new
 work for ``DRAIN_BUDGET`` seconds, waits for short retries due within ``LINGER`` seconds, then
 returns; anything later is scheduled with RQ and watched by the sweeper.
 """
@@ -12,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..extensions import db
 from ..models import utcnow
 from . import dispatch, outcomes, signing, triggers
+from .flight import Finished, Flight
 from .sender import AttemptResult, PreparedCall, Sender, prepare
 
 log = logging.getLogger(__name__)
@@ -70,55 +73,53 @@ def build_call(claim: triggers.Claim) -> PreparedCall:
 def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_BUDGET) -> int:
     """Deliver what is due, ``webhook_ids`` first; returns the number of attempts made.
 
-    At the end of ``budget`` the job stops taking work and returns at once: sends still in
-    flight (a hung handler) record their own outcome when they end, so the worker is free
-    for its next job.
+    Claims are taken in batches of up to the thread count, signed at once and started as the
+    window of :mod:`.flight` allows. At the end of ``budget`` the job starts what it has claimed
+    and returns at once: sends still in flight (a hung handler) record their own outcome when
+    they end, so the worker is free for its next job.
     """
     executor, sender = _executor_and_sender()
     slots = int(current_app.config["WEBHOOK_WORKER_THREADS"])
-    in_flight: dict[Future, tuple[triggers.Claim, PreparedCall]] = {}
-
-    def submit(claims: list[triggers.Claim]) -> None:
-        for claim in claims:
-            try:
-                call = build_call(claim)
-            except Exception as exc:  # a webhook that cannot be signed fails alone
-                log.exception("Could not prepare the request of %s", claim.webhook.id)
-                _record_failures([(claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))])
-                continue
-            in_flight[executor.submit(sender.send, call)] = (claim, call)
-
+    flight = Flight(executor, sender, slots)
     if webhook_ids:
-        submit(triggers.claim_due(slots, webhook_ids))  # the announced ones go out first
+        _prepare(flight, triggers.claim_due(slots, webhook_ids))  # the announced ones go out first
+        flight.fill()
     dispatch.woken()
     deadline = time.monotonic() + budget
     next_reclaim = time.monotonic() + RECLAIM_EVERY
     attempts = 0
     while True:
         if time.monotonic() >= deadline:
-            _record_when_done(in_flight)
+            _record(flight.hand_over(_recorder()))
             return attempts
-        free = slots - len(in_flight)
+        held = flight.held()
         # Claims are batched: refill when idle or when a quarter of the slots are free.
-        if not in_flight or free >= max(slots // 4, 1):
-            submit(triggers.claim_due(free))
+        if held == 0 or slots - held >= max(slots // 4, 1):
+            _prepare(flight, triggers.claim_due(slots - held))
         if time.monotonic() >= next_reclaim:
             triggers.reclaim_expired()
             next_reclaim = time.monotonic() + RECLAIM_EVERY
-        if not in_flight:
+        flight.fill()
+        if not flight:
             if _linger(deadline):
                 continue
             return attempts
-        done, _ = wait(in_flight, timeout=POLL, return_when=FIRST_COMPLETED)
-        finished = []
-        for future in done:
-            claim, call = in_flight.pop(future)
-            finished.append((claim, call, future.result()))
+        finished = flight.collect(flight.until_room(POLL) if flight.ready else POLL)
         attempts += len(finished)
         _record(finished)
 
 
-def _record(finished: list[tuple[triggers.Claim, PreparedCall, AttemptResult]]) -> None:
+def _prepare(flight: Flight, claims: list[triggers.Claim]) -> None:
+    """Sign the claimed attempts and line them up in the flight."""
+    for claim in claims:
+        try:
+            flight.ready.append((claim, build_call(claim)))
+        except Exception as exc:  # a webhook that cannot be signed fails alone
+            log.exception("Could not prepare the request of %s", claim.webhook.id)
+            _record_failures([(claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))])
+
+
+def _record(finished: list[Finished]) -> None:
     """Record outcomes: successes in one batch, failures one by one with their retry."""
     for claim, _call, result in finished:
         _log(claim, result)
@@ -132,7 +133,7 @@ def _record(finished: list[tuple[triggers.Claim, PreparedCall, AttemptResult]]) 
     _record_failures([item for item in finished if not item[2].success])
 
 
-def _record_failures(failed: list[tuple[triggers.Claim, PreparedCall, AttemptResult]]) -> None:
+def _record_failures(failed: list[Finished]) -> None:
     for claim, call, result in failed:
         try:
             retry_at = outcomes.complete(claim, call, result)
@@ -144,19 +145,18 @@ def _record_failures(failed: list[tuple[triggers.Claim, PreparedCall, AttemptRes
             dispatch.schedule(claim.webhook.id, retry_at)
 
 
-def _record_when_done(in_flight: dict[Future, tuple[triggers.Claim, PreparedCall]]) -> None:
-    """Let each send still in flight record its outcome itself, in its own app context."""
+def _recorder() -> Callable[[list[Finished]], None]:
+    """Records outcomes from a send thread, in an app context of its own."""
     app = current_app._get_current_object()
 
-    def record(future: Future, claim: triggers.Claim, call: PreparedCall) -> None:
+    def record(finished: list[Finished]) -> None:
         with app.app_context():
             try:
-                _record([(claim, call, future.result())])
+                _record(finished)
             finally:
                 db.session.remove()
 
-    for future, (claim, call) in in_flight.items():
-        future.add_done_callback(lambda done, claim=claim, call=call: record(done, claim, call))
+    return record
 
 
 def _unsent_call(claim: triggers.Claim) -> PreparedCall:
