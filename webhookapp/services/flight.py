@@ -6,7 +6,8 @@ once would be slow, though: Python runs one thread at a time, and with fast hand
 runnable threads spend more time handing the interpreter to each other than sending. So only
 ``FAST_WINDOW`` sends may be *young* (started less than ``SLOW_AFTER`` seconds ago) at a time;
 a send that has waited longer than that no longer counts, which opens the window for the next
-one. Fast handlers thus get a few busy threads, slow ones get all of them.
+one. Handlers that answer at once thus get one busy thread at a time (with no hand-offs between
+threads), slow ones get all of them: up to ``FAST_WINDOW / SLOW_AFTER`` sends start per second.
 
 A send thread that finishes takes the next prepared call itself when the window allows, so the
 job's own thread only claims, prepares and records. It records in batches: outcomes are
@@ -26,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from .sender import AttemptResult, PreparedCall, Sender
 from .triggers import Claim
 
-FAST_WINDOW = 2  # young sends at once: enough to keep one core busy with fast handlers
-SLOW_AFTER = 0.002  # seconds after which a send is waiting on its handler, not on us
-GATHER = 0.005  # seconds to gather outcomes into one batch before recording it
+FAST_WINDOW = 1  # young sends at once: one keeps a core busy when handlers answer at once
+SLOW_AFTER = 0.001  # seconds after which a send is waiting on its handler, not on us
+GATHER = 0.02  # seconds to gather outcomes into one batch before recording it
 
 Prepared = tuple[Claim, PreparedCall]
 Finished = tuple[Claim, PreparedCall, AttemptResult]

@@ -1,0 +1,64 @@
+"""The send window of a delivery job: slow handlers get every thread, nothing claimed is left behind."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select
+
+from tests.conftest import make_webhook
+from webhookapp.extensions import db
+from webhookapp.models import Attempt, Webhook
+from webhookapp.services import delivery, flight, triggers
+
+
+def make_due(hooks: list[Webhook]) -> None:
+    for hook in hooks:
+        triggers.make_due_now(hook, count_event=True)
+    db.session.commit()
+
+
+def counts() -> tuple[int, int, int]:
+    """Successes recorded, leases held, triggers still pending."""
+    db.session.rollback()
+    return (
+        db.session.scalar(select(func.coalesce(func.sum(Webhook.success_count), 0))),
+        db.session.scalar(select(func.count()).where(Webhook.lease_id.is_not(None))),
+        db.session.scalar(select(func.count()).where(Webhook.next_trigger_at.is_not(None))),
+    )
+
+
+def test_slow_handlers_are_called_concurrently_beyond_the_fast_window(app, vendor, handler):
+    delay = 0.5
+    url = handler.behave("/slow", delay=delay)
+    hooks = [make_webhook(vendor, label=f"Slow {n}", external_url=url) for n in range(24)]
+    make_due(hooks)
+    assert len(hooks) > 4 * flight.FAST_WINDOW
+    started = time.monotonic()
+    assert delivery.drain(budget=10) == len(hooks)
+    # One after another would take 24 × 0.5 s; the window opens as each send turns slow.
+    assert time.monotonic() - started < 3 * delay
+    arrivals = [request.at for request in handler.requests_to("/slow")]
+    assert max(arrivals) - min(arrivals) < delay
+    assert counts() == (len(hooks), 0, 0)
+    assert db.session.scalar(select(func.count()).select_from(Attempt)) == len(hooks)
+
+
+def test_a_job_handing_over_sends_every_attempt_it_claimed_and_records_it(app, vendor, handler):
+    app.config["WEBHOOK_WORKER_THREADS"] = 8
+    delivery._pool = None  # a pool of this size
+    try:
+        url = handler.behave("/slowish", delay=0.3)
+        hooks = [make_webhook(vendor, label=f"Hook {n}", external_url=url) for n in range(12)]
+        make_due(hooks)
+        delivery.drain(budget=0.05)  # claims 8, starts some, hands the rest over
+        handler.wait_for("/slowish", 8, timeout=10)
+        deadline = time.monotonic() + 10
+        while counts()[0] < 8:
+            assert time.monotonic() < deadline, f"claimed attempts were not recorded: {counts()}"
+            time.sleep(0.05)
+        assert counts() == (8, 0, 4)  # the four never claimed are still due
+        assert delivery.drain(budget=5) == 4
+        assert counts() == (12, 0, 0)
+    finally:
+        delivery._pool = None
