@@ -150,7 +150,17 @@ def make_tenant(handler_url: str, webhooks_per_product: dict[str, int]) -> Tenan
             ).id
             for index in range(count)
         ]
+    analyze()
     return Tenant(account, token, plain, products, ids)
+
+
+def analyze() -> None:
+    """Planner statistics, as any database in service has (autovacuum would gather them later)."""
+    from webhookapp.extensions import db
+
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE"))
 
 
 def engine_env(database_url: str, redis_url: str, **settings: object) -> dict[str, str]:

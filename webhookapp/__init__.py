@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask, Response, abort, render_template, request
+from flask import Flask, Request, Response, abort, render_template, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user
 from sqlalchemy import event
 
 from .config import CONFIGS
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import csrf, db, login_manager, migrate, ping_idle_connections
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     os.makedirs(app.instance_path, exist_ok=True)  # the default SQLite database lives there
     app.config["VERSION"] = __version__
 
+    app.session_interface = NoSessionForTheApi()
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -57,6 +59,15 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     return app
 
 
+class NoSessionForTheApi(SecureCookieSessionInterface):
+    """The token-authenticated API (``/public/``) neither reads nor sets the session cookie."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith("/public/"):
+            return self.session_class()  # empty; saved only if modified, which the API never does
+        return super().open_session(app, request)
+
+
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
@@ -65,6 +76,7 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
+        ping_idle_connections(db.engine)
 
     from .models import User
 

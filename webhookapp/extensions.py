@@ -1,10 +1,14 @@
 """Flask extensions, created unbound and initialised by the app factory."""
 
+import time
+from typing import Any
+
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import Engine, MetaData, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints keep Alembic migrations portable between SQLite and PostgreSQL.
@@ -28,3 +32,28 @@ login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in to continue."
 login_manager.login_message_category = "info"
+
+IDLE_PING_AFTER = 5.0  # seconds a pooled connection may rest before it is checked again
+
+
+def ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection before use only if it has rested for ``IDLE_PING_AFTER`` seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip for each
+    request. A connection handed on within seconds is alive in practice; one that rested may
+    have been cut (a database restart, a firewall), and is replaced if the ping fails.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def rested_since(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_rested(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_PING_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure means the connection is gone
+            raise DisconnectionError(f"A pooled connection failed its ping: {exc}") from exc

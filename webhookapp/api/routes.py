@@ -33,6 +33,12 @@ def render_api_error(error: ApiError) -> tuple[Response, int]:
     return jsonify(error_code=error.error_code, errors=error.errors), error.status
 
 
+def unauthorized() -> tuple[Response, int]:
+    response = jsonify(error_code="AUTH_001", errors=["A valid API token is required (Authorization: ApiKey <token>)."])
+    response.headers["WWW-Authenticate"] = 'Bearer realm="webhookapp"'
+    return response, 401
+
+
 def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Authenticate ``Authorization: ApiKey <token>`` or ``Bearer <token>``; 401 otherwise."""
 
@@ -40,11 +46,7 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         token = tokens.authenticate_header(request.headers.get("Authorization"))
         if token is None:
-            response = jsonify(
-                error_code="AUTH_001", errors=["A valid API token is required (Authorization: ApiKey <token>)."]
-            )
-            response.headers["WWW-Authenticate"] = 'Bearer realm="webhookapp"'
-            return response, 401
+            return unauthorized()
         g.api_token = token
         return view(*args, **kwargs)
 
@@ -82,12 +84,18 @@ def _finite(text: str) -> float:
 
 
 @blueprint.post("/events")
-@token_required
 def post_event() -> tuple[Response, int]:
-    """Accept a queue-change event (DESIGN §7)."""
-    body = json_body(current_app.config["EVENT_MAX_BYTES"])
+    """Accept a queue-change event (DESIGN §7); the token is checked as the event is stored."""
+    authorization = request.headers.get("Authorization")
     try:
-        result = events.ingest(g.api_token, body)
-    except events.IngestError as exc:
-        raise ApiError(exc.status, exc.error_code, *exc.errors) from None
+        result = events.ingest_as(authorization, json_body(current_app.config["EVENT_MAX_BYTES"]))
+    except events.Unauthenticated:
+        return unauthorized()
+    except (ApiError, events.IngestError) as exc:
+        # Refused input is explained to an authenticated caller only; anyone else gets a 401.
+        if tokens.authenticate_header(authorization) is None:
+            return unauthorized()
+        if isinstance(exc, events.IngestError):
+            raise ApiError(exc.status, exc.error_code, *exc.errors) from None
+        raise
     return jsonify(result.as_json()), 200 if result.duplicate else 202

@@ -7,6 +7,7 @@ there), the sweeper finds the pending triggers in the database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -16,7 +17,7 @@ from ..catalog import OBJECT_CLASSES
 from ..extensions import db
 from ..ids import new_id
 from ..models import ApiToken, Event, Product, Webhook, utcnow
-from . import dispatch, rules
+from . import dispatch, ingest_postgresql, rules, tokens
 
 FIELDS = {"object_class", "product_id", "id", "object_id", "api_url"}
 ID_MAX = 100
@@ -85,19 +86,87 @@ def _product_visible(token: ApiToken, product_id: str) -> bool:
     return product is not None and (token.is_platform or not account.is_vendor or product.vendor_id == account.id)
 
 
+class Unauthenticated(Exception):
+    """No valid API token was presented."""
+
+
+def _on_postgresql() -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+def ingest_as(authorization: str | None, body: Any, *, wake: bool = True) -> IngestResult:
+    """Accept one event for the token that ``authorization`` (``ApiKey|Bearer <token>``) presents.
+
+    Raises :class:`Unauthenticated` without a valid token and :class:`IngestError` for refused
+    input. On PostgreSQL the token is checked by the same statement that stores the event.
+    """
+    digest = tokens.presented_digest(authorization)
+    if digest is None:
+        raise Unauthenticated
+    values = _validate(body)
+    if _on_postgresql():
+        return _ingest_postgresql(digest, values, wake)
+    token = tokens.authenticate_header(authorization)
+    if token is None:
+        raise Unauthenticated
+    return _ingest(token, values, wake)
+
+
 def ingest(token: ApiToken, body: Any, *, wake: bool = True) -> IngestResult:
     """Accept one event for ``token``'s account (every account for a platform token).
 
-    Two statements in one transaction: an UPDATE of the matching webhooks (counts, pending
-    triggers) and the event's INSERT. The product is looked up only when nothing matched.
+    The event row, the webhooks' counts and their pending triggers are committed together, then
+    the workers are woken: on PostgreSQL by :mod:`.ingest_postgresql`, elsewhere by two
+    statements in one transaction.
     """
     values = _validate(body)
-    account_id = token.account_id
-    client_id = values.get("id")
-    if client_id is not None and (previous := _previous(account_id, client_id)):
+    if _on_postgresql():
+        return _ingest_postgresql(token.token_hash, values, wake)
+    return _ingest(token, values, wake)
+
+
+def _accepted(event_id: str, matched: list[str], wake: bool) -> IngestResult:
+    if wake and matched:
+        dispatch.wake(matched)
+    return IngestResult(event_id, matched, False)
+
+
+def _ingest_postgresql(digest: str, values: dict[str, Any], wake: bool) -> IngestResult:
+    event_id = new_id("EV", 4)
+    outcome = ingest_postgresql.store(
+        digest, values, event_id=event_id, now=utcnow(), last_used_precision=tokens.LAST_USED_PRECISION, wake=wake
+    )
+    if outcome.account_id is None:
+        raise Unauthenticated
+    if not outcome.found:
+        raise IngestError(404, "PRD_404", [f"Product {values['product_id']} not found."])
+    if outcome.webhook_ids is None:  # a known client id
+        previous = _previous(outcome.account_id, values["id"])
+        if previous is None:
+            raise RuntimeError(f"Event {values['id']!r} was refused as a duplicate but cannot be found")
         return previous
-    product_id, object_class = values["product_id"], values["object_class"]
-    now = utcnow()
+    return IngestResult(event_id, outcome.webhook_ids, False)  # the workers are woken by the store
+
+
+def _ingest(token: ApiToken, values: dict[str, Any], wake: bool) -> IngestResult:
+    client_id = values.get("id")
+    if client_id is not None and (previous := _previous(token.account_id, client_id)):
+        return previous
+    event_id = new_id("EV", 4)
+    try:
+        matched = _store(token, values, event_id, utcnow())
+    except IntegrityError:  # the same client id, committed meanwhile by a concurrent request
+        db.session.rollback()
+        previous = _previous(token.account_id, client_id) if client_id else None
+        if previous is None:
+            raise
+        return previous
+    return _accepted(event_id, matched, wake)
+
+
+def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> list[str]:
+    """Store and count the event with two statements in one transaction; the matched webhook ids."""
+    account_id, product_id, object_class = token.account_id, values["product_id"], values["object_class"]
     table = Webhook.__table__
     conditions = [
         table.c.product_id == product_id,
@@ -111,45 +180,35 @@ def ingest(token: ApiToken, body: Any, *, wake: bool = True) -> IngestResult:
     locked = (select(table.c.id).where(*conditions).order_by(table.c.id).with_for_update().cte("locked")).prefix_with(
         "MATERIALIZED"
     )
-    event_id = new_id("EV", 4)
-    try:
-        matched = sorted(
-            db.session.scalars(
-                update(table)
-                .where(table.c.id.in_(select(locked.c.id)))
-                .values(
-                    events_count=table.c.events_count + 1,
-                    last_event_at=now,
-                    # Doorbell: a pending trigger absorbs the event; otherwise one is due now.
-                    next_trigger_at=func.coalesce(table.c.next_trigger_at, now),
-                    last_event_api_url=values.get("api_url"),
-                )
-                .returning(table.c.id)
-            ).all()
-        )
-        if not matched and not _product_visible(token, product_id):
-            db.session.rollback()
-            raise IngestError(404, "PRD_404", [f"Product {product_id} not found."])
-        db.session.execute(
-            insert(Event.__table__).values(
-                id=event_id,
-                account_id=account_id,
-                client_event_id=client_id,
-                object_class=object_class,
-                product_id=product_id,
-                object_id=values.get("object_id"),
-                api_url=values.get("api_url"),
-                webhook_ids=matched,
-                created_at=now,
+    matched = sorted(
+        db.session.scalars(
+            update(table)
+            .where(table.c.id.in_(select(locked.c.id)))
+            .values(
+                events_count=table.c.events_count + 1,
+                last_event_at=now,
+                # Doorbell: a pending trigger absorbs the event; otherwise one is due now.
+                next_trigger_at=func.coalesce(table.c.next_trigger_at, now),
+                last_event_api_url=values.get("api_url"),
             )
-        )
-        db.session.commit()
-    except IntegrityError:  # the same client id, committed meanwhile by a concurrent request
+            .returning(table.c.id)
+        ).all()
+    )
+    if not matched and not _product_visible(token, product_id):
         db.session.rollback()
-        previous = _previous(account_id, client_id) if client_id else None
-        if previous is None:
-            raise
-        return previous
-    if wake and matched:
-        dispatch.wake(matched)
-    return IngestResult(event_id, matched, False)
+        raise IngestError(404, "PRD_404", [f"Product {product_id} not found."])
+    db.session.execute(
+        insert(Event.__table__).values(
+            id=event_id,
+            account_id=account_id,
+            client_event_id=values.get("id"),
+            object_class=object_class,
+            product_id=product_id,
+            object_id=values.get("object_id"),
+            api_url=values.get("api_url"),
+            webhook_ids=matched,
+            created_at=now,
+        )
+    )
+    db.session.commit()
+    return matched

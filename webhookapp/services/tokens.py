@@ -87,17 +87,25 @@ def revoke_token(token: ApiToken) -> None:
         db.session.commit()
 
 
+def presented_digest(header: str | None) -> str | None:
+    """The digest of the token an ``Authorization: ApiKey|Bearer <token>`` header presents, if any."""
+    scheme, _, value = (header or "").strip().partition(" ")
+    if scheme.lower() not in ("apikey", "bearer") or not value.strip():
+        return None
+    return _digest(value.strip())
+
+
 def authenticate_header(header: str | None) -> ApiToken | None:
     """The active token named by an ``Authorization: ApiKey|Bearer <token>`` header, or None.
 
     Marks the token as used now (to the minute).
     """
-    scheme, _, value = (header or "").strip().partition(" ")
-    if scheme.lower() not in ("apikey", "bearer") or not value.strip():
+    digest = presented_digest(header)
+    if digest is None:
         return None
     token = db.session.scalar(
         select(ApiToken)
-        .where(ApiToken.token_hash == _digest(value.strip()), ApiToken.revoked_at.is_(None))
+        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
         .options(joinedload(ApiToken.account))
     )
     now = utcnow()

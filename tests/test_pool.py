@@ -1,0 +1,56 @@
+"""Pooled connections are pinged after resting, not on every checkout, and a dead one is replaced."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from webhookapp import extensions
+from webhookapp.extensions import db
+
+
+@pytest.fixture
+def pings(app, monkeypatch) -> list[object]:
+    """The pings the engine's dialect makes, counted (the real ping still runs)."""
+    made: list[object] = []
+    real = db.engine.dialect.do_ping
+
+    def counted(dbapi_connection: object) -> bool:
+        made.append(dbapi_connection)
+        return real(dbapi_connection)
+
+    monkeypatch.setattr(db.engine.dialect, "do_ping", counted)
+    return made
+
+
+def use_connection() -> None:
+    db.session.execute(text("SELECT 1"))
+    db.session.remove()  # back to the pool
+
+
+def test_a_connection_handed_on_at_once_is_not_pinged(app, pings):
+    use_connection()
+    use_connection()
+    use_connection()
+    assert pings == []
+
+
+def test_a_connection_that_rested_is_pinged(app, pings, monkeypatch):
+    use_connection()
+    monkeypatch.setattr(extensions, "IDLE_PING_AFTER", 0.0)
+    use_connection()
+    assert len(pings) == 1
+
+
+def test_a_rested_connection_the_server_cut_is_replaced(app, monkeypatch):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to cut a connection")
+    first = db.session.scalar(text("SELECT pg_backend_pid()"))
+    db.session.remove()
+    killer = create_engine(db.engine.url, poolclass=None)
+    with killer.connect() as connection:
+        assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    killer.dispose()
+    monkeypatch.setattr(extensions, "IDLE_PING_AFTER", 0.0)
+    second = db.session.scalar(text("SELECT pg_backend_pid()"))  # no error: a fresh connection
+    assert second != first
