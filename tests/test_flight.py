@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from sqlalchemy import func, select
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 from tests.conftest import make_webhook
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook
-from webhookapp.services import delivery, flight, triggers
+from webhookapp.services import delivery, dispatch, flight, triggers
 
 
 def make_due(hooks: list[Webhook]) -> None:
@@ -62,3 +63,32 @@ def test_a_job_handing_over_sends_every_attempt_it_claimed_and_records_it(app, v
         assert counts() == (12, 0, 0)
     finally:
         delivery._pool = None
+
+
+def test_a_job_out_of_work_waits_on_the_doorbell_for_the_next_event(app, vendor, handler):
+    app.config["WEBHOOK_IDLE_WAIT"] = 3.0
+    first = make_webhook(vendor, label="First", external_url=handler.behave("/first"))
+    second = make_webhook(vendor, label="Second", external_url=handler.behave("/second"))
+    make_due([first])
+    outcome: dict[str, float | int] = {}
+
+    def job() -> None:
+        with app.app_context():
+            started = time.monotonic()
+            outcome["attempts"] = delivery.drain(budget=10)
+            outcome["seconds"] = time.monotonic() - started
+            db.session.remove()
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    handler.wait_for("/first", timeout=5)
+    time.sleep(0.3)  # the job has run out of work and waits
+    make_due([second])
+    rung_at = time.monotonic()
+    assert dispatch.wake([second.id])
+    [received] = handler.wait_for("/second", timeout=5)
+    assert received.at - rung_at < 0.5  # sent by the waiting job, not after its wait ran out
+    worker.join(10)
+    assert outcome["attempts"] == 2  # the same job made both attempts
+    assert 3.0 <= outcome["seconds"] < 6.0  # then waited its idle time once more, and returned
+    assert counts() == (2, 0, 0)

@@ -65,6 +65,7 @@ class Config:
     WEBHOOK_ATTEMPT_RETENTION_DAYS = _float("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
     WEBHOOK_WORKER_THREADS = _int("WEBHOOK_WORKER_THREADS", 64)
     WEBHOOK_SWEEP_INTERVAL = _int("WEBHOOK_SWEEP_INTERVAL", 1)
+    WEBHOOK_IDLE_WAIT = _float("WEBHOOK_IDLE_WAIT", 1)
     EVENT_MAX_BYTES = 64 * 1024
 
     @classmethod
@@ -90,6 +91,7 @@ class TestingConfig(Config):
     REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens: a test gives its own, never the machine's
     SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
     WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+    WEBHOOK_IDLE_WAIT = 0.0  # a drain called by a test returns as soon as its work is done
 
 
 class ProductionConfig(Config):

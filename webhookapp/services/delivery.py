@@ -87,6 +87,8 @@ def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_B
     dispatch.woken()
     deadline = time.monotonic() + budget
     next_reclaim = time.monotonic() + RECLAIM_EVERY
+    idle_wait = float(current_app.config["WEBHOOK_IDLE_WAIT"])
+    idle_until = time.monotonic() + idle_wait
     attempts = 0
     while True:
         if time.monotonic() >= deadline:
@@ -100,9 +102,11 @@ def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_B
             triggers.reclaim_expired()
             next_reclaim = time.monotonic() + RECLAIM_EVERY
         flight.fill()
-        if not flight:
-            if _linger(deadline):
-                continue
+        if flight:
+            idle_until = time.monotonic() + idle_wait
+        elif _linger(deadline, idle_until):
+            continue
+        else:
             return attempts
         finished = flight.collect(flight.until_room(POLL) if flight.ready else POLL)
         attempts += len(finished)
@@ -179,16 +183,25 @@ def _log(claim: triggers.Claim, result: AttemptResult) -> None:
         )
 
 
-def _linger(deadline: float) -> bool:
-    """Sleep until the next trigger is due if that is within LINGER seconds; False otherwise."""
+def _linger(deadline: float, idle_until: float) -> bool:
+    """Wait for more work; False when there is none to wait for.
+
+    A retry due within LINGER seconds is slept for; otherwise the job waits on the doorbell until
+    ``idle_until`` (``WEBHOOK_IDLE_WAIT`` after its last send), so that the next event of a quiet
+    system is claimed at once instead of through a new job.
+    """
     due = triggers.next_due_at()
-    if due is None:
+    if due is not None:
+        wait_for = (due - utcnow()).total_seconds()
+        if wait_for <= LINGER and time.monotonic() + wait_for <= deadline:
+            time.sleep(max(min(wait_for, POLL * 5), 0))
+            return True
+    remaining = min(idle_until, deadline) - time.monotonic()
+    if remaining <= 0:
         return False
-    wait_for = (due - utcnow()).total_seconds()
-    if wait_for > LINGER or time.monotonic() + wait_for > deadline:
-        return False
-    time.sleep(max(min(wait_for, POLL * 5), 0))
-    return True
+    if due is not None:  # a retry due soon is not missed while waiting
+        remaining = min(remaining, max((due - utcnow()).total_seconds(), 0.001))
+    return dispatch.await_doorbell(remaining) or time.monotonic() < min(idle_until, deadline)
 
 
 def sweep() -> bool:

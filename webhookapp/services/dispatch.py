@@ -21,6 +21,9 @@ DELIVER_JOB = "workers.jobs.deliver_due"
 # Set while a delivery job waits in the queue: one waiting job is enough to drain everything due.
 WAKE_FLAG = "webhookapp:deliver-queued"
 WAKE_FLAG_TTL = 30
+# Rung on every wake: a delivery job that has just run out of work waits on it for a moment
+# (WEBHOOK_IDLE_WAIT), so a quiet system delivers the next event without a new job's overhead.
+DOORBELL = "webhookapp:doorbell"
 DRAIN_BUDGET = 60.0  # seconds a delivery job keeps taking new work before it hands over
 
 
@@ -43,14 +46,30 @@ def job_timeout() -> int:
 
 
 def wake(webhook_ids: list[str] | None = None) -> bool:
-    """Make sure a delivery job is queued; False if Redis could not be reached (logged)."""
+    """Ring the doorbell and make sure a delivery job is queued; False if Redis could not be reached (logged)."""
     try:
         connection = redis_connection()
-        if connection.set(WAKE_FLAG, 1, nx=True, ex=WAKE_FLAG_TTL):
+        pipe = connection.pipeline(transaction=False)
+        pipe.set(WAKE_FLAG, 1, nx=True, ex=WAKE_FLAG_TTL)
+        pipe.lpush(DOORBELL, 1)
+        pipe.ltrim(DOORBELL, 0, 0)  # one ring is enough
+        pipe.expire(DOORBELL, WAKE_FLAG_TTL)
+        flag_was_unset = pipe.execute()[0]
+        if flag_was_unset:
             queue().enqueue(DELIVER_JOB, webhook_ids, job_timeout=job_timeout(), result_ttl=60, failure_ttl=86400)
         return True
     except RedisError as exc:
         log.warning("Could not reach Redis to wake the workers (%s); the sweeper will deliver.", exc)
+        return False
+
+
+def await_doorbell(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for a ring; True if there was one (False too if Redis is unreachable)."""
+    try:
+        # Below the connection's socket timeout (5 s), which would cut a longer wait.
+        return redis_connection().blpop([DOORBELL], timeout=min(max(timeout, 0.001), 4.0)) is not None
+    except RedisError as exc:
+        log.warning("Could not wait for the doorbell: %s", exc)
         return False
 
 
