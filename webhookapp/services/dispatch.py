@@ -11,6 +11,7 @@ from datetime import datetime
 
 from flask import current_app
 from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 from rq import Queue
 
@@ -45,17 +46,28 @@ def job_timeout() -> int:
     return int(DRAIN_BUDGET + 60)
 
 
+# One command for the event API's hot path: set the flag if unset, ring (one ring is enough),
+# and say whether the flag was unset, i.e. whether a job must be queued.
+_RING = """
+local unset = redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1])
+redis.call('LPUSH', KEYS[2], 1)
+redis.call('LTRIM', KEYS[2], 0, 0)
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+if unset then return 1 else return 0 end
+"""
+
+
+def _ring() -> Script:
+    extensions = current_app.extensions
+    if "webhookapp.ring" not in extensions:
+        extensions["webhookapp.ring"] = redis_connection().register_script(_RING)
+    return extensions["webhookapp.ring"]
+
+
 def wake(webhook_ids: list[str] | None = None) -> bool:
     """Ring the doorbell and make sure a delivery job is queued; False if Redis could not be reached (logged)."""
     try:
-        connection = redis_connection()
-        pipe = connection.pipeline(transaction=False)
-        pipe.set(WAKE_FLAG, 1, nx=True, ex=WAKE_FLAG_TTL)
-        pipe.lpush(DOORBELL, 1)
-        pipe.ltrim(DOORBELL, 0, 0)  # one ring is enough
-        pipe.expire(DOORBELL, WAKE_FLAG_TTL)
-        flag_was_unset = pipe.execute()[0]
-        if flag_was_unset:
+        if _ring()(keys=[WAKE_FLAG, DOORBELL], args=[WAKE_FLAG_TTL]):
             queue().enqueue(DELIVER_JOB, webhook_ids, job_timeout=job_timeout(), result_ttl=60, failure_ttl=86400)
         return True
     except RedisError as exc:
