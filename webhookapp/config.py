@@ -38,9 +38,7 @@ class Config:
 
     SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = _database_url(f"sqlite:///{INSTANCE_DIR / 'webhookapp.sqlite'}")
-    # Connections are pinged only after resting (extensions.ping_idle_connections), not on every
-    # checkout; an autocommit connection has no transaction to roll back when it is returned.
-    SQLALCHEMY_ENGINE_OPTIONS = {"skip_autocommit_rollback": True}
+    # No pool_pre_ping: connections are pinged only after resting (extensions.ping_idle_connections).
     REDIS_URL = os.environ.get("REDIS_URL", "")
     MAX_CONTENT_LENGTH = 256 * 1024  # every request body; the event API narrows it further
     SESSION_COOKIE_HTTPONLY = True
