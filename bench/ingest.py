@@ -187,7 +187,20 @@ def profiled(prefix: str | None, pid: int):
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     output = f"{prefix}-app.txt"
     process = subprocess.Popen(
-        [py_spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "200", "--format", "raw", "-o", output],
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--gil",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "-o",
+            output,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

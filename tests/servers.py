@@ -128,6 +128,10 @@ class HandlerServer:
                 pass
 
         class Server(ThreadingHTTPServer):
+            # A real handler's backlog: the default of 5 drops bursts of connections, which
+            # then wait a second for the SYN to be sent again.
+            request_queue_size = 128
+
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that hangs up (a killed worker, a timeout) is part of these tests
 

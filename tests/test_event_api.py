@@ -308,3 +308,32 @@ def test_an_event_committed_without_a_wake_up_is_delivered_by_the_sweeper(app, v
     assert (stored.events_count, stored.triggers_count, stored.success_count) == (1, 1, 1)
     assert stored.next_trigger_at is None
     assert delivery.sweep() is False
+
+
+def test_only_an_event_that_makes_a_trigger_due_wakes_the_workers(app, client, vendor, token):
+    first = make_webhook(vendor)
+    second = make_webhook(vendor, product_id=vendor.products[1].id)
+    broken = make_webhook(vendor, product_id=vendor.products[1].id, label="Broken hook")
+    db.session.execute(db.update(Webhook).where(Webhook.id == broken.id).values(out_of_order=True))
+    db.session.commit()
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    queue = Queue(dispatch.QUEUE_NAME, connection=connection)
+
+    def woken() -> list:
+        """The delivery jobs queued and doorbell rings since the last look; then a clean slate."""
+        jobs = [job.args for job in queue.get_jobs()]
+        rang = connection.llen(dispatch.DOORBELL)
+        queue.empty()
+        connection.delete(dispatch.WAKE_FLAG, dispatch.DOORBELL)
+        return [jobs, rang]
+
+    assert post(client, token, event_for(first.product_id)).status_code == 202
+    assert woken() == [[([first.id],)], 1]
+    # The trigger is still pending: the next events fold into it and wake nobody.
+    for _ in range(3):
+        assert post(client, token, event_for(first.product_id)).status_code == 202
+    assert woken() == [[], 0]
+    # The other product's trigger is the event's own; the out-of-order webhook's is not sendable.
+    assert post(client, token, event_for(second.product_id)).status_code == 202
+    assert woken() == [[([second.id],)], 1]
+    assert counted(first, second, broken) == [4, 1, 1]

@@ -125,12 +125,6 @@ def ingest(token: ApiToken, body: Any, *, wake: bool = True) -> IngestResult:
     return _ingest(token, values, wake)
 
 
-def _accepted(event_id: str, matched: list[str], wake: bool) -> IngestResult:
-    if wake and matched:
-        dispatch.wake(matched)
-    return IngestResult(event_id, matched, False)
-
-
 def _ingest_postgresql(digest: str, values: dict[str, Any], wake: bool) -> IngestResult:
     event_id = new_id("EV", 4)
     outcome = ingest_postgresql.store(
@@ -154,18 +148,24 @@ def _ingest(token: ApiToken, values: dict[str, Any], wake: bool) -> IngestResult
         return previous
     event_id = new_id("EV", 4)
     try:
-        matched = _store(token, values, event_id, utcnow())
+        matched, fresh = _store(token, values, event_id, utcnow())
     except IntegrityError:  # the same client id, committed meanwhile by a concurrent request
         db.session.rollback()
         previous = _previous(token.account_id, client_id) if client_id else None
         if previous is None:
             raise
         return previous
-    return _accepted(event_id, matched, wake)
+    if wake and fresh:
+        dispatch.wake(fresh)
+    return IngestResult(event_id, matched, False)
 
 
-def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> list[str]:
-    """Store and count the event with two statements in one transaction; the matched webhook ids."""
+def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> tuple[list[str], list[str]]:
+    """Store and count the event with two statements in one transaction.
+
+    Returns the matched webhook ids, and those whose trigger the event made due: the others had
+    one pending already, and whoever made it pending has woken the workers (or the sweeper will).
+    """
     account_id, product_id, object_class = token.account_id, values["product_id"], values["object_class"]
     table = Webhook.__table__
     conditions = [
@@ -180,20 +180,21 @@ def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime
     locked = (select(table.c.id).where(*conditions).order_by(table.c.id).with_for_update().cte("locked")).prefix_with(
         "MATERIALIZED"
     )
-    matched = sorted(
-        db.session.scalars(
-            update(table)
-            .where(table.c.id.in_(select(locked.c.id)))
-            .values(
-                events_count=table.c.events_count + 1,
-                last_event_at=now,
-                # Doorbell: a pending trigger absorbs the event; otherwise one is due now.
-                next_trigger_at=func.coalesce(table.c.next_trigger_at, now),
-                last_event_api_url=values.get("api_url"),
-            )
-            .returning(table.c.id)
-        ).all()
-    )
+    counted = db.session.execute(
+        update(table)
+        .where(table.c.id.in_(select(locked.c.id)))
+        .values(
+            events_count=table.c.events_count + 1,
+            last_event_at=now,
+            # Doorbell: a pending trigger absorbs the event; otherwise one is due now.
+            next_trigger_at=func.coalesce(table.c.next_trigger_at, now),
+            last_event_api_url=values.get("api_url"),
+        )
+        # RETURNING sees the new row: a trigger due at this very moment is the event's own.
+        .returning(table.c.id, table.c.next_trigger_at, table.c.out_of_order)
+    ).all()
+    matched = sorted(row.id for row in counted)
+    fresh = sorted(row.id for row in counted if row.next_trigger_at == now and not row.out_of_order)
     if not matched and not _product_visible(token, product_id):
         db.session.rollback()
         raise IngestError(404, "PRD_404", [f"Product {product_id} not found."])
@@ -211,4 +212,4 @@ def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime
         )
     )
     db.session.commit()
-    return matched
+    return matched, fresh

@@ -64,8 +64,11 @@ STATEMENT = """
             -- Doorbell: a pending trigger absorbs the event; otherwise one is due now.
             next_trigger_at = COALESCE(next_trigger_at, %(now)s), last_event_api_url = %(api_url)s
         WHERE id IN (SELECT id FROM matched) AND EXISTS (SELECT 1 FROM stored)
+        -- The trigger is the event's own (it was not pending before), so somebody must be woken.
+        RETURNING id, next_trigger_at = %(now)s AND NOT out_of_order AS fresh
     )
-    SELECT token.account_id, (SELECT found FROM known) AS found, (SELECT webhook_ids FROM stored) AS webhook_ids
+    SELECT token.account_id, (SELECT found FROM known) AS found, (SELECT webhook_ids FROM stored) AS webhook_ids,
+           (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids
     FROM (SELECT 1) AS one LEFT JOIN token ON true
 """
 
@@ -76,11 +79,13 @@ Key = tuple[Engine, str]
 @dataclass(frozen=True)
 class Outcome:
     """What the statement did: whose token it was (None: no valid token), whether the product
-    was found, and the matched webhooks (None: the client id was already known)."""
+    was found, the matched webhooks (None: the client id was already known), and those whose
+    trigger the event made due (the others' pending trigger absorbed it: nobody need be woken)."""
 
     account_id: str | None
     found: bool
     webhook_ids: list[str] | None
+    fresh_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -135,7 +140,7 @@ class GroupCommit:
             for waiting, outcome in zip(group, outcomes, strict=True):
                 waiting.outcome = outcome
                 if waiting.wake:
-                    matched.update(outcome.webhook_ids or ())
+                    matched.update(outcome.fresh_ids)
         with self._lock:
             following = self._waiting.get(product)
             if following:
@@ -176,7 +181,7 @@ def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
         raise
     finally:
         pooled.close()
-    return [Outcome(row[0], bool(row[1]), None if row[2] is None else list(row[2])) for row in rows]
+    return [Outcome(row[0], bool(row[1]), None if row[2] is None else list(row[2]), row[3] or []) for row in rows]
 
 
 _groups = GroupCommit()
@@ -186,7 +191,7 @@ def store(
     digest: str, values: dict, *, event_id: str, now: datetime, last_used_precision: timedelta, wake: bool = True
 ) -> Outcome:
     """Store the validated event ``values`` for the token with SHA-256 ``digest``; then, if ``wake``,
-    wake the workers for the webhooks it matched."""
+    wake the workers for the triggers it made due."""
     naive_now = now.astimezone(UTC).replace(tzinfo=None)  # the columns hold naive UTC
     return _groups.store(
         db.engine,
