@@ -98,10 +98,10 @@ def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_B
         # Claims are batched: refill when idle or when a quarter of the slots are free.
         if held == 0 or slots - held >= max(slots // 4, 1):
             _prepare(flight, triggers.claim_due(slots - held))
-        if time.monotonic() >= next_reclaim:
+        flight.fill()
+        if time.monotonic() >= next_reclaim:  # after starting the sends, which it must not delay
             triggers.reclaim_expired()
             next_reclaim = time.monotonic() + RECLAIM_EVERY
-        flight.fill()
         if flight:
             idle_until = time.monotonic() + idle_wait
         elif _linger(deadline, idle_until):

@@ -7,11 +7,12 @@ handed the trigger on changes nothing but the counts.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import JSON, bindparam, case, insert, text, update
+from sqlalchemy import JSON, Update, bindparam, case, insert, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -136,6 +137,27 @@ def _insert_attempts(rows: list[dict[str, Any]]) -> dict[str, int]:
     return dict(db.session.execute(insert(attempts).returning(attempts.c.webhook_id, attempts.c.id), rows).all())
 
 
+@functools.cache
+def _success_statement() -> Update:
+    """Count a success and release the lease if still ours: built once, run as an executemany."""
+    table = Webhook.__table__
+    ours = table.c.lease_id == bindparam("lease")
+    return (
+        update(table)
+        .where(table.c.id == bindparam("webhook"))
+        .values(
+            triggers_count=table.c.triggers_count + 1,
+            success_count=table.c.success_count + 1,
+            failures_since_last_success=0,
+            last_success_at=bindparam("at", type_=UTCDateTime()),
+            last_success_info=bindparam("info", type_=JSON()),
+            lease_expires_at=case((ours, None), else_=table.c.lease_expires_at),
+            lease_attempt=case((ours, 0), else_=table.c.lease_attempt),
+            lease_id=case((ours, None), else_=table.c.lease_id),
+        )
+    )
+
+
 def complete_successes(items: list[tuple[Claim, PreparedCall, AttemptResult]]) -> None:
     """:func:`complete` for many successful attempts in three statements and one commit.
 
@@ -154,21 +176,8 @@ def complete_successes(items: list[tuple[Claim, PreparedCall, AttemptResult]]) -
         for claim, call, result in items:
             complete(claim, call, result)
         return
-    table = Webhook.__table__
-    ours = table.c.lease_id == bindparam("lease")
     db.session.execute(
-        update(table)
-        .where(table.c.id == bindparam("webhook"))
-        .values(
-            triggers_count=table.c.triggers_count + 1,
-            success_count=table.c.success_count + 1,
-            failures_since_last_success=0,
-            last_success_at=bindparam("at", type_=UTCDateTime()),
-            last_success_info=bindparam("info", type_=JSON()),
-            lease_expires_at=case((ours, None), else_=table.c.lease_expires_at),
-            lease_attempt=case((ours, 0), else_=table.c.lease_attempt),
-            lease_id=case((ours, None), else_=table.c.lease_id),
-        ),
+        _success_statement(),
         [
             {
                 "webhook": claim.webhook.id,
