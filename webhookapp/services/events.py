@@ -6,17 +6,18 @@ there), the sweeper finds the pending triggers in the database.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Update, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..catalog import OBJECT_CLASSES
 from ..extensions import db
 from ..ids import new_id
-from ..models import ApiToken, Event, Product, Webhook, utcnow
+from ..models import ApiToken, Event, Product, UTCDateTime, Webhook, utcnow
 from . import dispatch, ingest_postgresql, rules, tokens
 
 FIELDS = {"object_class", "product_id", "id", "object_id", "api_url"}
@@ -160,27 +161,25 @@ def _ingest(token: ApiToken, values: dict[str, Any], wake: bool) -> IngestResult
     return IngestResult(event_id, matched, False)
 
 
-def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> tuple[list[str], list[str]]:
-    """Store and count the event with two statements in one transaction.
-
-    Returns the matched webhook ids, and those whose trigger the event made due: the others had
-    one pending already, and whoever made it pending has woken the workers (or the sweeper will).
-    """
-    account_id, product_id, object_class = token.account_id, values["product_id"], values["object_class"]
+@functools.cache
+def _count_statement(platform: bool) -> Update:
+    """Count an event on the webhooks it matches, with their pending trigger; built once per kind
+    of token, since building a statement this size costs more than running it."""
     table = Webhook.__table__
+    now = bindparam("b_now", type_=UTCDateTime())
     conditions = [
-        table.c.product_id == product_id,
-        table.c.object_class == object_class,
+        table.c.product_id == bindparam("b_product_id"),
+        table.c.object_class == bindparam("b_object_class"),
         table.c.type == "event",
         table.c.active.is_(True),
     ]
-    if not token.is_platform:
-        conditions.append(table.c.account_id == account_id)
+    if not platform:
+        conditions.append(table.c.account_id == bindparam("b_account_id"))
     # Rows are locked in id order, so concurrent events for one product never deadlock.
     locked = (select(table.c.id).where(*conditions).order_by(table.c.id).with_for_update().cte("locked")).prefix_with(
         "MATERIALIZED"
     )
-    counted = db.session.execute(
+    return (
         update(table)
         .where(table.c.id.in_(select(locked.c.id)))
         .values(
@@ -188,28 +187,47 @@ def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime
             last_event_at=now,
             # Doorbell: a pending trigger absorbs the event; otherwise one is due now.
             next_trigger_at=func.coalesce(table.c.next_trigger_at, now),
-            last_event_api_url=values.get("api_url"),
+            last_event_api_url=bindparam("b_api_url"),
         )
         # RETURNING sees the new row: a trigger due at this very moment is the event's own.
         .returning(table.c.id, table.c.next_trigger_at, table.c.out_of_order)
+    )
+
+
+def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> tuple[list[str], list[str]]:
+    """Store and count the event with two statements in one transaction.
+
+    Returns the matched webhook ids, and those whose trigger the event made due: the others had
+    one pending already, and whoever made it pending has woken the workers (or the sweeper will).
+    """
+    counted = db.session.execute(
+        _count_statement(token.is_platform),
+        {
+            "b_product_id": values["product_id"],
+            "b_object_class": values["object_class"],
+            "b_account_id": token.account_id,
+            "b_now": now,
+            "b_api_url": values.get("api_url"),
+        },
     ).all()
     matched = sorted(row.id for row in counted)
     fresh = sorted(row.id for row in counted if row.next_trigger_at == now and not row.out_of_order)
-    if not matched and not _product_visible(token, product_id):
+    if not matched and not _product_visible(token, values["product_id"]):
         db.session.rollback()
-        raise IngestError(404, "PRD_404", [f"Product {product_id} not found."])
+        raise IngestError(404, "PRD_404", [f"Product {values['product_id']} not found."])
     db.session.execute(
-        insert(Event.__table__).values(
-            id=event_id,
-            account_id=account_id,
-            client_event_id=values.get("id"),
-            object_class=object_class,
-            product_id=product_id,
-            object_id=values.get("object_id"),
-            api_url=values.get("api_url"),
-            webhook_ids=matched,
-            created_at=now,
-        )
+        insert(Event.__table__),
+        {
+            "id": event_id,
+            "account_id": token.account_id,
+            "client_event_id": values.get("id"),
+            "object_class": values["object_class"],
+            "product_id": values["product_id"],
+            "object_id": values.get("object_id"),
+            "api_url": values.get("api_url"),
+            "webhook_ids": matched,
+            "created_at": now,
+        },
     )
     db.session.commit()
     return matched, fresh

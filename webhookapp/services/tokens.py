@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -95,6 +96,16 @@ def presented_digest(header: str | None) -> str | None:
     return _digest(value.strip())
 
 
+@functools.cache
+def _active_token_statement() -> Select:
+    """Built once: every API request runs it."""
+    return (
+        select(ApiToken)
+        .where(ApiToken.token_hash == bindparam("digest"), ApiToken.revoked_at.is_(None))
+        .options(joinedload(ApiToken.account))
+    )
+
+
 def authenticate_header(header: str | None) -> ApiToken | None:
     """The active token named by an ``Authorization: ApiKey|Bearer <token>`` header, or None.
 
@@ -103,11 +114,7 @@ def authenticate_header(header: str | None) -> ApiToken | None:
     digest = presented_digest(header)
     if digest is None:
         return None
-    token = db.session.scalar(
-        select(ApiToken)
-        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
-        .options(joinedload(ApiToken.account))
-    )
+    token = db.session.scalar(_active_token_statement(), {"digest": digest})
     now = utcnow()
     # Written at most once a minute: busy integrations should not pay a write per request.
     if token is not None and (token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION):
