@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Update, bindparam, case, delete, func, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, case, delete, func, select, update
 
 from ..extensions import db
 from ..models import Attempt, UTCDateTime, Webhook, utcnow
@@ -55,7 +55,7 @@ def _sendable() -> tuple:
     return (Webhook.active.is_(True), Webhook.out_of_order.is_(False), Webhook.type == "event")
 
 
-def _due_conditions(now: Any) -> tuple:
+def _due_conditions(now: ColumnElement[datetime]) -> tuple:
     return (*_sendable(), Webhook.next_trigger_at <= now, Webhook.lease_expires_at.is_(None))
 
 
