@@ -3,9 +3,9 @@
 Sends run on a thread pool of ``WEBHOOK_WORKER_THREADS`` per worker process, started as the
 window of :mod:`.flight` allows, so a handler that hangs until the delivery timeout holds one
 thread while every other webhook keeps going (DESIGN §9). Database work stays on the job's own
-thread. The loop keeps taking new
-work for ``DRAIN_BUDGET`` seconds, waits for short retries due within ``LINGER`` seconds, then
-returns; anything later is scheduled with RQ and watched by the sweeper.
+thread. The loop keeps taking new work for ``DRAIN_BUDGET`` seconds, waits for short retries
+due within ``LINGER`` seconds and for the doorbell until ``WEBHOOK_IDLE_WAIT`` after its last
+send, then returns; anything later is scheduled with RQ and watched by the sweeper.
 """
 
 from __future__ import annotations

@@ -58,15 +58,19 @@ class Flight:
         """Attempts this job holds a lease for and has not collected."""
         return self._uncollected + len(self.ready)
 
-    def _take(self, ticket: int | None = None) -> tuple[int, Prepared] | None:
-        """The next call to send, if the window has room, as a new ticket (``ticket`` ends)."""
+    def _take(self, ticket: int | None = None, *, window: bool = True) -> tuple[int, Prepared] | None:
+        """The next call to send, as a new ticket, if one is ready and (``window``) the window has
+        room; ``ticket`` ends first."""
         with self._lock:
             if ticket is not None:
                 self._started.pop(ticket, None)
-            now = time.monotonic()
-            young = sum(1 for started in self._started.values() if now - started < SLOW_AFTER)
-            if not self.ready or young >= FAST_WINDOW or len(self._started) >= self.slots:
+            if not self.ready:
                 return None
+            now = time.monotonic()
+            if window:
+                young = sum(1 for started in self._started.values() if now - started < SLOW_AFTER)
+                if young >= FAST_WINDOW or len(self._started) >= self.slots:
+                    return None
             self._tickets += 1
             self._uncollected += 1
             self._started[self._tickets] = now
@@ -74,17 +78,7 @@ class Flight:
 
     def fill(self, everything: bool = False) -> None:
         """Start sends while the window has room (``everything``: all that are ready)."""
-        while self.ready:
-            if everything:
-                with self._lock:
-                    self._tickets += 1
-                    self._uncollected += 1
-                    self._started[self._tickets] = time.monotonic()
-                    taken: tuple[int, Prepared] | None = (self._tickets, self.ready.popleft())
-            else:
-                taken = self._take()
-            if taken is None:
-                return
+        while (taken := self._take(window=not everything)) is not None:
             self._executor.submit(self._run, *taken)
 
     def _run(self, ticket: int, prepared: Prepared) -> None:
