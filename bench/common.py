@@ -289,7 +289,8 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 class CpuMeter:
-    """Machine-wide CPU use (``/proc/stat``) and the CPU seconds of given process trees over an interval."""
+    """Machine-wide CPU use (``/proc/stat``) and the CPU seconds of given process trees over an interval,
+    and of this machine's PostgreSQL server processes (all of them: they serve every database)."""
 
     def __init__(self, pids: Iterable[int] = ()):
         self.pids = list(pids)
@@ -316,10 +317,21 @@ class CpuMeter:
                 pass
         return total
 
+    @staticmethod
+    def _postgresql() -> float:
+        import psutil
+
+        total = 0.0
+        for process in psutil.process_iter(["name", "cpu_times"]):
+            if (process.info["name"] or "").startswith("postgres") and process.info["cpu_times"]:
+                total += process.info["cpu_times"].user + process.info["cpu_times"].system
+        return total
+
     def start(self) -> None:
         self._busy, self._total = self._machine()
         self._own = time.process_time()
         self._children = self._trees()
+        self._database = self._postgresql()
         self._wall = time.monotonic()
 
     def stop(self) -> dict[str, float]:
@@ -329,6 +341,7 @@ class CpuMeter:
             "machine_busy": (busy - self._busy) / max(total - self._total, 1e-9),  # fraction of all cores
             "own_cpu": time.process_time() - self._own,
             "children_cpu": self._trees() - self._children,
+            "database_cpu": self._postgresql() - self._database,
             "wall": wall,
         }
 

@@ -2,7 +2,7 @@
 bare Flask JSON endpoint under the same server settings, in the same run.
 
     .venv/bin/python -m bench.ingest [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench]
-                                     [--duration 8] [--client-threads 8] [--workers 2] [--threads 4]
+                                     [--duration 8] [--rounds 3] [--client-threads 8] [--workers 2] [--threads 4]
 
 Two gunicorn servers run side by side with the same options: ``wsgi:app`` (the application,
 ``WEBHOOKAPP_CONFIG=development`` against the benchmark's database and a private Redis) and
@@ -13,7 +13,10 @@ matching webhooks) to one server at a time for ``--warmup`` + ``--duration`` sec
 ``--duration`` window counts. No worker runs: triggers stay pending, which is what the API does
 under a real load too (each event after the first folds into the pending trigger).
 
-Prints requests/s, errors and request latency for both, and the ratio app / bare.
+The servers are measured ``--rounds`` times each, alternately, and the ratio is that of the
+medians: this machine's speed drifts from one minute to the next. Prints requests/s, errors,
+request latency and CPU per request (the server's processes, the client, and this machine's
+PostgreSQL processes) for every measurement, and the ratio app / bare.
 Target: ratio >= 0.5 on PostgreSQL.
 """
 
@@ -61,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_options(parser)
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per server (8)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each measurement (2)")
-    parser.add_argument("--rounds", type=int, default=1, help="measurements per server, alternating; median (1)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per server, alternating; median (3)")
     parser.add_argument("--client-threads", type=int, default=8, help="client threads, one session each (8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn -w for both servers (2)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads for both servers (4)")
@@ -280,13 +283,14 @@ def run(args: argparse.Namespace) -> int:
                 f"{percentile(latencies, 0.99):.1f}",
                 f"{run_.cpu['children_cpu'] / max(run_.ok, 1) * 1000:.2f}",
                 f"{run_.cpu['own_cpu'] / max(run_.ok, 1) * 1000:.2f}",
+                f"{run_.cpu['database_cpu'] / max(run_.ok, 1) * 1000:.2f}",
                 f"{run_.cpu['machine_busy'] * 100:.0f}%",
             ]
         )
     print_table(
         "Requests accepted in the measured window",
         ["server", "req/s", "ok", "errors", "statuses", "p50 ms", "p99 ms", "server CPU ms/req",
-         "client CPU ms/req", "machine busy"],
+         "client CPU ms/req", "PostgreSQL CPU ms/req", "machine busy"],
         rows,
     )  # fmt: skip
     app_rate = statistics.median(r.rate for r in app_runs)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.conftest import make_webhook
+from tests.engine import api_token, post_event
 from webhookapp import extensions
 from webhookapp.extensions import db
+from webhookapp.models import Webhook
 
 
 @pytest.fixture
@@ -54,3 +57,26 @@ def test_a_rested_connection_the_server_cut_is_replaced(app, monkeypatch):
     monkeypatch.setattr(extensions, "IDLE_PING_AFTER", 0.0)
     second = db.session.scalar(text("SELECT pg_backend_pid()"))  # no error: a fresh connection
     assert second != first
+
+
+def test_the_event_api_keeps_working_after_the_server_cuts_its_connection(app, client, vendor, monkeypatch):
+    """The event path keeps a cursor with each pooled connection; it goes with a replaced one."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to cut a connection")
+    hook = make_webhook(vendor)
+    token = api_token(vendor.account)
+    body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
+    db.session.remove()
+    db.engine.dispose()  # from here on the pool holds the one connection the event API opens
+    assert post_event(client, token, **body)[0] == 202
+    pooled = db.engine.raw_connection()
+    assert "ingest_cursor" in pooled.info
+    pid = pooled.driver_connection.info.backend_pid
+    pooled.close()
+    killer = create_engine(db.engine.url, poolclass=None)
+    with killer.connect() as connection:
+        assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    killer.dispose()
+    monkeypatch.setattr(extensions, "IDLE_PING_AFTER", 0.0)  # the checkout finds the connection dead
+    assert [post_event(client, token, **body)[0] for _ in range(3)] == [202] * 3
+    assert db.session.get(Webhook, hook.id).events_count == 4
