@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -43,35 +45,130 @@ def test_a_claim_takes_no_more_than_its_limit(app, vendor):
     assert triggers.claim_due(100) == []
 
 
+@contextlib.contextmanager
+def rows_held(app, sql: str) -> Iterator[None]:
+    """Another transaction holds the rows ``sql`` locks until the block ends."""
+    engine = create_engine(db.engine.url)
+    blocker = engine.connect()
+    blocker.execute(text(sql))
+    try:
+        yield
+    finally:
+        blocker.rollback()
+        blocker.close()
+        engine.dispose()
+
+
+def post_grouped(app, token: str, leader: dict, followers: list[dict], lock_sql: str) -> list[tuple[int, dict]]:
+    """Post ``leader`` while ``lock_sql``'s rows are held, so that its statement waits; then the
+    ``followers`` in this order, which queue behind it; then let go. Answers in posting order."""
+
+    def post(body: dict) -> tuple[int, dict]:
+        response = app.test_client().post("/public/v1/events", json=body, headers={"Authorization": f"ApiKey {token}"})
+        return response.status_code, response.get_json()
+
+    with ThreadPoolExecutor(len(followers) + 1) as pool:
+        with rows_held(app, lock_sql):
+            first = pool.submit(post, leader)
+            time.sleep(0.3)  # the leader's statement is waiting for the rows
+            rest = []
+            for body in followers:
+                rest.append(pool.submit(post, body))
+                time.sleep(0.05)  # queued in this order
+            time.sleep(0.2)
+        return [first.result(10), *(future.result(10) for future in rest)]
+
+
 def test_events_arriving_while_their_product_is_being_written_are_committed_as_one_group(app, vendor):
-    """PostgreSQL: the followers of a busy product go in one pipelined transaction (one xmin)."""
+    """PostgreSQL: the followers of a busy product go in one statement (one transaction, one xmin)."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("group commit is the PostgreSQL path")
     hooks = [make_webhook(vendor, label=f"Hook {n}") for n in range(3)]
     token = api_token(vendor.account)
     body = {"object_class": "fulfillment_request", "product_id": hooks[0].product_id}
+    hook_ids = sorted(hook.id for hook in hooks)
     db.session.remove()
-    blocking_engine = create_engine(db.engine.url)
-    blocker = blocking_engine.connect()
-    blocker.execute(text("SELECT id FROM webhooks ORDER BY id FOR UPDATE"))  # the first event waits on this
-
-    def post(client_id: str) -> int:
-        client = app.test_client()
-        headers = {"Authorization": f"ApiKey {token}"}
-        return client.post("/public/v1/events", json={**body, "id": client_id}, headers=headers).status_code
-
-    with ThreadPoolExecutor(6) as pool:
-        leader = pool.submit(post, "lead")
-        time.sleep(0.3)  # the leader's statement is waiting for the rows
-        followers = [pool.submit(post, f"follow-{n}") for n in range(5)]
-        time.sleep(0.3)  # the followers are queued behind it
-        blocker.rollback()
-        blocker.close()
-        blocking_engine.dispose()
-        statuses = [leader.result(10), *(future.result(10) for future in followers)]
-    assert statuses == [202] * 6
+    answers = post_grouped(
+        app,
+        token,
+        {**body, "id": "lead"},
+        [{**body, "id": f"follow-{n}"} for n in range(5)],
+        "SELECT id FROM webhooks ORDER BY id FOR UPDATE",
+    )
+    assert [status for status, _ in answers] == [202] * 6
     transactions = db.session.execute(
         text("SELECT count(DISTINCT xmin::text) FROM events WHERE client_event_id LIKE 'follow-%'")
     ).scalar()
     assert transactions == 1
     assert sorted(db.session.scalars(db.select(Webhook.events_count))) == [6, 6, 6]
+    assert all(answer["webhooks"] == hook_ids for _, answer in answers)
+
+
+def test_a_group_stores_its_events_in_order_and_answers_a_repeated_client_id_as_a_duplicate(app, vendor):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("group commit is the PostgreSQL path")
+    hook = make_webhook(vendor)
+    token = api_token(vendor.account)
+    body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
+    db.session.remove()
+    answers = post_grouped(
+        app,
+        token,
+        {**body, "id": "lead"},
+        [
+            {**body, "id": "a", "api_url": "https://api.example.com/a"},
+            {**body, "id": "b", "api_url": "https://api.example.com/b"},
+            {**body, "id": "a", "api_url": "https://api.example.com/again"},  # a repeat: counted nothing
+        ],
+        "SELECT id FROM webhooks ORDER BY id FOR UPDATE",
+    )
+    assert [status for status, _ in answers] == [202, 202, 202, 200]
+    assert answers[3][1] == {**answers[1][1], "duplicate": True}
+    webhook = db.session.get(Webhook, hook.id)
+    assert webhook.events_count == 3
+    assert webhook.last_event_api_url == "https://api.example.com/b"  # the last event stored
+    stored = db.session.execute(db.select(Event.client_event_id, Event.api_url).order_by(Event.created_at)).all()
+    assert [tuple(row) for row in stored] == [
+        ("lead", None),
+        ("a", "https://api.example.com/a"),
+        ("b", "https://api.example.com/b"),
+    ]
+
+
+def test_events_for_other_webhooks_are_not_held_up_by_a_busy_group(app, vendor):
+    """Another object class matches other webhooks: its events form their own group, at once."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("group commit is the PostgreSQL path")
+    fulfillment = make_webhook(vendor)
+    tier = make_webhook(vendor, label="Tier hook", type_key="tier_config_request.event")
+    token = api_token(vendor.account)
+    product_id, fulfillment_id, tier_id = fulfillment.product_id, fulfillment.id, tier.id
+    db.session.remove()
+
+    def post(object_class: str) -> int:
+        body = {"object_class": object_class, "product_id": product_id}
+        headers = {"Authorization": f"ApiKey {token}"}
+        return app.test_client().post("/public/v1/events", json=body, headers=headers).status_code
+
+    with ThreadPoolExecutor(3) as pool:
+        with rows_held(app, f"SELECT id FROM webhooks WHERE id = '{fulfillment_id}' FOR UPDATE"):
+            waiting = pool.submit(post, "fulfillment_request")
+            time.sleep(0.3)  # its statement is waiting for the row
+            others = [pool.submit(post, "tier_config_request") for _ in range(2)]
+            assert [future.result(5) for future in others] == [202, 202]  # while the row is still held
+            assert not waiting.done()
+        assert waiting.result(10) == 202
+    assert db.session.get(Webhook, fulfillment_id).events_count == 1
+    assert db.session.get(Webhook, tier_id).events_count == 2
+
+
+def test_a_group_for_a_product_the_token_cannot_see_is_refused_whole(app, vendor, other_vendor):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("group commit is the PostgreSQL path")
+    make_webhook(other_vendor)
+    token = api_token(vendor.account)  # never used yet: its first statement notes its use, and waits here
+    body = {"object_class": "fulfillment_request", "product_id": other_vendor.products[0].id}
+    db.session.remove()
+    answers = post_grouped(app, token, body, [body] * 3, "SELECT id FROM api_tokens FOR UPDATE")
+    assert [status for status, _ in answers] == [404] * 4
+    assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 0

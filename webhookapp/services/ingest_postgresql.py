@@ -5,12 +5,13 @@ it checks the token (and notes its use, to the minute), locks the matching webho
 inserts the event unless its client id is already known or the product is not the token's to
 see, and counts the event on the webhooks only if the event row went in.
 
-Events for the same product contend for the same webhook rows, so a process commits them in
+Events that match the same webhooks contend for the same rows, so a process commits them in
 groups (:class:`GroupCommit`): the first request runs its statement at once; requests that
-arrive meanwhile are sent together, in one pipelined round trip and one transaction, as soon as
-it is done. A lone event waits for nothing, and a busy product pays one commit (and one wait
-for the disk) per group instead of one per event. A group holds one product only, so its row
-locks are taken in id order, as everywhere else.
+arrive meanwhile with the same token, product and object class (so the same webhooks) go
+together as soon as it is done, in one statement over arrays (:data:`GROUP_STATEMENT`). A lone
+event waits for nothing; a group pays one statement, one round trip and one commit, and locks
+and updates its webhooks once: measured here, a group of two costs PostgreSQL two thirds of two
+lone events, a group of four a third. Row locks are taken in id order, as everywhere else.
 """
 
 from __future__ import annotations
@@ -72,8 +73,49 @@ STATEMENT = """
     FROM (SELECT 1) AS one LEFT JOIN token ON true
 """
 
+_SHARED = STATEMENT[: STATEMENT.index("    stored AS (")]  # token, used, matched, known: the same for a group
 
-Key = tuple[Engine, str]
+GROUP_STATEMENT = (
+    _SHARED
+    + """    batch AS (
+        SELECT * FROM unnest(%(event_ids)s::text[], %(client_ids)s::text[], %(object_ids)s::text[],
+                             %(api_urls)s::text[], %(created)s::timestamp[])
+            WITH ORDINALITY AS b(event_id, client_id, object_id, api_url, created_at, n)
+    ),
+    stored AS (
+        -- In arrival order: of two events with one client id, the first goes in, the second is its duplicate.
+        INSERT INTO events
+            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids, created_at)
+        SELECT b.event_id, token.account_id, b.client_id, %(object_class)s, %(product_id)s, b.object_id, b.api_url,
+               COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json), b.created_at
+        FROM batch b, token, known WHERE known.found
+        ORDER BY b.n
+        ON CONFLICT (account_id, client_event_id) DO NOTHING
+        RETURNING id, webhook_ids
+    ),
+    latest AS (
+        SELECT b.api_url, b.created_at FROM batch b JOIN stored s ON s.id = b.event_id ORDER BY b.n DESC LIMIT 1
+    ),
+    counted AS (
+        UPDATE webhooks
+        SET events_count = events_count + (SELECT count(*) FROM stored),
+            last_event_at = (SELECT created_at FROM latest),
+            next_trigger_at = COALESCE(next_trigger_at, %(now)s),
+            last_event_api_url = (SELECT api_url FROM latest)
+        WHERE id IN (SELECT id FROM matched) AND EXISTS (SELECT 1 FROM stored)
+        RETURNING id, next_trigger_at = %(now)s AND NOT out_of_order AS fresh
+    )
+    SELECT token.account_id, (SELECT found FROM known) AS found, s.webhook_ids,
+           (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids
+    FROM batch b LEFT JOIN token ON true LEFT JOIN stored s ON s.id = b.event_id
+    ORDER BY b.n
+"""
+)
+"""One statement for a group of events with the same token, product and object class: a row per
+event, in order. Every event of the group reports the triggers the group made due."""
+
+
+Key = tuple[Engine, str, str, str]  # database, token digest, product, object class: the same webhooks
 
 
 @dataclass(frozen=True)
@@ -107,32 +149,32 @@ class _Waiting:
 
 
 class GroupCommit:
-    """Runs the statements of one product's concurrent events in groups, one transaction each."""
+    """Runs concurrent events that match the same webhooks in groups, one statement each."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiting: dict[Key, list[_Waiting]] = {}  # events not yet sent
-        self._busy: set[Key] = set()  # (database, product) pairs with a group in flight
+        self._busy: set[Key] = set()  # keys with a group in flight
 
     def store(self, engine: Engine, params: dict[str, Any], wake: bool) -> Outcome:
-        product = (engine, params["product_id"])
+        key = (engine, params["digest"], params["product_id"], params["object_class"])
         me = _Waiting(params, wake)
         with self._lock:
-            self._waiting.setdefault(product, []).append(me)
-            me.leads = product not in self._busy
-            self._busy.add(product)
+            self._waiting.setdefault(key, []).append(me)
+            me.leads = key not in self._busy
+            self._busy.add(key)
         if not me.leads:
             me.ready.wait()  # for the outcome, or to lead the next group
         if me.leads:
-            self._lead(product)
+            self._lead(key)
         return me.result()
 
-    def _lead(self, product: Key) -> None:
+    def _lead(self, key: Key) -> None:
         with self._lock:
-            group = self._waiting.pop(product)
+            group = self._waiting.pop(key)
         matched: set[str] = set()
         try:
-            outcomes = _run(product[0], group)
+            outcomes = _run(key[0], group)
         except BaseException as exc:  # every event of the group shares the failure
             for waiting in group:
                 waiting.error = exc
@@ -142,12 +184,12 @@ class GroupCommit:
                 if waiting.wake:
                     matched.update(outcome.fresh_ids)
         with self._lock:
-            following = self._waiting.get(product)
+            following = self._waiting.get(key)
             if following:
                 following[0].leads = True  # the next group goes as soon as this one is done
                 following[0].ready.set()
             else:
-                self._busy.discard(product)
+                self._busy.discard(key)
         for waiting in group:
             waiting.ready.set()
         if matched:  # one wake-up for the whole group, after its commit, by the leader alone
@@ -155,24 +197,19 @@ class GroupCommit:
 
 
 def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
-    """A statement per event, a result set each: alone in autocommit, or pipelined in one transaction."""
+    """One statement in autocommit (so one round trip and one transaction): :data:`STATEMENT` for
+    a lone event (cheaper than the group statement for one), :data:`GROUP_STATEMENT` for more."""
     pooled = engine.raw_connection()
     connection = pooled.driver_connection
     cursor = _cursor(pooled)
     try:
-        if len(group) == 1:  # one statement in autocommit: a single round trip
-            connection.autocommit = True
+        connection.autocommit = True
+        if len(group) == 1:
             cursor.execute(STATEMENT, group[0].params)
-            rows = [cursor.fetchone()]
-            connection.autocommit = False
         else:
-            cursor.executemany(STATEMENT, [waiting.params for waiting in group], returning=True)
-            rows = []
-            while True:
-                rows.append(cursor.fetchone())
-                if not cursor.nextset():
-                    break
-            connection.commit()
+            cursor.execute(GROUP_STATEMENT, _group_params(group))
+        rows = cursor.fetchall()
+        connection.autocommit = False
     except BaseException:
         if connection.broken or connection.closed:
             pooled.invalidate()  # not back into the pool
@@ -183,6 +220,17 @@ def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
     finally:
         pooled.close()
     return [Outcome(row[0], bool(row[1]), None if row[2] is None else list(row[2]), row[3] or []) for row in rows]
+
+
+def _group_params(group: list[_Waiting]) -> dict[str, Any]:
+    """The shared parameters (the first event's) and the events' own as arrays, in arrival order."""
+    shared = group[0].params
+    params = {name: shared[name] for name in ("digest", "vendor", "product_id", "object_class", "used_before")}
+    params["now"] = group[-1].params["now"]  # a trigger the group makes due is due from its last event
+    for name, column in (("event_id", "event_ids"), ("client_id", "client_ids"), ("object_id", "object_ids"),
+                         ("api_url", "api_urls"), ("now", "created")):  # fmt: skip
+        params[column] = [waiting.params[name] for waiting in group]
+    return params
 
 
 def _cursor(pooled: Any) -> Any:
