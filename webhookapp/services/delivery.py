@@ -94,10 +94,10 @@ def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_B
         if time.monotonic() >= deadline:
             _record(flight.hand_over(_recorder()))
             return attempts
-        held = flight.held()
-        # Claims are batched: refill when idle or when a quarter of the slots are free.
-        if held == 0 or slots - held >= max(slots // 4, 1):
-            _prepare(flight, triggers.claim_due(slots - held))
+        busy = flight.busy()
+        # Claims are batched: refill when idle or when a quarter of the threads are free.
+        if busy == 0 or slots - busy >= max(slots // 4, 1):
+            _prepare(flight, triggers.claim_due(slots - busy))
         flight.fill()
         if time.monotonic() >= next_reclaim:  # after starting the sends, which it must not delay
             triggers.reclaim_expired()
@@ -114,13 +114,16 @@ def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_B
 
 
 def _prepare(flight: Flight, claims: list[triggers.Claim]) -> None:
-    """Sign the claimed attempts and line them up in the flight."""
+    """Sign the claimed attempts and line them up in the flight; the first goes out while the
+    rest are being signed."""
     for claim in claims:
         try:
             flight.ready.append((claim, build_call(claim)))
         except Exception as exc:  # a webhook that cannot be signed fails alone
             log.exception("Could not prepare the request of %s", claim.webhook.id)
             _record_failures([(claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))])
+        else:
+            flight.fill()
 
 
 def _record(finished: list[Finished]) -> None:

@@ -58,6 +58,12 @@ class Flight:
         """Attempts this job holds a lease for and has not collected."""
         return self._uncollected + len(self.ready)
 
+    def busy(self) -> int:
+        """Sends running and calls waiting to start: the threads they need. Outcomes not yet
+        collected do not count, so claiming never waits for the job's next batch of records."""
+        with self._lock:
+            return len(self._started) + len(self.ready)
+
     def _take(self, ticket: int | None = None, *, window: bool = True) -> tuple[int, Prepared] | None:
         """The next call to send, as a new ticket, if one is ready and (``window``) the window has
         room; ``ticket`` ends first."""
