@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import JSON, Update, bindparam, case, insert, text, update
+from sqlalchemy import JSON, Update, bindparam, case, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Attempt, UTCDateTime, Webhook, utcnow
+from . import outcomes_postgresql
 from .sender import AttemptResult, PreparedCall
 from .triggers import Claim, retry_delay
 
@@ -118,22 +119,9 @@ def complete(claim: Claim, call: PreparedCall, result: AttemptResult) -> datetim
 
 
 def _insert_attempts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert attempt rows of distinct webhooks; returns each webhook's new attempt id.
-
-    On PostgreSQL the ids are drawn from the sequence first and the rows sent as one pipelined
-    executemany: a multi-row INSERT … RETURNING costs more to build than to run there. Elsewhere
-    the ids come back from RETURNING, matched by webhook rather than by row order, which SQLite
-    does not promise.
-    """
+    """Insert attempt rows of distinct webhooks; returns each webhook's new attempt id, matched
+    by webhook rather than by row order, which SQLite does not promise."""
     attempts = Attempt.__table__
-    if db.session.get_bind().dialect.name == "postgresql":
-        ids = db.session.scalars(
-            text("SELECT nextval(pg_get_serial_sequence('attempts', 'id')) FROM generate_series(1, :count)"),
-            {"count": len(rows)},
-        ).all()
-        rows = [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)]
-        db.session.execute(insert(attempts), rows)
-        return {row["webhook_id"]: row["id"] for row in rows}
     return dict(db.session.execute(insert(attempts).returning(attempts.c.webhook_id, attempts.c.id), rows).all())
 
 
@@ -159,13 +147,17 @@ def _success_statement() -> Update:
 
 
 def complete_successes(items: list[tuple[Claim, PreparedCall, AttemptResult]]) -> None:
-    """:func:`complete` for many successful attempts in three statements and one commit.
+    """:func:`complete` for many successful attempts of distinct webhooks, in one commit.
 
-    The hot path of a busy worker: attempts are inserted in one statement, the webhooks updated
-    in one executemany in id order (the order every multi-row writer locks in). If a webhook was
-    deleted meanwhile, the batch falls back to one attempt at a time.
+    The hot path of a busy worker. On PostgreSQL one statement does it all
+    (:mod:`.outcomes_postgresql`). Elsewhere attempts are inserted in one statement and the
+    webhooks updated in one executemany in id order (the order every multi-row writer locks in);
+    if a webhook was deleted meanwhile, the batch falls back to one attempt at a time.
     """
     if not items:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        outcomes_postgresql.complete_successes(items)
         return
     items = sorted(items, key=lambda item: item[0].webhook.id)
     rows = [_attempt_row(claim.webhook.id, claim.attempt, call, result, "trigger") for claim, call, result in items]

@@ -1,0 +1,79 @@
+"""Recording a batch of successes: the attempt log, the statistics and the leases, in one commit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.conftest import make_webhook
+from webhookapp.extensions import db
+from webhookapp.models import Attempt, Webhook, utcnow
+from webhookapp.services import delivery, outcomes, triggers
+from webhookapp.services.sender import AttemptResult
+
+
+def claimed(vendor, count: int) -> list[triggers.Claim]:
+    hooks = [
+        make_webhook(vendor, label=f"Hook {n}", external_url=f"https://handler.example.com/{n}") for n in range(count)
+    ]
+    for hook in hooks:
+        triggers.make_due_now(hook, count_event=True)
+    db.session.commit()
+    return triggers.claim_due(count)
+
+
+def success(body: str = 'He said "ok", then left\\n') -> AttemptResult:
+    return AttemptResult(
+        started_at=utcnow() - timedelta(seconds=1),
+        duration_ms=12.345,
+        success=True,
+        status=200,
+        headers={"Content-Type": "text/plain", "X-Quote": 'a "b" {c}'},
+        body=body,
+    )
+
+
+def test_a_batch_of_successes_is_logged_counted_and_its_leases_released(app, vendor):
+    claims = claimed(vendor, 3)
+    items = [(claim, delivery.build_call(claim), success()) for claim in claims]
+    outcomes.complete_successes(items)
+    db.session.remove()
+    for claim, call, result in items:
+        webhook = db.session.get(Webhook, claim.webhook.id)
+        assert (webhook.triggers_count, webhook.success_count, webhook.failures_since_last_success) == (1, 1, 0)
+        assert webhook.lease_id is None and webhook.lease_expires_at is None and webhook.next_trigger_at is None
+        assert webhook.last_success_at == result.started_at
+        attempt = db.session.get(Attempt, webhook.last_success_info["attempt_id"])
+        assert webhook.last_success_info == {
+            "status": 200, "duration_ms": 12.3, "excerpt": result.body, "error": None, "attempt_id": attempt.id,
+        }  # fmt: skip
+        assert (attempt.webhook_id, attempt.number, attempt.kind, attempt.success) == (webhook.id, 1, "trigger", True)
+        assert attempt.request_headers == call.logged_headers
+        assert attempt.request_body == call.body.decode()
+        assert attempt.response_headers == result.headers
+        assert attempt.response_body == 'He said "ok", then left\\n'
+        assert attempt.started_at == result.started_at
+
+
+def test_a_webhook_deleted_while_its_attempt_was_in_flight_is_skipped(app, vendor):
+    claims = claimed(vendor, 3)
+    items = [(claim, delivery.build_call(claim), success()) for claim in claims]
+    db.session.delete(db.session.get(Webhook, claims[1].webhook.id))
+    db.session.commit()
+    outcomes.complete_successes(items)
+    db.session.remove()
+    assert sorted(db.session.scalars(db.select(Attempt.webhook_id))) == sorted(
+        [claims[0].webhook.id, claims[2].webhook.id]
+    )
+    assert [hook.success_count for hook in db.session.scalars(db.select(Webhook))] == [1, 1]
+
+
+def test_a_lease_handed_on_meanwhile_is_not_released_by_a_late_success(app, vendor):
+    [claim] = claimed(vendor, 1)
+    item = (claim, delivery.build_call(claim), success())
+    db.session.execute(db.update(Webhook).values(lease_id="someone-else"))  # the sweeper handed it on
+    db.session.commit()
+    outcomes.complete_successes([item])
+    db.session.remove()
+    webhook = db.session.get(Webhook, claim.webhook.id)
+    assert webhook.lease_id == "someone-else"
+    assert webhook.success_count == 1  # the attempt happened: it is counted all the same
