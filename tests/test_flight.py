@@ -92,3 +92,16 @@ def test_a_job_out_of_work_waits_on_the_doorbell_for_the_next_event(app, vendor,
     assert outcome["attempts"] == 2  # the same job made both attempts
     assert 3.0 <= outcome["seconds"] < 6.0  # then waited its idle time once more, and returned
     assert counts() == (2, 0, 0)
+
+
+def test_a_call_that_cannot_be_signed_fails_alone_and_is_recorded(app, vendor, handler):
+    url = handler.behave("/fine")
+    broken, fine = (make_webhook(vendor, label=f"Hook {n}", external_url=url) for n in range(2))
+    broken.headers = ["not", "pairs"]  # what no form lets through: the request cannot be built
+    make_due([broken, fine])
+    delivery.drain(budget=5)
+    db.session.rollback()
+    failed = db.session.scalars(select(Attempt).where(Attempt.webhook_id == broken.id)).one()
+    assert not failed.success and failed.error.startswith("Could not prepare the request:")
+    assert failed.response_status is None and len(handler.requests_to("/fine")) == 1
+    assert (db.session.get(Webhook, broken.id).failure_count, db.session.get(Webhook, fine.id).success_count) == (1, 1)
