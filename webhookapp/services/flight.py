@@ -54,10 +54,6 @@ class Flight:
         """Sends started whose outcome has not been collected."""
         return self._uncollected
 
-    def held(self) -> int:
-        """Attempts this job holds a lease for and has not collected."""
-        return self._uncollected + len(self.ready)
-
     def busy(self) -> int:
         """Sends running and calls waiting to start: the threads they need. Outcomes not yet
         collected do not count, so claiming never waits for the job's next batch of records."""
