@@ -27,7 +27,7 @@ from ..extensions import db
 from ..models import VENDOR
 from . import dispatch
 
-STATEMENT = """
+_MATCHES = """
     WITH token AS (
         SELECT t.id, t.account_id, t.is_platform, a.kind = %(vendor)s AND NOT t.is_platform AS vendor_only
         FROM api_tokens t JOIN accounts a ON a.id = t.account_id
@@ -50,7 +50,13 @@ STATEMENT = """
             WHERE p.id = %(product_id)s AND (NOT token.vendor_only OR p.vendor_id = token.account_id)
         ) AS found
     ),
-    stored AS (
+"""
+"""The token, its use noted, the matching webhooks locked in id order, and whether the product is
+the token's to see: the same for one event or a group."""
+
+STATEMENT = (
+    _MATCHES
+    + """    stored AS (
         INSERT INTO events
             (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids, created_at)
         SELECT %(event_id)s, token.account_id, %(client_id)s, %(object_class)s, %(product_id)s, %(object_id)s,
@@ -72,11 +78,10 @@ STATEMENT = """
            (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids
     FROM (SELECT 1) AS one LEFT JOIN token ON true
 """
-
-_SHARED = STATEMENT[: STATEMENT.index("    stored AS (")]  # token, used, matched, known: the same for a group
+)
 
 GROUP_STATEMENT = (
-    _SHARED
+    _MATCHES
     + """    batch AS (
         SELECT * FROM unnest(%(event_ids)s::text[], %(client_ids)s::text[], %(object_ids)s::text[],
                              %(api_urls)s::text[], %(created)s::timestamp[])

@@ -63,6 +63,12 @@ STATEMENT = """
 """
 
 
+_COLUMNS = (
+    "webhook_ids", "leases", "numbers", "started", "durations", "methods", "urls", "request_headers",
+    "request_bodies", "statuses", "response_headers", "response_bodies", "truncated", "info_durations", "excerpts",
+)  # fmt: skip
+
+
 def complete_successes(items: list[tuple[Claim, PreparedCall, AttemptResult]]) -> int:
     """Record successful attempts of distinct webhooks and commit; returns how many were recorded."""
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
@@ -88,9 +94,3 @@ def complete_successes(items: list[tuple[Claim, PreparedCall, AttemptResult]]) -
         recorded = cursor.execute(STATEMENT, columns).fetchone()[0]
     db.session.commit()
     return recorded
-
-
-_COLUMNS = (
-    "webhook_ids", "leases", "numbers", "started", "durations", "methods", "urls", "request_headers",
-    "request_bodies", "statuses", "response_headers", "response_bodies", "truncated", "info_durations", "excerpts",
-)  # fmt: skip
