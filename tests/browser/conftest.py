@@ -92,14 +92,22 @@ class LiveServer:
 
 
 class _RecordErrors:
-    """WSGI middleware: remember exceptions raised by the app (werkzeug would only log them)."""
+    """WSGI middleware: remember exceptions raised by the app (werkzeug would only log them), and
+    send each response whole. Werkzeug's server skips the response's ``close()`` when the browser
+    drops the connection first (a favicon abandoned mid-load), which would leave a static file
+    open for the garbage collector; here it is read and closed at once."""
 
     def __init__(self, app: Flask, errors: list[BaseException]):
         self.app, self.errors = app, errors
 
     def __call__(self, environ, start_response):
         try:
-            return self.app(environ, start_response)
+            body = self.app(environ, start_response)
+            try:
+                return [b"".join(body)]
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
         except BaseException as exc:
             self.errors.append(exc)
             raise
