@@ -33,6 +33,12 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in to continue."
 login_manager.login_message_category = "info"
 
+
+def on_postgresql() -> bool:
+    """Whether the app's database is PostgreSQL, where the hot paths have statements of their own."""
+    return db.engine.dialect.name == "postgresql"
+
+
 IDLE_PING_AFTER = 5.0  # seconds a pooled connection may rest before it is checked again
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import Update, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..catalog import OBJECT_CLASSES
-from ..extensions import db
+from ..extensions import db, on_postgresql
 from ..ids import new_id
 from ..models import ApiToken, Event, Product, UTCDateTime, Webhook, utcnow
 from . import dispatch, ingest_postgresql, rules, tokens
@@ -91,10 +91,6 @@ class Unauthenticated(Exception):
     """No valid API token was presented."""
 
 
-def _on_postgresql() -> bool:
-    return db.engine.dialect.name == "postgresql"
-
-
 def ingest_as(authorization: str | None, body: Any, *, wake: bool = True) -> IngestResult:
     """Accept one event for the token that ``authorization`` (``ApiKey|Bearer <token>``) presents.
 
@@ -105,7 +101,7 @@ def ingest_as(authorization: str | None, body: Any, *, wake: bool = True) -> Ing
     if digest is None:
         raise Unauthenticated
     values = _validate(body)
-    if _on_postgresql():
+    if on_postgresql():
         return _ingest_postgresql(digest, values, wake)
     token = tokens.authenticate_header(authorization)
     if token is None:
@@ -121,7 +117,7 @@ def ingest(token: ApiToken, body: Any, *, wake: bool = True) -> IngestResult:
     statements in one transaction.
     """
     values = _validate(body)
-    if _on_postgresql():
+    if on_postgresql():
         return _ingest_postgresql(token.token_hash, values, wake)
     return _ingest(token, values, wake)
 

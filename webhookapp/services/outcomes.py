@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import JSON, Update, bindparam, case, insert, update
 from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db
+from ..extensions import db, on_postgresql
 from ..models import Attempt, UTCDateTime, Webhook, utcnow
 from . import outcomes_postgresql
 from .sender import AttemptResult, PreparedCall
@@ -156,7 +156,7 @@ def complete_successes(items: list[tuple[Claim, PreparedCall, AttemptResult]]) -
     """
     if not items:
         return
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         outcomes_postgresql.complete_successes(items)
         return
     items = sorted(items, key=lambda item: item[0].webhook.id)
