@@ -8,7 +8,7 @@ process (``python -m workers``), and for a plain signing loop in this process, i
 and their ratio. Targets: ratio >= 0.8; p50 latency <= 10 ms when the queue is idle.
 
 * Throughput, engine: ``--webhooks`` N active webhooks on one product, the worker started and
-  idle; one event (``services.events.ingest_as``, what the endpoint calls) matches all N. Timed
+  idle; one event (``engine.ingest.ingest_as``, what the endpoint calls) matches all N. Timed
   from just before the ingest call until the database shows N more successes (the handler has
   had all N by then). Repeated ``--rounds`` times; the median is reported. The table also shows
   when the last delivery reached the handler ("handler s"), the worker's CPU per delivery and how
@@ -130,10 +130,10 @@ class DeliveryBench:
         return int(row[0]), int(row[1])
 
     def ingest(self, product: str) -> list[str]:
-        from webhookapp.services import events
+        from webhookapp.engine import ingest
 
         body = {"object_class": "fulfillment_request", "product_id": self.product_ids[product]}
-        return events.ingest_as(self.authorization, body).webhook_ids  # the endpoint's own call
+        return ingest.ingest_as(self.authorization, body).webhook_ids  # the endpoint's own call
 
     def wait_recorded(self, product: str, successes: int) -> None:
         def recorded() -> bool:
@@ -184,20 +184,20 @@ class DeliveryBench:
     def snapshots(self, product: str) -> list:
         from sqlalchemy import select
 
+        from webhookapp.engine.types import snapshot
         from webhookapp.models import Webhook
-        from webhookapp.services import triggers
 
         ids = self.tenant.webhook_ids[product]
         rows = self.db.session.scalars(select(Webhook).where(Webhook.id.in_(ids))).all()
-        snapshots = [triggers.snapshot(row) for row in rows]
+        snapshots = [snapshot(row) for row in rows]
         self.db.session.rollback()
         return snapshots
 
     def plain_send(self, webhook) -> bool:
         """What a delivery is without the engine: build, sign, POST on one keep-alive session."""
-        from webhookapp import __version__
-        from webhookapp.models import utcnow
-        from webhookapp.services import signing
+        from webhookapp.engine import signing
+        from webhookapp.times import utcnow
+        from webhookapp.version import __version__
 
         now = utcnow()
         payload = signing.build_payload(

@@ -14,7 +14,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from webhookapp.services import dispatch, tokens
+from webhookapp.engine import dispatch
+from webhookapp.services import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 

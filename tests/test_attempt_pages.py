@@ -10,9 +10,9 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import run_worker
+from webhookapp.engine import outcomes
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook, utcnow
-from webhookapp.services import triggers
 
 ROW = re.compile(
     r'<td data-label="Time"><a href="/webhooks/(?P<hook>[^/]+)/attempts/(?P<id>\d+)">(?P<time>[^<]+)</a></td>\s*'
@@ -200,7 +200,7 @@ def test_pruning_deletes_old_attempts_but_keeps_the_statistics(app, client, deli
     figures = (before.events_count, before.triggers_count, before.success_count, before.failure_count)
     infos = (before.last_success_info, before.last_failure_info)
 
-    assert triggers.prune_attempts() == 1
+    assert outcomes.prune_attempts() == 1
 
     assert [a.id for a in attempts_of(delivered.id)] == kept_ids
     after = stored(delivered.id)

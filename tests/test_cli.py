@@ -7,9 +7,10 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from webhookapp import tenancy
 from webhookapp.extensions import db
 from webhookapp.models import Account, ApiToken, Product, User
-from webhookapp.services import accounts, tokens
+from webhookapp.services import accounts
 
 
 def count(model) -> int:
@@ -148,7 +149,7 @@ def test_tokens_create_prints_a_working_token_last(runner, vendor, scheme):
     assert lines[0] == f"Token “ERP” created for {vendor.account.id}. It is shown once:"
     plain = lines[-1]
     assert re.fullmatch(r"whk_[A-Za-z0-9_-]{43}", plain)
-    token = tokens.authenticate_header(f"{scheme} {plain}")
+    token = tenancy.authenticate_header(f"{scheme} {plain}")
     assert (token.account_id, token.name, token.is_platform) == (vendor.account.id, "ERP", False)
 
 
@@ -156,7 +157,7 @@ def test_tokens_create_platform(runner, vendor):
     result = invoke(runner, "tokens", "create", "--account", vendor.account.id, "--platform")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Platform token “Command line” created")
-    token = tokens.authenticate_header("ApiKey " + result.output.splitlines()[-1])
+    token = tenancy.authenticate_header("ApiKey " + result.output.splitlines()[-1])
     assert (token.name, token.is_platform) == ("Command line", True)
 
 

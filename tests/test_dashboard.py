@@ -10,7 +10,8 @@ from rq import Queue
 
 from tests.conftest import PASSWORD, make_webhook
 from tests.engine import api_token, post_event
-from webhookapp.services import accounts, dispatch
+from webhookapp.engine import dispatch
+from webhookapp.services import accounts
 
 ADMIN_EMAIL = "root@acme.test"
 QUEUES_JSON = "/admin/rq/0/data/queues.json"

@@ -10,9 +10,9 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
+from webhookapp.engine.signing import PAYLOAD_KEYS
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
-from webhookapp.services.signing import PAYLOAD_KEYS
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
 

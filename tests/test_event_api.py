@@ -14,9 +14,10 @@ from rq import Queue
 from tests.conftest import database_url, make_webhook
 from tests.engine import api_token, run_worker
 from webhookapp import create_app
+from webhookapp.engine import delivery, dispatch, ingest
 from webhookapp.extensions import db
 from webhookapp.models import Event, Webhook
-from webhookapp.services import delivery, dispatch, events, tokens
+from webhookapp.services import tokens
 
 URL = "/public/v1/events"
 FULFILLMENT = "fulfillment_request"
@@ -292,7 +293,7 @@ def test_get_on_the_event_endpoint_is_a_json_405(client, token):
 def test_an_event_committed_without_a_wake_up_is_delivered_by_the_sweeper(app, vendor, handler):
     hook = make_webhook(vendor, external_url=handler.behave("/swept"))
     row, _plain = tokens.create_token(vendor.account, "erp")
-    result = events.ingest(row, event_for(hook.product_id), wake=False)
+    result = ingest.ingest(row, event_for(hook.product_id), wake=False)
     assert result.webhook_ids == [hook.id]
     connection = Redis.from_url(app.config["REDIS_URL"])
     assert Queue(dispatch.QUEUE_NAME, connection=connection).count == 0  # the web process "died" here

@@ -8,9 +8,9 @@ import time
 from sqlalchemy import func, select
 
 from tests.conftest import make_webhook
+from webhookapp.engine import delivery, dispatch, timing, triggers
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook
-from webhookapp.services import delivery, dispatch, flight, triggers
 
 
 def make_due(hooks: list[Webhook]) -> None:
@@ -34,7 +34,7 @@ def test_slow_handlers_are_called_concurrently_beyond_the_fast_window(app, vendo
     url = handler.behave("/slow", delay=delay)
     hooks = [make_webhook(vendor, label=f"Slow {n}", external_url=url) for n in range(24)]
     make_due(hooks)
-    assert len(hooks) > 4 * flight.FAST_WINDOW
+    assert len(hooks) > 4 * timing.FAST_WINDOW
     started = time.monotonic()
     assert delivery.drain(budget=10) == len(hooks)
     # One after another would take 24 × 0.5 s; the window opens as each send turns slow.

@@ -12,9 +12,9 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import make_webhook
 from tests.engine import api_token
+from webhookapp.engine import triggers
 from webhookapp.extensions import db
 from webhookapp.models import Event, Webhook
-from webhookapp.services import triggers
 
 
 def test_concurrent_events_for_one_product_are_all_counted(app, vendor):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import make_webhook
+from webhookapp.engine import delivery, outcomes, triggers
+from webhookapp.engine.types import AttemptResult, Claim
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook, utcnow
-from webhookapp.services import delivery, outcomes, triggers
-from webhookapp.services.sender import AttemptResult
 
 
-def claimed(vendor, count: int) -> list[triggers.Claim]:
+def claimed(vendor, count: int) -> list[Claim]:
     hooks = [
         make_webhook(vendor, label=f"Hook {n}", external_url=f"https://handler.example.com/{n}") for n in range(count)
     ]

@@ -12,9 +12,10 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token
+from webhookapp import rules
+from webhookapp.engine import delivery, triggers
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook, utcnow
-from webhookapp.services import delivery, rules, triggers
 
 AUTH = "Authorization"
 

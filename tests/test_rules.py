@@ -1,4 +1,4 @@
-"""Unit tests for the field rules of DESIGN §4 (``webhookapp.services.rules``)."""
+"""Unit tests for the field rules (``webhookapp.rules``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from webhookapp.services import rules
-from webhookapp.services.rules import RuleError
+from webhookapp import rules
+from webhookapp.rules import RuleError
 
 
 def test_rule_error_is_a_value_error():

@@ -12,10 +12,10 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
+from webhookapp.engine import delivery
+from webhookapp.engine.transport.ssrf import blocked_reason, parse_networks
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook
-from webhookapp.services import delivery
-from webhookapp.services.ssrf import blocked_reason, parse_networks
 
 BLOCKED = [
     "127.0.0.1",

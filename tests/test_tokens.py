@@ -1,4 +1,4 @@
-"""API tokens: the settings page and ``services.tokens.authenticate_header``."""
+"""API tokens: the settings page and ``tenancy.authenticate_header``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.conftest import make_tenant
+from webhookapp import tenancy
 from webhookapp.extensions import db
 from webhookapp.models import ApiToken
 from webhookapp.services import tokens
@@ -63,7 +64,7 @@ def test_list_shows_name_prefix_created_and_last_used(client, auth, vendor):
     assert f'<td data-label="Token" class="mono">{token.prefix}…</td>' in body
     assert f'<td data-label="Created">{created}</td>' in body
     assert '<td data-label="Last used">Never</td>' in body
-    tokens.authenticate_header(f"ApiKey {plain}")
+    tenancy.authenticate_header(f"ApiKey {plain}")
     used = stored(token.id).last_used_at.strftime("%Y-%m-%d %H:%M UTC")
     assert f'<td data-label="Last used">{used}</td>' in text(client.get("/settings/tokens"))
 
@@ -99,7 +100,7 @@ def test_revoke(client, auth, vendor):
     assert response.status_code == 302
     assert response.headers["Location"] == "/settings/tokens"
     assert stored(token.id).revoked_at is not None
-    assert tokens.authenticate_header(f"ApiKey {plain}") is None
+    assert tenancy.authenticate_header(f"ApiKey {plain}") is None
     body = text(client.get("/settings/tokens"))
     assert "Token “Old” revoked." in body
     assert '<span class="badge badge-off">Revoked</span>' in body
@@ -119,7 +120,7 @@ def test_revoking_another_accounts_token_is_404(client, auth, vendor, other_vend
     assert client.post(f"/settings/tokens/{theirs.id}/revoke").status_code == 404
     assert client.post("/settings/tokens/999999/revoke").status_code == 404
     assert stored(theirs.id).revoked_at is None
-    assert tokens.authenticate_header(f"Bearer {plain}").id == theirs.id
+    assert tenancy.authenticate_header(f"Bearer {plain}").id == theirs.id
 
 
 # --- services.tokens -----------------------------------------------------------------------------
@@ -129,7 +130,7 @@ def test_revoking_another_accounts_token_is_404(client, auth, vendor, other_vend
 def test_authenticate_header_accepts_apikey_and_bearer(vendor, scheme):
     token, plain = tokens.create_token(vendor.account, "Script")
     assert token.last_used_at is None
-    found = tokens.authenticate_header(f"{scheme} {plain}")
+    found = tenancy.authenticate_header(f"{scheme} {plain}")
     assert found is not None
     assert (found.id, found.account_id) == (token.id, vendor.account.id)
     assert stored(token.id).last_used_at is not None
@@ -153,7 +154,7 @@ def test_authenticate_header_refuses_revoked_unknown_and_malformed(vendor):
         f"Bearer {other_plain}",
         f"Bearer {token.token_hash}",
     ]:
-        assert tokens.authenticate_header(header) is None, header
+        assert tenancy.authenticate_header(header) is None, header
     assert stored(token.id).last_used_at is None
 
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import make_webhook
+from webhookapp import tenancy
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
 from webhookapp.services import webhooks as service
@@ -124,11 +125,11 @@ def test_active_must_be_a_boolean(vendor):
 
 def test_usable_products_vendor_own_distributor_all(vendor, other_vendor, distributor):
     own = {p.id for p in vendor.products}
-    assert {p.id for p in service.usable_products(vendor.account)} == own
+    assert {p.id for p in tenancy.usable_products(vendor.account)} == own
     every = own | {p.id for p in other_vendor.products}
-    assert {p.id for p in service.usable_products(distributor.account)} == every
-    assert service.usable_product(vendor.account, other_vendor.products[0].id) is None
-    assert service.usable_product(distributor.account, other_vendor.products[0].id) is not None
+    assert {p.id for p in tenancy.usable_products(distributor.account)} == every
+    assert tenancy.usable_product(vendor.account, other_vendor.products[0].id) is None
+    assert tenancy.usable_product(distributor.account, other_vendor.products[0].id) is not None
 
 
 def test_get_webhook_is_scoped_to_the_account(vendor, other_vendor):

@@ -11,9 +11,9 @@ from flask_login import current_user
 from sqlalchemy import event
 
 from .config import CONFIGS
+from .errors import ServiceError
 from .extensions import csrf, db, login_manager, migrate, ping_idle_connections
-
-__version__ = "0.1.0"
+from .version import __version__
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -119,7 +119,7 @@ def register_errorhandlers(app: Flask) -> None:
         code = getattr(error, "code", 500)
         if request.path.startswith("/public/"):
             message = getattr(error, "description", None) or "Internal error."
-            return {"error_code": f"HTTP_{code}", "errors": [message]}, code
+            return ServiceError(code, f"HTTP_{code}", message).as_json(), code
         return render_template("errors/error.html", code=code, error=error), code
 
     for code in (400, 403, 404, 405, 413, 500):
@@ -156,7 +156,7 @@ def register_login_wall(app: Flask) -> None:
 
 
 def register_monitoring(app: Flask) -> None:
-    """rq-dashboard at /admin/rq, for admin users only (DESIGN §10)."""
+    """rq-dashboard at /admin/rq, for admin users only."""
     import rq_dashboard
 
     app.config.setdefault("RQ_DASHBOARD_REDIS_URL", app.config["REDIS_URL"] or "redis://127.0.0.1:6379/0")

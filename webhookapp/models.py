@@ -17,14 +17,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .catalog import WebhookType, by_pair
 from .extensions import db
+from .times import utcnow
 
 VENDOR = "vendor"
 DISTRIBUTOR = "distributor"
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):

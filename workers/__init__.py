@@ -1,4 +1,2 @@
-"""RQ entry points only: job functions that take ids, and the worker launcher.
-
-The delivery engine's jobs live here; they load rows by id and call ``webhookapp.services``.
-"""
+"""The RQ entry point only: ``python -m workers`` starts a worker for the engine's jobs
+(``webhookapp.engine.jobs``) with the scheduler and the periodic jobs."""

@@ -15,8 +15,8 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
-from webhookapp.services import dispatch
-from workers import jobs
+from webhookapp import create_app
+from webhookapp.engine import dispatch, jobs
 
 log = logging.getLogger("workers")
 
@@ -45,6 +45,7 @@ def main() -> None:
     # RQ would log every sweep, every second; our own loggers say what was delivered.
     logging.getLogger("rq.cron").setLevel(logging.WARNING)
 
+    jobs.use_app_factory(create_app)
     app = jobs.worker_app()
     with app.app_context():
         connection = dispatch.redis_connection()

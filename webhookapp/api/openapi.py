@@ -12,8 +12,8 @@ from typing import Any
 from flask import jsonify
 from werkzeug import Response
 
-from .. import __version__
-from ..services.validations import ANSWER_STATUSES
+from ..engine.validations import ANSWER_STATUSES
+from ..version import __version__
 from .openapi_schemas import components_parameters, ref, schemas
 from .routes import BODY_MAX_BYTES, blueprint
 from .webhooks import ATTEMPT_FIELDS, WEBHOOK_FIELDS

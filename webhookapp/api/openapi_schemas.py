@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import catalog
-from ..services import events, rules
-from ..services.validations import ANSWER_STATUSES
+from .. import catalog, rules
+from ..engine import ingest
+from ..engine.validations import ANSWER_STATUSES
 from . import serializers
 from .webhooks import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -192,7 +192,7 @@ def components_parameters() -> dict[str, Any]:
 
 
 def schemas() -> dict[str, Any]:
-    text_id = {"type": ["string", "null"], "minLength": 1, "maxLength": events.ID_MAX}
+    text_id = {"type": ["string", "null"], "minLength": 1, "maxLength": ingest.ID_MAX}
     message_list = {"type": "array", "items": {"type": "string"}, "minItems": 1}
     attempt_request = closed(
         {

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 
 from ..models import Attempt, Webhook
-from ..services.signing import isoformat
+from ..times import isoformat
 
 STATUS_KEYS = {"Enabled": "enabled", "Disabled": "disabled", "Out of order": "out_of_order"}
 

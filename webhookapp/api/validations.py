@@ -1,23 +1,21 @@
-"""``POST /public/v1/validations``: synchronous validation webhooks (DESIGN §8)."""
+"""``POST /public/v1/validations``: synchronous validation webhooks ."""
 
 from __future__ import annotations
 
 from flask import g, jsonify
 from werkzeug import Response
 
-from ..services import validations
-from .routes import ApiError, blueprint, json_body, token_required
+from ..engine import validations
+from ..errors import ServiceError
+from .routes import blueprint, json_body, token_required
 
 
 @blueprint.post("/validations")
 @token_required
 def validate() -> tuple[Response, int]:
     """Answer with the handler's JSON and status; 502 when it fails or times out."""
-    try:
-        answer = validations.validate(g.api_token, json_body())
-    except validations.ValidationRequestError as exc:
-        raise ApiError(exc.status, exc.error_code, *exc.errors) from None
+    answer = validations.validate(g.api_token, json_body())
     if not answer.answered:
-        raise ApiError(502, "VAL_502", answer.error or "The validation handler did not answer.")
+        raise ServiceError(502, "VAL_502", answer.error or "The validation handler did not answer.")
     # Any 2xx is "valid": answer 200, as a client expects; 400 and 422 are passed on as they are.
     return jsonify(answer.body), 200 if answer.status and answer.status < 300 else answer.status

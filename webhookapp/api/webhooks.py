@@ -1,4 +1,5 @@
-"""``/public/v1/notifications/webhooks``: the management API Connect's Python client drives (DESIGN §8)."""
+"""``/public/v1/notifications/webhooks``: the management API Connect's Python client drives
+(docs/architecture.md, "Management API")."""
 
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import joinedload
 from werkzeug import Response
 
+from ..engine import validations
+from ..errors import ServiceError
 from ..extensions import db
 from ..models import Attempt, Webhook
-from ..services import validations
 from ..services import webhooks as service
 from . import rql
-from .routes import ApiError, blueprint, json_body, token_required
+from .routes import blueprint, json_body, token_required
 from .serializers import attempt_json, webhook_json, writable_fields
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1
-FIELD_NAMES = {"type_key": "type"}  # the service's name for a field → the API's
 
 
 def _datetime(text: str) -> datetime:
@@ -60,14 +61,16 @@ def paginated(
         limit = int(parsed.params.get("limit", DEFAULT_LIMIT))
         offset = int(parsed.params.get("offset", 0))
     except rql.RQLError as exc:
-        raise ApiError(400, "RQL_001", str(exc)) from None
+        raise ServiceError(400, "RQL_001", str(exc)) from None
     except ValueError:
-        raise ApiError(400, "RQL_001", "limit and offset must be whole numbers.") from None
+        raise ServiceError(400, "RQL_001", "limit and offset must be whole numbers.") from None
     if not 0 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
-        raise ApiError(400, "RQL_001", f"limit must be 0 to {MAX_LIMIT} and offset 0 or more (at most {MAX_OFFSET}).")
+        raise ServiceError(
+            400, "RQL_001", f"limit must be 0 to {MAX_LIMIT} and offset 0 or more (at most {MAX_OFFSET})."
+        )
     if "search" in parsed.params:
         if search is None:
-            raise ApiError(400, "RQL_001", "This list has no search; use RQL filters.")
+            raise ServiceError(400, "RQL_001", "This list has no search; use RQL filters.")
         query = query.where(search(parsed.params["search"]))
     query = query.where(parsed.where)
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
@@ -83,7 +86,7 @@ def paginated(
 def own_webhook(webhook_id: str) -> Webhook:
     webhook = service.get_webhook(g.api_token.account, webhook_id)
     if webhook is None:
-        raise ApiError(404, "WH_404", f"Webhook {webhook_id} not found.")
+        raise ServiceError(404, "WH_404", f"Webhook {webhook_id} not found.")
     return webhook
 
 
@@ -91,18 +94,13 @@ def _service_fields(body: Any, webhook: Webhook | None = None) -> dict[str, Any]
     """The service's fields from a create (``webhook`` None) or update body."""
     fields, errors = writable_fields(body)
     if errors:
-        raise ApiError(400, "VAL_001", *errors)
+        raise ServiceError(400, "VAL_001", *errors)
     if "object_class" in fields or "type" in fields:
         # On update, a half left out keeps its current value.
         object_class = fields.pop("object_class", webhook.object_class if webhook else "")
         type_ = fields.pop("type", webhook.type if webhook else "")
         fields["type_key"] = f"{object_class}.{type_}"
     return fields
-
-
-def _validation_error(exc: service.WebhookValidationError) -> ApiError:
-    messages = [f"{FIELD_NAMES.get(name, name)}: {message}" for name, items in exc.errors.items() for message in items]
-    return ApiError(400, "VAL_001", *messages)
 
 
 @blueprint.get("/notifications/webhooks")
@@ -123,11 +121,8 @@ def list_webhooks() -> Response:
 def create_webhook() -> tuple[Response, int]:
     fields = _service_fields(json_body())
     if "type_key" not in fields:
-        raise ApiError(400, "VAL_001", "'object_class' and 'type' are required.")
-    try:
-        webhook = service.create_webhook(g.api_token.account, fields)
-    except service.WebhookValidationError as exc:
-        raise _validation_error(exc) from None
+        raise ServiceError(400, "VAL_001", "'object_class' and 'type' are required.")
+    webhook = service.create_webhook(g.api_token.account, fields)
     return jsonify(webhook_json(webhook)), 201
 
 
@@ -142,10 +137,7 @@ def get_webhook(webhook_id: str) -> Response:
 def update_webhook(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     fields = _service_fields(json_body(), webhook)
-    try:
-        service.update_webhook(webhook, fields)
-    except service.WebhookValidationError as exc:
-        raise _validation_error(exc) from None
+    service.update_webhook(webhook, fields)
     return jsonify(webhook_json(webhook))
 
 
@@ -162,15 +154,9 @@ def trigger_webhook(webhook_id: str) -> Response:
     """Trigger Now. A validation webhook gets a sample request at once and its answer is returned."""
     webhook = own_webhook(webhook_id)
     if webhook.catalog_entry.kind == "validation":
-        try:
-            answer = validations.send_sample(webhook)
-        except validations.ValidationRequestError as exc:
-            raise ApiError(exc.status, exc.error_code, *exc.errors) from None
+        answer = validations.send_sample(webhook)
         return jsonify({"webhook": webhook_json(webhook), "validation": answer.as_json()})
-    try:
-        service.trigger_now(webhook)
-    except service.WebhookValidationError as exc:
-        raise _validation_error(exc) from None
+    service.trigger_now(webhook)
     return jsonify(webhook_json(webhook))
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from ..errors import ServiceError
 from ..extensions import db
 from ..ids import ACCOUNT_GROUPS, PRODUCT_GROUPS, new_id
 from ..models import DISTRIBUTOR, VENDOR, Account, Product, User
@@ -15,8 +16,11 @@ DEMO_PASSWORD = "webhookapp-demo"
 PASSWORD_MIN = 8
 
 
-class AccountError(Exception):
+class AccountError(ServiceError):
     """A request the command line or a page cannot carry out; the message says why."""
+
+    def __init__(self, message: str):
+        super().__init__(400, "ACC_001", message)
 
 
 def _unused_id(model: type[db.Model], prefix: str, groups: int) -> str:

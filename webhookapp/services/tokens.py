@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import secrets
-from datetime import timedelta
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
+from .. import tenancy
+from ..errors import ServiceError
 from ..extensions import db
-from ..models import Account, ApiToken, utcnow
+from ..models import Account, ApiToken
+from ..times import utcnow
 
 TOKEN_PREFIX = "whk_"
 NAME_MAX = 100
-LAST_USED_PRECISION = timedelta(minutes=1)
 
 
-class TokenError(Exception):
+class TokenError(ServiceError):
     """A token request that cannot be carried out; the message says why."""
+
+    def __init__(self, message: str):
+        super().__init__(400, "TOK_001", message)
 
 
 class AlreadyCreated(TokenError):
     """The same create form was submitted again; its token exists and cannot be shown again."""
-
-
-def _digest(token: str) -> str:
-    # Tokens carry 256 random bits, so a fast digest is as safe as a slow password hash.
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create_token(
@@ -50,7 +46,7 @@ def create_token(
     token = ApiToken(
         account_id=account.id,
         name=name,
-        token_hash=_digest(plain),
+        token_hash=tenancy.digest(plain),
         prefix=plain[: len(TOKEN_PREFIX) + 6],
         is_platform=platform,
         creation_key=creation_key or None,
@@ -86,38 +82,3 @@ def revoke_token(token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         db.session.commit()
-
-
-def presented_digest(header: str | None) -> str | None:
-    """The digest of the token an ``Authorization: ApiKey|Bearer <token>`` header presents, if any."""
-    scheme, _, value = (header or "").strip().partition(" ")
-    if scheme.lower() not in ("apikey", "bearer") or not value.strip():
-        return None
-    return _digest(value.strip())
-
-
-@functools.cache
-def _active_token_statement() -> Select:
-    """Built once: every API request runs it."""
-    return (
-        select(ApiToken)
-        .where(ApiToken.token_hash == bindparam("digest"), ApiToken.revoked_at.is_(None))
-        .options(joinedload(ApiToken.account))
-    )
-
-
-def authenticate_header(header: str | None) -> ApiToken | None:
-    """The active token named by an ``Authorization: ApiKey|Bearer <token>`` header, or None.
-
-    Marks the token as used now (to the minute).
-    """
-    digest = presented_digest(header)
-    if digest is None:
-        return None
-    token = db.session.scalar(_active_token_statement(), {"digest": digest})
-    now = utcnow()
-    # Written at most once a minute: busy integrations should not pay a write per request.
-    if token is not None and (token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION):
-        token.last_used_at = now
-        db.session.commit()
-    return token

@@ -1,7 +1,8 @@
 """Webhook lifecycle: create, update, enable/disable, delete, and the account-scoped queries.
 
-The wizard, the edit page and (later) the API all land here, so the rules of DESIGN §3–§4 are
-checked in one place whatever the caller already checked.
+The wizard, the edit page and the API all land here, so the rules of a webhook (its type from
+the catalog, its fields from ``rules``) are checked in one place whatever the caller already
+checked. Trigger state changes go through ``engine.triggers``.
 """
 
 from __future__ import annotations
@@ -12,42 +13,36 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, or_, select
 
-from .. import catalog
+from .. import catalog, rules, tenancy
+from ..engine import dispatch, triggers
+from ..errors import ServiceError
 from ..extensions import db
 from ..ids import WEBHOOK_GROUPS, new_id
-from ..models import Account, Attempt, Product, Webhook, utcnow
-from . import dispatch, rules, triggers
+from ..models import Account, Attempt, Product, Webhook
+from ..times import utcnow
 
 STATUSES = {"enabled": "Enabled", "disabled": "Disabled", "out_of_order": "Out of order"}
 
 
-class WebhookValidationError(Exception):
-    """Input that breaks one or more rules: ``errors`` maps a field name to its messages."""
+FIELD_NAMES = {"type_key": "type"}  # a field's name here → its name in the API
 
-    def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
-        self.errors = errors
+
+class WebhookValidationError(ServiceError):
+    """Input that breaks one or more rules: ``errors`` maps a field name to its messages, for
+    forms; ``messages`` lists them as ``field: message``, with the API's field names."""
+
+    def __init__(self, fields: dict[str, list[str]]):
+        super().__init__(
+            400,
+            "VAL_001",
+            *(f"{FIELD_NAMES.get(name, name)}: {message}" for name, messages in fields.items() for message in messages),
+        )
+        self.errors = fields
 
 
 def generate_secret() -> str:
     """A strong JWT secret: 256 random bits, URL-safe text."""
     return secrets.token_urlsafe(32)
-
-
-def usable_products(account: Account) -> list[Product]:
-    """Products the account may attach webhooks to: a vendor's own, or all for a distributor."""
-    query = select(Product).order_by(Product.name, Product.id)
-    if account.is_vendor:
-        query = query.where(Product.vendor_id == account.id)
-    return list(db.session.scalars(query))
-
-
-def usable_product(account: Account, product_id: str | None) -> Product | None:
-    """The product with this id if the account may use it, else None."""
-    product = db.session.get(Product, product_id) if product_id else None
-    if product is None or (account.is_vendor and product.vendor_id != account.id):
-        return None
-    return product
 
 
 def type_choices(account: Account, product: Product | None) -> list[tuple[catalog.WebhookType, str | None]]:
@@ -151,7 +146,7 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
     for required in ("label", "external_url", "http_method"):
         fields.setdefault(required, None)
     cleaned = _clean(fields, errors)
-    product = usable_product(account, fields.get("product_id"))
+    product = tenancy.usable_product(account, fields.get("product_id"))
     if product is None:
         errors["product_id"] = ["Choose one of the products available to your account."]
     try:
@@ -202,7 +197,7 @@ def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
     for name, value in cleaned.items():
         setattr(webhook, name, value)
     if enabled != webhook.active or (enabled and webhook.out_of_order):
-        _apply_enabled(webhook, enabled)
+        triggers.set_enabled(webhook, enabled)
     if webhook.http_method != "POST":
         webhook.data = {}
     webhook.modified_at = utcnow()
@@ -214,7 +209,7 @@ def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
 def set_enabled(webhook: Webhook, enabled: bool) -> Webhook:
     """Enable or disable. Enabling brings an Out-of-order webhook back: a trigger left pending
     (events arrived meanwhile) is sent at once. Disabling drops the pending trigger."""
-    _apply_enabled(webhook, enabled)
+    triggers.set_enabled(webhook, enabled)
     webhook.modified_at = utcnow()
     db.session.commit()
     _wake_if_due(webhook)
@@ -235,21 +230,9 @@ def trigger_now(webhook: Webhook) -> Webhook:
     return webhook
 
 
-def _apply_enabled(webhook: Webhook, enabled: bool) -> None:
-    if enabled and webhook.out_of_order:
-        if webhook.next_trigger_at is not None:
-            triggers.make_due_now(webhook, count_event=False)
-        webhook.out_of_order = False
-        webhook.trigger_attempts = 0
-    elif not enabled:
-        webhook.next_trigger_at = None
-        webhook.trigger_attempts = 0
-    webhook.active = enabled
-
-
 def _wake_if_due(webhook: Webhook) -> None:
     db.session.refresh(webhook)
-    if webhook.active and webhook.next_trigger_at is not None and webhook.next_trigger_at <= utcnow():
+    if triggers.due_now(webhook):
         dispatch.wake([webhook.id])
 
 

@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, FieldList, Form, FormField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
-from ..services import rules
+from .. import rules
 
 ENABLED_HINT = (
     "In case you are not sure about all webhook parameters, keep the switch disabled. "

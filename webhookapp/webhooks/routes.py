@@ -18,9 +18,10 @@ from flask_login import current_user
 from werkzeug import Response
 
 from .. import catalog
+from ..engine import validations
+from ..errors import ServiceError
 from ..extensions import db
 from ..models import Webhook
-from ..services import validations
 from ..services import webhooks as service
 from ..urls import safe_local_path
 from .forms import EditForm, apply_row_action, format_data
@@ -98,8 +99,8 @@ def trigger(webhook_id: str) -> Response:
     if webhook.catalog_entry.kind == "validation":
         try:
             answer = validations.send_sample(webhook)
-        except validations.ValidationRequestError as exc:
-            flash(" ".join(exc.errors), "error")
+        except ServiceError as exc:
+            flash(" ".join(exc.messages), "error")
             return redirect(url_for("webhooks.details", webhook_id=webhook.id))
         if answer.answered:
             flash(f"The handler answered the sample request with HTTP {answer.status}.", "success")

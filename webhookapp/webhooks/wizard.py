@@ -16,8 +16,9 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug import Response
 
+from .. import rules, tenancy
 from ..models import WizardDraft
-from ..services import drafts, rules
+from ..services import drafts
 from ..services import webhooks as service
 from .forms import DataForm, GeneralForm, HttpSettingsForm, ProductForm, TypeForm, apply_row_action
 
@@ -52,9 +53,9 @@ def _make_form(step: str, draft: WizardDraft, formdata: Any = None) -> FlaskForm
     if step == "general":
         return GeneralForm(formdata=formdata, data=values)
     if step == "product":
-        return ProductForm(formdata=formdata, data=values, products=service.usable_products(account))
+        return ProductForm(formdata=formdata, data=values, products=tenancy.usable_products(account))
     if step == "type":
-        product = service.usable_product(account, values.get("product_id"))
+        product = tenancy.usable_product(account, values.get("product_id"))
         return TypeForm(
             formdata=formdata, data=values, check_type=lambda key: service.check_type(account, product, key)
         )
@@ -151,7 +152,7 @@ def _render(draft: WizardDraft, step: str, form: FlaskForm) -> str:
     account = current_user.account
     context: dict[str, Any] = {}
     if step == "type":
-        product = service.usable_product(account, draft.data.get("product_id"))
+        product = tenancy.usable_product(account, draft.data.get("product_id"))
         context = {"choices": service.type_choices(account, product), "product": product}
     elif step == "product":
         context = {"products": form.products}

@@ -1,4 +1,10 @@
-"""RQ job functions. They take ids (never objects), run in an app context and call services."""
+"""RQ job functions (docs/architecture.md, "Layers"). They take ids (never objects), run in an
+app context and call the engine.
+
+The app they run in is the caller's when one is active (tests), else the one the worker entry
+point (``python -m workers``) hands over with :func:`use_app_factory`: the engine does not
+import the application factory that sits above it.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,17 @@ from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
 
-from webhookapp import create_app
-from webhookapp.services import delivery, triggers
+from . import delivery, outcomes
 
 T = TypeVar("T")
+_factory: Callable[[], Flask] | None = None
 _app: tuple[int, Flask] | None = None
+
+
+def use_app_factory(factory: Callable[[], Flask]) -> None:
+    """Have jobs run outside an app context build their app with ``factory`` (once per process)."""
+    global _factory
+    _factory = factory
 
 
 def worker_app() -> Flask:
@@ -21,7 +33,9 @@ def worker_app() -> Flask:
     if has_app_context():
         return current_app._get_current_object()
     if _app is None or _app[0] != os.getpid():
-        _app = (os.getpid(), create_app())
+        if _factory is None:
+            raise RuntimeError("No application for jobs: start workers with `python -m workers`.")
+        _app = (os.getpid(), _factory())
     return _app[1]
 
 
@@ -42,4 +56,4 @@ def sweep() -> bool:
 
 def prune_attempts() -> int:
     """Delete attempts past the retention period (runs hourly)."""
-    return _in_app(triggers.prune_attempts)
+    return _in_app(outcomes.prune_attempts)

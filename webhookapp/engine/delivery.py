@@ -1,8 +1,9 @@
-"""The delivery loop a worker job runs: claim due triggers, send them concurrently, record outcomes.
+"""The delivery loop a worker job runs: claim due triggers, send them concurrently, record outcomes
+(docs/architecture.md, "Data flow").
 
 Sends run on a thread pool of ``WEBHOOK_WORKER_THREADS`` per worker process, started as the
 window of :mod:`.flight` allows, so a handler that hangs until the delivery timeout holds one
-thread while every other webhook keeps going (DESIGN §9). Database work stays on the job's own
+thread while every other webhook keeps going. Database work stays on the job's own
 thread. The loop keeps taking new work for ``DRAIN_BUDGET`` seconds, waits for short retries
 due within ``LINGER`` seconds and for the doorbell until ``WEBHOOK_IDLE_WAIT`` after its last
 send, then returns; anything later is scheduled with RQ and watched by the sweeper.
@@ -20,16 +21,14 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
-from ..models import utcnow
+from ..times import utcnow
 from . import dispatch, outcomes, signing, triggers
-from .flight import Finished, Flight
-from .sender import AttemptResult, PreparedCall, Sender, prepare
+from .flight import Flight
+from .timing import DRAIN_BUDGET, LINGER, POLL, RECLAIM_EVERY
+from .transport.sender import Sender
+from .types import AttemptResult, Claim, Finished, PreparedCall
 
 log = logging.getLogger(__name__)
-
-LINGER = 2.0  # seconds: a retry due this soon is sent by the running job, not a new one
-POLL = 0.02  # seconds between looks for new work while sends are in flight
-RECLAIM_EVERY = 1.0
 
 _pool: tuple[int, ThreadPoolExecutor, Sender] | None = None
 
@@ -49,28 +48,7 @@ def _executor_and_sender() -> tuple[ThreadPoolExecutor, Sender]:
     return _pool[1], _pool[2]
 
 
-def build_call(claim: triggers.Claim) -> PreparedCall:
-    """Sign the payload of DESIGN §5 for this attempt."""
-    config = current_app.config
-    timeout = float(config["WEBHOOK_PROCESSING_TIMEOUT"])
-    payload = signing.build_payload(
-        claim.webhook,
-        triggered_at=claim.claimed_at,
-        api_url=claim.api_url or config["WEBHOOK_API_URL"],
-        processing_timeout=timeout,
-    )
-    token = signing.sign(payload, claim.webhook.jwt_secret, triggered_at=claim.claimed_at, processing_timeout=timeout)
-    return prepare(
-        method=claim.webhook.http_method,
-        url=claim.webhook.external_url,
-        custom_headers=claim.webhook.headers,
-        token=token,
-        logged_token=signing.redact(token),
-        payload=payload,
-    )
-
-
-def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_BUDGET) -> int:
+def drain(webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) -> int:
     """Deliver what is due, ``webhook_ids`` first; returns the number of attempts made.
 
     Claims are taken in batches of up to the thread count, signed at once and started as the
@@ -113,17 +91,22 @@ def drain(webhook_ids: list[str] | None = None, budget: float = dispatch.DRAIN_B
         _record(finished)
 
 
-def _prepare(flight: Flight, claims: list[triggers.Claim]) -> None:
+def build_call(claim: Claim) -> PreparedCall:
+    """The signed request of a claimed attempt (:func:`.signing.build_call`)."""
+    return signing.build_call(claim.webhook, triggered_at=claim.claimed_at, api_url=claim.api_url)
+
+
+def _prepare(flight: Flight, claims: list[Claim]) -> None:
     """Sign the claimed attempts and line them up in the flight; the first goes out while the
     rest are being signed."""
     for claim in claims:
         try:
-            flight.ready.append((claim, build_call(claim)))
+            call = build_call(claim)
         except Exception as exc:  # a webhook that cannot be signed fails alone
             log.exception("Could not prepare the request of %s", claim.webhook.id)
             _record_failures([(claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))])
         else:
-            flight.fill()
+            flight.add(claim, call)
 
 
 def _record(finished: list[Finished]) -> None:
@@ -166,7 +149,7 @@ def _recorder() -> Callable[[list[Finished]], None]:
     return record
 
 
-def _unsent_call(claim: triggers.Claim) -> PreparedCall:
+def _unsent_call(claim: Claim) -> PreparedCall:
     webhook = claim.webhook
     return PreparedCall(method=webhook.http_method, url=webhook.external_url, headers={}, body=None, logged_headers={})
 
@@ -175,7 +158,7 @@ def _failed(error: str) -> AttemptResult:
     return AttemptResult(started_at=utcnow(), duration_ms=0.0, success=False, error=error)
 
 
-def _log(claim: triggers.Claim, result: AttemptResult) -> None:
+def _log(claim: Claim, result: AttemptResult) -> None:
     if result.success:
         log.debug(
             "%s attempt %d: HTTP %s in %.0f ms", claim.webhook.id, claim.attempt, result.status, result.duration_ms

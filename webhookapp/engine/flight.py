@@ -1,7 +1,7 @@
 """Sends in flight for one delivery job: how many run at once, and how their outcomes come back.
 
 A worker process has ``WEBHOOK_WORKER_THREADS`` send threads, so that handlers that hang until
-the timeout hold a thread each while other webhooks go on (DESIGN §9). Running all of them at
+the timeout hold a thread each while other webhooks go on (docs/architecture.md, "Flight"). Running all of them at
 once would be slow, though: Python runs one thread at a time, and with fast handlers dozens of
 runnable threads spend more time handing the interpreter to each other than sending. So only
 ``FAST_WINDOW`` sends may be *young* (started less than ``SLOW_AFTER`` seconds ago) at a time;
@@ -24,15 +24,9 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .sender import AttemptResult, PreparedCall, Sender
-from .triggers import Claim
-
-FAST_WINDOW = 1  # young sends at once: one keeps a core busy when handlers answer at once
-SLOW_AFTER = 0.001  # seconds after which a send is waiting on its handler, not on us
-GATHER = 0.02  # seconds to gather outcomes into one batch before recording it
-
-Prepared = tuple[Claim, PreparedCall]
-Finished = tuple[Claim, PreparedCall, AttemptResult]
+from .timing import FAST_WINDOW, GATHER, SLOW_AFTER
+from .transport.sender import Sender
+from .types import Claim, Finished, Prepared, PreparedCall
 
 
 class Flight:
@@ -77,6 +71,11 @@ class Flight:
             self._uncollected += 1
             self._started[self._tickets] = now
             return self._tickets, self.ready.popleft()
+
+    def add(self, claim: Claim, call: PreparedCall) -> None:
+        """Line up a claimed, signed call and start it if the window has room."""
+        self.ready.append((claim, call))
+        self.fill()
 
     def fill(self, everything: bool = False) -> None:
         """Start sends while the window has room (``everything``: all that are ready)."""

@@ -1,4 +1,5 @@
-"""Redis and RQ, the transport (DESIGN §9): wake workers, schedule retries. Never the source of truth.
+"""Redis and RQ, the transport (docs/architecture.md, "Reliability"): wake workers, schedule
+retries. Never the source of truth.
 
 Every call here may fail when Redis is down or has lost its data; callers have committed first,
 and the sweeper finds whatever a lost message would have announced.
@@ -15,17 +16,24 @@ from redis.commands.core import Script
 from redis.exceptions import RedisError
 from rq import Queue
 
+from .timing import (
+    DOORBELL_WAIT_MAX,
+    DRAIN_BUDGET,
+    JOB_TIMEOUT_MARGIN,
+    REDIS_CONNECT_TIMEOUT,
+    REDIS_SOCKET_TIMEOUT,
+    WAKE_FLAG_TTL,
+)
+
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "webhooks"
-DELIVER_JOB = "workers.jobs.deliver_due"
+DELIVER_JOB = "webhookapp.engine.jobs.deliver_due"  # by name: jobs.py imports the delivery loop, which imports this
 # Set while a delivery job waits in the queue: one waiting job is enough to drain everything due.
 WAKE_FLAG = "webhookapp:deliver-queued"
-WAKE_FLAG_TTL = 30
 # Rung on every wake: a delivery job that has just run out of work waits on it for a moment
 # (WEBHOOK_IDLE_WAIT), so a quiet system delivers the next event without a new job's overhead.
 DOORBELL = "webhookapp:doorbell"
-DRAIN_BUDGET = 60.0  # seconds a delivery job keeps taking new work before it hands over
 
 
 def redis_connection() -> Redis:
@@ -33,7 +41,9 @@ def redis_connection() -> Redis:
     extensions = current_app.extensions
     if "webhookapp.redis" not in extensions:
         url = current_app.config.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-        extensions["webhookapp.redis"] = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        extensions["webhookapp.redis"] = Redis.from_url(
+            url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_SOCKET_TIMEOUT
+        )
     return extensions["webhookapp.redis"]
 
 
@@ -43,7 +53,7 @@ def queue() -> Queue:
 
 def job_timeout() -> int:
     """A drain returns at its budget (sends still in flight record themselves); plus a margin."""
-    return int(DRAIN_BUDGET + 60)
+    return int(DRAIN_BUDGET + JOB_TIMEOUT_MARGIN)
 
 
 # One command for the event API's hot path: set the flag if unset, ring (one ring is enough),
@@ -78,8 +88,7 @@ def wake(webhook_ids: list[str] | None = None) -> bool:
 def await_doorbell(timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for a ring; True if there was one (False too if Redis is unreachable)."""
     try:
-        # Below the connection's socket timeout (5 s), which would cut a longer wait.
-        return redis_connection().blpop([DOORBELL], timeout=min(max(timeout, 0.001), 4.0)) is not None
+        return redis_connection().blpop([DOORBELL], timeout=min(max(timeout, 0.001), DOORBELL_WAIT_MAX)) is not None
     except RedisError as exc:
         log.warning("Could not wait for the doorbell: %s", exc)
         return False

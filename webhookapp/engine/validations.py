@@ -1,5 +1,6 @@
-"""Synchronous validation webhooks (DESIGN §8): the platform posts a draft request, the product's
-validation handler answers it at once (the request with ``value_error`` set where it objects).
+"""Synchronous validation webhooks (docs/architecture.md, "Validations"): the platform posts a
+draft request, the product's validation handler answers it at once (the request with
+``value_error`` set where it objects).
 
 The call uses the same JWT and SSRF rules as deliveries, waits at most
 ``WEBHOOK_VALIDATION_TIMEOUT``, and is recorded as an attempt and counted in the statistics. A
@@ -16,13 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from .. import catalog
+from .. import catalog, tenancy
+from ..errors import ServiceError
 from ..extensions import db
-from ..models import ApiToken, Product, Webhook, utcnow
+from ..models import ApiToken, Product, Webhook
+from ..times import utcnow
 from . import outcomes, signing, triggers
-from .sender import Sender, prepare
+from .transport.sender import Sender
+from .types import snapshot
 
 ANSWER_STATUSES = (400, 422)  # a validation handler's "invalid request" answers
 # A small draft purchase request, sent by Trigger Now on a validation webhook.
@@ -38,14 +42,6 @@ SAMPLE_REQUEST: dict[str, Any] = {
     },
     "note": "Sample request sent by Trigger Now.",
 }
-
-
-class ValidationRequestError(Exception):
-    """A validation request that cannot be served: ``status``, ``error_code``, messages."""
-
-    def __init__(self, status: int, error_code: str, *errors: str):
-        super().__init__(" ".join(errors))
-        self.status, self.error_code, self.errors = status, error_code, list(errors)
 
 
 @dataclass
@@ -82,19 +78,10 @@ def find_webhook(token: ApiToken, product: Product, type_: str) -> Webhook | Non
 
 def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
     """POST ``request_object`` to the webhook's handler now; record and count the attempt."""
-    config = current_app.config
     now = utcnow()
-    timeout = float(config["WEBHOOK_PROCESSING_TIMEOUT"])
-    snapshot = triggers.snapshot(webhook)
-    claims = signing.build_payload(
-        snapshot, triggered_at=now, api_url=webhook.last_event_api_url or config["WEBHOOK_API_URL"],
-        processing_timeout=timeout,
-    )  # fmt: skip
-    token = signing.sign(claims, webhook.jwt_secret, triggered_at=now, processing_timeout=timeout)
-    prepared = prepare(
-        method="POST", url=webhook.external_url, custom_headers=snapshot.headers, token=token,
-        logged_token=signing.redact(token), payload=request_object,
-    )  # fmt: skip
+    prepared = signing.build_call(
+        snapshot(webhook), triggered_at=now, api_url=webhook.last_event_api_url, method="POST", body=request_object
+    )
     result = _sender().send(prepared)
     body: Any = None
     answered = False
@@ -115,12 +102,7 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
     webhook_id = webhook.id
     attempt_id = outcomes.record_attempt(webhook_id, 1, prepared, recorded, "validation")
     if attempt_id is not None:
-        db.session.execute(
-            update(Webhook)
-            .where(Webhook.id == webhook_id)
-            .values(events_count=Webhook.events_count + 1, last_event_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        triggers.note_event(webhook_id, now)
         db.session.commit()
     return ValidationAnswer(answered, result.status, body, error, attempt_id)
 
@@ -128,7 +110,7 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
 def validate(token: ApiToken, body: Any) -> ValidationAnswer:
     """Serve ``POST /public/v1/validations``: find the webhook, call it, return its answer."""
     if not isinstance(body, dict):
-        raise ValidationRequestError(400, "VAL_001", "The body must be a JSON object.")
+        raise ServiceError(400, "VAL_001", "The body must be a JSON object.")
     errors = [f"Unknown field '{name}'." for name in sorted(set(body) - {"type", "product_id", "request"})]
     types = {entry.type for entry in catalog.CATALOG if entry.kind == catalog.VALIDATION}
     if not isinstance(body.get("type"), str) or body["type"] not in types:
@@ -138,23 +120,22 @@ def validate(token: ApiToken, body: Any) -> ValidationAnswer:
     if not isinstance(body.get("request"), dict):
         errors.append("'request' is required, as a JSON object.")
     if errors:
-        raise ValidationRequestError(400, "VAL_001", *errors)
-    product = db.session.get(Product, body["product_id"])
-    account = token.account
-    if product is None or (account.is_vendor and not token.is_platform and product.vendor_id != account.id):
-        raise ValidationRequestError(404, "PRD_404", f"Product {body['product_id']} not found.")
+        raise ServiceError(400, "VAL_001", *errors)
+    product = tenancy.usable_product(token.account, body["product_id"], platform=token.is_platform)
+    if product is None:
+        raise ServiceError(404, "PRD_404", f"Product {body['product_id']} not found.")
     webhook = find_webhook(token, product, body["type"])
     if webhook is None:
-        raise ValidationRequestError(404, "WH_404", f"No enabled {body['type']} webhook on product {product.id}.")
+        raise ServiceError(404, "WH_404", f"No enabled {body['type']} webhook on product {product.id}.")
     return call(webhook, body["request"])
 
 
 def send_sample(webhook: Webhook) -> ValidationAnswer:
     """Trigger Now on a validation webhook: a small sample request, answered at once.
 
-    Raises ValidationRequestError for a disabled webhook: disabled webhooks send nothing."""
+    Raises :class:`ServiceError` for a disabled webhook: disabled webhooks send nothing."""
     if not webhook.active:
-        raise ValidationRequestError(400, "VAL_001", "The webhook is disabled: enable it before triggering it.")
+        raise ServiceError(400, "VAL_001", "The webhook is disabled: enable it before triggering it.")
     sample = json.loads(json.dumps(SAMPLE_REQUEST))
     sample["asset"]["product"] = {"id": webhook.product_id, "name": webhook.product.name}
     return call(webhook, sample)

@@ -1,14 +1,24 @@
-"""What a handler receives (DESIGN §5): the payload, its JWT, and the redacted copy we log."""
+"""What a handler receives (docs/architecture.md, "Delivery contract"): the payload, its JWT, the
+request that carries them, and the redacted copy we record.
+
+:func:`build_call` is the one place a request to a handler is built and signed, for deliveries
+and validation calls alike.
+"""
 
 from __future__ import annotations
 
+import json
 import warnings
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import jwt
+from flask import current_app
 from jwt.warnings import InsecureKeyLengthWarning
+
+from ..times import isoformat
+from ..version import __version__
+from .types import PreparedCall, WebhookSnapshot
 
 PAYLOAD_KEYS = (
     "webhook_id",
@@ -25,35 +35,10 @@ PAYLOAD_KEYS = (
 )
 
 
-def isoformat(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with ``+00:00`` and whole seconds, or None."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
-
-
-@dataclass(frozen=True)
-class WebhookSnapshot:
-    """The webhook's settings and previous outcomes as they were when the attempt was claimed."""
-
-    id: str
-    label: str
-    object_class: str
-    account_id: str
-    product_id: str
-    http_method: str
-    external_url: str
-    jwt_secret: str
-    headers: dict[str, str]
-    data: dict[str, Any]
-    last_success_at: datetime | None
-    last_failure_at: datetime | None
-
-
 def build_payload(
     webhook: WebhookSnapshot, *, triggered_at: datetime, api_url: str, processing_timeout: float
 ) -> dict[str, Any]:
-    """The POST body and the JWT claims (without ``exp``), exactly the keys of DESIGN §5."""
+    """The POST body and the JWT claims (without ``exp``), exactly :data:`PAYLOAD_KEYS`."""
     timeout = int(processing_timeout) if float(processing_timeout).is_integer() else processing_timeout
     return {
         "webhook_id": webhook.id,
@@ -85,3 +70,35 @@ def redact(token: str) -> str:
     header, _, rest = token.partition(".")
     claims, _, _signature = rest.partition(".")
     return f"{header}.{claims}.REDACTED"
+
+
+def build_call(
+    webhook: WebhookSnapshot,
+    *,
+    triggered_at: datetime,
+    api_url: str | None,
+    method: str | None = None,
+    body: dict[str, Any] | None = None,
+) -> PreparedCall:
+    """The signed request of one attempt.
+
+    The JWT carries the payload (``api_url`` falls back to ``WEBHOOK_API_URL``); a POST's body is
+    the payload too, unless ``body`` (a validation's request object) is given. ``method``
+    defaults to the webhook's. Custom headers go first, then ours, which they cannot override.
+    """
+    config = current_app.config
+    timeout = float(config["WEBHOOK_PROCESSING_TIMEOUT"])
+    payload = build_payload(
+        webhook, triggered_at=triggered_at, api_url=api_url or config["WEBHOOK_API_URL"], processing_timeout=timeout
+    )
+    token = sign(payload, webhook.jwt_secret, triggered_at=triggered_at, processing_timeout=timeout)
+    method = method or webhook.http_method
+    headers = dict(webhook.headers)
+    headers["User-Agent"] = f"webhookapp/{__version__}"
+    headers["Authorization"] = f"Bearer {token}"
+    encoded = None
+    if method == "POST":
+        headers["Content-Type"] = "application/json"
+        encoded = json.dumps(payload if body is None else body, separators=(",", ":")).encode()
+    logged = {**headers, "Authorization": f"Bearer {redact(token)}"}
+    return PreparedCall(method=method, url=webhook.external_url, headers=headers, body=encoded, logged_headers=logged)

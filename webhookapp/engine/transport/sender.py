@@ -1,4 +1,5 @@
-"""The HTTP call to a handler (DESIGN §5): one request per attempt, nothing followed, capped reads.
+"""The HTTP call to a handler (docs/architecture.md, "Delivery contract"): one request per
+attempt, nothing followed, capped reads, through the SSRF guard of :mod:`.ssrf`.
 
 Runs in worker threads, so it touches no database session: it takes a prepared request and
 returns an :class:`AttemptResult` that the caller records.
@@ -7,11 +8,9 @@ returns an :class:`AttemptResult` that the caller records.
 from __future__ import annotations
 
 import codecs
-import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,58 +19,15 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
 
-from .. import __version__
-from ..models import utcnow
+from ...times import utcnow
+from ..timing import CONNECT_TIMEOUT_MAX, WATCHDOG_TICK
+from ..types import AttemptResult, PreparedCall
 from . import ssrf
 
 log = logging.getLogger(__name__)
 
-RESPONSE_CAP = 64 * 1024
-WATCHDOG_TICK = 0.1  # seconds
-EXCERPT_CHARS = 300
+RESPONSE_CAP = 64 * 1024  # bytes of a response body read and recorded
 CHUNK = 8192
-
-
-@dataclass
-class PreparedCall:
-    """Everything needed to make one attempt."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None
-    logged_headers: dict[str, str]  # as recorded: the JWT signature redacted
-
-
-@dataclass
-class AttemptResult:
-    started_at: datetime
-    duration_ms: float
-    success: bool
-    status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    body: str | None = None
-    truncated: bool = False
-    error: str | None = None
-
-    @property
-    def excerpt(self) -> str:
-        return (self.body or "")[:EXCERPT_CHARS]
-
-
-def prepare(
-    *, method: str, url: str, custom_headers: dict[str, str], token: str, logged_token: str, payload: dict[str, Any]
-) -> PreparedCall:
-    """Build the request: custom headers first, then ours, which custom headers cannot override."""
-    headers = dict(custom_headers)
-    headers["User-Agent"] = f"webhookapp/{__version__}"
-    headers["Authorization"] = f"Bearer {token}"
-    body = None
-    if method == "POST":
-        headers["Content-Type"] = "application/json"
-        body = json.dumps(payload, separators=(",", ":")).encode()
-    logged = {**headers, "Authorization": f"Bearer {logged_token}"}
-    return PreparedCall(method=method, url=url, headers=headers, body=body, logged_headers=logged)
 
 
 class _GuardedAdapter(HTTPAdapter):
@@ -151,7 +107,8 @@ class Sender:
             # prepare() validates the URL and refuses header values with line breaks.
             request.prepare(method=call.method, url=call.url, headers=call.headers, data=call.body)
             # An adapter never follows redirects: the 3xx answer is the attempt's outcome.
-            response = self._adapter.send(request, stream=True, timeout=(min(self.timeout, 10.0), self.timeout))
+            timeouts = (min(self.timeout, CONNECT_TIMEOUT_MAX), self.timeout)
+            response = self._adapter.send(request, stream=True, timeout=timeouts)
         except requests.RequestException as exc:
             blocked = ssrf.blocked_cause(exc)
             if blocked:

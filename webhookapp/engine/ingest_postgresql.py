@@ -1,6 +1,7 @@
-"""Event ingest on PostgreSQL (DESIGN §7, §6): the event API's hot path, one statement per event.
+"""Event ingest on PostgreSQL (docs/architecture.md, "PostgreSQL fast paths"): the event API's
+hot path, one statement per event.
 
-:data:`STATEMENT` does for one event all that :func:`.events.ingest` does elsewhere with several:
+:data:`STATEMENT` does for one event all that :func:`.ingest.ingest_portable` does with several:
 it checks the token (and notes its use, to the minute), locks the matching webhooks in id order,
 inserts the event unless its client id is already known or the product is not the token's to
 see, and counts the event on the webhooks only if the event row went in.
@@ -18,16 +19,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
 from ..extensions import db
 from ..models import VENDOR
+from ..tenancy import LAST_USED_PRECISION, USABLE_PRODUCT_SQL
 from . import dispatch
+from .triggers_postgresql import COUNT_EVENT, COUNT_GROUP
 
-_MATCHES = """
+_MATCHES = f"""
     WITH token AS (
         SELECT t.id, t.account_id, t.is_platform, a.kind = %(vendor)s AND NOT t.is_platform AS vendor_only
         FROM api_tokens t JOIN accounts a ON a.id = t.account_id
@@ -47,7 +50,7 @@ _MATCHES = """
     known AS (
         SELECT EXISTS (SELECT 1 FROM matched) OR EXISTS (
             SELECT 1 FROM products p, token
-            WHERE p.id = %(product_id)s AND (NOT token.vendor_only OR p.vendor_id = token.account_id)
+            WHERE p.id = %(product_id)s AND {USABLE_PRODUCT_SQL}
         ) AS found
     ),
 """
@@ -56,7 +59,7 @@ the token's to see: the same for one event or a group."""
 
 STATEMENT = (
     _MATCHES
-    + """    stored AS (
+    + f"""    stored AS (
         INSERT INTO events
             (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids, created_at)
         SELECT %(event_id)s, token.account_id, %(client_id)s, %(object_class)s, %(product_id)s, %(object_id)s,
@@ -65,15 +68,7 @@ STATEMENT = (
         ON CONFLICT (account_id, client_event_id) DO NOTHING
         RETURNING webhook_ids
     ),
-    counted AS (
-        UPDATE webhooks
-        SET events_count = events_count + 1, last_event_at = %(now)s,
-            -- Doorbell: a pending trigger absorbs the event; otherwise one is due now.
-            next_trigger_at = COALESCE(next_trigger_at, %(now)s), last_event_api_url = %(api_url)s
-        WHERE id IN (SELECT id FROM matched) AND EXISTS (SELECT 1 FROM stored)
-        -- The trigger is the event's own (it was not pending before), so somebody must be woken.
-        RETURNING id, next_trigger_at = %(now)s AND NOT out_of_order AS fresh
-    )
+{COUNT_EVENT}
     SELECT token.account_id, (SELECT found FROM known) AS found, (SELECT webhook_ids FROM stored) AS webhook_ids,
            (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids
     FROM (SELECT 1) AS one LEFT JOIN token ON true
@@ -82,7 +77,7 @@ STATEMENT = (
 
 GROUP_STATEMENT = (
     _MATCHES
-    + """    batch AS (
+    + f"""    batch AS (
         SELECT * FROM unnest(%(event_ids)s::text[], %(client_ids)s::text[], %(object_ids)s::text[],
                              %(api_urls)s::text[], %(created)s::timestamp[])
             WITH ORDINALITY AS b(event_id, client_id, object_id, api_url, created_at, n)
@@ -101,15 +96,7 @@ GROUP_STATEMENT = (
     latest AS (
         SELECT b.api_url, b.created_at FROM batch b JOIN stored s ON s.id = b.event_id ORDER BY b.n DESC LIMIT 1
     ),
-    counted AS (
-        UPDATE webhooks
-        SET events_count = events_count + (SELECT count(*) FROM stored),
-            last_event_at = (SELECT created_at FROM latest),
-            next_trigger_at = COALESCE(next_trigger_at, %(now)s),
-            last_event_api_url = (SELECT api_url FROM latest)
-        WHERE id IN (SELECT id FROM matched) AND EXISTS (SELECT 1 FROM stored)
-        RETURNING id, next_trigger_at = %(now)s AND NOT out_of_order AS fresh
-    )
+{COUNT_GROUP}
     SELECT token.account_id, (SELECT found FROM known) AS found, s.webhook_ids,
            (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids
     FROM batch b LEFT JOIN token ON true LEFT JOIN stored s ON s.id = b.event_id
@@ -251,9 +238,7 @@ def _cursor(pooled: Any) -> Any:
 _groups = GroupCommit()
 
 
-def store(
-    digest: str, values: dict, *, event_id: str, now: datetime, last_used_precision: timedelta, wake: bool = True
-) -> Outcome:
+def store(digest: str, values: dict, *, event_id: str, now: datetime, wake: bool = True) -> Outcome:
     """Store the validated event ``values`` for the token with SHA-256 ``digest``; then, if ``wake``,
     wake the workers for the triggers it made due."""
     naive_now = now.astimezone(UTC).replace(tzinfo=None)  # the columns hold naive UTC
@@ -269,7 +254,7 @@ def store(
             "object_id": values.get("object_id"),
             "api_url": values.get("api_url"),
             "now": naive_now,
-            "used_before": naive_now - last_used_precision,
+            "used_before": naive_now - LAST_USED_PRECISION,
         },
         wake,
     )

@@ -1,0 +1,160 @@
+"""Outcomes of attempts (docs/architecture.md, "Data flow"): the attempt log, the statistics, and
+the trigger transition that follows (:mod:`.triggers`).
+
+Statistics are SQL increments, never read-modify-write, so concurrent workers lose nothing.
+Successes of a busy worker are recorded in batches: on PostgreSQL by one statement
+(:mod:`.outcomes_postgresql`), elsewhere by :func:`complete_successes_portable`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db, on_postgresql
+from ..models import Attempt, Webhook
+from ..times import utcnow
+from . import outcomes_postgresql, triggers
+from .types import AttemptResult, Claim, Finished, PreparedCall
+
+
+def attempt_row(webhook_id: str, number: int, call: PreparedCall, result: AttemptResult, kind: str) -> dict[str, Any]:
+    """The ``attempts`` row of one attempt, by column name."""
+    return {
+        "webhook_id": webhook_id,
+        "kind": kind,
+        "number": number,
+        "started_at": result.started_at,
+        "duration_ms": result.duration_ms,
+        "success": result.success,
+        "request_method": call.method,
+        "request_url": call.url,
+        "request_headers": call.logged_headers,
+        "request_body": call.body.decode() if call.body is not None else None,
+        "response_status": result.status,
+        "response_headers": result.headers or None,
+        "response_body": result.body,
+        "response_truncated": result.truncated,
+        "error": result.error,
+    }
+
+
+def summary(result: AttemptResult, attempt_id: int) -> dict[str, Any]:
+    """The last-success or last-failure summary kept on the webhook, which outlives the attempt."""
+    return {
+        "status": result.status,
+        "duration_ms": round(result.duration_ms, 1),
+        "excerpt": result.excerpt,
+        "error": result.error,
+        "attempt_id": attempt_id,
+    }
+
+
+def record_attempt(webhook_id: str, number: int, call: PreparedCall, result: AttemptResult, kind: str) -> int | None:
+    """Store the attempt and count it in the statistics; None if the webhook was deleted meanwhile."""
+    outcome = (
+        {
+            "success_count": Webhook.success_count + 1,
+            "failures_since_last_success": 0,
+            "last_success_at": result.started_at,
+        }
+        if result.success
+        else {
+            "failure_count": Webhook.failure_count + 1,
+            "failures_since_last_success": Webhook.failures_since_last_success + 1,
+            "last_failure_at": result.started_at,
+        }
+    )
+    counted = db.session.execute(
+        update(Webhook)
+        .where(Webhook.id == webhook_id)
+        .values(triggers_count=Webhook.triggers_count + 1, **outcome)
+        .execution_options(synchronize_session=False)
+    )
+    if counted.rowcount == 0:
+        db.session.rollback()
+        return None
+    attempt = Attempt(**attempt_row(webhook_id, number, call, result, kind))
+    db.session.add(attempt)
+    db.session.flush()
+    column = Webhook.last_success_info if result.success else Webhook.last_failure_info
+    db.session.execute(
+        update(Webhook)
+        .where(Webhook.id == webhook_id)
+        .values({column: summary(result, attempt.id)})
+        .execution_options(synchronize_session=False)
+    )
+    return attempt.id
+
+
+def complete(claim: Claim, call: PreparedCall, result: AttemptResult) -> datetime | None:
+    """Record the attempt, release the lease and decide what comes next (:func:`.triggers.finish`),
+    in one commit. Returns the due time of a scheduled retry, if any."""
+    if record_attempt(claim.webhook.id, claim.attempt, call, result, "trigger") is None:
+        return None
+    retry_at = triggers.finish(claim, result.success)
+    db.session.commit()
+    return retry_at
+
+
+def complete_successes(items: list[Finished]) -> None:
+    """:func:`complete` for many successful attempts of distinct webhooks, in one commit: the hot
+    path of a busy worker."""
+    if not items:
+        return
+    if not on_postgresql():
+        complete_successes_portable(items)
+        return
+    outcomes_postgresql.complete_successes(
+        [
+            attempt_row(claim.webhook.id, claim.attempt, call, result, "trigger")
+            | {"lease_id": claim.lease_id, "info_duration": round(result.duration_ms, 1), "excerpt": result.excerpt}
+            for claim, call, result in items
+        ]
+    )
+
+
+def _insert_attempts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert attempt rows of distinct webhooks; returns each webhook's new attempt id, matched
+    by webhook rather than by row order, which SQLite does not promise."""
+    attempts = Attempt.__table__
+    return dict(db.session.execute(insert(attempts).returning(attempts.c.webhook_id, attempts.c.id), rows).all())
+
+
+def complete_successes_portable(items: list[Finished]) -> None:
+    """:func:`complete_successes` on any database: the attempts in one statement, the webhooks in
+    one executemany (:func:`.triggers.succeed`). If a webhook was deleted meanwhile, the batch
+    falls back to one attempt at a time."""
+    items = sorted(items, key=lambda item: item[0].webhook.id)  # id order, as every multi-row writer
+    rows = [attempt_row(claim.webhook.id, claim.attempt, call, result, "trigger") for claim, call, result in items]
+    try:
+        ids = _insert_attempts(rows)
+    except IntegrityError:
+        db.session.rollback()
+        for claim, call, result in items:
+            complete(claim, call, result)
+        return
+    triggers.succeed(
+        [
+            {
+                "webhook": claim.webhook.id,
+                "lease": claim.lease_id,
+                "at": result.started_at,
+                "info": summary(result, ids[claim.webhook.id]),
+            }
+            for claim, _call, result in items
+        ]
+    )
+    db.session.commit()
+
+
+def prune_attempts() -> int:
+    """Delete attempts older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS``; statistics stay."""
+    cutoff = utcnow() - timedelta(days=float(current_app.config["WEBHOOK_ATTEMPT_RETENTION_DAYS"]))
+    result = db.session.execute(delete(Attempt).where(Attempt.started_at < cutoff))
+    db.session.commit()
+    return result.rowcount

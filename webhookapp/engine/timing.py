@@ -1,0 +1,49 @@
+"""The engine's timing constants, in one place, each with the reason for its value.
+
+The settings a deployment may change (timeouts, the retry ladder, ``WEBHOOK_IDLE_WAIT``) are in
+``config.py``; these are the engine's own. See docs/architecture.md, "Timing".
+"""
+
+# Delivery jobs (delivery.py, dispatch.py)
+DRAIN_BUDGET = 60.0
+"""Seconds a delivery job keeps taking new work before it hands over: long enough that a busy
+worker seldom pays for a new job, short enough that the worker soon runs its other jobs."""
+JOB_TIMEOUT_MARGIN = 60
+"""Seconds RQ allows a job beyond its budget: a job returns at its budget (sends still in flight
+record themselves), so RQ's own timeout only catches a job that is truly stuck."""
+LINGER = 2.0
+"""A retry due within this many seconds is sent by the running job: cheaper than a new job and
+RQ's scheduler, which polls once a second."""
+POLL = 0.02
+"""Seconds between looks for new work while sends are in flight: short against a send, long
+against the cost of a claim."""
+RECLAIM_EVERY = 1.0
+"""Seconds between lease sweeps inside a running job, as often as the cron sweeper runs."""
+
+# Sends in flight (flight.py)
+FAST_WINDOW = 1
+"""Young sends at once: one keeps a core busy when handlers answer at once, and more would only
+hand the interpreter back and forth between threads."""
+SLOW_AFTER = 0.001
+"""Seconds after which a send is waiting on its handler, not on us, and leaves the window."""
+GATHER = 0.02
+"""Seconds to gather outcomes into one batch before recording it: every commit has a fixed cost."""
+
+# Redis (dispatch.py)
+WAKE_FLAG_TTL = 30
+"""Seconds the "a job is queued" flag lives: a lost job (Redis flushed) blocks new wake-ups for
+no longer than this, and the sweeper covers the gap."""
+REDIS_CONNECT_TIMEOUT = 2.0
+REDIS_SOCKET_TIMEOUT = 5.0
+"""Seconds before a Redis call gives up: Redis is transport, and the database carries on without it."""
+DOORBELL_WAIT_MAX = 4.0
+"""The longest single wait on the doorbell: below the socket timeout, which would cut it."""
+
+# HTTP (transport/sender.py)
+WATCHDOG_TICK = 0.1
+"""Seconds between the watchdog's looks for requests past their deadline: an attempt ends at
+most this long after the delivery timeout."""
+CONNECT_TIMEOUT_MAX = 10.0
+"""The longest connect: a handler that takes longer to accept is down, whatever the timeout."""
+LEASE_MARGIN_MAX = 30.0
+"""The most a lease adds to the longest possible attempt before the sweeper takes it back."""

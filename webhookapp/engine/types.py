@@ -1,0 +1,88 @@
+"""The engine's data types, from the claim to the recorded outcome (docs/architecture.md,
+"Data flow"). The column lists that read and write them are derived from these fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+EXCERPT_CHARS = 300  # of a response body, kept with the statistics after the attempt is pruned
+
+
+@dataclass(frozen=True)
+class WebhookSnapshot:
+    """The webhook's settings and previous outcomes as they were when the attempt was claimed."""
+
+    id: str
+    label: str
+    object_class: str
+    account_id: str
+    product_id: str
+    http_method: str
+    external_url: str
+    jwt_secret: str
+    headers: dict[str, str]
+    data: dict[str, Any]
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+
+
+SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(item.name for item in fields(WebhookSnapshot))
+"""The webhook columns a claim reads: the snapshot's fields, by name."""
+
+
+def snapshot(row: Any) -> WebhookSnapshot:
+    """The snapshot of a webhook, from its model object or from a row with its columns."""
+    values = {name: getattr(row, name) for name in SNAPSHOT_COLUMNS}
+    # Taken as stored: a row that cannot be signed fails its own attempt later, not the claim.
+    values["headers"] = values["headers"] or {}
+    values["data"] = values["data"] or {}
+    return WebhookSnapshot(**values)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An attempt this process may make: the lease it holds and what to send."""
+
+    webhook: WebhookSnapshot
+    lease_id: str
+    attempt: int
+    api_url: str | None
+    claimed_at: datetime
+
+
+@dataclass
+class PreparedCall:
+    """Everything needed to make one attempt."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+    logged_headers: dict[str, str]  # as recorded: the JWT signature redacted
+
+
+@dataclass
+class AttemptResult:
+    """What came of one attempt; success is a 2xx answer read in full within the timeout."""
+
+    started_at: datetime
+    duration_ms: float
+    success: bool
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    truncated: bool = False
+    error: str | None = None
+
+    @property
+    def excerpt(self) -> str:
+        return (self.body or "")[:EXCERPT_CHARS]
+
+
+Prepared = tuple[Claim, PreparedCall]
+"""A claimed attempt, signed and ready to send."""
+Finished = tuple[Claim, PreparedCall, AttemptResult]
+"""A sent attempt with its outcome, ready to record."""
