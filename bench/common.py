@@ -164,7 +164,8 @@ def analyze() -> None:
 
 
 def engine_env(database_url: str, redis_url: str, **settings: object) -> dict[str, str]:
-    """The environment of a worker or web process (DESIGN §11) against the benchmark's stores."""
+    """The environment of a worker or web process (docs/architecture.md, "Configuration") against
+    the benchmark's stores."""
     env = dict(os.environ)
     env.update(
         WEBHOOKAPP_CONFIG="development",

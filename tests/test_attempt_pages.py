@@ -1,4 +1,5 @@
-"""Deliveries on the details page, the attempt page, retention and Trigger Now (DESIGN §6)."""
+"""Deliveries on the details page, the attempt page, retention and Trigger Now
+(docs/architecture.md, "Trigger state")."""
 
 from __future__ import annotations
 

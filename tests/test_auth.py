@@ -1,4 +1,4 @@
-"""Login, logout and the login wall (DESIGN §10: a login for every page but the login page)."""
+"""Login, logout and the login wall (a login for every page but the login page)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The webhook type catalog (DESIGN §3) and the Connect-style identifiers."""
+"""The webhook type catalog (docs/architecture.md, "Catalog and webhooks") and the Connect-style identifiers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from tests.conftest import make_webhook
 from webhookapp import catalog, ids
 from webhookapp.catalog import CATALOG, DYNAMIC_VALIDATION
 
-# DESIGN §3, row by row: label, object_class, type, vendor only, needs capability.
-DESIGN_TABLE = [
+# The catalog, row by row: label, object_class, type, vendor only, needs capability.
+CATALOG_TABLE = [
     ("Listing Request", "listing_request", "event", False, None),
     ("Subscription — Billing Request — Queue Changes", "billing_request", "event", False, None),
     (
@@ -75,7 +75,7 @@ def test_catalog_keys_and_pairs_are_unique():
 
 def test_catalog_matches_the_design_table_row_by_row():
     rows = [(e.label, e.object_class, e.type, e.vendor_only, e.capability) for e in CATALOG]
-    assert rows == DESIGN_TABLE
+    assert rows == CATALOG_TABLE
 
 
 def test_only_the_change_draft_validation_needs_a_capability():

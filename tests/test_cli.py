@@ -1,4 +1,5 @@
-"""Command line (DESIGN §12): seed-demo, accounts, users, products and tokens, through ``runner``."""
+"""Command line (docs/architecture.md, "Running"): seed-demo, accounts, users, products and tokens,
+through ``runner``."""
 
 from __future__ import annotations
 

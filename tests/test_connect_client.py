@@ -1,4 +1,5 @@
-"""Connect's own Python client (``connect-openapi-client``) drives the management API (DESIGN §8).
+"""Connect's own Python client (``connect-openapi-client``) drives the management API
+(docs/architecture.md, "Management API").
 
 The app is served on a real port by a thread; the client is used as published, without specs.
 """

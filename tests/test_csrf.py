@@ -1,4 +1,4 @@
-"""CSRF protection (DESIGN §10), on an app built with ``WTF_CSRF_ENABLED=True``.
+"""CSRF protection (docs/architecture.md, "Security"), on an app built with ``WTF_CSRF_ENABLED=True``.
 
 The ``app`` fixture makes the tables and the tenants; a second app on the same database has CSRF
 switched on, as in production.

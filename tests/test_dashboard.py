@@ -1,4 +1,4 @@
-"""rq-dashboard at /admin/rq: admins only (DESIGN §1, §2, §10)."""
+"""rq-dashboard at /admin/rq: admins only (docs/architecture.md, "Security")."""
 
 from __future__ import annotations
 

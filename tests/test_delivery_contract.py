@@ -1,4 +1,5 @@
-"""What a handler receives (DESIGN §5), through ingest, Redis, an RQ worker and real HTTP."""
+"""What a handler receives (docs/architecture.md, "Delivery contract"), through ingest, Redis, an
+RQ worker and real HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``POST /public/v1/events`` (DESIGN §7): authentication, validation, matching, idempotency, recovery."""
+"""``POST /public/v1/events`` (docs/architecture.md, "Event ingest"): authentication, validation,
+matching, idempotency, recovery."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def token(vendor) -> str:
 def test_an_event_matches_only_active_event_webhooks_of_its_class_and_product(client, vendor, distributor, token):
     product, other_product = vendor.products
     matching = [make_webhook(vendor, label=f"match {n}") for n in range(3)]
-    out_of_order = make_webhook(vendor, label="out of order")  # still counts events (DESIGN §6)
+    out_of_order = make_webhook(vendor, label="out of order")  # still counts events
     db.session.get(Webhook, out_of_order.id).out_of_order = True
     db.session.commit()
     others = [

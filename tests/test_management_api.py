@@ -1,4 +1,5 @@
-"""``/public/v1/notifications/webhooks`` (DESIGN §8): create, get, update, delete, trigger, attempts,
+"""``/public/v1/notifications/webhooks`` (docs/architecture.md, "Management API"): create, get,
+update, delete, trigger, attempts,
 the same field rules as the wizard, JSON errors, and strict tenant isolation."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Nothing lost (DESIGN §9): real worker processes are killed, Redis is flushed and stopped."""
+"""Nothing lost (docs/architecture.md, "Reliability"): real worker processes are killed, Redis is
+flushed and stopped."""
 
 from __future__ import annotations
 

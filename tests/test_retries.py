@@ -1,4 +1,5 @@
-"""Retries at increasing intervals, Out of order, coalescing, Trigger Now, disabled webhooks (DESIGN §6)."""
+"""Retries at increasing intervals, Out of order, coalescing, Trigger Now, disabled webhooks
+(docs/architecture.md, "Trigger state")."""
 
 from __future__ import annotations
 

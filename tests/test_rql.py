@@ -1,4 +1,5 @@
-"""RQL on the management API's list endpoints (DESIGN §8): filters, ordering, paging, errors; the parser."""
+"""RQL on the management API's list endpoints (docs/architecture.md, "Management API"): filters,
+ordering, paging, errors; the parser."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Security headers, error pages, request size limits and the production settings (DESIGN §10-11)."""
+"""Security headers, error pages, request size limits and the production settings
+(docs/architecture.md, "Security" and "Configuration")."""
 
 from __future__ import annotations
 

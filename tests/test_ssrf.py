@@ -1,4 +1,5 @@
-"""The SSRF guard and the sender's limits (DESIGN §5, §10), unit and through real deliveries."""
+"""The SSRF guard and the sender's limits (docs/architecture.md, "Delivery contract" and
+"Security"), unit and through real deliveries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tenant isolation (DESIGN §2): another account's webhook is a 404 everywhere and stays unchanged."""
+"""Tenant isolation (docs/architecture.md, "Tenancy"): another account's webhook is a 404
+everywhere and stays unchanged."""
 
 from __future__ import annotations
 

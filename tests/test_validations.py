@@ -1,4 +1,5 @@
-"""Synchronous validation webhooks (DESIGN §8): ``POST /public/v1/validations`` and Trigger Now.
+"""Synchronous validation webhooks (docs/architecture.md, "Validations"): ``POST
+/public/v1/validations`` and Trigger Now.
 
 The handler is a real HTTP server following Connect's dynamic-validation pattern: it verifies the
 JWT with PyJWT and the webhook's secret, reads the draft request, sets ``value_error`` on every
@@ -27,7 +28,8 @@ from webhookapp.models import Attempt, Webhook
 
 URL = "/public/v1/validations"
 HOOKS = "/public/v1/notifications/webhooks"
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "draft-purchase-request.json"
+# A draft purchase request shaped like the platform's, with our own values.
+DRAFT = Path(__file__).resolve().parent / "data" / "draft-purchase-request.json"
 SECRET = "validation-secret-" * 3
 DIGITS_ONLY = "Only digits are allowed."
 
@@ -97,9 +99,7 @@ def server() -> Iterator[ValidationHandler]:
 
 @pytest.fixture
 def draft() -> dict:
-    if not REFERENCE.exists():
-        pytest.skip(f"{REFERENCE} is absent")
-    return json.loads(REFERENCE.read_text())
+    return json.loads(DRAFT.read_text())
 
 
 @pytest.fixture

@@ -245,7 +245,7 @@ def test_create_a_get_webhook_without_data(client, auth, vendor):
 
 
 def test_emptied_secret_is_generated_at_creation(client, auth, vendor):
-    """DESIGN §4: the JWT secret is generated when left empty."""
+    """The JWT secret is generated when left empty."""
     auth.login()
     wizard = Wizard(client, vendor.products[0].id)
     wizard.values["http"]["jwt_secret"] = ""

@@ -1,4 +1,5 @@
-"""The webhook type catalog (DESIGN §3): one table that drives the wizard, validation and display.
+"""The webhook type catalog (docs/architecture.md, "Catalog and webhooks"): one table that drives
+the wizard, validation and display.
 
 Each row is an ``(object_class, type)`` pair.  ``kind`` is ``event`` for queue changes (delivered
 by workers) or ``validation`` for synchronous validation webhooks.

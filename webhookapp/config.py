@@ -1,4 +1,4 @@
-"""Configuration read from the environment (DESIGN §11).
+"""Configuration read from the environment (docs/architecture.md, "Configuration").
 
 Three settings classes: development (the default, used by ``make run``), testing and
 production.  Choose with ``WEBHOOKAPP_CONFIG``.  Durations are seconds and may be fractions.

@@ -131,7 +131,7 @@ class ApiToken(db.Model):
 
 
 class Webhook(db.Model):
-    """A configured webhook (DESIGN §4) with its delivery statistics (DESIGN §6)."""
+    """A configured webhook with its delivery statistics (docs/architecture.md, "Catalog and webhooks")."""
 
     __tablename__ = "webhooks"
 
@@ -167,9 +167,9 @@ class Webhook(db.Model):
     last_success_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     last_failure_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
-    # Trigger state (DESIGN §6): at most one pending trigger, due at ``next_trigger_at`` after
-    # ``trigger_attempts`` failed attempts, and at most one attempt in flight, leased until
-    # ``lease_expires_at`` under ``lease_id``.
+    # Trigger state (docs/architecture.md, "Trigger state"), written by engine/triggers.py alone:
+    # at most one pending trigger, due at ``next_trigger_at`` after ``trigger_attempts`` failed
+    # attempts, and at most one attempt in flight, leased until ``lease_expires_at`` under ``lease_id``.
     trigger_attempts: Mapped[int] = mapped_column(default=0)
     last_event_api_url: Mapped[str | None] = mapped_column(Text)
     lease_id: Mapped[str | None] = mapped_column(String(32))

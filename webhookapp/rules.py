@@ -1,4 +1,5 @@
-"""Field rules for webhooks (DESIGN §4), shared by the wizard, the edit page and the API.
+"""Field rules for webhooks (docs/architecture.md, "Catalog and webhooks"), shared by the wizard,
+the edit page and the API.
 
 Each rule takes raw input and returns the cleaned value or raises :class:`RuleError` with a
 message fit to show next to the field.  ``RuleError`` is a ``ValueError``, which WTForms treats as

@@ -47,7 +47,7 @@ def closed(properties: dict[str, Any], required: list[str] | None = None, **extr
 
 
 def field_schemas() -> dict[str, dict[str, Any]]:
-    """The writable webhook fields (DESIGN §4) with the rules of ``services.rules``."""
+    """The writable webhook fields with the rules of ``webhookapp.rules``."""
     forbidden = ", ".join(sorted(rules.FORBIDDEN_HEADERS))
     return {
         "label": {"type": "string", "minLength": 1, "maxLength": rules.LABEL_MAX, "description": "The Name."},
@@ -58,7 +58,7 @@ def field_schemas() -> dict[str, dict[str, Any]]:
         "type": {
             "type": "string",
             "enum": WEBHOOK_TYPES,
-            "description": "With object_class, one row of the webhook type catalog (DESIGN §3).",
+            "description": "With object_class, one row of the webhook type catalog.",
         },
         "http_method": {"type": "string", "enum": list(rules.METHODS)},
         "external_url": {
@@ -129,7 +129,7 @@ def webhook_schema() -> dict[str, Any]:
             {**DATE_TIME, "description": "Due time of the pending trigger; null if none or out of order.", **read_only}
         ),
     }
-    return closed(properties, description="A webhook (DESIGN §4) with its statistics (DESIGN §6).")
+    return closed(properties, description="A webhook with its statistics.")
 
 
 def webhook_write_schema(*, create: bool) -> dict[str, Any]:
@@ -238,7 +238,7 @@ def schemas() -> dict[str, Any]:
                 },
             },
             required=["object_class", "product_id"],
-            description="A queue-change event (DESIGN §7).",
+            description="A queue-change event.",
         ),
         "EventResult": closed(
             {

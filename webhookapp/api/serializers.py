@@ -1,4 +1,4 @@
-"""JSON shapes of the management API (DESIGN §4, §8), and the checks on what clients send."""
+"""JSON shapes of the management API (docs/architecture.md, "Management API"), and the checks on what clients send."""
 
 from __future__ import annotations
 

@@ -238,23 +238,24 @@ def _cursor(pooled: Any) -> Any:
 _groups = GroupCommit()
 
 
-def store(digest: str, values: dict, *, event_id: str, now: datetime, wake: bool = True) -> Outcome:
+def parameters(digest: str, values: dict[str, Any], *, event_id: str, now: datetime) -> dict[str, Any]:
+    """The statement's parameters for the validated event ``values`` and the token with SHA-256 ``digest``."""
+    naive_now = now.astimezone(UTC).replace(tzinfo=None)  # the columns hold naive UTC
+    return {
+        "digest": digest,
+        "vendor": VENDOR,
+        "event_id": event_id,
+        "client_id": values.get("id"),
+        "object_class": values["object_class"],
+        "product_id": values["product_id"],
+        "object_id": values.get("object_id"),
+        "api_url": values.get("api_url"),
+        "now": naive_now,
+        "used_before": naive_now - LAST_USED_PRECISION,
+    }
+
+
+def store(digest: str, values: dict[str, Any], *, event_id: str, now: datetime, wake: bool = True) -> Outcome:
     """Store the validated event ``values`` for the token with SHA-256 ``digest``; then, if ``wake``,
     wake the workers for the triggers it made due."""
-    naive_now = now.astimezone(UTC).replace(tzinfo=None)  # the columns hold naive UTC
-    return _groups.store(
-        db.engine,
-        {
-            "digest": digest,
-            "vendor": VENDOR,
-            "event_id": event_id,
-            "client_id": values.get("id"),
-            "object_class": values["object_class"],
-            "product_id": values["product_id"],
-            "object_id": values.get("object_id"),
-            "api_url": values.get("api_url"),
-            "now": naive_now,
-            "used_before": naive_now - LAST_USED_PRECISION,
-        },
-        wake,
-    )
+    return _groups.store(db.engine, parameters(digest, values, event_id=event_id, now=now), wake)

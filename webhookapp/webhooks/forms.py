@@ -77,7 +77,8 @@ class HttpSettingsForm(FlaskForm):
     headers = FieldList(FormField(HeaderRowForm), label="Headers", min_entries=1, max_entries=rules.HEADERS_MAX + 1)
 
     def validate_jwt_secret(self, field: Any) -> None:
-        # Empty is allowed: a strong secret is generated when the webhook is created (DESIGN §4).
+        # Empty is allowed: a strong secret is generated when the webhook is created
+        # (docs/architecture.md, "Catalog and webhooks").
         if field.data:
             apply_rule(rules.jwt_secret, field)
 

@@ -1,4 +1,4 @@
-"""SSRF guard applied when a delivery connects (DESIGN §10).
+"""SSRF guard applied when a delivery connects (docs/architecture.md, "Security").
 
 The host is resolved here, every address is checked (IPv4-mapped, 6to4 and NAT64 forms are
 unwrapped first), and the socket connects to the checked address itself, so DNS cannot answer

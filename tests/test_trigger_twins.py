@@ -1,0 +1,182 @@
+"""The PostgreSQL twins of trigger transitions agree with the portable versions.
+
+``engine/triggers.py`` owns every transition; the fast paths on PostgreSQL run two of them inside
+statements of their own (``engine/triggers_postgresql.py``): counting events (the event API) and
+recording successes. Each scenario below is played twice on the same database, once through the
+portable code and once through the fast path, on webhooks set up alike, and the resulting trigger
+state and statistics must be the same (docs/architecture.md, "PostgreSQL fast paths").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from tests.conftest import make_tenant, make_webhook
+from webhookapp.engine import delivery, ingest_postgresql, outcomes, triggers
+from webhookapp.engine.types import AttemptResult
+from webhookapp.extensions import db
+from webhookapp.models import Attempt, Webhook
+from webhookapp.services import tokens
+from webhookapp.times import utcnow
+
+FUTURE = timedelta(minutes=5)
+STATE = (
+    "active", "out_of_order", "events_count", "last_event_at", "next_trigger_at", "trigger_attempts",
+    "last_event_api_url", "lease_id", "lease_expires_at", "lease_attempt", "triggers_count", "success_count",
+    "failure_count", "failures_since_last_success", "last_success_at",
+)  # fmt: skip
+
+# label → the webhook's state before the event (besides active event webhooks of the product)
+COUNT_SCENARIOS: dict[str, dict[str, Any]] = {
+    "idle": {},
+    "retry pending": {"next_trigger_at": FUTURE, "trigger_attempts": 2},
+    "out of order, pending": {"out_of_order": True, "next_trigger_at": FUTURE},
+    "out of order, idle": {"out_of_order": True},
+    "in flight": {"lease_id": "lease-1", "lease_expires_at": FUTURE, "lease_attempt": 1},
+    "disabled": {"active": False},
+}
+
+
+@pytest.fixture
+def postgresql(app) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the twins are PostgreSQL's")
+
+
+def set_up(kind: str, label: str, scenarios: dict[str, dict[str, Any]]) -> tuple[Any, dict[str, str]]:
+    """A vendor of its own with one product and a webhook per scenario; returns it and label → id."""
+    tenant = make_tenant("vendor", f"{kind} {label}", f"{kind}-{label}@twins.test".replace(" ", "-"), [("P", False)])
+    now = utcnow()
+    ids = {}
+    for name, state in scenarios.items():
+        hook = make_webhook(tenant, label=name)
+        values = {key: now + value if isinstance(value, timedelta) else value for key, value in state.items()}
+        if values:
+            db.session.execute(update(Webhook).where(Webhook.id == hook.id).values(values))
+        ids[name] = hook.id
+    db.session.commit()
+    return tenant, ids
+
+
+def state(ids: dict[str, str], since: datetime, presets: set[datetime]) -> dict[str, tuple]:
+    """Each webhook's trigger state and statistics; times as "preset", "now" (since ``since``) or None."""
+    db.session.expire_all()
+
+    def label(value: Any) -> Any:
+        if not isinstance(value, datetime):
+            return value
+        if value in presets:
+            return "preset"
+        assert value >= since.replace(microsecond=0) - timedelta(seconds=1), value
+        return "now"
+
+    return {
+        name: tuple(label(getattr(db.session.get(Webhook, webhook_id), column)) for column in STATE)
+        for name, webhook_id in ids.items()
+    }
+
+
+def presets_of(ids: dict[str, str]) -> set[datetime]:
+    rows = db.session.scalars(db.select(Webhook).where(Webhook.id.in_(ids.values())))
+    return {getattr(row, column) for row in rows for column in STATE if isinstance(getattr(row, column), datetime)}
+
+
+def events_for(product_id: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {"object_class": "fulfillment_request", "product_id": product_id, "api_url": f"https://api.test/{n}"}
+        for n in range(count)
+    ]
+
+
+def count_portably(token, bodies: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    matched, fresh = [], []
+    for body in bodies:
+        now = utcnow()
+        matched, made_due = triggers.count_event(
+            product_id=body["product_id"], object_class=body["object_class"], account_id=token.account_id, now=now,
+            api_url=body["api_url"],
+        )  # fmt: skip
+        fresh += made_due
+        db.session.commit()
+    return matched, sorted(fresh)
+
+
+def count_on_postgresql(token, bodies: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """One event: the single statement; more: the group statement, as group commit sends them."""
+    waiting = [
+        ingest_postgresql._Waiting(ingest_postgresql.parameters(token.token_hash, body, event_id=f"EV-TWIN-{n}",
+                                                                now=utcnow()), wake=False)
+        for n, body in enumerate(bodies)
+    ]  # fmt: skip
+    results = ingest_postgresql._run(db.engine, waiting)
+    return sorted(results[-1].webhook_ids or []), sorted({i for result in results for i in result.fresh_ids})
+
+
+@pytest.mark.parametrize("events", [1, 3], ids=["one event", "a group of three"])
+def test_counting_events_agrees(app, postgresql, events):
+    outcomes_by_path = {}
+    for path, count in (("portable", count_portably), ("postgresql", count_on_postgresql)):
+        tenant, ids = set_up(path, f"count {events}", COUNT_SCENARIOS)
+        token, _ = tokens.create_token(tenant.account, "twins")
+        presets = presets_of(ids)
+        since = utcnow()
+        matched, fresh = count(token, events_for(tenant.products[0].id, events))
+        names = {webhook_id: name for name, webhook_id in ids.items()}
+        outcomes_by_path[path] = (
+            sorted(names[i] for i in matched), sorted(names[i] for i in fresh), state(ids, since, presets)
+        )
+    assert outcomes_by_path["postgresql"] == outcomes_by_path["portable"]
+    matched, fresh, _ = outcomes_by_path["portable"]
+    assert "disabled" not in matched and fresh == ["idle", "in flight"]  # the scenarios do what they say
+
+
+SUCCESS_SCENARIOS: dict[str, dict[str, Any]] = {
+    "first success": {},
+    "after failures": {"failures_since_last_success": 3, "failure_count": 3, "triggers_count": 3},
+    "lease handed on": {},
+    "deleted meanwhile": {},
+}
+
+
+def success(started_at: datetime) -> AttemptResult:
+    return AttemptResult(started_at=started_at, duration_ms=8.25, success=True, status=204, body="ok")
+
+
+def test_recording_successes_agrees(app, postgresql):
+    outcomes_by_path = {}
+    paths = (("portable", outcomes.complete_successes_portable), ("postgresql", outcomes.complete_successes))
+    for path, record in paths:
+        _tenant, ids = set_up(path, "succeed", SUCCESS_SCENARIOS)
+        for webhook_id in ids.values():
+            triggers.make_due_now(db.session.get(Webhook, webhook_id), count_event=True)
+        db.session.commit()
+        claims = triggers.claim_due(10, list(ids.values()))
+        started = utcnow().replace(microsecond=0)
+        items = [(claim, delivery.build_call(claim), success(started)) for claim in claims]
+        db.session.execute(update(Webhook).where(Webhook.id == ids["lease handed on"]).values(lease_id="another"))
+        db.session.delete(db.session.get(Webhook, ids.pop("deleted meanwhile")))
+        db.session.commit()
+        presets = presets_of(ids)
+        record(items)
+        rows = state(ids, started, presets)
+        infos = {name: db.session.get(Webhook, webhook_id).last_success_info for name, webhook_id in ids.items()}
+        attempts = {
+            name: db.session.scalars(db.select(Attempt).where(Attempt.webhook_id == webhook_id)).one()
+            for name, webhook_id in ids.items()
+        }
+        for name, info in infos.items():
+            assert info.pop("attempt_id") == attempts[name].id
+        logged = {
+            name: {column: getattr(attempt, column) for column in ("kind", "number", "success", "response_status",
+                                                                   "response_body", "duration_ms", "request_url")}
+            for name, attempt in attempts.items()
+        }  # fmt: skip
+        outcomes_by_path[path] = (rows, infos, logged)
+    assert outcomes_by_path["postgresql"] == outcomes_by_path["portable"]
+    rows = outcomes_by_path["portable"][0]
+    lease_id = STATE.index("lease_id")
+    assert rows["lease handed on"][lease_id] == "another" and rows["first success"][lease_id] is None
