@@ -278,6 +278,29 @@ def wait_for_port(port: int, timeout: float, what: str, child: Child | None = No
 # Measuring
 
 
+@contextlib.contextmanager
+def py_spy(output: str, pid: int, what: str, *, rate: int, subprocesses: bool = False) -> Iterator[None]:
+    """py-spy samples of process ``pid`` (with ``subprocesses``, its children too) for the duration
+    of the block, written to ``output`` as collapsed stacks; it slows the process it samples."""
+    executable = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
+    if executable is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    options = ["--subprocesses"] if subprocesses else []
+    command = [executable, "record", "--pid", str(pid), *options, "--gil", "--rate", str(rate), "--format", "raw"]
+    process = subprocess.Popen([*command, "-o", output], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print(f"py-spy profile of {what}: {output}", flush=True)
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Linear-interpolated percentile (``fraction`` in 0..1) of ``values``."""
     ordered = sorted(values)

@@ -29,11 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -52,6 +48,7 @@ from bench.common import (
     prepared_app,
     print_table,
     private_redis,
+    py_spy,
     run_main,
     start_child,
     temp_dir,
@@ -262,30 +259,12 @@ def wait_worker_idle(redis_url: str, worker, timeout: float) -> None:
 
 @contextlib.contextmanager
 def profiled(prefix: str | None, phase: str, worker):
-    """py-spy samples of the worker for the duration of the block, written as collapsed stacks."""
+    """py-spy samples of the worker for the duration of the block, if ``--profile`` asks."""
     if not prefix:
         yield
         return
-    py_spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
-    if py_spy is None:
-        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
-    output = f"{prefix}-{phase}.txt"
-    process = subprocess.Popen(
-        [py_spy, "record", "--pid", str(worker.pid), "--gil", "--rate", "500", "--format", "raw", "-o", output],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)  # py-spy attaches
-    try:
+    with py_spy(f"{prefix}-{phase}.txt", worker.pid, f"the worker ({phase})", rate=500):
         yield
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print(f"py-spy profile of the worker ({phase}): {output}", flush=True)
 
 
 def fmt(value: float, digits: int = 1) -> str:

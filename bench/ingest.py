@@ -25,11 +25,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -49,6 +46,7 @@ from bench.common import (
     prepared_app,
     print_table,
     private_redis,
+    py_spy,
     run_main,
     start_child,
     temp_dir,
@@ -182,42 +180,12 @@ def wait_ready(url: str, child, timeout: float) -> None:
 
 @contextlib.contextmanager
 def profiled(prefix: str | None, pid: int):
+    """py-spy samples of the app's gunicorn for the duration of the block, if ``--profile`` asks."""
     if not prefix:
         yield
         return
-    py_spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
-    if py_spy is None:
-        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
-    output = f"{prefix}-app.txt"
-    process = subprocess.Popen(
-        [
-            py_spy,
-            "record",
-            "--pid",
-            str(pid),
-            "--subprocesses",
-            "--gil",
-            "--rate",
-            "200",
-            "--format",
-            "raw",
-            "-o",
-            output,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
-    try:
+    with py_spy(f"{prefix}-app.txt", pid, "the app's gunicorn", rate=200, subprocesses=True):
         yield
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        print(f"py-spy profile of the app's gunicorn: {output}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

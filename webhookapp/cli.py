@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import click
 from flask import Flask
 
+from .errors import ServiceError
 from .extensions import db
 from .models import Account
 from .services import accounts, tokens
@@ -14,19 +19,30 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """A refused request (:class:`ServiceError`) ends the command with its message and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapped(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except ServiceError as exc:
+            _fail(str(exc))
+
+    return wrapped
+
+
 @click.command("seed-demo")
 @click.option("--password", default=accounts.DEMO_PASSWORD, show_default=True, help="Password for the demo users.")
 @click.option("--if-empty", is_flag=True, help="Do nothing unless the database has no account yet.")
+@reports_errors
 def seed_demo(password: str, if_empty: bool) -> None:
     """Create a demo vendor and distributor, a user each and three products; print the logins."""
     if if_empty and not accounts.is_empty():
         click.echo("The database already has accounts; not seeding.")
         click.echo(f"Demo login, unless changed: {accounts.DEMO_ACCOUNTS[0][3]} / {accounts.DEMO_PASSWORD}")
         return
-    try:
-        logins = accounts.seed_demo(password)
-    except accounts.AccountError as exc:
-        _fail(str(exc))
+    logins = accounts.seed_demo(password)
     for login in logins:
         click.echo(f"Demo {login.kind} {login.account_id}: log in as {login.email} / {password}")
 
@@ -39,12 +55,10 @@ def accounts_group() -> None:
 @accounts_group.command("create")
 @click.option("--kind", type=click.Choice(["vendor", "distributor"]), required=True)
 @click.option("--name", required=True)
+@reports_errors
 def create_account(kind: str, name: str) -> None:
     """Create a vendor or distributor account; prints its id."""
-    try:
-        account = accounts.create_account(kind, name)
-    except accounts.AccountError as exc:
-        _fail(str(exc))
+    account = accounts.create_account(kind, name)
     click.echo(account.id)
 
 
@@ -59,12 +73,10 @@ def users_group() -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--name", default="")
 @click.option("--admin", is_flag=True, help="May open the operator pages.")
+@reports_errors
 def create_user(account_id: str, email: str, password: str, name: str, admin: bool) -> None:
     """Create a user who logs in with email and password."""
-    try:
-        user = accounts.create_user(account_id, email, password, name=name, is_admin=admin)
-    except accounts.AccountError as exc:
-        _fail(str(exc))
+    user = accounts.create_user(account_id, email, password, name=name, is_admin=admin)
     click.echo(f"User {user.email} created in {user.account_id}.")
 
 
@@ -77,12 +89,10 @@ def products_group() -> None:
 @click.option("--vendor", "vendor_id", required=True, help="Owning vendor account, e.g. VA-123-456.")
 @click.option("--name", required=True)
 @click.option("--dynamic-validation", is_flag=True, help="Capability: Dynamic Validation of the Change Requests.")
+@reports_errors
 def create_product(vendor_id: str, name: str, dynamic_validation: bool) -> None:
     """Create a product; prints its id."""
-    try:
-        product = accounts.create_product(vendor_id, name, dynamic_validation=dynamic_validation)
-    except accounts.AccountError as exc:
-        _fail(str(exc))
+    product = accounts.create_product(vendor_id, name, dynamic_validation=dynamic_validation)
     click.echo(product.id)
 
 
@@ -95,15 +105,13 @@ def tokens_group() -> None:
 @click.option("--account", "account_id", required=True)
 @click.option("--name", default="Command line", show_default=True)
 @click.option("--platform", is_flag=True, help="A platform token: its events reach every account's webhooks.")
+@reports_errors
 def create_token(account_id: str, name: str, platform: bool) -> None:
     """Create an API token; the token alone is printed on the last line."""
     account = db.session.get(Account, account_id)
     if account is None:
         _fail(f"No account {account_id}.")
-    try:
-        token, plain = tokens.create_token(account, name, platform=platform)
-    except tokens.TokenError as exc:
-        _fail(str(exc))
+    token, plain = tokens.create_token(account, name, platform=platform)
     kind = "Platform token" if token.is_platform else "Token"
     click.echo(f"{kind} “{token.name}” created for {account.id}. It is shown once:")
     click.echo(plain)

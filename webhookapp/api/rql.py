@@ -17,13 +17,19 @@ from urllib.parse import unquote
 from sqlalchemy import and_, false, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..errors import ServiceError
+
 TOKEN = re.compile(r"\s*([(),])\s*|([^(),]+)")
 NAMED_PARAMETERS = {"limit", "offset", "search"}
 MAX_LENGTH = 4096
 
 
-class RQLError(ValueError):
-    """A query that cannot be understood; the message says where."""
+class RQLError(ServiceError, ValueError):
+    """A query that cannot be understood; the message says where. The API answers it as any
+    :class:`ServiceError`, with 400 and ``RQL_001``."""
+
+    def __init__(self, message: str):
+        super().__init__(400, "RQL_001", message)
 
 
 @dataclass(frozen=True)

@@ -56,12 +56,10 @@ def paginated(
 ) -> Response:
     """Apply RQL, ``limit``, ``offset`` (and ``search``, where the resource has one) to ``query``;
     answer with a Content-Range header."""
+    parsed = rql.parse_query(request.query_string.decode("latin-1"), fields, default_order)
     try:
-        parsed = rql.parse_query(request.query_string.decode("latin-1"), fields, default_order)
         limit = int(parsed.params.get("limit", DEFAULT_LIMIT))
         offset = int(parsed.params.get("offset", 0))
-    except rql.RQLError as exc:
-        raise ServiceError(400, "RQL_001", str(exc)) from None
     except ValueError:
         raise ServiceError(400, "RQL_001", "limit and offset must be whole numbers.") from None
     if not 0 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
