@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +22,7 @@ from sqlalchemy import JSON
 from sqlalchemy.dialects import postgresql
 
 from ..extensions import db
-from ..models import Attempt
+from ..models import Attempt, UTCDateTime
 from .triggers_postgresql import SUCCEED
 
 ATTEMPT_COLUMNS = tuple(column.name for column in Attempt.__table__.c if not column.primary_key)
@@ -30,9 +32,13 @@ rounded duration and excerpt."""
 
 
 def _array_type(name: str) -> str:
-    """The array element type of an ``attempts`` column; JSON travels as text and is cast after."""
+    """The array element type of an ``attempts`` column, without a length (a cast to ``VARCHAR(n)``
+    would cut a longer value silently, where the insert refuses it); JSON travels as text and is
+    cast after."""
     column = Attempt.__table__.c[name]
-    return "text" if isinstance(column.type, JSON) else column.type.compile(dialect=postgresql.dialect())
+    if isinstance(column.type, JSON):
+        return "text"
+    return re.sub(r"\(\d+\)", "", column.type.compile(dialect=postgresql.dialect()))
 
 
 @functools.cache
@@ -64,13 +70,26 @@ def statement() -> tuple[str, tuple[str, ...]]:
     return text, columns
 
 
-def _value(value: Any) -> Any:
-    """A value as its array carries it: times as naive UTC (as stored), JSON as text."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None)
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return value
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)  # as the columns hold it
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+@functools.cache
+def _converters() -> dict[str, Callable[[Any], Any]]:
+    """How an array carries a column's values, where it differs from the row's: times as naive UTC,
+    JSON as text."""
+    converters: dict[str, Callable[[Any], Any]] = {}
+    for name in ATTEMPT_COLUMNS:
+        column_type = Attempt.__table__.c[name].type
+        if isinstance(column_type, JSON):
+            converters[name] = _json_text
+        elif isinstance(column_type, UTCDateTime):
+            converters[name] = _naive_utc
+    return converters
 
 
 def complete_successes(rows: list[dict[str, Any]]) -> int:
@@ -78,7 +97,12 @@ def complete_successes(rows: list[dict[str, Any]]) -> int:
 
     Each row holds the attempt's columns and :data:`EXTRA_COLUMNS`, by name."""
     text, columns = statement()
-    arrays = {name: [_value(row[name]) for row in rows] for name in columns}
+    converters = _converters()
+    arrays: dict[str, list[Any]] = {}
+    for name in columns:
+        values = [row[name] for row in rows]
+        convert = converters.get(name)
+        arrays[name] = [convert(value) for value in values] if convert else values
     # The session's own connection and transaction; parameters in binary, which arrays of JSON
     # and bodies need: in text they are escaped character by character.
     with db.session.connection().connection.driver_connection.cursor() as cursor:
