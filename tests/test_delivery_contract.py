@@ -13,7 +13,7 @@ from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from webhookapp.engine.signing import PAYLOAD_KEYS
 from webhookapp.extensions import db
-from webhookapp.models import Webhook
+from webhookapp.models import Attempt, Webhook
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
 
@@ -93,3 +93,22 @@ def test_the_next_delivery_reports_the_previous_outcome(app, client, vendor, han
     stored = db.session.get(Webhook, hook.id)
     assert (stored.events_count, stored.triggers_count, stored.success_count) == (2, 2, 2)
     assert stored.last_success_info["status"] == 200
+
+
+@pytest.mark.parametrize("name", ["user-agent", "AUTHORIZATION", "content-TYPE"])
+def test_the_recorded_request_headers_are_those_sent(app, client, vendor, handler, name):
+    """A custom header that differs from one of ours only in case is not sent, nor recorded."""
+    hook = make_webhook(vendor, external_url=handler.behave("/case"))
+    db.session.get(Webhook, hook.id).headers = {name: "mine", "X-Other": "1"}  # behind the rules' back
+    db.session.commit()
+    post_event(client, api_token(vendor.account), object_class="fulfillment_request", product_id=hook.product_id)
+    run_worker(app)
+    [request] = handler.wait_for("/case")
+    attempt = db.session.scalars(db.select(Attempt).where(Attempt.webhook_id == hook.id)).one()
+    sent = {key.lower(): value for key, value in request.headers.items() if key.lower() in {name.lower(), "x-other"}}
+    recorded = {key.lower(): value for key, value in attempt.request_headers.items()}
+    assert len(recorded) == len(attempt.request_headers)  # no name recorded twice in two cases
+    assert {key: recorded[key] for key in sent} == {
+        key: value if key != "authorization" else recorded[key] for key, value in sent.items()
+    }
+    assert sent[name.lower()] != "mine" and recorded[name.lower()] != "mine"

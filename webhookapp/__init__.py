@@ -55,6 +55,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     register_login_wall(app)
     register_monitoring(app)
     register_security_headers(app)
+    register_input_guard(app)
     register_template_helpers(app)
     return app
 
@@ -115,11 +116,13 @@ def register_blueprints(app: Flask) -> None:
 def register_errorhandlers(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
 
-    def render_error(error: Any) -> tuple[Any, int]:
+    def render_error(error: Any) -> tuple[Any, ...]:
         code = getattr(error, "code", 500)
         if request.path.startswith("/public/"):
             message = getattr(error, "description", None) or "Internal error."
-            return ServiceError(code, f"HTTP_{code}", message).as_json(), code
+            # The error's own headers (a 405's Allow) go with the API's JSON body.
+            headers = [item for item in getattr(error, "get_headers", list)() if item[0] != "Content-Type"]
+            return ServiceError(code, f"HTTP_{code}", message).as_json(), code, headers
         return render_template("errors/error.html", code=code, error=error), code
 
     for code in (400, 403, 404, 405, 413, 500):
@@ -169,6 +172,20 @@ def register_monitoring(app: Flask) -> None:
         # An app-level hook: one on rq-dashboard's shared blueprint would pile up across apps.
         if request.blueprint == "rq_dashboard" and not (current_user.is_authenticated and current_user.is_admin):
             abort(403)
+
+
+def register_input_guard(app: Flask) -> None:
+    """No NUL reaches a query from the URL: a path holding one names nothing (404), a query
+    parameter holding one is refused (400). Form fields and JSON bodies are checked by the field
+    rules, which name the field."""
+
+    @app.before_request
+    def refuse_nul_in_url() -> None:
+        if "\x00" in request.path:
+            abort(404)
+        for name, value in request.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                abort(400, f"The query parameter {name!r} may not contain control characters.")
 
 
 def register_security_headers(app: Flask) -> None:

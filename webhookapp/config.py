@@ -39,6 +39,9 @@ class Config:
     SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = _database_url(f"sqlite:///{INSTANCE_DIR / 'webhookapp.sqlite'}")
     # No pool_pre_ping: connections are pinged only after resting (extensions.ping_idle_connections).
+    # hide_parameters: a failed statement's parameters (JWT secrets, header values) never reach
+    # an exception's text, and so never a log.
+    SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True}
     REDIS_URL = os.environ.get("REDIS_URL", "")
     MAX_CONTENT_LENGTH = 256 * 1024  # every request body; the event API narrows it further
     SESSION_COOKIE_HTTPONLY = True

@@ -2,17 +2,19 @@
 the edit page and the API.
 
 Each rule takes raw input and returns the cleaned value or raises :class:`RuleError` with a
-message fit to show next to the field.  ``RuleError`` is a ``ValueError``, which WTForms treats as
-a validation failure, so a rule can serve as a form validator unchanged.
+message fit to show next to the field; :func:`rule` turns one into a WTForms validator. Text that
+cannot be stored (NUL, lone surrogates) is refused wherever it enters (:func:`plain_text`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
+
+from wtforms.validators import ValidationError
 
 LABEL_MAX = 100
 DESCRIPTION_MAX = 2000
@@ -31,10 +33,57 @@ FORBIDDEN_HEADERS = frozenset(
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field-name
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, line feed and CR pass
+# NUL cannot be stored in PostgreSQL text, and a lone surrogate is no character at all (no UTF-8
+# encoding exists for it): text holding either is refused wherever it enters.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class RuleError(ValueError):
     """An input that breaks a rule; the message is for the person who typed it."""
+
+
+def apply_rule(check: Callable[[Any], Any], field: Any) -> None:
+    """Clean a form ``field``'s data with a rule; the rule's error becomes the field's."""
+    try:
+        field.data = check(field.data)
+    except RuleError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def rule(check: Callable[[Any], Any]) -> Callable[[Any, Any], None]:
+    """Turn a rule into a WTForms validator."""
+    return lambda form, field: apply_rule(check, field)
+
+
+def is_plain(value: str, *, lines: bool = False) -> bool:
+    """Whether ``value`` holds no control characters (``lines``: tab and line breaks allowed) and
+    no lone surrogates."""
+    return not (_CONTROL_BUT_LINES if lines else _CONTROL).search(value) and not _UNSTORABLE.search(value)
+
+
+def plain_text(value: str, field: str, *, lines: bool = False) -> str:
+    """``value`` if it holds no control characters (``lines``: tab and line breaks allowed) and no
+    lone surrogates; else a :class:`RuleError` naming ``field``."""
+    if (_CONTROL_BUT_LINES if lines else _CONTROL).search(value):
+        raise RuleError(f"{field} may not contain control characters.")
+    if _UNSTORABLE.search(value):
+        raise RuleError(f"{field} may not contain lone surrogates (\\ud800–\\udfff): they are not text.")
+    return value
+
+
+def storable(value: Any, field: str) -> None:
+    """Refuse NUL characters and lone surrogates in every string (and key) of a JSON value."""
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            raise RuleError(f"{field} may not contain NUL characters (\\u0000) or lone surrogates (\\ud800–\\udfff).")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable(key, field)
+            storable(item, field)
+    elif isinstance(value, list):
+        for item in value:
+            storable(item, field)
 
 
 def label(value: str | None) -> str:
@@ -43,16 +92,14 @@ def label(value: str | None) -> str:
         raise RuleError("Name is required.")
     if len(text) > LABEL_MAX:
         raise RuleError(f"Name must be at most {LABEL_MAX} characters (it has {len(text)}).")
-    if _CONTROL.search(text):
-        raise RuleError("Name may not contain control characters.")
-    return text
+    return plain_text(text, "Name")
 
 
 def description(value: str | None) -> str:
     text = (value or "").strip()
     if len(text) > DESCRIPTION_MAX:
         raise RuleError(f"Description must be at most {DESCRIPTION_MAX} characters.")
-    return text
+    return plain_text(text, "Description", lines=True)
 
 
 def external_url(value: str | None) -> str:
@@ -63,6 +110,7 @@ def external_url(value: str | None) -> str:
         raise RuleError(f"Endpoint URL must be at most {URL_MAX} characters (it has {len(url)}).")
     if _CONTROL.search(url) or " " in url:
         raise RuleError("Endpoint URL may not contain spaces or control characters.")
+    plain_text(url, "Endpoint URL")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -84,9 +132,7 @@ def jwt_secret(value: str | None) -> str:
         raise RuleError("JWT secret is required.")
     if len(secret) > SECRET_MAX:
         raise RuleError(f"JWT secret must be at most {SECRET_MAX} characters.")
-    if _CONTROL.search(secret):
-        raise RuleError("JWT secret may not contain control characters.")
-    return secret
+    return plain_text(secret, "JWT secret")
 
 
 def http_method(value: str | None) -> str:
@@ -159,6 +205,8 @@ def data_text(value: str | None) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise RuleError("Additional data is nested too deeply.") from None
+    except ValueError as exc:  # a number of more than 4,300 digits, which Python will not convert
+        raise RuleError(f"Additional data holds a number that is too large: {exc}.") from None
     return data_object(parsed)
 
 
@@ -168,6 +216,7 @@ def data_object(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise RuleError('Additional data must be a JSON object, such as {"purpose": "demo"}.')
+    storable(value, "Additional data")
     try:
         size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
     except ValueError:

@@ -22,6 +22,7 @@ from ..errors import ServiceError
 TOKEN = re.compile(r"\s*([(),])\s*|([^(),]+)")
 NAMED_PARAMETERS = {"limit", "offset", "search"}
 MAX_LENGTH = 4096
+MAX_DEPTH = 32  # nested terms: more than any real filter, far below the interpreter's recursion limit
 
 
 class RQLError(ServiceError, ValueError):
@@ -90,7 +91,17 @@ def _tokens(text: str) -> list[str]:
     return [token for token in out if token != ""]
 
 
-def _parse(tokens: list[str], position: int = 0) -> tuple[Node | str, int]:
+def _value(text: str) -> str:
+    """A value as the query names it, %-escapes decoded; NUL never reaches the database."""
+    value = unquote(text)
+    if "\x00" in value:
+        raise RQLError(f"'{text}' may not contain control characters.")
+    return value
+
+
+def _parse(tokens: list[str], position: int = 0, depth: int = 0) -> tuple[Node | str, int]:
+    if depth > MAX_DEPTH:
+        raise RQLError(f"The query is nested too deeply (at most {MAX_DEPTH} levels).")
     if position >= len(tokens):
         raise RQLError("The query ends too early.")
     name = tokens[position]
@@ -103,13 +114,13 @@ def _parse(tokens: list[str], position: int = 0) -> tuple[Node | str, int]:
     else:
         position += 1
         if position >= len(tokens) or tokens[position] != "(":
-            return unquote(name), position
+            return _value(name), position
         node = Node(name, [])
         position += 1
     if position < len(tokens) and tokens[position] == ")":
         return node, position + 1
     while True:
-        arg, position = _parse(tokens, position)
+        arg, position = _parse(tokens, position, depth + 1)
         node.args.append(arg)
         if position >= len(tokens):
             raise RQLError(f"Missing ')' after {node.name or 'a list'}.")
@@ -191,8 +202,8 @@ def parse_query(query_string: str, fields: Mapping[str, Field], default_order: l
     for term in filter(None, query_string.split("&")):
         key, sep, value = term.partition("=")
         if sep and "(" not in key:
-            key = unquote(key.replace("+", " "))
-            value = unquote(value.replace("+", " "))
+            key = _value(key.replace("+", " "))
+            value = _value(value.replace("+", " "))
             if key in NAMED_PARAMETERS:
                 params[key] = value
             elif key in fields:  # field=value is shorthand for eq(field,value)

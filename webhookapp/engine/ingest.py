@@ -54,10 +54,14 @@ def validate(body: Any) -> dict[str, Any]:
         errors.append("'product_id' is required.")
     elif not isinstance(product_id, str) or not 0 < len(product_id) <= 20:
         errors.append("'product_id' must be a product id such as PRD-123-456-789.")
+    elif not rules.is_plain(product_id):
+        errors.append("'product_id' may not contain control characters or lone surrogates.")
     for name in ("id", "object_id"):
         value = body.get(name)
         if value is not None and (not isinstance(value, str) or not 0 < len(value) <= ID_MAX):
             errors.append(f"'{name}' must be a string of 1 to {ID_MAX} characters.")
+        elif value is not None and not rules.is_plain(value):
+            errors.append(f"'{name}' may not contain control characters or lone surrogates.")
     api_url = body.get("api_url")
     if api_url is not None:
         try:

@@ -93,12 +93,15 @@ def build_call(
     )
     token = sign(payload, webhook.jwt_secret, triggered_at=triggered_at, processing_timeout=timeout)
     method = method or webhook.http_method
-    headers = dict(webhook.headers)
-    headers["User-Agent"] = f"webhookapp/{__version__}"
-    headers["Authorization"] = f"Bearer {token}"
+    ours = {"User-Agent": f"webhookapp/{__version__}", "Authorization": f"Bearer {token}"}
     encoded = None
     if method == "POST":
-        headers["Content-Type"] = "application/json"
+        ours["Content-Type"] = "application/json"
         encoded = json.dumps(payload if body is None else body, separators=(",", ":")).encode()
+    # Header names are case-insensitive: a custom header named like one of ours, in any case,
+    # is dropped, so that what is recorded is exactly what is sent.
+    taken = {name.lower() for name in ours}
+    headers = {name: value for name, value in dict(webhook.headers).items() if name.lower() not in taken}
+    headers.update(ours)
     logged = {**headers, "Authorization": f"Bearer {redact(token)}"}
     return PreparedCall(method=method, url=webhook.external_url, headers=headers, body=encoded, logged_headers=logged)

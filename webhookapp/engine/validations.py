@@ -19,7 +19,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from .. import catalog, tenancy
+from .. import catalog, rules, tenancy
 from ..errors import ServiceError
 from ..extensions import db
 from ..models import ApiToken, Product, Webhook
@@ -117,6 +117,8 @@ def validate(token: ApiToken, body: Any) -> ValidationAnswer:
         errors.append(f"'type' must be a validation type: {', '.join(sorted(types))}.")
     if not isinstance(body.get("product_id"), str):
         errors.append("'product_id' is required, as a string.")
+    elif not rules.is_plain(body["product_id"]):
+        errors.append("'product_id' may not contain control characters or lone surrogates.")
     if not isinstance(body.get("request"), dict):
         errors.append("'request' is required, as a JSON object.")
     if errors:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from .. import rules
 from ..errors import ServiceError
 from ..extensions import db
 from ..ids import ACCOUNT_GROUPS, PRODUCT_GROUPS, new_id
@@ -90,6 +91,9 @@ def create_product(
 
 
 def find_user(email: str) -> User | None:
+    """The user with this email address (any case); None for an address no user can have."""
+    if not rules.is_plain(email):
+        return None
     return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 

@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import tenancy
+from .. import rules, tenancy
 from ..errors import ServiceError
 from ..extensions import db
 from ..models import Account, ApiToken
@@ -42,6 +42,8 @@ def create_token(
         raise TokenError("Token name is required.")
     if len(name) > NAME_MAX:
         raise TokenError(f"Token name must be at most {NAME_MAX} characters.")
+    if not rules.is_plain(name):
+        raise TokenError("Token name may not contain control characters.")
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         account_id=account.id,

@@ -11,24 +11,12 @@ from wtforms import BooleanField, FieldList, Form, FormField, RadioField, Select
 from wtforms.validators import ValidationError
 
 from .. import rules
+from ..rules import apply_rule, rule
 
 ENABLED_HINT = (
     "In case you are not sure about all webhook parameters, keep the switch disabled. "
     "You can turn your webhook on after clarifying all required parameters."
 )
-
-
-def apply_rule(check: Callable[[Any], Any], field: Any) -> None:
-    """Clean ``field.data`` with a ``services.rules`` function; its error becomes the field's."""
-    try:
-        field.data = check(field.data)
-    except rules.RuleError as exc:
-        raise ValidationError(str(exc)) from None
-
-
-def rule(check: Callable[[Any], Any]) -> Callable[[Any, Any], None]:
-    """Turn a ``services.rules`` function into a WTForms validator."""
-    return lambda form, field: apply_rule(check, field)
 
 
 class HeaderRowForm(Form):
