@@ -13,7 +13,8 @@ from tests.conftest import make_webhook
 from tests.engine import run_worker
 from webhookapp.engine import outcomes
 from webhookapp.extensions import db
-from webhookapp.models import Attempt, Webhook, utcnow
+from webhookapp.models import Attempt, Webhook
+from webhookapp.times import utcnow
 
 ROW = re.compile(
     r'<td data-label="Time"><a href="/webhooks/(?P<hook>[^/]+)/attempts/(?P<id>\d+)">(?P<time>[^<]+)</a></td>\s*'

@@ -73,7 +73,7 @@ def test_catalog_keys_and_pairs_are_unique():
     assert len({entry.label for entry in CATALOG}) == 18
 
 
-def test_catalog_matches_the_design_table_row_by_row():
+def test_catalog_matches_the_catalog_table_row_by_row():
     rows = [(e.label, e.object_class, e.type, e.vendor_only, e.capability) for e in CATALOG]
     assert rows == CATALOG_TABLE
 

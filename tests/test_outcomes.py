@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import make_webhook
-from webhookapp.engine import delivery, outcomes, triggers
+from webhookapp.engine import delivery, outcomes, outcomes_postgresql, triggers
 from webhookapp.engine.types import AttemptResult, Claim
 from webhookapp.extensions import db
-from webhookapp.models import Attempt, Webhook, utcnow
+from webhookapp.models import Attempt, Webhook
+from webhookapp.times import utcnow
 
 
 def claimed(vendor, count: int) -> list[Claim]:
@@ -77,3 +78,10 @@ def test_a_lease_handed_on_meanwhile_is_not_released_by_a_late_success(app, vend
     webhook = db.session.get(Webhook, claim.webhook.id)
     assert webhook.lease_id == "someone-else"
     assert webhook.success_count == 1  # the attempt happened: it is counted all the same
+
+
+def test_an_attempt_row_fills_every_column_of_the_attempts_table(app, vendor):
+    """The PostgreSQL batch statement takes its arrays from the table and its values from the row."""
+    [claim] = claimed(vendor, 1)
+    row = outcomes.attempt_row(claim.webhook.id, 1, delivery.build_call(claim), success(), "trigger")
+    assert set(row) == set(outcomes_postgresql.ATTEMPT_COLUMNS)

@@ -15,7 +15,8 @@ from tests.engine import api_token
 from webhookapp import rules
 from webhookapp.engine import delivery, triggers
 from webhookapp.extensions import db
-from webhookapp.models import Attempt, Webhook, utcnow
+from webhookapp.models import Attempt, Webhook
+from webhookapp.times import utcnow
 
 AUTH = "Authorization"
 

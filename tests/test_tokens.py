@@ -123,7 +123,7 @@ def test_revoking_another_accounts_token_is_404(client, auth, vendor, other_vend
     assert tenancy.authenticate_header(f"Bearer {plain}").id == theirs.id
 
 
-# --- services.tokens -----------------------------------------------------------------------------
+# --- services.tokens and tenancy.authenticate_header -------------------------------------------
 
 
 @pytest.mark.parametrize("scheme", ["ApiKey", "Bearer", "apikey", "BEARER"])

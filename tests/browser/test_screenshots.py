@@ -17,8 +17,9 @@ from playwright.sync_api import Page, expect
 from tests.browser.helpers import QUEUE_TYPE, fill_general, next_step, open_wizard
 from tests.conftest import make_webhook
 from webhookapp.extensions import db
-from webhookapp.models import Attempt, utcnow
+from webhookapp.models import Attempt
 from webhookapp.services import tokens
+from webhookapp.times import utcnow
 
 pytestmark = pytest.mark.browser
 

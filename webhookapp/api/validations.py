@@ -1,4 +1,4 @@
-"""``POST /public/v1/validations``: synchronous validation webhooks ."""
+"""``POST /public/v1/validations``: synchronous validation webhooks (docs/architecture.md, "Validations")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Sends in flight for one delivery job: how many run at once, and how their outcomes come back.
 
 A worker process has ``WEBHOOK_WORKER_THREADS`` send threads, so that handlers that hang until
-the timeout hold a thread each while other webhooks go on (docs/architecture.md, "Flight"). Running all of them at
+the timeout hold a thread each while other webhooks go on (docs/architecture.md, "Data flow"). Running all of them at
 once would be slow, though: Python runs one thread at a time, and with fast handlers dozens of
 runnable threads spend more time handing the interpreter to each other than sending. So only
 ``FAST_WINDOW`` sends may be *young* (started less than ``SLOW_AFTER`` seconds ago) at a time;

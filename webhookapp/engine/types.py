@@ -36,7 +36,7 @@ SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(item.name for item in fields(WebhookSn
 def snapshot(row: Any) -> WebhookSnapshot:
     """The snapshot of a webhook, from its model object or from a row with its columns."""
     values = {name: getattr(row, name) for name in SNAPSHOT_COLUMNS}
-    # Taken as stored: a row that cannot be signed fails its own attempt later, not the claim.
+    # Otherwise taken as stored: a row that cannot be signed fails its own attempt later, not the claim.
     values["headers"] = values["headers"] or {}
     values["data"] = values["data"] or {}
     return WebhookSnapshot(**values)

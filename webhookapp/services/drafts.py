@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from ..extensions import db
-from ..models import User, WizardDraft, utcnow
+from ..models import User, WizardDraft
+from ..times import utcnow
 
 DRAFT_LIFETIME = timedelta(days=2)
 

@@ -166,7 +166,6 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
         type=entry.type,
         label=cleaned["label"],
         description=cleaned.get("description", ""),
-        active=cleaned.get("active", False),
         http_method=cleaned["http_method"],
         external_url=cleaned["external_url"],
         jwt_secret=cleaned["jwt_secret"],
@@ -175,6 +174,7 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
         created_at=now,
         modified_at=now,
     )
+    triggers.set_enabled(webhook, cleaned.get("active", False))
     db.session.add(webhook)
     db.session.commit()
     return webhook

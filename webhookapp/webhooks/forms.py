@@ -1,4 +1,4 @@
-"""Forms for the wizard steps and the edit page; field rules come from ``services.rules``."""
+"""Forms for the wizard steps and the edit page; field rules come from ``webhookapp.rules``."""
 
 from __future__ import annotations
 
