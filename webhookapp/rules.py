@@ -72,6 +72,12 @@ def plain_text(value: str, field: str, *, lines: bool = False) -> str:
     return value
 
 
+def scrub(text: str) -> str:
+    """``text`` with each NUL and lone surrogate replaced by U+FFFD, so that any database can store
+    it: for what the service records from outside (a handler's answer), not for what people type."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
 def storable(value: Any, field: str) -> None:
     """Refuse NUL characters and lone surrogates in every string (and key) of a JSON value."""
     if isinstance(value, str):

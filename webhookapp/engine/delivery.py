@@ -6,24 +6,25 @@ window of :mod:`.flight` allows, so a handler that hangs until the delivery time
 thread while every other webhook keeps going. Database work stays on the job's own
 thread. The loop keeps taking new work for ``DRAIN_BUDGET`` seconds, waits for short retries
 due within ``LINGER`` seconds and for the doorbell until ``WEBHOOK_IDLE_WAIT`` after its last
-send, then returns; anything later is scheduled with RQ and watched by the sweeper.
+send, then returns; anything later is scheduled with RQ and watched by the sweeper. A database
+that drops its connections or goes away for a while delays the loop, never kills it: outcomes
+in hand are kept until it takes them (:mod:`.recording`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
-from sqlalchemy.exc import SQLAlchemyError
 
-from ..extensions import db
 from ..times import utcnow
-from . import dispatch, outcomes, signing, triggers
+from . import dispatch, recording, signing, triggers
 from .flight import Flight
+from .reconnect import or_else
 from .timing import DRAIN_BUDGET, LINGER, POLL, RECLAIM_EVERY
 from .transport.sender import Sender
 from .types import AttemptResult, Claim, Finished, PreparedCall
@@ -60,7 +61,8 @@ def drain(webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) ->
     slots = int(current_app.config["WEBHOOK_WORKER_THREADS"])
     flight = Flight(executor, sender, slots)
     if webhook_ids:
-        _prepare(flight, triggers.claim_due(slots, webhook_ids))  # the announced ones go out first
+        # The announced ones go out first.
+        _prepare(flight, or_else(functools.partial(triggers.claim_due, slots, webhook_ids), []))
         flight.fill()
     dispatch.woken()
     deadline = time.monotonic() + budget
@@ -68,19 +70,20 @@ def drain(webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) ->
     idle_wait = float(current_app.config["WEBHOOK_IDLE_WAIT"])
     idle_until = time.monotonic() + idle_wait
     attempts = 0
+    unrecorded: list[Finished] = []  # outcomes the database could not take yet
     while True:
         if time.monotonic() >= deadline:
-            _record(flight.hand_over(_recorder()))
+            recording.record_patiently(unrecorded + flight.hand_over(recording.recorder()))
             return attempts
         busy = flight.busy()
         # Claims are batched: refill when idle or when a quarter of the threads are free.
         if busy == 0 or slots - busy >= max(slots // 4, 1):
-            _prepare(flight, triggers.claim_due(slots - busy))
+            _prepare(flight, or_else(functools.partial(triggers.claim_due, slots - busy), []))
         flight.fill()
         if time.monotonic() >= next_reclaim:  # after starting the sends, which it must not delay
-            triggers.reclaim_expired()
+            or_else(triggers.reclaim_expired, 0)
             next_reclaim = time.monotonic() + RECLAIM_EVERY
-        if flight:
+        if flight or unrecorded:
             idle_until = time.monotonic() + idle_wait
         elif _linger(deadline, idle_until):
             continue
@@ -88,7 +91,7 @@ def drain(webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) ->
             return attempts
         finished = flight.collect(flight.until_room(POLL) if flight.ready else POLL)
         attempts += len(finished)
-        _record(finished)
+        unrecorded = recording.record(unrecorded + finished)
 
 
 def build_call(claim: Claim) -> PreparedCall:
@@ -104,49 +107,10 @@ def _prepare(flight: Flight, claims: list[Claim]) -> None:
             call = build_call(claim)
         except Exception as exc:  # a webhook that cannot be signed fails alone
             log.exception("Could not prepare the request of %s", claim.webhook.id)
-            _record_failures([(claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))])
+            unsent = (claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))
+            recording.record_patiently([unsent])
         else:
             flight.add(claim, call)
-
-
-def _record(finished: list[Finished]) -> None:
-    """Record outcomes: successes in one batch, failures one by one with their retry."""
-    for claim, _call, result in finished:
-        _log(claim, result)
-    try:
-        outcomes.complete_successes([item for item in finished if item[2].success])
-    except SQLAlchemyError:
-        # The database is unreachable: the leases stay, and the sweeper will hand the
-        # triggers on when they expire (a handler may see a repeat, never a loss).
-        log.exception("Could not record %d successful attempts", len(finished))
-        db.session.rollback()
-    _record_failures([item for item in finished if not item[2].success])
-
-
-def _record_failures(failed: list[Finished]) -> None:
-    for claim, call, result in failed:
-        try:
-            retry_at = outcomes.complete(claim, call, result)
-        except SQLAlchemyError:
-            log.exception("Could not record the failed attempt of %s", claim.webhook.id)
-            db.session.rollback()
-            continue
-        if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
-            dispatch.schedule(claim.webhook.id, retry_at)
-
-
-def _recorder() -> Callable[[list[Finished]], None]:
-    """Records outcomes from a send thread, in an app context of its own."""
-    app = current_app._get_current_object()
-
-    def record(finished: list[Finished]) -> None:
-        with app.app_context():
-            try:
-                _record(finished)
-            finally:
-                db.session.remove()
-
-    return record
 
 
 def _unsent_call(claim: Claim) -> PreparedCall:
@@ -158,17 +122,6 @@ def _failed(error: str) -> AttemptResult:
     return AttemptResult(started_at=utcnow(), duration_ms=0.0, success=False, error=error)
 
 
-def _log(claim: Claim, result: AttemptResult) -> None:
-    if result.success:
-        log.debug(
-            "%s attempt %d: HTTP %s in %.0f ms", claim.webhook.id, claim.attempt, result.status, result.duration_ms
-        )
-    else:
-        log.info(
-            "%s attempt %d failed in %.0f ms: %s", claim.webhook.id, claim.attempt, result.duration_ms, result.error
-        )
-
-
 def _linger(deadline: float, idle_until: float) -> bool:
     """Wait for more work; False when there is none to wait for.
 
@@ -176,7 +129,7 @@ def _linger(deadline: float, idle_until: float) -> bool:
     ``idle_until`` (``WEBHOOK_IDLE_WAIT`` after its last send), so that the next event of a quiet
     system is claimed at once instead of through a new job.
     """
-    due = triggers.next_due_at()
+    due = or_else(triggers.next_due_at, None)
     if due is not None:
         wait_for = (due - utcnow()).total_seconds()
         if wait_for <= LINGER and time.monotonic() + wait_for <= deadline:
@@ -193,10 +146,11 @@ def _linger(deadline: float, idle_until: float) -> bool:
 def sweep() -> bool:
     """The periodic safety net: reclaim dead workers' leases, wake workers if anything is due.
 
-    Returns True when something was due. Runs every second from the worker's cron scheduler.
+    Returns True when something was due. Runs every second from the worker's cron scheduler;
+    while the database is unreachable it does nothing (the next sweep will).
     """
-    triggers.reclaim_expired()
-    due = triggers.next_due_at()
+    or_else(triggers.reclaim_expired, 0)
+    due = or_else(triggers.next_due_at, None)
     if due is not None and due <= utcnow():
         dispatch.wake()
         return True

@@ -18,16 +18,19 @@ lone events, a group of four a third. Row locks are taken in id order, as everyw
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine
 
 from ..extensions import db
 from ..models import VENDOR
 from ..tenancy import LAST_USED_PRECISION, USABLE_PRODUCT_SQL
 from . import dispatch
+from .timing import RECONNECT_PAUSE, RECONNECT_TRIES
 from .triggers_postgresql import COUNT_EVENT, COUNT_GROUP
 
 _MATCHES = f"""
@@ -190,7 +193,25 @@ class GroupCommit:
 
 def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
     """One statement in autocommit (so one round trip and one transaction): :data:`STATEMENT` for
-    a lone event (cheaper than the group statement for one), :data:`GROUP_STATEMENT` for more."""
+    a lone event (cheaper than the group statement for one), :data:`GROUP_STATEMENT` for more.
+
+    A statement whose connection died (a restart, a failover) is run again on a fresh one. In
+    autocommit it did all of its work or none; if it had in fact committed before the connection
+    went, the second run finds its event ids taken, and the events are read back instead.
+    """
+    for attempt in range(1, RECONNECT_TRIES + 1):
+        try:
+            return _run_once(engine, group, again=attempt > 1)
+        except psycopg.OperationalError:
+            if attempt == RECONNECT_TRIES:
+                raise
+            # Every pooled connection died with this one: start the pool afresh.
+            engine.dispose()
+            time.sleep(RECONNECT_PAUSE * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _run_once(engine: Engine, group: list[_Waiting], *, again: bool) -> list[Outcome]:
     pooled = engine.raw_connection()
     connection = pooled.driver_connection
     cursor = _cursor(pooled)
@@ -202,6 +223,13 @@ def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
             cursor.execute(GROUP_STATEMENT, _group_params(group))
         rows = cursor.fetchall()
         connection.autocommit = False
+    except psycopg.errors.UniqueViolation as exc:
+        if not (again and exc.diag.constraint_name == "pk_events"):
+            pooled.rollback()
+            connection.autocommit = False
+            raise
+        rows = _stored(cursor, group)  # the first run committed after all
+        connection.autocommit = False
     except BaseException:
         if connection.broken or connection.closed:
             pooled.invalidate()  # not back into the pool
@@ -212,6 +240,17 @@ def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
     finally:
         pooled.close()
     return [Outcome(row[0], bool(row[1]), None if row[2] is None else list(row[2]), row[3] or []) for row in rows]
+
+
+def _stored(cursor: Any, group: list[_Waiting]) -> list[tuple]:
+    """The rows the statement would have returned, from the events it stored: whom the token
+    belongs to, the matched webhooks (None for an event refused as a known client id). Nobody is
+    woken for them; the sweeper finds the triggers they made due."""
+    ids = [waiting.params["event_id"] for waiting in group]
+    cursor.execute("SELECT id, account_id, webhook_ids FROM events WHERE id = ANY(%s)", [ids])
+    stored = {row[0]: row for row in cursor.fetchall()}
+    account_id = next(iter(stored.values()))[1]
+    return [(account_id, True, stored[event_id][2] if event_id in stored else None, []) for event_id in ids]
 
 
 def _group_params(group: list[_Waiting]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import TypeVar
 from flask import Flask, current_app, has_app_context
 
 from . import delivery, outcomes
+from .reconnect import close_session, or_else
 
 T = TypeVar("T")
 _factory: Callable[[], Flask] | None = None
@@ -41,7 +42,10 @@ def worker_app() -> Flask:
 
 def _in_app(work: Callable[[], T]) -> T:
     with worker_app().app_context():
-        return work()
+        try:
+            return work()
+        finally:
+            close_session()
 
 
 def deliver_due(webhook_ids: list[str] | None = None) -> int:
@@ -56,4 +60,4 @@ def sweep() -> bool:
 
 def prune_attempts() -> int:
     """Delete attempts past the retention period (runs hourly)."""
-    return _in_app(outcomes.prune_attempts)
+    return _in_app(lambda: or_else(outcomes.prune_attempts, 0))

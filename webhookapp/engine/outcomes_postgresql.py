@@ -103,9 +103,9 @@ def complete_successes(rows: list[dict[str, Any]]) -> int:
         values = [row[name] for row in rows]
         convert = converters.get(name)
         arrays[name] = [convert(value) for value in values] if convert else values
-    # The session's own connection and transaction; parameters in binary, which arrays of JSON
+    # The session's own connection and transaction, through SQLAlchemy so that a dropped
+    # connection is seen as one; parameters in binary (psycopg's %(name)b), which arrays of JSON
     # and bodies need: in text they are escaped character by character.
-    with db.session.connection().connection.driver_connection.cursor() as cursor:
-        recorded = cursor.execute(text, arrays).fetchone()[0]
+    recorded = db.session.connection().exec_driver_sql(text, arrays).scalar_one()
     db.session.commit()
     return recorded

@@ -47,3 +47,13 @@ CONNECT_TIMEOUT_MAX = 10.0
 """The longest connect: a handler that takes longer to accept is down, whatever the timeout."""
 LEASE_MARGIN_MAX = 30.0
 """The most a lease adds to the longest possible attempt before the sweeper takes it back."""
+
+# A database that drops its connections (reconnect.py, recording.py)
+RECONNECT_TRIES = 3
+"""Tries of a statement whose connection died: the second runs on a fresh connection, the third
+covers a pool whose connections died one after another."""
+RECONNECT_PAUSE = 0.2
+"""Seconds before the next try, times the try's number: a restarting database gets a moment."""
+RECORD_PATIENCE = 30.0
+"""Seconds a job that is done keeps trying to record outcomes the database would not take; after
+that their leases expire and the triggers are sent again (a repeat, never a loss)."""

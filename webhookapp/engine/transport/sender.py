@@ -19,6 +19,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
 
+from ...rules import scrub
 from ...times import utcnow
 from ..timing import CONNECT_TIMEOUT_MAX, WATCHDOG_TICK
 from ..types import AttemptResult, PreparedCall
@@ -87,7 +88,7 @@ class Sender:
             return self._send(call, started_at)
         except Exception as exc:  # every failure is the attempt's outcome
             log.exception("Delivery to %s failed unexpectedly", call.url)
-            return AttemptResult(started_at=started_at, duration_ms=0.0, success=False, error=_describe(exc))
+            return AttemptResult(started_at=started_at, duration_ms=0.0, success=False, error=scrub(_describe(exc)))
         finally:
             self._deadlines.pop(thread_id, None)
             ssrf.ACTIVE.pop(thread_id, None)
@@ -100,6 +101,8 @@ class Sender:
         deadline = start + self.timeout
 
         def result(**kwargs: Any) -> AttemptResult:
+            if kwargs.get("error"):
+                kwargs["error"] = scrub(kwargs["error"])  # it may quote what the handler sent
             return AttemptResult(started_at=started_at, duration_ms=(time.monotonic() - start) * 1000, **kwargs)
 
         try:
@@ -125,8 +128,10 @@ class Sender:
         finally:
             response.close()
         status = response.status_code
-        headers = dict(response.headers)
-        text = body.decode(_codec(response.encoding), errors="replace")
+        # Whatever the handler sent is recorded in a form every database stores (no NUL, no lone
+        # surrogates), so that one odd answer cannot fail the recording of its whole batch.
+        headers = {scrub(name): scrub(value) for name, value in dict(response.headers).items()}
+        text = scrub(body.decode(_codec(response.encoding), errors="replace"))
         if late:
             error = self._late()
         elif 300 <= status < 400:

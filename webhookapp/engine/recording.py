@@ -1,0 +1,114 @@
+"""What the delivery loop does with outcomes (docs/architecture.md, "Reliability"): record each
+one once, whatever the handler answered and whatever the database does meanwhile.
+
+Successes go in one batch (:func:`.outcomes.complete_successes`), failures one by one with
+their retry. A batch the database refuses as a whole is recorded item by item, so one odd
+outcome cannot keep the others unrecorded; an item it still refuses is recorded without what
+the handler sent. Outcomes the database could not take because it was unreachable are handed
+back to the caller to try again; they are never dropped while the job runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..extensions import db
+from ..times import utcnow
+from . import dispatch, outcomes
+from .reconnect import close_session, retrying, unreachable
+from .timing import LINGER, RECONNECT_PAUSE, RECORD_PATIENCE
+from .types import AttemptResult, Finished
+
+log = logging.getLogger(__name__)
+
+
+def record(finished: list[Finished]) -> list[Finished]:
+    """Record outcomes; returns those the database could not take because it was unreachable."""
+    for claim, _call, result in finished:
+        _log(claim.webhook.id, claim.attempt, result)
+    successes = [item for item in finished if item[2].success]
+    kept: list[Finished] = []
+    if successes:
+        try:
+            retrying(lambda: outcomes.complete_successes(successes))
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            if unreachable(exc):
+                log.warning("Could not reach the database to record %d successes; keeping them.", len(successes))
+                kept.extend(successes)
+            else:  # one of them cannot be stored: record them one at a time
+                log.exception("Could not record a batch of %d successes; recording them one by one", len(successes))
+                kept.extend(item for item in successes if not _record_one(item))
+    kept.extend(item for item in finished if not item[2].success and not _record_one(item))
+    return kept
+
+
+def _record_one(item: Finished) -> bool:
+    """Record one outcome and schedule its retry; False if the database was unreachable."""
+    claim, call, result = item
+    try:
+        retry_at = retrying(lambda: outcomes.complete(claim, call, result))
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        if unreachable(exc):
+            return False
+        log.exception("Could not record the attempt of %s; recording it without the response", claim.webhook.id)
+        stripped = _without_response(result, exc)
+        try:
+            retry_at = retrying(lambda: outcomes.complete(claim, call, stripped))
+        except SQLAlchemyError as again:
+            db.session.rollback()
+            if unreachable(again):
+                return False
+            log.exception("Could not record the attempt of %s at all", claim.webhook.id)
+            return True  # its lease expires and the trigger is sent again: a repeat, not a loss
+    if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
+        dispatch.schedule(claim.webhook.id, retry_at)
+    return True
+
+
+def _without_response(result: AttemptResult, exc: BaseException) -> AttemptResult:
+    note = f"[The response could not be stored: {type(exc).__name__}.]"
+    return dataclasses.replace(result, headers={}, body=note, truncated=False)
+
+
+def record_patiently(finished: list[Finished], patience: float = RECORD_PATIENCE) -> None:
+    """Record outcomes, trying again while the database is unreachable, for up to ``patience``
+    seconds; what is still unrecorded then is left to the leases (logged)."""
+    deadline = time.monotonic() + patience
+    pause = RECONNECT_PAUSE
+    while finished:
+        finished = record(finished)
+        if finished and time.monotonic() + pause > deadline:
+            log.error("Gave up recording %d outcomes: their triggers will be sent again.", len(finished))
+            return
+        if finished:
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+def recorder() -> Callable[[list[Finished]], None]:
+    """Records outcomes from a send thread after the job has handed over, in an app context of its own."""
+    app = current_app._get_current_object()
+
+    def record_in_app(finished: list[Finished]) -> None:
+        with app.app_context():
+            try:
+                record_patiently(finished)
+            finally:
+                close_session()
+
+    return record_in_app
+
+
+def _log(webhook_id: str, attempt: int, result: AttemptResult) -> None:
+    if result.success:
+        log.debug("%s attempt %d: HTTP %s in %.0f ms", webhook_id, attempt, result.status, result.duration_ms)
+    else:
+        log.info("%s attempt %d failed in %.0f ms: %s", webhook_id, attempt, result.duration_ms, result.error)
