@@ -120,3 +120,15 @@ def test_production_with_a_secret_key_uses_secure_cookies_and_hsts():
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
     with app.app_context():
         db.engine.dispose()
+
+
+def test_the_sqlite_database_is_readable_by_its_owner_alone(tmp_path, redis_url):
+    path = tmp_path / "private.sqlite"
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "REDIS_URL": redis_url})
+    with app.app_context():
+        db.create_all()
+        db.session.execute(db.text("SELECT 1"))
+        created = [path, *(p for p in tmp_path.iterdir() if p.name.startswith("private.sqlite-"))]
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in created} == {p.name: "0o600" for p in created}
+        db.session.remove()
+        db.engine.dispose()

@@ -76,6 +76,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
+            _private_file(db.engine.url.database)
             event.listen(db.engine, "connect", _sqlite_pragmas)
         ping_idle_connections(db.engine)
 
@@ -84,6 +85,15 @@ def register_extensions(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def _private_file(path: str | None) -> None:
+    """The SQLite file holds JWT secrets: readable by its owner alone (0600), like
+    ``instance/secret_key``. SQLite gives its -wal and -shm files the same mode."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
