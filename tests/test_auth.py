@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 import pytest
+from flask import g
 
 from tests.conftest import PASSWORD, make_webhook
 from webhookapp.extensions import db
@@ -137,3 +138,46 @@ def test_logout_is_post_only(client, auth, vendor):
     response = client.get("/logout")
     assert response.status_code == 405
     assert client.get("/webhooks").status_code == 200  # still logged in
+
+
+def cookies_of(client) -> dict[str, str]:
+    return {cookie.key: cookie.value for cookie in client._cookies.values()}
+
+
+def with_cookies(app, cookies: dict[str, str]):
+    """A client of another device holding ``cookies``."""
+    # The test's app context (and so ``g``, where Flask-Login caches the user) is shared by the
+    # test client's requests; a request of a real server starts without it.
+    g.pop("_login_user", None)
+    other = app.test_client()
+    for name, value in cookies.items():
+        other.set_cookie(name, value)
+    return other
+
+
+def test_logout_ends_the_old_session_and_remember_cookies_on_every_device(app, client, vendor):
+    client.post("/login", data={"email": "alice@acme.test", "password": PASSWORD, "remember": "y"})
+    laptop = cookies_of(client)
+    assert {"session", "remember_token"} <= set(laptop)
+    phone = app.test_client()
+    phone.post("/login", data={"email": "alice@acme.test", "password": PASSWORD, "remember": "y"})
+    assert with_cookies(app, laptop).get("/webhooks").status_code == 200
+    assert phone.post("/logout").status_code == 302  # logging out on the phone…
+    assert with_cookies(app, laptop).get("/webhooks").status_code == 302  # …ends the laptop's session
+    assert with_cookies(app, {"remember_token": laptop["remember_token"]}).get("/webhooks").status_code == 302
+
+
+def test_a_login_after_logout_gets_a_new_remember_cookie(client, vendor):
+    client.post("/login", data={"email": "alice@acme.test", "password": PASSWORD, "remember": "y"})
+    first = cookies_of(client)["remember_token"]
+    client.post("/logout")
+    client.post("/login", data={"email": "alice@acme.test", "password": PASSWORD, "remember": "y"})
+    assert cookies_of(client)["remember_token"] != first
+
+
+def test_a_new_password_ends_every_session(app, client, vendor):
+    client.post("/login", data={"email": "alice@acme.test", "password": PASSWORD, "remember": "y"})
+    old = cookies_of(client)
+    vendor.user.set_password("another long password")
+    db.session.commit()
+    assert with_cookies(app, old).get("/webhooks").status_code == 302

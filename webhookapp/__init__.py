@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 from flask import Flask, Request, Response, abort, render_template, request
@@ -83,8 +84,13 @@ def register_extensions(app: Flask) -> None:
     from .models import User
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    def load_user(session_id: str) -> User | None:
+        """The user of a session or remember cookie, if its session token is still the user's."""
+        user_id, _, token = session_id.partition(":")
+        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        if user is None or not token or not secrets.compare_digest(token, user.session_token):
+            return None
+        return user
 
 
 def _private_file(path: str | None) -> None:

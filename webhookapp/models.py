@@ -6,6 +6,7 @@ person or a token always filter by that account.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,11 +73,23 @@ class User(UserMixin, db.Model):
     is_admin: Mapped[bool] = mapped_column(default=False)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Part of every session and remember cookie of the user (get_id); a new one ends them all.
+    session_token: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
 
     account: Mapped[Account] = relationship(back_populates="users")
 
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session and the remember cookie: the id and the session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Make every session and remember cookie of this user invalid (logout, a new password)."""
+        self.session_token = secrets.token_hex(16)
+
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+        if self.session_token is not None:
+            self.end_sessions()  # a new password signs out every device that knew the old one
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

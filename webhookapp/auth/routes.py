@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug import Response
 
 from ..services import accounts
@@ -29,6 +29,7 @@ def login() -> str | Response:
 @blueprint.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response:
+    accounts.end_sessions(current_user)
     logout_user()
     flash("You have been logged out.", "info")
     return redirect(url_for("auth.login"))

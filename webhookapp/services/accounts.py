@@ -97,6 +97,12 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 
+def end_sessions(user: User) -> None:
+    """Logout: every session and remember cookie of ``user``, on every device, ends now."""
+    user.end_sessions()
+    db.session.commit()
+
+
 def authenticate(email: str, password: str) -> User | None:
     """The user with these credentials, or None; same work whether or not the email exists."""
     user = find_user(email)
