@@ -110,3 +110,23 @@ def test_a_logged_out_visitor_cannot_empty_the_queue(app, client, queued_event):
     response = client.post(f"/admin/rq/queue/{dispatch.QUEUE_NAME}/queued/empty")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
     assert webhooks_queue(app).count == 1
+
+
+def test_dashboard_actions_need_a_page_of_this_site_as_their_origin(app, client, auth, admin, queued_event):
+    [job_id] = webhooks_queue(app).job_ids
+    auth.login(ADMIN_EMAIL)
+    empty = f"/admin/rq/queue/{dispatch.QUEUE_NAME}/queued/empty"
+    for headers in ({}, {"Origin": "https://evil.example"}, {"Referer": "https://evil.example/admin/rq/"},
+                    {"Origin": "http://localhost:8080"}):  # fmt: skip
+        assert client.post(empty, headers=headers).status_code == 403, headers
+        assert client.post(f"/admin/rq/job/{job_id}/delete", headers=headers).status_code == 403, headers
+    assert webhooks_queue(app).job_ids == [job_id]
+    assert client.post(f"/admin/rq/job/{job_id}/delete", headers={"Origin": "http://localhost"}).status_code == 200
+    assert webhooks_queue(app).job_ids == []
+
+
+def test_requeueing_takes_a_post(client, auth, admin):
+    auth.login(ADMIN_EMAIL)
+    assert client.get(f"/admin/rq/requeue/{dispatch.QUEUE_NAME}").status_code == 405
+    response = client.post(f"/admin/rq/requeue/{dispatch.QUEUE_NAME}", headers={"Referer": "http://localhost/admin/rq/"})
+    assert response.status_code == 200 and response.get_json()["status"] == "OK"

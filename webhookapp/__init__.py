@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, abort, render_template, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -23,8 +24,10 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 
+# rq-dashboard renders its tables with underscore's _.template, which evaluates strings: its pages
+# alone may eval. They are for admins only and take no input from anyone else.
 DASHBOARD_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
@@ -186,8 +189,17 @@ def register_monitoring(app: Flask) -> None:
     @app.before_request
     def admins_only() -> None:
         # An app-level hook: one on rq-dashboard's shared blueprint would pile up across apps.
-        if request.blueprint == "rq_dashboard" and not (current_user.is_authenticated and current_user.is_admin):
+        if request.blueprint != "rq_dashboard":
+            return
+        if not (current_user.is_authenticated and current_user.is_admin):
             abort(403)
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            if request.endpoint == "rq_dashboard.requeue_all":
+                abort(405)  # it changes state: POST only
+            return
+        # Its actions post without our CSRF token: only a page of this origin may send them.
+        if not same_origin(request.headers.get("Origin") or request.headers.get("Referer"), request.host_url):
+            abort(403, "Dashboard actions are accepted from the dashboard's own pages only.")
 
 
 def register_input_guard(app: Flask) -> None:
@@ -202,6 +214,14 @@ def register_input_guard(app: Flask) -> None:
         for name, value in request.args.items(multi=True):
             if "\x00" in name or "\x00" in value:
                 abort(400, f"The query parameter {name!r} may not contain control characters.")
+
+
+def same_origin(source: str | None, host_url: str) -> bool:
+    """Whether an ``Origin`` or ``Referer`` value names this site (scheme, host and port)."""
+    if not source:
+        return False
+    theirs, ours = urlsplit(source), urlsplit(host_url)
+    return (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
 
 
 def register_security_headers(app: Flask) -> None:

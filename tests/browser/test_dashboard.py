@@ -1,0 +1,45 @@
+"""rq-dashboard in a real browser: an admin sees the queues and the workers, filled in by the
+dashboard's own scripts under the page's Content-Security-Policy."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from tests.browser.conftest import LiveServer, log_in
+from tests.conftest import PASSWORD
+from webhookapp.engine import dispatch
+from webhookapp.services import accounts
+
+pytestmark = pytest.mark.browser
+ADMIN = "root@acme.test"
+
+
+@pytest.fixture
+def admin(live_server: LiveServer) -> str:
+    with live_server.db():
+        accounts.create_user(live_server.vendor.account_id, ADMIN, PASSWORD, name="Root", is_admin=True)
+    return ADMIN
+
+
+def test_an_admin_sees_the_queues_and_workers_tables_filled_in(page: Page, live_server: LiveServer, admin):
+    connection = Redis.from_url(live_server.app.config["REDIS_URL"])
+    queue = Queue(dispatch.QUEUE_NAME, connection=connection)
+    queue.enqueue("webhookapp.engine.jobs.sweep")  # one job waiting, no worker to take it
+    worker = SimpleWorker([queue], connection=connection, name="dashboard-test-worker")
+    worker.register_birth()
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text) if "Security Policy" in message.text else None)
+    try:
+        log_in(page, admin)
+        page.goto("/admin/rq/")
+        row = page.locator("#queues tbody tr", has_text=dispatch.QUEUE_NAME)
+        expect(row).to_be_visible()
+        expect(row).to_contain_text("1")
+        page.goto("/admin/rq/0/view/workers")
+        expect(page.locator("#workers tbody tr", has_text="dashboard-test-worker")).to_be_visible()
+        assert blocked == []
+    finally:
+        worker.register_death()
