@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from .config import CONFIGS
 from .errors import ServiceError
-from .extensions import csrf, db, login_manager, migrate, ping_idle_connections
+from .extensions import csrf, db, limiter, login_manager, migrate, ping_idle_connections
 from .version import __version__
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,6 +78,8 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _private_file(db.engine.url.database)
@@ -135,7 +137,9 @@ def register_blueprints(app: Flask) -> None:
 def register_errorhandlers(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
 
-    def render_error(error: Any) -> tuple[Any, ...]:
+    def render_error(error: Any) -> Any:
+        if getattr(error, "response", None) is not None:
+            return error.response  # an answer made for the occasion (a throttled login page)
         code = getattr(error, "code", 500)
         if request.path.startswith("/public/"):
             message = getattr(error, "description", None) or "Internal error."
@@ -144,7 +148,7 @@ def register_errorhandlers(app: Flask) -> None:
             return ServiceError(code, f"HTTP_{code}", message).as_json(), code, headers
         return render_template("errors/error.html", code=code, error=error), code
 
-    for code in (400, 403, 404, 405, 413, 500):
+    for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, render_error)
 
     @app.errorhandler(CSRFError)

@@ -68,6 +68,15 @@ class Config:
     WEBHOOK_SWEEP_INTERVAL = _int("WEBHOOK_SWEEP_INTERVAL", 1)
     WEBHOOK_IDLE_WAIT = _float("WEBHOOK_IDLE_WAIT", 1)
     EVENT_MAX_BYTES = 64 * 1024
+    # Throttling (throttling.py): failed logins per email address and per client address, failed
+    # API-token checks per client address. Behind a proxy, have it pass the client's address
+    # (werkzeug's ProxyFix), or every client shares the proxy's.
+    LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT", "10 per 15 minutes")
+    TOKEN_FAILURE_LIMIT = os.environ.get("TOKEN_FAILURE_LIMIT", "30 per 15 minutes")
+    RATELIMIT_STRATEGY = "moving-window"
+    RATELIMIT_SWALLOW_ERRORS = True  # Redis down: nothing is throttled, nothing fails
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 
     @classmethod
     def finalize(cls, config: dict) -> None:

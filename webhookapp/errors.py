@@ -18,6 +18,7 @@ class ServiceError(Exception):
         self.status = status
         self.error_code = error_code
         self.messages = list(errors)
+        self.headers: dict[str, str] = {}  # sent with the API's answer
 
     def as_json(self) -> dict[str, Any]:
         """The API's error body."""
@@ -29,3 +30,4 @@ class Unauthenticated(ServiceError):
 
     def __init__(self) -> None:
         super().__init__(401, "AUTH_001", "A valid API token is required (Authorization: ApiKey <token>).")
+        self.headers = {"WWW-Authenticate": 'Bearer realm="webhookapp"'}

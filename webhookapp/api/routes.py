@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug import Response
 
-from .. import tenancy
+from .. import tenancy, throttling
 from ..engine import ingest
 from ..errors import ServiceError, Unauthenticated
 
@@ -26,9 +26,13 @@ BODY_MAX_BYTES = 64 * 1024
 
 @blueprint.errorhandler(ServiceError)
 def render_service_error(error: ServiceError) -> tuple[Response, int]:
+    if isinstance(error, Unauthenticated) and request.headers.get("Authorization"):
+        try:
+            throttling.token_failed()  # a token was presented and failed: count it
+        except throttling.TooManyFailures as throttled:
+            error = throttled
     response = jsonify(error.as_json())
-    if isinstance(error, Unauthenticated):
-        response.headers["WWW-Authenticate"] = 'Bearer realm="webhookapp"'
+    response.headers.update(error.headers)
     return response, error.status
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask_limiter import RequestLimit
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug import Response
 
+from .. import throttling
 from ..services import accounts
 from ..urls import safe_local_path
 from .forms import LoginForm
@@ -13,7 +15,20 @@ from .forms import LoginForm
 blueprint = Blueprint("auth", __name__)
 
 
-@blueprint.route("/login", methods=["GET", "POST"])
+def too_many_failures(limit: RequestLimit) -> Response:
+    """The login page, refused for a while: too many failed logins for this email or address."""
+    seconds = throttling.retry_after(limit)
+    form = LoginForm()
+    minutes = max(round(seconds / 60), 1)
+    form.password.errors = [
+        f"Too many failed logins for this account or from your address. Try again in {minutes} minute"
+        f"{'s' if minutes > 1 else ''}."
+    ]
+    response = make_response(render_template("auth/login.html", form=form), 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 def login() -> str | Response:
     form = LoginForm()
     if form.validate_on_submit():
@@ -22,8 +37,14 @@ def login() -> str | Response:
             login_user(user, remember=form.remember.data)
             flash(f"Welcome, {user.name or user.email}.", "success")
             return redirect(safe_local_path(request.args.get("next"), url_for("webhooks.index")))
+        throttling.login_failed()
         form.password.errors.append("Invalid email or password.")
     return render_template("auth/login.html", form=form)
+
+
+blueprint.add_url_rule(
+    "/login", view_func=throttling.throttled_login(login, too_many_failures), methods=["GET", "POST"]
+)
 
 
 @blueprint.route("/logout", methods=["POST"])
