@@ -16,8 +16,9 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/activate
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
+$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-connect.txt | $(BIN)/activate
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-connect.txt
 	touch $@ $(VENV)/.runtime
 
 ## run: install, migrate, seed a demo account when the database is empty, then serve on HOST:PORT
