@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from tests.conftest import make_webhook
 from webhookapp.engine import delivery, triggers
+from webhookapp.engine.transport import sender as sender_module
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook
 
@@ -38,3 +39,23 @@ def test_whatever_a_handler_answers_is_recorded_with_the_rest_of_its_batch(app, 
     recorded = db.session.scalars(select(Attempt).where(Attempt.webhook_id == hostile.id)).one()
     assert "\x00" not in recorded.response_body and len(recorded.response_body) > 0
     assert len(handler.requests_to("/hostile")) == 1  # recorded at once: no second delivery
+
+
+def test_an_outcome_the_database_refuses_does_not_keep_its_batch_unrecorded(app, vendor, handler, monkeypatch):
+    """Were an answer to slip through unscrubbed, PostgreSQL would refuse the whole batch: the batch
+    is then recorded one outcome at a time, and the refused one without the response."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores NUL characters")
+    monkeypatch.setattr(sender_module, "scrub", lambda text: text)
+    hostile = make_webhook(vendor, label="hostile", external_url=handler.behave("/hostile", body=b"ok\x00"))
+    fine = [make_webhook(vendor, label=f"fine {n}", external_url=handler.behave(f"/fine{n}")) for n in range(3)]
+    for hook in [hostile, *fine]:
+        triggers.make_due_now(hook, count_event=True)
+    db.session.commit()
+    delivery.drain(budget=5)
+    db.session.rollback()
+    for hook in [hostile, *fine]:
+        assert db.session.get(Webhook, hook.id).success_count == 1, hook.label
+    recorded = db.session.scalars(select(Attempt).where(Attempt.webhook_id == hostile.id)).one()
+    assert recorded.success and recorded.response_body.startswith("[The response could not be stored")
+    assert len(handler.requests_to("/hostile")) == 1
