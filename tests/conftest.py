@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import hypothesis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
@@ -22,6 +23,12 @@ from webhookapp.models import Account, Product, User, Webhook
 from webhookapp.services import accounts, webhooks
 
 PASSWORD = "correct horse battery"
+
+# In CI the fuzzing is derandomized, so that a run fails only on what the change did; locally
+# every run draws new examples (and keeps the ones that failed in .hypothesis/).
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") == "true":
+    hypothesis.settings.load_profile("ci")
 
 
 def database_url(tmp_path) -> str:

@@ -201,6 +201,7 @@ def data_text(value: str | None) -> dict[str, Any]:
     text = (value or "").strip()
     if not text:
         return {}
+    storable(text, "Additional data")
     if len(text.encode()) > DATA_MAX_BYTES:
         raise RuleError(f"Additional data must be at most {DATA_MAX_BYTES // 1024} KiB.")
     try:

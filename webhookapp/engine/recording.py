@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
@@ -49,33 +50,35 @@ def record(finished: list[Finished]) -> list[Finished]:
     return kept
 
 
-def _record_one(item: Finished) -> bool:
-    """Record one outcome and schedule its retry; False if the database was unreachable."""
-    claim, call, result = item
+REFUSED, UNREACHABLE = "refused", "unreachable"
+
+
+def _complete(item: Finished) -> datetime | str | None:
+    """:func:`.outcomes.complete`: the retry's due time (or None), else :data:`REFUSED` or
+    :data:`UNREACHABLE`."""
     try:
-        retry_at = retrying(lambda: outcomes.complete(claim, call, result))
+        return retrying(lambda: outcomes.complete(*item))
     except SQLAlchemyError as exc:
         db.session.rollback()
         if unreachable(exc):
-            return False
-        log.exception("Could not record the attempt of %s; recording it without the response", claim.webhook.id)
-        stripped = _without_response(result, exc)
-        try:
-            retry_at = retrying(lambda: outcomes.complete(claim, call, stripped))
-        except SQLAlchemyError as again:
-            db.session.rollback()
-            if unreachable(again):
-                return False
-            log.exception("Could not record the attempt of %s at all", claim.webhook.id)
-            return True  # its lease expires and the trigger is sent again: a repeat, not a loss
-    if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
+            return UNREACHABLE
+        log.exception("The database refused the attempt of %s", item[0].webhook.id)
+        return REFUSED
+
+
+def _record_one(item: Finished) -> bool:
+    """Record one outcome (without the response, if the database refuses it whole) and schedule
+    its retry; False if the database was unreachable."""
+    claim, call, result = item
+    retry_at = _complete(item)
+    if retry_at == REFUSED:
+        note = "[The response could not be stored.]"
+        retry_at = _complete((claim, call, dataclasses.replace(result, headers={}, body=note, truncated=False)))
+    if retry_at == UNREACHABLE:
+        return False
+    if isinstance(retry_at, datetime) and (retry_at - utcnow()).total_seconds() > LINGER:
         dispatch.schedule(claim.webhook.id, retry_at)
-    return True
-
-
-def _without_response(result: AttemptResult, exc: BaseException) -> AttemptResult:
-    note = f"[The response could not be stored: {type(exc).__name__}.]"
-    return dataclasses.replace(result, headers={}, body=note, truncated=False)
+    return True  # recorded; or refused even so, and its lease expires: a repeat, not a loss
 
 
 def record_patiently(finished: list[Finished], patience: float = RECORD_PATIENCE) -> None:
