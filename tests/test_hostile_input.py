@@ -169,3 +169,17 @@ def test_statement_parameters_never_reach_a_log(app, vendor, caplog):
 def test_a_405_from_the_api_says_what_is_allowed(client):
     response = client.delete("/public/v1/events")
     assert response.status_code == 405 and "POST" in response.headers["Allow"]
+
+
+# A form cannot carry a lone surrogate (browsers replace it); the API tests above send them.
+@pytest.mark.parametrize("text", ['{"n": ' + "9" * 5000 + "}", '{"note": "a\\u0000"}'], ids=["huge integer", "NUL"])
+def test_the_wizard_refuses_unstorable_additional_data_next_to_the_field(client, auth, vendor, text):
+    from tests.test_wizard import Wizard, field_errors
+
+    auth.login()
+    wizard = Wizard(client, vendor.products[0].id)
+    wizard.complete("general", "product", "type", "http")
+    response = wizard.post("data", custom_data=text)
+    assert response.status_code == 400
+    assert any("Additional data" in message for message in field_errors(response, "custom_data"))
+    assert db.session.scalar(db.select(db.func.count()).select_from(Webhook)) == 0
