@@ -12,9 +12,10 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user
 from sqlalchemy import event
 
+from . import throttling
 from .config import CONFIGS
 from .errors import ServiceError
-from .extensions import csrf, db, limiter, login_manager, migrate, ping_idle_connections
+from .extensions import csrf, db, login_manager, migrate, ping_idle_connections
 from .version import __version__
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,7 +80,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
-    limiter.init_app(app)
+    throttling.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _private_file(db.engine.url.database)

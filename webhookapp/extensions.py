@@ -31,7 +31,8 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 # Storage, strategy and switches come from the RATELIMIT_* settings (config.py); the limits
-# themselves are in throttling.py.
+# themselves are in throttling.py, which also moves the limiter's request hooks to the one
+# blueprint that has limits.
 limiter = Limiter(key_func=get_remote_address)
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
