@@ -15,6 +15,7 @@ from tests.engine import api_token
 from webhookapp.engine import triggers
 from webhookapp.extensions import db
 from webhookapp.models import Event, Webhook
+from webhookapp.times import utcnow
 
 
 def test_concurrent_events_for_one_product_are_all_counted(app, vendor):
@@ -171,3 +172,32 @@ def test_a_group_for_a_product_the_token_cannot_see_is_refused_whole(app, group_
     answers = post_grouped(app, token, body, [body] * 3, "SELECT id FROM api_tokens FOR UPDATE")
     assert [status for status, _ in answers] == [404] * 4
     assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 0
+
+
+def test_claims_and_the_next_due_time_read_the_pending_triggers_alone(app, vendor):
+    """With many webhooks and few pending triggers, PostgreSQL reaches the due ones through the
+    partial index on pending triggers, never by reading every webhook."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the query plan is PostgreSQL's")
+    hook = make_webhook(vendor)
+    db.session.execute(text(
+        "INSERT INTO webhooks (id, account_id, product_id, label, description, active, out_of_order, object_class,"
+        " type, http_method, external_url, jwt_secret, headers, data, created_at, modified_at, events_count,"
+        " triggers_count, success_count, failure_count, failures_since_last_success, trigger_attempts, lease_attempt)"
+        " SELECT 'WH-' || n, account_id, product_id, label, description, active, out_of_order, object_class, type,"
+        " http_method, external_url, jwt_secret, headers, data, created_at, modified_at, 0, 0, 0, 0, 0, 0, 0"
+        " FROM webhooks, generate_series(1, 20000) AS n WHERE id = :id"), {"id": hook.id})  # fmt: skip
+    for pending in ("WH-7", "WH-70", "WH-700"):
+        db.session.execute(text("UPDATE webhooks SET next_trigger_at = now() WHERE id = :id"), {"id": pending})
+    db.session.commit()
+    db.session.execute(text("ANALYZE webhooks"))
+    params = {"now": utcnow(), "limit": 16, "lease_id": "x", "lease_expires_at": utcnow()}
+    plans = []
+    for statement in (triggers._claim_statement(False), triggers.next_due_query()):
+        compiled = statement.compile(db.engine)
+        rows = db.session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.construct_params(params))
+        plans.append("\n".join(row[0] for row in rows))
+    db.session.rollback()
+    for plan in plans:
+        assert "ix_webhooks_due" in plan and "Seq Scan on webhooks" not in plan, plan
+    assert sorted(claim.webhook.id for claim in triggers.claim_due(16)) == ["WH-7", "WH-70", "WH-700"]

@@ -12,7 +12,19 @@ from typing import Any
 
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -192,7 +204,18 @@ class Webhook(db.Model):
     account: Mapped[Account] = relationship()
     product: Mapped[Product] = relationship()
 
-    __table_args__ = (Index("ix_webhooks_match", "product_id", "object_class", "type", "active"),)
+    __table_args__ = (
+        Index("ix_webhooks_match", "product_id", "object_class", "type", "active"),
+        # The pending triggers in due order: a claim and the next due time read these rows alone,
+        # however many webhooks there are (docs/architecture.md, "Trigger state").
+        Index(
+            "ix_webhooks_due",
+            "next_trigger_at",
+            "id",
+            postgresql_where=text("next_trigger_at IS NOT NULL"),
+            sqlite_where=text("next_trigger_at IS NOT NULL"),
+        ),
+    )
 
     @property
     def catalog_entry(self) -> WebhookType:

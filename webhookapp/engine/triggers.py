@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import JSON, ColumnElement, Update, bindparam, case, func, select, update
+from sqlalchemy import JSON, ColumnElement, Select, Update, bindparam, case, func, select, update
 
 from ..extensions import db
 from ..models import UTCDateTime, Webhook
@@ -322,7 +322,11 @@ def reclaim_expired() -> int:
     return len(reclaimed)
 
 
+def next_due_query() -> Select:
+    """The earliest due time of a pending trigger that could be sent (past times included)."""
+    return select(func.min(TABLE.c.next_trigger_at)).where(*_sendable(), TABLE.c.lease_expires_at.is_(None))
+
+
 def next_due_at() -> datetime | None:
     """When the earliest pending trigger that could be sent falls due (past times included)."""
-    query = select(func.min(TABLE.c.next_trigger_at)).where(*_sendable(), TABLE.c.lease_expires_at.is_(None))
-    return db.session.scalar(query)
+    return db.session.scalar(next_due_query())
