@@ -20,17 +20,25 @@ ANSWERS = {
 }
 
 
-@pytest.mark.parametrize("answer", ANSWERS, ids=list(ANSWERS))
-def test_whatever_a_handler_answers_is_recorded_with_the_rest_of_its_batch(app, vendor, handler, answer):
-    body, content_type = ANSWERS[answer]
-    hostile = make_webhook(vendor, label="hostile", external_url=handler.behave(
-        "/hostile", body=body, content_type=content_type, headers={"X-Odd": "a\x01b"}))  # fmt: skip
+def deliver_with_three_others(vendor, handler, **hostile_answer) -> tuple[Webhook, list[Webhook]]:
+    """A webhook whose handler answers ``hostile_answer`` and three ordinary ones, delivered in
+    one batch by one drain."""
+    hostile = make_webhook(vendor, label="hostile", external_url=handler.behave("/hostile", **hostile_answer))
     fine = [make_webhook(vendor, label=f"fine {n}", external_url=handler.behave(f"/fine{n}")) for n in range(3)]
     for hook in [hostile, *fine]:
         triggers.make_due_now(hook, count_event=True)
     db.session.commit()
     delivery.drain(budget=5)
     db.session.rollback()
+    return hostile, fine
+
+
+@pytest.mark.parametrize("answer", ANSWERS, ids=list(ANSWERS))
+def test_whatever_a_handler_answers_is_recorded_with_the_rest_of_its_batch(app, vendor, handler, answer):
+    body, content_type = ANSWERS[answer]
+    hostile, fine = deliver_with_three_others(
+        vendor, handler, body=body, content_type=content_type, headers={"X-Odd": "a\x01b"}
+    )
     for hook in [hostile, *fine]:
         stored = db.session.get(Webhook, hook.id)
         assert (stored.success_count, stored.lease_id, stored.next_trigger_at) == (1, None, None), hook.label
@@ -47,13 +55,7 @@ def test_an_outcome_the_database_refuses_does_not_keep_its_batch_unrecorded(app,
     if db.engine.dialect.name != "postgresql":
         pytest.skip("SQLite stores NUL characters")
     monkeypatch.setattr(sender_module, "scrub", lambda text: text)
-    hostile = make_webhook(vendor, label="hostile", external_url=handler.behave("/hostile", body=b"ok\x00"))
-    fine = [make_webhook(vendor, label=f"fine {n}", external_url=handler.behave(f"/fine{n}")) for n in range(3)]
-    for hook in [hostile, *fine]:
-        triggers.make_due_now(hook, count_event=True)
-    db.session.commit()
-    delivery.drain(budget=5)
-    db.session.rollback()
+    hostile, fine = deliver_with_three_others(vendor, handler, body=b"ok\x00")
     for hook in [hostile, *fine]:
         assert db.session.get(Webhook, hook.id).success_count == 1, hook.label
     recorded = db.session.scalars(select(Attempt).where(Attempt.webhook_id == hostile.id)).one()
