@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import run_worker
-from webhookapp.engine import outcomes
+from webhookapp import paging
+from webhookapp.engine import maintenance
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.times import utcnow
@@ -100,28 +101,80 @@ def test_a_filter_without_matches_says_so(client, auth, vendor):
     assert "No deliveries yet." in page(client, f"/webhooks/{hook.id}")
 
 
-def test_deliveries_are_paginated_twenty_per_page(client, auth, vendor):
-    hook = make_webhook(vendor)
+LINK = re.compile(r'<a class="btn btn-secondary btn-small"(?: rel="\w+")? href="([^"]+)#deliveries">([^<]+)</a>')
+
+
+def nav_links(text: str) -> dict[str, str]:
+    """The delivery pages' links by label: « Newest, ← Newer, Older →, Oldest »."""
+    return {label.strip("«→← »"): href for href, label in LINK.findall(text)}
+
+
+def add_attempts(hook: Webhook, count: int, *, same_second: int = 1) -> None:
+    """``count`` attempts numbered 1 (oldest) to ``count``; ``same_second`` of them share each second."""
     start = utcnow() - timedelta(hours=1)
-    for n in range(45):
+    for n in range(count):
         db.session.add(
-            Attempt(webhook_id=hook.id, number=n + 1, started_at=start + timedelta(seconds=n), duration_ms=5.0,
-                    success=n % 3 != 0, request_method="POST", request_url="https://h.test/", request_headers={},
-                    response_status=200 if n % 3 else 500)
+            Attempt(webhook_id=hook.id, number=n + 1, started_at=start + timedelta(seconds=n // same_second),
+                    duration_ms=5.0, success=n % 3 != 0, request_method="POST", request_url="https://h.test/",
+                    request_headers={}, response_status=200 if n % 3 else 500)
         )  # fmt: skip
     db.session.commit()
+
+
+def test_deliveries_page_twenty_at_a_time_by_older_and_newer_links(client, auth, vendor):
+    hook = make_webhook(vendor)
+    add_attempts(hook, 45, same_second=3)  # ties on the time: the id orders them
     auth.login()
-    pages = [delivery_rows(client, f"/webhooks/{hook.id}?page={n}") for n in (1, 2, 3)]
-    assert [len(rows) for rows in pages] == [20, 20, 5]
-    numbers = [int(row["number"]) for rows in pages for row in rows]
+    first = main_part(page(client, f"/webhooks/{hook.id}"))
+    assert "1–20 of 45" in first and set(nav_links(first)) == {"Older", "Oldest"}
+    second = main_part(page(client, nav_links(first)["Older"]))
+    assert "21–40 of 45" in second and set(nav_links(second)) == {"Newest", "Newer", "Older", "Oldest"}
+    third = main_part(page(client, nav_links(second)["Older"]))
+    assert "41–45 of 45" in third and set(nav_links(third)) == {"Newest", "Newer"}
+    numbers = [int(row["number"]) for text in (first, second, third) for row in ROW.finditer(text)]
     assert numbers == list(range(45, 0, -1))
-    text = main_part(page(client, f"/webhooks/{hook.id}?page=2"))
-    assert "21–40 of 45" in text and "Page 2 of 3" in text
-    assert f'href="/webhooks/{hook.id}?page=1#deliveries"' in text
-    assert f'href="/webhooks/{hook.id}?page=3#deliveries"' in text
-    failures = delivery_rows(client, f"/webhooks/{hook.id}?outcome=failure&page=1")
-    assert [int(row["number"]) for row in failures] == list(range(43, 0, -3))
-    assert delivery_rows(client, f"/webhooks/{hook.id}?page=9") == []
+
+    back = main_part(page(client, nav_links(third)["Newer"]))
+    assert [row["number"] for row in ROW.finditer(back)] == [row["number"] for row in ROW.finditer(second)]
+    assert "21–40 of 45" in back
+    assert [row["number"] for row in ROW.finditer(main_part(page(client, nav_links(back)["Newer"])))] == [
+        str(n) for n in range(45, 25, -1)]  # fmt: skip
+    oldest = main_part(page(client, nav_links(first)["Oldest"]))
+    assert "26–45 of 45" in oldest and [int(row["number"]) for row in ROW.finditer(oldest)] == list(range(20, 0, -1))
+    assert set(nav_links(oldest)) == {"Newest", "Newer"}
+
+
+def test_the_outcome_filter_pages_too(client, auth, vendor):
+    hook = make_webhook(vendor)
+    add_attempts(hook, 90)  # every third one fails: 30 failures
+    auth.login()
+    first = main_part(page(client, f"/webhooks/{hook.id}?outcome=failure"))
+    assert "1–20 of 30" in first and "outcome=failure" in nav_links(first)["Older"]
+    second = main_part(page(client, nav_links(first)["Older"]))
+    numbers = [int(row["number"]) for text in (first, second) for row in ROW.finditer(text)]
+    assert numbers == list(range(88, 0, -3)) and "21–30 of 30" in second
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "99999999999999999999-1", "-5-3", "1-1&n=-4", "1e9-2"])
+def test_a_cursor_that_is_not_one_shows_the_newest_page_or_nothing_older(client, auth, vendor, cursor):
+    hook = make_webhook(vendor)
+    add_attempts(hook, 25)
+    auth.login()
+    response = client.get(f"/webhooks/{hook.id}?before={cursor}")
+    assert response.status_code == 200
+    rows = list(ROW.finditer(main_part(html.unescape(response.get_data(as_text=True)))))
+    assert [int(row["number"]) for row in rows] in (list(range(25, 5, -1)), [])
+
+
+def test_past_the_count_bound_the_page_says_so(monkeypatch, client, auth, vendor):
+    monkeypatch.setattr(paging, "COUNT_BOUND", 30)
+    hook = make_webhook(vendor)
+    add_attempts(hook, 45)
+    auth.login()
+    first = main_part(page(client, f"/webhooks/{hook.id}"))
+    assert "1–20 of 30+" in first
+    oldest = main_part(page(client, nav_links(first)["Oldest"]))
+    assert "20 of 30+" in oldest and [int(row["number"]) for row in ROW.finditer(oldest)] == list(range(20, 0, -1))
 
 
 def test_statistics_equal_the_database_counts(client, delivered):
@@ -202,7 +255,7 @@ def test_pruning_deletes_old_attempts_but_keeps_the_statistics(app, client, deli
     figures = (before.events_count, before.triggers_count, before.success_count, before.failure_count)
     infos = (before.last_success_info, before.last_failure_info)
 
-    assert outcomes.prune_attempts() == 1
+    assert maintenance.prune() == {"attempts": 1, "events": 0, "deleted_webhook_attempts": 0}
 
     assert [a.id for a in attempts_of(delivered.id)] == kept_ids
     after = stored(delivered.id)

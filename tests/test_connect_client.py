@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, run_worker
+from webhookapp import paging
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
 
@@ -174,3 +175,18 @@ def test_search_narrows_the_list(client, vendor, handler):
     for label in ("alpha", "bravo"):
         collection.create(new_hook(vendor, handler.url + "/h", label))
     assert [hook["label"] for hook in collection.all().search("alpha")] == ["alpha"]
+
+
+def test_past_the_count_bound_the_client_still_sees_every_item(monkeypatch, live, client, vendor, handler):
+    """Beyond ``COUNT_BOUND`` the total is an estimate (exact on SQLite), never below what a page
+    proves: the client pages on and stops at the first short page."""
+    monkeypatch.setattr(paging, "COUNT_BOUND", 5)
+    collection = webhooks(client)
+    made = {collection.create(new_hook(vendor, handler.url + "/h", f"hook {n:02}"))["id"] for n in range(23)}
+    live.queries.clear()
+    resources = collection.all().limit(10)
+    assert {hook["id"] for hook in resources} == made
+    assert tuple(resources.content_range) == (20, 22, 23)  # a short last page: exact
+    assert len(live.queries) == 3
+    total = collection.all().count()
+    assert total == 23 if db.engine.dialect.name == "sqlite" else total > 5

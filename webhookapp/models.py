@@ -33,6 +33,7 @@ from .extensions import db
 from .times import utcnow
 
 VENDOR = "vendor"
+WEBHOOK_FILLFACTOR = 70
 DISTRIBUTOR = "distributor"
 
 
@@ -206,6 +207,8 @@ class Webhook(db.Model):
 
     __table_args__ = (
         Index("ix_webhooks_match", "product_id", "object_class", "type", "active"),
+        # An account's webhooks newest first: the list and the API page through this index alone.
+        Index("ix_webhooks_account_created", "account_id", "created_at", "id"),
         # The pending triggers in due order: a claim and the next due time read these rows alone,
         # however many webhooks there are (docs/architecture.md, "Trigger state").
         Index(
@@ -215,6 +218,9 @@ class Webhook(db.Model):
             postgresql_where=text("next_trigger_at IS NOT NULL"),
             sqlite_where=text("next_trigger_at IS NOT NULL"),
         ),
+        # Every event rewrites the rows it matches; room left on each page lets PostgreSQL update
+        # them in place (HOT), without a new entry in every index (docs/architecture.md, "Scale").
+        {"postgresql_with": {"fillfactor": WEBHOOK_FILLFACTOR}},
     )
 
     @property
@@ -265,13 +271,33 @@ class Event(db.Model):
 
 
 class Attempt(db.Model):
-    """One HTTP call to a handler: the request as sent (JWT signature redacted) and the outcome."""
+    """One HTTP call to a handler: the request as sent (JWT signature redacted) and the outcome.
+
+    ``webhook_id`` has no foreign key: a deleted webhook's attempts are removed in the background
+    (:class:`DeletedWebhook`), so that deleting does not wait for its whole history. Every writer
+    of attempts checks under a lock that the webhook still exists (docs/architecture.md, "Scale").
+    """
 
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_webhook_started", "webhook_id", "started_at"),)
+    __table_args__ = (
+        # A webhook's attempts newest first. The included columns are those the API filters on,
+        # so a page at any offset, and its count, read this index alone.
+        Index(
+            "ix_attempts_webhook_started_id", "webhook_id", "started_at", "id", postgresql_include=["success", "kind"]
+        ),
+        # Its failures alone: few among many successes, found without reading the successes.
+        Index(
+            "ix_attempts_webhook_failures",
+            "webhook_id",
+            "started_at",
+            "id",
+            postgresql_where=text("NOT success"),
+            sqlite_where=text("NOT success"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    webhook_id: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(20), default="trigger")  # trigger or validation
     number: Mapped[int] = mapped_column(default=1)  # attempt number within its trigger
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -290,3 +316,23 @@ class Attempt(db.Model):
     @property
     def outcome(self) -> str:
         return "Success" if self.success else "Failure"
+
+
+class DeletedWebhook(db.Model):
+    """A deleted webhook whose attempts are still being removed, in batches, by the workers."""
+
+    __tablename__ = "deleted_webhooks"
+
+    webhook_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MaintenanceLease(db.Model):
+    """Who runs a maintenance task (pruning) now, until when: one worker at a time, and a worker
+    that dies lets another take over once its lease expires."""
+
+    __tablename__ = "maintenance_leases"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(32))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -27,7 +27,7 @@ def run_cron(stop: threading.Event, interval: int) -> None:
         cron = CronScheduler(connection=dispatch.redis_connection(), name=f"webhookapp-{threading.get_native_id()}")
     # ttl: a sweep that could not start within a few seconds is pointless; do not let them pile up.
     cron.register(jobs.sweep, queue_name=dispatch.QUEUE_NAME, interval=interval, ttl=max(2 * interval, 5), result_ttl=0)
-    cron.register(jobs.prune_attempts, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
+    cron.register(jobs.prune, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
     while not stop.is_set():
         try:
             cron.enqueue_jobs()

@@ -3,17 +3,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import g, jsonify, request
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
 from werkzeug import Response
 
+from .. import paging
 from ..engine import validations
 from ..errors import ServiceError
-from ..extensions import db
 from ..models import Attempt, Webhook
 from ..services import webhooks as service
 from . import rql
@@ -52,10 +53,18 @@ ATTEMPT_FIELDS = {
 
 
 def paginated(
-    query: Select, fields: dict[str, rql.Field], default_order: list[Any], render: Any, search: Any = None
+    query: Select,
+    fields: dict[str, rql.Field],
+    default_order: list[Any],
+    render: Any,
+    *,
+    key: Any,
+    options: Sequence[Any] = (),
+    search: Any = None,
 ) -> Response:
     """Apply RQL, ``limit``, ``offset`` (and ``search``, where the resource has one) to ``query``;
-    answer with a Content-Range header."""
+    answer with a Content-Range header (:func:`.paging.api_total`). The page's rows are read by
+    ``key`` (:func:`.paging.deferred_rows`) with the loader ``options``."""
     parsed = rql.parse_query(request.query_string.decode("latin-1"), fields, default_order)
     try:
         limit = int(parsed.params.get("limit", DEFAULT_LIMIT))
@@ -70,14 +79,17 @@ def paginated(
         if search is None:
             raise ServiceError(400, "RQL_001", "This list has no search; use RQL filters.")
         query = query.where(search(parsed.params["search"]))
-    query = query.where(parsed.where)
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    items = (
-        db.session.scalars(query.order_by(*parsed.order_by).offset(offset).limit(limit)).unique().all() if limit else []
-    )
+    order = list(parsed.order_by)
+    if parsed.order_by is not default_order:
+        order.append(key)  # a client's ordering may tie: the key keeps offset pages disjoint
+    query = query.where(parsed.where).order_by(*order)
+    items = paging.deferred_rows(query, key, offset, limit, options) if limit else []
+    total, exact = paging.api_total(query, key, offset, len(items), limit)
     response = jsonify([render(item) for item in items])
     last = offset + len(items) - 1 if items else offset
     response.headers["Content-Range"] = f"items {offset}-{last}/{total}"
+    if not exact:
+        response.headers["X-Total-Estimated"] = "true"
     return response
 
 
@@ -104,14 +116,11 @@ def _service_fields(body: Any, webhook: Webhook | None = None) -> dict[str, Any]
 @blueprint.get("/notifications/webhooks")
 @token_required
 def list_webhooks() -> Response:
-    query = (
-        select(Webhook)
-        .where(Webhook.account_id == g.api_token.account_id)
-        .options(joinedload(Webhook.product), joinedload(Webhook.account))
-    )
+    query = select(Webhook).where(Webhook.account_id == g.api_token.account_id)
     return paginated(
-        query, WEBHOOK_FIELDS, [Webhook.created_at.desc(), Webhook.id], webhook_json, search=service.search_condition
-    )
+        query, WEBHOOK_FIELDS, list(service.NEWEST_WEBHOOKS_FIRST), webhook_json, key=Webhook.id,
+        options=[selectinload(Webhook.product), selectinload(Webhook.account)], search=service.search_condition,
+    )  # fmt: skip
 
 
 @blueprint.post("/notifications/webhooks")
@@ -163,4 +172,6 @@ def trigger_webhook(webhook_id: str) -> Response:
 def list_attempts(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     query = select(Attempt).where(Attempt.webhook_id == webhook.id)
-    return paginated(query, ATTEMPT_FIELDS, [Attempt.started_at.desc(), Attempt.id.desc()], attempt_json)
+    return paginated(
+        query, ATTEMPT_FIELDS, [Attempt.started_at.desc(), Attempt.id.desc()], attempt_json, key=Attempt.id
+    )

@@ -28,7 +28,8 @@ from .timing import (
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "webhooks"
-DELIVER_JOB = "webhookapp.engine.jobs.deliver_due"  # by name: jobs.py imports the delivery loop, which imports this
+DELIVER_JOB = "webhookapp.engine.jobs.deliver_due"
+PURGE_JOB = "webhookapp.engine.jobs.purge_deleted"  # by name: jobs.py imports the delivery loop, which imports this
 # Set while a delivery job waits in the queue: one waiting job is enough to drain everything due.
 WAKE_FLAG = "webhookapp:deliver-queued"
 # Rung on every wake: a delivery job that has just run out of work waits on it for a moment
@@ -109,4 +110,15 @@ def schedule(webhook_id: str, due: datetime) -> bool:
         return True
     except RedisError as exc:
         log.warning("Could not schedule the retry of %s (%s); the sweeper will.", webhook_id, exc)
+        return False
+
+
+def purge(webhook_id: str) -> bool:
+    """Queue the removal of a deleted webhook's attempts; False if Redis is unreachable (the
+    hourly prune removes them then)."""
+    try:
+        queue().enqueue(PURGE_JOB, webhook_id, job_timeout=3600, result_ttl=0, failure_ttl=86400)
+        return True
+    except RedisError as exc:
+        log.warning("Could not queue the purge of %s (%s); the hourly prune will.", webhook_id, exc)
         return False

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
 
-from . import delivery, outcomes
+from . import delivery, maintenance
 from .reconnect import close_session, or_else
 
 T = TypeVar("T")
@@ -58,6 +58,15 @@ def sweep() -> bool:
     return _in_app(delivery.sweep)
 
 
-def prune_attempts() -> int:
-    """Delete attempts past the retention period (runs hourly)."""
-    return _in_app(lambda: or_else(outcomes.prune_attempts, 0))
+def prune() -> dict[str, int] | None:
+    """Prune attempts and events past their retention, and deleted webhooks' attempts (hourly;
+    one worker at a time)."""
+    return _in_app(lambda: or_else(maintenance.prune, None))
+
+
+prune_attempts = prune  # the name jobs queued before an upgrade carry
+
+
+def purge_deleted(webhook_id: str) -> int:
+    """Remove a deleted webhook's attempts (queued by the deletion)."""
+    return _in_app(lambda: or_else(lambda: maintenance.purge_deleted(webhook_id), 0))

@@ -8,16 +8,13 @@ Successes of a busy worker are recorded in batches: on PostgreSQL by one stateme
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from flask import current_app
-from sqlalchemy import delete, insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
 
 from ..extensions import db, on_postgresql
 from ..models import Attempt, Webhook
-from ..times import utcnow
 from . import outcomes_postgresql, triggers
 from .types import AttemptResult, Claim, Finished, PreparedCall
 
@@ -128,12 +125,14 @@ def _insert_attempts(rows: list[dict[str, Any]]) -> dict[str, int]:
 def complete_successes_portable(items: list[Finished]) -> None:
     """:func:`complete_successes` on any database: the attempts in one statement, the webhooks in
     one executemany (:func:`.triggers.succeed`). If a webhook was deleted meanwhile, the batch
-    falls back to one attempt at a time."""
+    falls back to one attempt at a time (:func:`record_attempt` skips the deleted one)."""
     items = sorted(items, key=lambda item: item[0].webhook.id)  # id order, as every multi-row writer
     rows = [attempt_row(claim.webhook.id, claim.attempt, call, result, "trigger") for claim, call, result in items]
-    try:
-        ids = _insert_attempts(rows)
-    except IntegrityError:
+    ids = _insert_attempts(rows)
+    # SQLite holds the database's write lock from the insert on, so no deletion can come between
+    # this check and the commit; a webhook deleted before it has its attempt taken back.
+    existing = set(db.session.scalars(select(Webhook.id).where(Webhook.id.in_(list(ids)))))
+    if len(existing) < len(ids):
         db.session.rollback()
         for claim, call, result in items:
             complete(claim, call, result)
@@ -150,11 +149,3 @@ def complete_successes_portable(items: list[Finished]) -> None:
         ]
     )
     db.session.commit()
-
-
-def prune_attempts() -> int:
-    """Delete attempts older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS``; statistics stay."""
-    cutoff = utcnow() - timedelta(days=float(current_app.config["WEBHOOK_ATTEMPT_RETENTION_DAYS"]))
-    result = db.session.execute(delete(Attempt).where(Attempt.started_at < cutoff))
-    db.session.commit()
-    return result.rowcount

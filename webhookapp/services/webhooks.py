@@ -11,14 +11,15 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy.orm import selectinload
 
-from .. import catalog, rules, tenancy
+from .. import catalog, paging, rules, tenancy
 from ..engine import dispatch, triggers
 from ..errors import ServiceError
 from ..extensions import db
 from ..ids import WEBHOOK_GROUPS, new_id
-from ..models import Account, Attempt, Product, Webhook
+from ..models import Account, Attempt, DeletedWebhook, Product, Webhook
 from ..times import utcnow
 
 STATUSES = {"enabled": "Enabled", "disabled": "Disabled", "out_of_order": "Out of order"}
@@ -77,8 +78,12 @@ def search_condition(search: str) -> ColumnElement[bool]:
     return or_(Webhook.label.ilike(f"%{escaped}%", escape="\\"), Webhook.id == search.strip().upper())
 
 
+NEWEST_WEBHOOKS_FIRST = (Webhook.created_at.desc(), Webhook.id.desc())
+
+
 def list_query(account: Account, search: str = "", status: str = "", type_key: str = "") -> Select:
-    """The account's webhooks, newest first, narrowed by name search, status and type."""
+    """The account's webhooks, newest first (the order of ``ix_webhooks_account_created``),
+    narrowed by name search, status and type."""
     query = select(Webhook).where(Webhook.account_id == account.id)
     if search:
         query = query.where(search_condition(search))
@@ -91,15 +96,31 @@ def list_query(account: Account, search: str = "", status: str = "", type_key: s
     entry = catalog.by_key(type_key)
     if entry:
         query = query.where(Webhook.object_class == entry.object_class, Webhook.type == entry.type)
-    return query.order_by(Webhook.created_at.desc(), Webhook.id)
+    return query.order_by(*NEWEST_WEBHOOKS_FIRST)
+
+
+def list_page(account: Account, page: int, per_page: int, **filters: str) -> paging.OffsetPagination:
+    """A page of :func:`list_query` in three statements (count, keys, rows with their products)."""
+    return paging.OffsetPagination(
+        page=page, per_page=per_page, max_per_page=per_page, error_out=False,
+        select=list_query(account, **filters), key=Webhook.id, options=[selectinload(Webhook.product)],
+    )  # fmt: skip
 
 
 def attempts_query(webhook: Webhook, outcome: str = "") -> Select:
-    """The webhook's delivery attempts, newest first; ``outcome`` is success, failure or empty."""
+    """The webhook's delivery attempts; ``outcome`` is success, failure or empty."""
     query = select(Attempt).where(Attempt.webhook_id == webhook.id)
     if outcome in ("success", "failure"):
-        query = query.where(Attempt.success.is_(outcome == "success"))
-    return query.order_by(Attempt.started_at.desc(), Attempt.id.desc())
+        # "= false", which PostgreSQL reads as NOT success: the failures' partial index applies.
+        query = query.where(Attempt.success == (outcome == "success"))
+    return query
+
+
+def attempts_page(webhook: Webhook, outcome: str = "", *, per_page: int, **position: Any) -> paging.KeysetPage:
+    """A page of the webhook's attempts, newest first (``position``: see :func:`.paging.keyset_page`)."""
+    return paging.keyset_page(
+        attempts_query(webhook, outcome), Attempt.started_at, Attempt.id, per_page=per_page, **position
+    )
 
 
 def get_attempt(webhook: Webhook, attempt_id: int) -> Attempt | None:
@@ -237,14 +258,17 @@ def _wake_if_due(webhook: Webhook) -> None:
 
 
 def delete_webhook(webhook: Webhook) -> None:
-    """Delete the webhook and its attempt log for good."""
-    db.session.execute(delete(Attempt).where(Attempt.webhook_id == webhook.id))
+    """Delete the webhook for good, at once whatever its history: its attempt log is removed by
+    the workers in the background (``deleted_webhooks`` remembers it until then)."""
+    db.session.add(DeletedWebhook(webhook_id=webhook.id, deleted_at=utcnow()))
     db.session.delete(webhook)
     db.session.commit()
+    dispatch.purge(webhook.id)
 
 
 def _unused_webhook_id() -> str:
+    """A new id, never one of a live webhook or of a deleted one whose attempts still exist."""
     while True:
         candidate = new_id("WH", WEBHOOK_GROUPS)
-        if db.session.get(Webhook, candidate) is None:
+        if db.session.get(Webhook, candidate) is None and db.session.get(DeletedWebhook, candidate) is None:
             return candidate

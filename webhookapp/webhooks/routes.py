@@ -20,7 +20,6 @@ from werkzeug import Response
 from .. import catalog
 from ..engine import validations
 from ..errors import ServiceError
-from ..extensions import db
 from ..models import Webhook
 from ..services import webhooks as service
 from ..urls import safe_local_path
@@ -29,11 +28,18 @@ from .forms import EditForm, apply_row_action, format_data
 blueprint = Blueprint("webhooks", __name__)
 ATTEMPTS_PER_PAGE = 20
 MAX_PAGE = 100_000
+MAX_POSITION = 10**12
 
 
 def _page() -> int:
     """The ``page`` parameter, kept to a range no database overflows on."""
     return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+
+
+def _position() -> int | None:
+    """``n``, the position the Older/Newer link knew for the page's first delivery (display only)."""
+    position = request.args.get("n", type=int)
+    return position if position is not None and 1 <= position <= MAX_POSITION else None
 
 
 def _own_webhook(webhook_id: str) -> Webhook:
@@ -53,8 +59,10 @@ def index() -> str:
     search = request.args.get("q", "").strip()[:100]
     status = request.args.get("status", "")
     type_key = request.args.get("type", "")
-    query = service.list_query(current_user.account, search, status, type_key)
-    page = db.paginate(query, page=_page(), per_page=current_app.config["WEBHOOKS_PER_PAGE"], error_out=False)
+    page = service.list_page(
+        current_user.account, _page(), current_app.config["WEBHOOKS_PER_PAGE"],
+        search=search, status=status, type_key=type_key,
+    )  # fmt: skip
     return render_template(
         "webhooks/list.html",
         page=page,
@@ -71,9 +79,9 @@ def details(webhook_id: str) -> Response:
     webhook = _own_webhook(webhook_id)
     reveal = request.args.get("reveal") == "secret"
     outcome = request.args.get("outcome", "")
-    attempts = db.paginate(
-        service.attempts_query(webhook, outcome), page=_page(), per_page=ATTEMPTS_PER_PAGE,
-        max_per_page=ATTEMPTS_PER_PAGE, error_out=False,
+    attempts = service.attempts_page(
+        webhook, outcome, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"),
+        after=request.args.get("after"), oldest=request.args.get("at") == "oldest", first=_position(),
     )  # fmt: skip
     response = make_response(
         render_template("webhooks/details.html", webhook=webhook, reveal=reveal, attempts=attempts, outcome=outcome)

@@ -1,0 +1,240 @@
+"""The production-sized data set of ``bench.scale``, loaded in SQL into a PostgreSQL database of
+its own.
+
+At ``size`` 1: 1,000 accounts; 100,000 webhooks, one account (:data:`BIG_ACCOUNT`) holding
+20,000 of them on 50 products; 10 million attempts over 31 days, 100,000 of them on one webhook
+(:data:`HEAVY_WEBHOOK`), interleaved with the others as a busy service writes them; 5 million
+events. Smaller sizes scale every count (the big account keeps its 50 products). The ids do not
+depend on the size, so the same request names the same objects in a small and a big database.
+
+The schema comes from the migrations (``flask db upgrade``), so the indexes are the ones a real
+installation has; the secondary indexes of the two big tables are dropped during the load and
+built again after it, which is how a bulk load is done, then ``VACUUM ANALYZE`` leaves the
+tables as autovacuum would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.engine import Engine
+from werkzeug.security import generate_password_hash
+
+from bench.common import ROOT, SECRET_KEY, refuse_shared_database
+from webhookapp.tenancy import digest
+
+BIG_ACCOUNT = "VA-000001"
+HEAVY_WEBHOOK = "WH-000000001"
+BIG_PRODUCTS = 50
+EMAIL = "scale@example.com"
+PASSWORD = "bench-password"
+PLAIN_TOKEN = "bench-scale-token-0123456789abcdef0123456789abcdef"
+DAYS = 31
+BULK_TABLES = ("attempts", "events")
+
+
+@dataclass(frozen=True)
+class Shape:
+    accounts: int
+    webhooks: int
+    big_webhooks: int
+    attempts: int
+    heavy_attempts: int
+    events: int
+
+    @classmethod
+    def of_size(cls, size: float) -> Shape:
+        def scaled(count: int, least: int) -> int:
+            return max(least, round(count * size))
+
+        return cls(
+            accounts=scaled(1_000, 2),
+            webhooks=scaled(100_000, 100),
+            big_webhooks=scaled(20_000, 50),
+            attempts=scaled(10_000_000, 1_000),
+            heavy_attempts=scaled(100_000, 100),
+            events=scaled(5_000_000, 100),
+        )
+
+
+def webhook_id(k: str) -> str:
+    return f"'WH-' || lpad(({k})::text, 9, '0')"
+
+
+def product_of_account(account: str, choice: str) -> str:
+    """The product number of account number ``account`` (2 and up): two each, after the big ones."""
+    return f"({BIG_PRODUCTS} + (({account}) - 2) * 2 + 1 + ({choice}) % 2)"
+
+
+# One statement per table; :name parameters come from the Shape and the load's clock.
+STEPS: tuple[tuple[str, str], ...] = (
+    (
+        "accounts",
+        """INSERT INTO accounts (id, name, kind, created_at)
+        SELECT 'VA-' || lpad(a::text, 6, '0'), 'Account ' || a, 'vendor', :start
+        FROM generate_series(1, :accounts) AS a""",
+    ),
+    (
+        "products",
+        f"""INSERT INTO products (id, name, vendor_id, dynamic_validation, created_at)
+        SELECT 'PRD-' || lpad(p::text, 9, '0'), 'Product ' || p,
+               'VA-' || lpad((CASE WHEN p <= {BIG_PRODUCTS} THEN 1
+                                   ELSE 2 + (p - {BIG_PRODUCTS} - 1) / 2 END)::text, 6, '0'),
+               false, :start
+        FROM generate_series(1, {BIG_PRODUCTS} + (:accounts - 1) * 2) AS p""",
+    ),
+    (
+        "webhooks",
+        f"""INSERT INTO webhooks (id, account_id, product_id, label, description, active, out_of_order,
+            object_class, type, http_method, external_url, jwt_secret, headers, data, created_at, modified_at,
+            events_count, triggers_count, success_count, failure_count, failures_since_last_success,
+            trigger_attempts, lease_attempt, last_event_at, next_trigger_at)
+        SELECT {webhook_id("k")}, 'VA-' || lpad(owner::text, 6, '0'),
+               'PRD-' || lpad((CASE WHEN owner = 1 THEN 1 + (k - 1) % {BIG_PRODUCTS}
+                                    ELSE {product_of_account("owner", "k")} END)::text, 9, '0'),
+               'Hook ' || k || ' of ' || owner, '', k % 20 <> 0, k % 50 = 25,
+               (ARRAY['fulfillment_request', 'billing_request', 'listing_request'])[1 + k % 3], 'event', 'POST',
+               'https://handler.example.com/hooks/' || k, md5(k::text), '{{}}', '{{}}',
+               :now - (:webhooks - k) * interval '5 minutes', :now - (:webhooks - k) * interval '5 minutes',
+               1000, 1000, 950, 50, CASE WHEN k % 100 = 7 THEN 2 ELSE 0 END,
+               CASE WHEN k % 100 = 7 THEN 2 ELSE 0 END, 0, :now - interval '1 hour',
+               CASE WHEN k % 100 = 7 THEN :now + interval '1 hour' END
+        FROM (SELECT k, CASE WHEN k <= :big_webhooks THEN 1
+                             ELSE 2 + (k - :big_webhooks - 1) % (:accounts - 1) END AS owner
+              FROM generate_series(1, :webhooks) AS k) AS numbered""",
+    ),
+    (
+        "users and the API token",
+        """INSERT INTO users (email, name, password_hash, is_admin, account_id, created_at, session_token)
+        VALUES (:email, 'Scale User', :password_hash, false, :big_account, :start, '0123456789abcdef0123456789abcdef');
+        INSERT INTO api_tokens (account_id, name, token_hash, prefix, is_platform, created_at)
+        VALUES (:big_account, 'scale', :token_hash, :token_prefix, false, :start)""",
+    ),
+    (
+        "attempts",
+        # Every (attempts / heavy_attempts)-th attempt is the heavy webhook's; the others go round
+        # the rest. One in twenty fails, spread by a multiplicative hash.
+        f"""INSERT INTO attempts (id, webhook_id, kind, number, started_at, duration_ms, success, request_method,
+            request_url, request_headers, request_body, response_status, response_headers, response_body,
+            response_truncated, error)
+        SELECT i, CASE WHEN i % :stride = 0 THEN :heavy ELSE {webhook_id("2 + (i * 7919) % (:webhooks - 1)")} END,
+               'trigger', 1, :start + i * :step * interval '1 second', 20 + i % 300, NOT failed, 'POST',
+               'https://handler.example.com/hooks/' || i % 1000,
+               '{{"Content-Type": "application/json", "Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.<redacted>"}}',
+               '{{"id": "EV-' || i || '", "object_class": "fulfillment_request", "api_url": "https://api.example.com/public/v1/"}}',
+               CASE WHEN failed THEN 503 ELSE 200 END, '{{"Content-Type": "application/json"}}',
+               CASE WHEN failed THEN 'Service Unavailable' ELSE '{{"ok": true}}' END, false,
+               CASE WHEN failed THEN 'HTTP 503' END
+        FROM (SELECT i, (i * 2654435761) % 4294967296 % 20 = 3 AS failed
+              FROM generate_series(1::bigint, :attempts) AS i) AS numbered""",
+    ),
+    (
+        "events",
+        f"""INSERT INTO events (id, account_id, client_event_id, object_class, product_id, object_id, api_url,
+            webhook_ids, created_at)
+        SELECT 'EV-' || lpad(e::text, 12, '0'), w.account_id, CASE WHEN e % 2 = 0 THEN 'client-' || e END,
+               w.object_class, w.product_id, 'PR-' || e, 'https://api.example.com/public/v1/',
+               json_build_array(w.id), :start + e * :event_step * interval '1 second'
+        FROM generate_series(1::bigint, :events) AS e
+        JOIN webhooks w ON w.id = {webhook_id("1 + (e * 7919) % :webhooks")}""",
+    ),
+)
+
+
+def engine_for(url: str) -> Engine:
+    refuse_shared_database(url)
+    return create_engine(url, hide_parameters=True)
+
+
+def migrate(url: str, app_root: Path = ROOT) -> None:
+    """The schema of the code in ``app_root``, as ``flask db upgrade`` makes it."""
+    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY=SECRET_KEY, WEBHOOKAPP_CONFIG="development")
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=app_root, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def _secondary_indexes(connection: Connection) -> list[tuple[str, str]]:
+    rows = connection.execute(
+        text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY(:tables) "
+            "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+        ),
+        {"tables": list(BULK_TABLES)},
+    ).all()
+    return [(row.indexname, row.indexdef) for row in rows]
+
+
+def load(url: str, size: float, app_root: Path = ROOT, say=print) -> Shape:
+    """Empty the database at ``url``, migrate it and load the data set of ``size``."""
+    shape = Shape.of_size(size)
+    engine = engine_for(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    migrate(url, app_root)
+    now = time.time()
+    params = {
+        **shape.__dict__,
+        "now": _timestamp(now),
+        "start": _timestamp(now - DAYS * 86400),
+        "step": DAYS * 86400 / shape.attempts,
+        "event_step": DAYS * 86400 / shape.events,
+        "stride": max(shape.attempts // shape.heavy_attempts, 1),
+        "heavy": HEAVY_WEBHOOK,
+        "big_account": BIG_ACCOUNT,
+        "email": EMAIL,
+        "password_hash": generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"),
+        "token_hash": digest(PLAIN_TOKEN),
+        "token_prefix": PLAIN_TOKEN[:8],
+    }
+    with engine.begin() as connection:
+        indexes = _secondary_indexes(connection)
+        for name, _definition in indexes:
+            connection.execute(text(f'DROP INDEX "{name}"'))
+        for what, statement in STEPS:
+            began = time.monotonic()
+            for part in statement.split(";"):
+                connection.execute(text(part), params)
+            say(f"  {what}: {time.monotonic() - began:.0f} s")
+        began = time.monotonic()
+        for _name, definition in indexes:
+            connection.execute(text(definition))
+        connection.execute(
+            text("SELECT setval(pg_get_serial_sequence('attempts', 'id'), (SELECT max(id) FROM attempts))")
+        )
+        connection.execute(text("CREATE TABLE bench_scale (size float8 NOT NULL)"))
+        connection.execute(text("INSERT INTO bench_scale VALUES (:size)"), {"size": size})
+        say(f"  indexes: {time.monotonic() - began:.0f} s")
+    vacuum(engine)
+    engine.dispose()
+    return shape
+
+
+def vacuum(engine: Engine) -> None:
+    """What autovacuum would have done (it is off on this server): visibility map and statistics."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+
+
+def loaded_size(url: str) -> float | None:
+    """The size loaded into ``url`` by :func:`load`, or None if it holds no complete load."""
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT size FROM bench_scale")).scalar()
+    except Exception:  # no such table: never loaded, or the load was interrupted
+        return None
+    finally:
+        engine.dispose()
+
+
+def _timestamp(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)  # naive UTC, as the columns hold it
