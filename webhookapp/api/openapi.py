@@ -77,7 +77,10 @@ def rql(what: str, fields: dict[str, Any], example: str) -> str:
 def page(schema_name: str, description: str) -> dict[str, Any]:
     return {
         "description": description,
-        "headers": {"Content-Range": {"$ref": "#/components/headers/Content-Range"}},
+        "headers": {
+            "Content-Range": {"$ref": "#/components/headers/Content-Range"},
+            "X-Total-Estimated": {"$ref": "#/components/headers/X-Total-Estimated"},
+        },
         "content": content({"type": "array", "items": ref(schema_name)}),
     }
 
@@ -297,9 +300,16 @@ def document() -> dict[str, Any]:
                 "Content-Range": {
                     "required": True,
                     "description": "`items <first>-<last>/<total>`, as Connect's API sends it; an empty page "
-                    "reads `items <offset>-<offset>/<total>`.",
+                    "reads `items <offset>-<offset>/<total>`. The total is exact up to 10,000 rows and on "
+                    "a page shorter than `limit`; beyond, it is an estimate (see X-Total-Estimated).",
                     "schema": {"type": "string", "pattern": r"^items \d+-\d+/\d+$"},
-                }
+                },
+                "X-Total-Estimated": {
+                    "description": "`true` when the total of Content-Range is the database's estimate: past 10,000 "
+                    "rows, never less than the rows the page proves (plus one when the page is full), so a client "
+                    "that pages until a short page sees every item.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
             },
         },
     }

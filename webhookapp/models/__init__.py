@@ -1,0 +1,27 @@
+"""Database models in SQLAlchemy 2 typed style, one module per part of the schema.
+
+Every webhook, token and delivery belongs to exactly one account; queries that serve a person or
+a token always filter by that account.
+"""
+
+from .accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, Product, User
+from .columns import UTCDateTime
+from .deliveries import Attempt, DeletedWebhook, Event, MaintenanceLease
+from .webhooks import WEBHOOK_FILLFACTOR, Webhook, WizardDraft
+
+__all__ = [
+    "DISTRIBUTOR",
+    "VENDOR",
+    "WEBHOOK_FILLFACTOR",
+    "Account",
+    "ApiToken",
+    "Attempt",
+    "DeletedWebhook",
+    "Event",
+    "MaintenanceLease",
+    "Product",
+    "UTCDateTime",
+    "User",
+    "Webhook",
+    "WizardDraft",
+]

@@ -1,0 +1,121 @@
+"""Accounts, their people, their products and their API tokens."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from flask import current_app
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db
+from ..times import utcnow
+from .columns import UTCDateTime
+
+VENDOR = "vendor"
+DISTRIBUTOR = "distributor"
+
+
+class Account(db.Model):
+    """A vendor (``VA-…``) or a distributor (``PA-…``)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="account")
+
+    @property
+    def is_vendor(self) -> bool:
+        return self.kind == VENDOR
+
+    def __repr__(self) -> str:
+        return f"<Account {self.id}>"
+
+
+class User(UserMixin, db.Model):
+    """A person who logs in with email and password; belongs to one account."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Part of every session and remember cookie of the user (get_id); a new one ends them all.
+    session_token: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
+
+    account: Mapped[Account] = relationship(back_populates="users")
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session and the remember cookie: the id and the session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Make every session and remember cookie of this user invalid (logout, a new password)."""
+        self.session_token = secrets.token_hex(16)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+        if self.session_token is not None:
+            self.end_sessions()  # a new password signs out every device that knew the old one
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+class Product(db.Model):
+    """What a webhook watches; owned by a vendor, usable by that vendor and every distributor."""
+
+    __tablename__ = "products"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    vendor_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    dynamic_validation: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    vendor: Mapped[Account] = relationship()
+
+    @property
+    def capabilities(self) -> set[str]:
+        return {"dynamic_validation"} if self.dynamic_validation else set()
+
+    def __repr__(self) -> str:
+        return f"<Product {self.id}>"
+
+
+class ApiToken(db.Model):
+    """An account's API token; only a SHA-256 digest of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    is_platform: Mapped[bool] = mapped_column(default=False)
+    # The create form's one-time key: a resubmitted form (reload, double click) makes no second token.
+    creation_key: Mapped[str | None] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[Account] = relationship()
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,97 @@
+"""Events, attempts, and the bookkeeping of pruning and purging."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..times import utcnow
+from .columns import UTCDateTime
+
+
+class Event(db.Model):
+    """A queue-change event accepted by ``POST /public/v1/events``."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("account_id", "client_event_id", name="uq_events_account_client_id"),)
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    client_event_id: Mapped[str | None] = mapped_column(String(100))
+    object_class: Mapped[str] = mapped_column(String(40))
+    product_id: Mapped[str] = mapped_column(String(20))
+    object_id: Mapped[str | None] = mapped_column(String(100))
+    api_url: Mapped[str | None] = mapped_column(Text)
+    webhook_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Attempt(db.Model):
+    """One HTTP call to a handler: the request as sent (JWT signature redacted) and the outcome.
+
+    ``webhook_id`` has no foreign key: a deleted webhook's attempts are removed in the background
+    (:class:`DeletedWebhook`), so that deleting does not wait for its whole history. Every writer
+    of attempts checks under a lock that the webhook still exists (docs/architecture.md, "Scale").
+    """
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        # A webhook's attempts newest first. The included columns are those the API filters on,
+        # so a page at any offset, and its count, read this index alone.
+        Index(
+            "ix_attempts_webhook_started_id", "webhook_id", "started_at", "id", postgresql_include=["success", "kind"]
+        ),
+        # Its failures alone: few among many successes, found without reading the successes.
+        Index(
+            "ix_attempts_webhook_failures",
+            "webhook_id",
+            "started_at",
+            "id",
+            postgresql_where=text("NOT success"),
+            sqlite_where=text("NOT success"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20), default="trigger")  # trigger or validation
+    number: Mapped[int] = mapped_column(default=1)  # attempt number within its trigger
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    success: Mapped[bool] = mapped_column(default=False)
+    request_method: Mapped[str] = mapped_column(String(8))
+    request_url: Mapped[str] = mapped_column(Text)
+    request_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    request_body: Mapped[str | None] = mapped_column(Text)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    response_truncated: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def outcome(self) -> str:
+        return "Success" if self.success else "Failure"
+
+
+class DeletedWebhook(db.Model):
+    """A deleted webhook whose attempts are still being removed, in batches, by the workers."""
+
+    __tablename__ = "deleted_webhooks"
+
+    webhook_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MaintenanceLease(db.Model):
+    """Who runs a maintenance task (pruning) now, until when: one worker at a time, and a worker
+    that dies lets another take over once its lease expires."""
+
+    __tablename__ = "maintenance_leases"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(32))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,126 @@
+"""Webhooks, and the drafts of the creation wizard."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, event, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..catalog import WebhookType, by_pair
+from ..extensions import db
+from ..times import utcnow
+from .accounts import Account, Product
+from .columns import UTCDateTime
+
+WEBHOOK_FILLFACTOR = 70
+
+
+class Webhook(db.Model):
+    """A configured webhook with its delivery statistics (docs/architecture.md, "Catalog and webhooks")."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(default=False)
+    out_of_order: Mapped[bool] = mapped_column(default=False)
+    object_class: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(40))
+    http_method: Mapped[str] = mapped_column(String(8), default="POST")
+    external_url: Mapped[str] = mapped_column(Text)
+    jwt_secret: Mapped[str] = mapped_column(String(100))
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Statistics, filled by the delivery engine; never pruned.
+    events_count: Mapped[int] = mapped_column(default=0)
+    triggers_count: Mapped[int] = mapped_column(default=0)
+    success_count: Mapped[int] = mapped_column(default=0)
+    failure_count: Mapped[int] = mapped_column(default=0)
+    failures_since_last_success: Mapped[int] = mapped_column(default=0)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_trigger_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # {attempt_id, status, duration_ms, excerpt, error} of the last success / failure; kept when
+    # the attempt itself is pruned.
+    last_success_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_failure_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    # Trigger state (docs/architecture.md, "Trigger state"), written by engine/triggers.py alone:
+    # at most one pending trigger, due at ``next_trigger_at`` after ``trigger_attempts`` failed
+    # attempts, and at most one attempt in flight, leased until ``lease_expires_at`` under ``lease_id``.
+    trigger_attempts: Mapped[int] = mapped_column(default=0)
+    last_event_api_url: Mapped[str | None] = mapped_column(Text)
+    lease_id: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    lease_attempt: Mapped[int] = mapped_column(default=0)
+
+    account: Mapped[Account] = relationship()
+    product: Mapped[Product] = relationship()
+
+    __table_args__ = (
+        Index("ix_webhooks_match", "product_id", "object_class", "type", "active"),
+        # An account's webhooks newest first: the list and the API page through this index alone.
+        Index("ix_webhooks_account_created", "account_id", "created_at", "id"),
+        # The pending triggers in due order: a claim and the next due time read these rows alone,
+        # however many webhooks there are (docs/architecture.md, "Trigger state").
+        Index(
+            "ix_webhooks_due",
+            "next_trigger_at",
+            "id",
+            postgresql_where=text("next_trigger_at IS NOT NULL"),
+            sqlite_where=text("next_trigger_at IS NOT NULL"),
+        ),
+        # The list's search box on PostgreSQL: a name that contains the text, found through
+        # trigrams rather than by reading every webhook of the account (docs/architecture.md, "Scale").
+        Index(
+            "ix_webhooks_label_trgm", "label", postgresql_using="gin", postgresql_ops={"label": "gin_trgm_ops"}
+        ).ddl_if(dialect="postgresql"),
+        # Every event rewrites the rows it matches; room left on each page lets PostgreSQL update
+        # them in place (HOT), without a new entry in every index (docs/architecture.md, "Scale").
+        {"postgresql_with": {"fillfactor": WEBHOOK_FILLFACTOR}},
+    )
+
+    @property
+    def catalog_entry(self) -> WebhookType:
+        entry = by_pair(self.object_class, self.type)
+        if entry is None:  # pragma: no cover - rows are validated against the catalog
+            raise LookupError(f"{self.object_class}/{self.type} is not in the catalog")
+        return entry
+
+    @property
+    def status(self) -> str:
+        """Enabled, Disabled or Out of order, as the pages show it."""
+        if not self.active:
+            return "Disabled"
+        return "Out of order" if self.out_of_order else "Enabled"
+
+    def __repr__(self) -> str:
+        return f"<Webhook {self.id}>"
+
+
+class WizardDraft(db.Model):
+    """What a person has typed so far in the creation wizard, kept server-side."""
+
+    __tablename__ = "wizard_drafts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    completed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The trigram operators of ix_webhooks_label_trgm (pg_trgm is a trusted extension: the database's
+# owner may create it).
+event.listen(
+    Webhook.__table__, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql")
+)
