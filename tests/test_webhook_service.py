@@ -11,6 +11,7 @@ from tests.conftest import make_webhook
 from webhookapp import tenancy
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
+from webhookapp.services import webhook_queries as queries
 from webhookapp.services import webhooks as service
 from webhookapp.services.webhooks import WebhookValidationError
 
@@ -134,8 +135,8 @@ def test_usable_products_vendor_own_distributor_all(vendor, other_vendor, distri
 
 def test_get_webhook_is_scoped_to_the_account(vendor, other_vendor):
     hook = make_webhook(vendor)
-    assert service.get_webhook(vendor.account, hook.id) is hook
-    assert service.get_webhook(other_vendor.account, hook.id) is None
+    assert queries.get_webhook(vendor.account, hook.id) is hook
+    assert queries.get_webhook(other_vendor.account, hook.id) is None
 
 
 # --- update --------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ def test_list_query_search_treats_wildcards_literally(vendor):
     make_webhook(vendor, label="100% uptime")
     make_webhook(vendor, label="Plain")
     make_webhook(vendor, label="snake_case")
-    labels = lambda q: sorted(w.label for w in db.session.scalars(service.list_query(vendor.account, q)))  # noqa: E731
+    labels = lambda q: sorted(w.label for w in db.session.scalars(queries.list_query(vendor.account, q)))  # noqa: E731
     assert labels("%") == ["100% uptime"]
     assert labels("_") == ["snake_case"]
     assert labels("PLAIN") == ["Plain"]

@@ -9,7 +9,8 @@ from flask import current_app
 from ..models import Attempt, Webhook
 from ..times import isoformat
 
-STATUS_KEYS = {"Enabled": "enabled", "Disabled": "disabled", "Out of order": "out_of_order"}
+# Failing is a state of an enabled webhook: the API keeps the platform's three statuses.
+STATUS_KEYS = {"Enabled": "enabled", "Failing": "enabled", "Disabled": "disabled", "Out of order": "out_of_order"}
 
 # What a client may send, with the JSON type each must have.
 WRITABLE = {

@@ -16,6 +16,7 @@ from .. import paging
 from ..engine import validations
 from ..errors import ServiceError
 from ..models import Attempt, Webhook
+from ..services import webhook_queries as queries
 from ..services import webhooks as service
 from . import rql
 from .routes import blueprint, json_body, token_required
@@ -94,7 +95,7 @@ def paginated(
 
 
 def own_webhook(webhook_id: str) -> Webhook:
-    webhook = service.get_webhook(g.api_token.account, webhook_id)
+    webhook = queries.get_webhook(g.api_token.account, webhook_id)
     if webhook is None:
         raise ServiceError(404, "WH_404", f"Webhook {webhook_id} not found.")
     return webhook
@@ -118,8 +119,8 @@ def _service_fields(body: Any, webhook: Webhook | None = None) -> dict[str, Any]
 def list_webhooks() -> Response:
     query = select(Webhook).where(Webhook.account_id == g.api_token.account_id)
     return paginated(
-        query, WEBHOOK_FIELDS, list(service.NEWEST_WEBHOOKS_FIRST), webhook_json, key=Webhook.id,
-        options=[selectinload(Webhook.product), selectinload(Webhook.account)], search=service.search_condition,
+        query, WEBHOOK_FIELDS, list(queries.NEWEST_WEBHOOKS_FIRST), webhook_json, key=Webhook.id,
+        options=[selectinload(Webhook.product), selectinload(Webhook.account)], search=queries.search_condition,
     )  # fmt: skip
 
 

@@ -55,9 +55,10 @@ def _delete_in_batches(
         if floor is not None:
             batch = batch.where(moment >= floor)
         moments = db.session.scalars(
-            delete(table).where(key.in_(batch.scalar_subquery())).returning(moment).execution_options(
-                synchronize_session=False
-            )
+            delete(table)
+            .where(key.in_(batch.scalar_subquery()))
+            .returning(moment)
+            .execution_options(synchronize_session=False)
         ).all()
         db.session.commit()
         removed += len(moments)

@@ -97,11 +97,23 @@ class Webhook(db.Model):
         return entry
 
     @property
+    def failing(self) -> bool:
+        """Enabled, and its trigger failed and is being retried (docs/architecture.md, "Trigger state")."""
+        return self.active and not self.out_of_order and (self.trigger_attempts > 0 or self.lease_attempt > 1)
+
+    @property
     def status(self) -> str:
-        """Enabled, Disabled or Out of order, as the pages show it."""
+        """Enabled, Failing, Out of order or Disabled, as the pages show it."""
         if not self.active:
             return "Disabled"
-        return "Out of order" if self.out_of_order else "Enabled"
+        if self.out_of_order:
+            return "Out of order"
+        return "Failing" if self.failing else "Enabled"
+
+    @property
+    def next_attempt(self) -> int:
+        """The number of the next attempt of the pending (or running) trigger."""
+        return self.lease_attempt if self.lease_id else self.trigger_attempts + 1
 
     def __repr__(self) -> str:
         return f"<Webhook {self.id}>"

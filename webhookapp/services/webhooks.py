@@ -11,19 +11,13 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
-from sqlalchemy.orm import selectinload
-
-from .. import catalog, paging, rules, tenancy
+from .. import catalog, rules, tenancy
 from ..engine import dispatch, triggers
 from ..errors import ServiceError
 from ..extensions import db
 from ..ids import WEBHOOK_GROUPS, new_id
-from ..models import Account, Attempt, DeletedWebhook, Product, Webhook
+from ..models import Account, DeletedWebhook, Product, Webhook
 from ..times import utcnow
-
-STATUSES = {"enabled": "Enabled", "disabled": "Disabled", "out_of_order": "Out of order"}
-
 
 FIELD_NAMES = {"type_key": "type"}  # a field's name here → its name in the API
 
@@ -65,67 +59,6 @@ def check_type(account: Account, product: Product | None, type_key: str | None) 
     if reason:
         raise rules.RuleError(f"{entry.label}: {reason}")
     return entry
-
-
-def get_webhook(account: Account, webhook_id: str) -> Webhook | None:
-    """The account's webhook with this id; None for unknown ids and other accounts' webhooks."""
-    return db.session.scalar(select(Webhook).where(Webhook.id == webhook_id, Webhook.account_id == account.id))
-
-
-def search_condition(search: str) -> ColumnElement[bool]:
-    """Name contains ``search`` (any case), or the id is ``search``: the list page's search box."""
-    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return or_(Webhook.label.ilike(f"%{escaped}%", escape="\\"), Webhook.id == search.strip().upper())
-
-
-NEWEST_WEBHOOKS_FIRST = (Webhook.created_at.desc(), Webhook.id.desc())
-
-
-def list_query(account: Account, search: str = "", status: str = "", type_key: str = "") -> Select:
-    """The account's webhooks, newest first (the order of ``ix_webhooks_account_created``),
-    narrowed by name search, status and type."""
-    query = select(Webhook).where(Webhook.account_id == account.id)
-    if search:
-        query = query.where(search_condition(search))
-    if status == "enabled":
-        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(False))
-    elif status == "disabled":
-        query = query.where(Webhook.active.is_(False))
-    elif status == "out_of_order":
-        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(True))
-    entry = catalog.by_key(type_key)
-    if entry:
-        query = query.where(Webhook.object_class == entry.object_class, Webhook.type == entry.type)
-    return query.order_by(*NEWEST_WEBHOOKS_FIRST)
-
-
-def list_page(account: Account, page: int, per_page: int, **filters: str) -> paging.OffsetPagination:
-    """A page of :func:`list_query` in three statements (count, keys, rows with their products)."""
-    return paging.OffsetPagination(
-        page=page, per_page=per_page, max_per_page=per_page, error_out=False,
-        select=list_query(account, **filters), key=Webhook.id, options=[selectinload(Webhook.product)],
-    )  # fmt: skip
-
-
-def attempts_query(webhook: Webhook, outcome: str = "") -> Select:
-    """The webhook's delivery attempts; ``outcome`` is success, failure or empty."""
-    query = select(Attempt).where(Attempt.webhook_id == webhook.id)
-    if outcome in ("success", "failure"):
-        # "= false", which PostgreSQL reads as NOT success: the failures' partial index applies.
-        query = query.where(Attempt.success == (outcome == "success"))
-    return query
-
-
-def attempts_page(webhook: Webhook, outcome: str = "", *, per_page: int, **position: Any) -> paging.KeysetPage:
-    """A page of the webhook's attempts, newest first (``position``: see :func:`.paging.keyset_page`)."""
-    return paging.keyset_page(
-        attempts_query(webhook, outcome), Attempt.started_at, Attempt.id, per_page=per_page, **position
-    )
-
-
-def get_attempt(webhook: Webhook, attempt_id: int) -> Attempt | None:
-    """One attempt of this webhook; None for another webhook's (and so another account's)."""
-    return db.session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.webhook_id == webhook.id))
 
 
 def _clean(fields: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
@@ -246,6 +179,19 @@ def trigger_now(webhook: Webhook) -> Webhook:
         raise WebhookValidationError({"active": ["The webhook is disabled: enable it before triggering it."]})
     triggers.make_due_now(webhook, count_event=True)
     db.session.commit()
+    db.session.refresh(webhook)
+    dispatch.wake([webhook.id])
+    return webhook
+
+
+def retry_now(webhook: Webhook) -> Webhook:
+    """Retry now: a Failing or Out-of-order webhook's trigger is sent at once, counting no event
+    and, for a Failing one, keeping its attempt number. Raises WebhookValidationError otherwise."""
+    if not (webhook.failing or (webhook.active and webhook.out_of_order)):
+        raise WebhookValidationError({"status": ["Only a Failing or Out-of-order webhook has a retry to send."]})
+    if webhook.lease_id is None:  # an attempt in flight is its own retry
+        triggers.make_due_now(webhook, count_event=False)
+        db.session.commit()
     db.session.refresh(webhook)
     dispatch.wake([webhook.id])
     return webhook

@@ -21,6 +21,7 @@ from .. import catalog
 from ..engine import validations
 from ..errors import ServiceError
 from ..models import Webhook
+from ..services import webhook_queries as queries
 from ..services import webhooks as service
 from ..urls import safe_local_path
 from .forms import EditForm, apply_row_action, format_data
@@ -43,7 +44,7 @@ def _position() -> int | None:
 
 
 def _own_webhook(webhook_id: str) -> Webhook:
-    webhook = service.get_webhook(current_user.account, webhook_id)
+    webhook = queries.get_webhook(current_user.account, webhook_id)
     if webhook is None:
         abort(404)
     return webhook
@@ -59,17 +60,18 @@ def index() -> str:
     search = request.args.get("q", "").strip()[:100]
     status = request.args.get("status", "")
     type_key = request.args.get("type", "")
-    page = service.list_page(
+    page = queries.list_page(
         current_user.account, _page(), current_app.config["WEBHOOKS_PER_PAGE"],
         search=search, status=status, type_key=type_key,
     )  # fmt: skip
     return render_template(
         "webhooks/list.html",
         page=page,
+        rates=queries.success_rates([webhook.id for webhook in page.items]),
         search=search,
-        status=status if status in service.STATUSES else "",
+        status=status if status in queries.STATUSES else "",
         type_key=type_key if catalog.by_key(type_key) else "",
-        statuses=service.STATUSES,
+        statuses=queries.STATUSES,
         filtered=bool(search or status or type_key),
     )
 
@@ -79,7 +81,7 @@ def details(webhook_id: str) -> Response:
     webhook = _own_webhook(webhook_id)
     reveal = request.args.get("reveal") == "secret"
     outcome = request.args.get("outcome", "")
-    attempts = service.attempts_page(
+    attempts = queries.attempts_page(
         webhook, outcome, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"),
         after=request.args.get("after"), oldest=request.args.get("at") == "oldest", first=_position(),
     )  # fmt: skip
@@ -94,7 +96,7 @@ def details(webhook_id: str) -> Response:
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
 def attempt(webhook_id: str, attempt_id: int) -> str:
     webhook = _own_webhook(webhook_id)
-    record = service.get_attempt(webhook, attempt_id)
+    record = queries.get_attempt(webhook, attempt_id)
     if record is None:
         abort(404)
     return render_template("webhooks/attempt.html", webhook=webhook, attempt=record)
@@ -124,6 +126,19 @@ def trigger(webhook_id: str) -> Response:
     else:
         flash(f"Triggered “{webhook.label}”: the handler is called now.", "success")
     return redirect(url_for("webhooks.details", webhook_id=webhook.id))
+
+
+@blueprint.post("/webhooks/<webhook_id>/retry")
+def retry(webhook_id: str) -> Response:
+    """Retry now: the pending retry of a Failing or Out-of-order webhook, at once, counting no event."""
+    webhook = _own_webhook(webhook_id)
+    try:
+        service.retry_now(webhook)
+    except service.WebhookValidationError as exc:
+        flash(" ".join(exc.errors["status"]), "error")
+    else:
+        flash(f"Retrying “{webhook.label}” now.", "success")
+    return redirect(_back_to(webhook))
 
 
 @blueprint.get("/webhooks/<webhook_id>/secret")

@@ -1,0 +1,96 @@
+"""The account-scoped reads of webhooks and their attempts: the list, its search, the delivery
+pages and the success rates (docs/architecture.md, "Scale"). Each reads through an index, at
+any depth of any list."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from .. import catalog, paging
+from ..extensions import db
+from ..models import Account, Attempt, Webhook
+from ..times import utcnow
+
+STATUSES = {"enabled": "Enabled", "failing": "Failing", "out_of_order": "Out of order", "disabled": "Disabled"}
+
+
+def get_webhook(account: Account, webhook_id: str) -> Webhook | None:
+    """The account's webhook with this id; None for unknown ids and other accounts' webhooks."""
+    return db.session.scalar(select(Webhook).where(Webhook.id == webhook_id, Webhook.account_id == account.id))
+
+
+def search_condition(search: str) -> ColumnElement[bool]:
+    """Name contains ``search`` (any case), or the id is ``search``: the list page's search box."""
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(Webhook.label.ilike(f"%{escaped}%", escape="\\"), Webhook.id == search.strip().upper())
+
+
+NEWEST_WEBHOOKS_FIRST = (Webhook.created_at.desc(), Webhook.id.desc())
+
+
+def list_query(account: Account, search: str = "", status: str = "", type_key: str = "") -> Select:
+    """The account's webhooks, newest first (the order of ``ix_webhooks_account_created``),
+    narrowed by name search, status and type."""
+    query = select(Webhook).where(Webhook.account_id == account.id)
+    if search:
+        query = query.where(search_condition(search))
+    retrying = or_(Webhook.trigger_attempts > 0, Webhook.lease_attempt > 1)  # Webhook.failing, in SQL
+    if status == "enabled":
+        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(False), ~retrying)
+    elif status == "failing":
+        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(False), retrying)
+    elif status == "disabled":
+        query = query.where(Webhook.active.is_(False))
+    elif status == "out_of_order":
+        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(True))
+    entry = catalog.by_key(type_key)
+    if entry:
+        query = query.where(Webhook.object_class == entry.object_class, Webhook.type == entry.type)
+    return query.order_by(*NEWEST_WEBHOOKS_FIRST)
+
+
+def list_page(account: Account, page: int, per_page: int, **filters: str) -> paging.OffsetPagination:
+    """A page of :func:`list_query` in three statements (count, keys, rows with their products)."""
+    return paging.OffsetPagination(
+        page=page, per_page=per_page, max_per_page=per_page, error_out=False,
+        select=list_query(account, **filters), key=Webhook.id, options=[selectinload(Webhook.product)],
+    )  # fmt: skip
+
+
+def attempts_query(webhook: Webhook, outcome: str = "") -> Select:
+    """The webhook's delivery attempts; ``outcome`` is success, failure or empty."""
+    query = select(Attempt).where(Attempt.webhook_id == webhook.id)
+    if outcome in ("success", "failure"):
+        # "= false", which PostgreSQL reads as NOT success: the failures' partial index applies.
+        query = query.where(Attempt.success == (outcome == "success"))
+    return query
+
+
+def attempts_page(webhook: Webhook, outcome: str = "", *, per_page: int, **position: Any) -> paging.KeysetPage:
+    """A page of the webhook's attempts, newest first (``position``: see :func:`.paging.keyset_page`)."""
+    return paging.keyset_page(
+        attempts_query(webhook, outcome), Attempt.started_at, Attempt.id, per_page=per_page, **position
+    )
+
+
+def get_attempt(webhook: Webhook, attempt_id: int) -> Attempt | None:
+    """One attempt of this webhook; None for another webhook's (and so another account's)."""
+    return db.session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.webhook_id == webhook.id))
+
+
+def success_rates(webhook_ids: list[str], hours: int = 24) -> dict[str, tuple[int, int]]:
+    """Successes and attempts of each webhook over the last ``hours``, in one statement that
+    reads the attempts' covering index alone."""
+    if not webhook_ids:
+        return {}
+    since = utcnow() - timedelta(hours=hours)
+    rows = db.session.execute(
+        select(Attempt.webhook_id, func.count().filter(Attempt.success.is_(True)), func.count())
+        .where(Attempt.webhook_id.in_(webhook_ids), Attempt.started_at >= since)
+        .group_by(Attempt.webhook_id)
+    )
+    return {webhook_id: (successes, total) for webhook_id, successes, total in rows}
