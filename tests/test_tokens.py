@@ -104,14 +104,21 @@ def test_revoke(client, auth, vendor):
     body = text(client.get("/settings/tokens"))
     assert "Token “Old” revoked." in body
     assert '<span class="badge badge-off">Revoked</span>' in body
-    assert f'action="/settings/tokens/{token.id}/revoke"' not in body
+    assert f'href="/settings/tokens/{token.id}/revoke"' not in body
 
 
-def test_revoke_is_post_only(client, auth, vendor):
+def test_revoking_asks_first_and_a_get_changes_nothing(client, auth, vendor):
     token, _ = tokens.create_token(vendor.account, "Keep")
     auth.login()
-    assert client.get(f"/settings/tokens/{token.id}/revoke").status_code == 405
+    listed = text(client.get("/settings/tokens"))
+    assert f'href="/settings/tokens/{token.id}/revoke" aria-label="Revoke Keep"' in listed
+    asked = client.get(f"/settings/tokens/{token.id}/revoke")
+    body = text(asked)
+    assert asked.status_code == 200 and "Revoke token?" in body and "“<strong>Keep</strong>”" in body
+    assert f'<form method="post" action="/settings/tokens/{token.id}/revoke"' in body
     assert stored(token.id).revoked_at is None
+    tokens.revoke_token(stored(token.id))
+    assert "is already revoked" in text(client.get(f"/settings/tokens/{token.id}/revoke"))
 
 
 def test_revoking_another_accounts_token_is_404(client, auth, vendor, other_vendor):
@@ -119,6 +126,7 @@ def test_revoking_another_accounts_token_is_404(client, auth, vendor, other_vend
     auth.login()
     assert client.post(f"/settings/tokens/{theirs.id}/revoke").status_code == 404
     assert client.post("/settings/tokens/999999/revoke").status_code == 404
+    assert client.get(f"/settings/tokens/{theirs.id}/revoke").status_code == 404
     assert stored(theirs.id).revoked_at is None
     assert tenancy.authenticate_header(f"Bearer {plain}").id == theirs.id
 

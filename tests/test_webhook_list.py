@@ -172,3 +172,33 @@ def test_toggle_from_the_list_returns_to_the_filtered_list(client, auth, mixed):
     response = client.post(f"/webhooks/{mixed[0].id}/disable", data={"next": here})
     assert response.headers["Location"] == here
     assert rows(client.get(here)) == ["alphabet listing"]
+
+
+def test_filter_by_product_offers_the_products_in_use(client, auth, vendor, other_vendor):
+    first, second = vendor.products
+    make_hooks(vendor, [{"label": "On first", "product_id": first.id}, {"label": "On second", "product_id": second.id},
+                        {"label": "Also first", "product_id": first.id}])  # fmt: skip
+    make_webhook(other_vendor, label="Theirs")
+    auth.login()
+    assert rows(client.get(f"/webhooks?product={first.id}")) == ["Also first", "On first"]
+    page = text(client.get("/webhooks"))
+    offered = re.findall(r'<option value="(PRD-[\d-]+)"', page)
+    assert offered == sorted([first.id, second.id], key=lambda pid: {first.id: first.name, second.id: second.name}[pid])
+    assert other_vendor.products[0].id not in page
+    # Another account's product is no filter at all: the whole list, no product chosen.
+    assert rows(client.get(f"/webhooks?product={other_vendor.products[0].id}")) == ["Also first", "On second",
+                                                                                    "On first"]  # fmt: skip
+
+
+def test_sort_by_name_created_and_status(client, auth, vendor, mixed):
+    auth.login()
+    assert rows(client.get("/webhooks?sort=name")) == ["Alpha orders", "alphabet listing", "Beta billing",
+                                                       "Gamma broken"]  # fmt: skip
+    assert rows(client.get("/webhooks?sort=created")) == rows(client.get("/webhooks"))
+    assert rows(client.get("/webhooks?sort=nonsense")) == rows(client.get("/webhooks"))
+    statuses = re.findall(r'<td data-label="Status">\s*<span class="badge badge-\w+">([^<]+)</span>',
+                          text(client.get("/webhooks?sort=status")))  # fmt: skip
+    order = ["Enabled", "Failing", "Out of order", "Disabled"]
+    assert statuses == sorted(statuses, key=order.index) and len(set(statuses)) == 3
+    pager = text(client.get("/webhooks?sort=name&status=enabled"))
+    assert '<option value="name" selected>' in pager

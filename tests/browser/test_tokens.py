@@ -46,9 +46,14 @@ def test_create_and_revoke_token(logged_in: Page, live_server):
     expect(page.locator("#new-token")).to_have_count(0)
     assert plain not in page.content()
 
-    row.get_by_role("button", name="Revoke Billing system").click()
+    row.get_by_role("link", name="Revoke Billing system").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Revoke token?")
+    page.get_by_role("link", name="Cancel").click()  # asked first: cancelling changes nothing
+    expect(row.locator(".badge")).to_have_text("Active")
+    row.get_by_role("link", name="Revoke Billing system").click()
+    page.get_by_role("button", name="Revoke").click()
     expect(page.locator(".flash-success")).to_have_text("Token “Billing system” revoked.")
     expect(row.locator(".badge")).to_have_text("Revoked")
-    expect(row.get_by_role("button")).to_have_count(0)
+    expect(row.get_by_role("link", name="Revoke Billing system")).to_have_count(0)
     with live_server.db():
         assert db.session.scalars(select(ApiToken)).one().revoked_at is not None

@@ -23,7 +23,7 @@ class Webhook(db.Model):
     __tablename__ = "webhooks"
 
     id: Mapped[str] = mapped_column(String(20), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
     label: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -70,6 +70,8 @@ class Webhook(db.Model):
         Index("ix_webhooks_match", "product_id", "object_class", "type", "active"),
         # An account's webhooks newest first: the list and the API page through this index alone.
         Index("ix_webhooks_account_created", "account_id", "created_at", "id"),
+        # The products an account's webhooks use (the list's filter), read from this index alone.
+        Index("ix_webhooks_account_product", "account_id", "product_id"),
         # The pending triggers in due order: a claim and the next due time read these rows alone,
         # however many webhooks there are (docs/architecture.md, "Trigger state").
         Index(

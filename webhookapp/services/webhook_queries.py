@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from .. import catalog, paging
 from ..extensions import db
-from ..models import Account, Attempt, Webhook
+from ..models import Account, Attempt, Product, Webhook
 from ..times import utcnow
 
 STATUSES = {"enabled": "Enabled", "failing": "Failing", "out_of_order": "Out of order", "disabled": "Disabled"}
@@ -32,17 +32,31 @@ def search_condition(search: str) -> ColumnElement[bool]:
 NEWEST_WEBHOOKS_FIRST = (Webhook.created_at.desc(), Webhook.id.desc())
 
 
-def list_query(account: Account, search: str = "", status: str = "", type_key: str = "") -> Select:
-    """The account's webhooks, newest first (the order of ``ix_webhooks_account_created``),
-    narrowed by name search, status and type."""
+_RETRYING = or_(Webhook.trigger_attempts > 0, Webhook.lease_attempt > 1)  # Webhook.failing, in SQL
+_STATUS_ORDER = case(
+    (Webhook.active.is_(False), 3), (Webhook.out_of_order.is_(True), 2), (_RETRYING, 1), else_=0
+)  # the order of STATUSES
+SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "created": ("Newest first", NEWEST_WEBHOOKS_FIRST),  # ix_webhooks_account_created
+    "name": ("Name", (func.lower(Webhook.label), Webhook.id)),  # the same order on SQLite and PostgreSQL
+    "status": ("Status", (_STATUS_ORDER, *NEWEST_WEBHOOKS_FIRST)),
+}
+
+
+def list_query(
+    account: Account, search: str = "", status: str = "", type_key: str = "", product_id: str = "", sort: str = ""
+) -> Select:
+    """The account's webhooks narrowed by name search, status, type and product, in the order
+    ``sort`` names (:data:`SORTS`; newest first by default)."""
     query = select(Webhook).where(Webhook.account_id == account.id)
+    if product_id:
+        query = query.where(Webhook.product_id == product_id)
     if search:
         query = query.where(search_condition(search))
-    retrying = or_(Webhook.trigger_attempts > 0, Webhook.lease_attempt > 1)  # Webhook.failing, in SQL
     if status == "enabled":
-        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(False), ~retrying)
+        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(False), ~_RETRYING)
     elif status == "failing":
-        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(False), retrying)
+        query = query.where(Webhook.active.is_(True), Webhook.out_of_order.is_(False), _RETRYING)
     elif status == "disabled":
         query = query.where(Webhook.active.is_(False))
     elif status == "out_of_order":
@@ -50,7 +64,13 @@ def list_query(account: Account, search: str = "", status: str = "", type_key: s
     entry = catalog.by_key(type_key)
     if entry:
         query = query.where(Webhook.object_class == entry.object_class, Webhook.type == entry.type)
-    return query.order_by(*NEWEST_WEBHOOKS_FIRST)
+    return query.order_by(*SORTS.get(sort, SORTS["created"])[1])
+
+
+def products_in_use(account: Account) -> list[Product]:
+    """The products the account's webhooks watch, by name: the list's product filter."""
+    used = select(Webhook.product_id).where(Webhook.account_id == account.id).distinct()
+    return list(db.session.scalars(select(Product).where(Product.id.in_(used)).order_by(Product.name, Product.id)))
 
 
 def list_page(account: Account, page: int, per_page: int, **filters: str) -> paging.OffsetPagination:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug import Response
 
@@ -45,11 +45,14 @@ def create_token() -> Response:
     return _render_tokens(TokenForm(formdata=None), new_token=plain)
 
 
-@blueprint.post("/tokens/<int:token_id>/revoke")
-def revoke_token(token_id: int) -> Response:
+@blueprint.route("/tokens/<int:token_id>/revoke", methods=["GET", "POST"])
+def revoke_token(token_id: int) -> str | Response:
+    """GET asks for confirmation (scripts using the token stop at once); POST revokes."""
     token = service.get_token(current_user.account, token_id)
     if token is None:
         abort(404)
+    if request.method == "GET":
+        return render_template("settings/revoke.html", token=token)
     service.revoke_token(token)
     flash(f"Token “{token.name}” revoked.", "success")
     return redirect(url_for("settings.tokens"))

@@ -60,9 +60,14 @@ def index() -> str:
     search = request.args.get("q", "").strip()[:100]
     status = request.args.get("status", "")
     type_key = request.args.get("type", "")
+    products = queries.products_in_use(current_user.account)
+    product_id = request.args.get("product", "")
+    product_id = product_id if any(product.id == product_id for product in products) else ""
+    sort = request.args.get("sort", "")
+    sort = sort if sort in queries.SORTS else ""
     page = queries.list_page(
         current_user.account, _page(), current_app.config["WEBHOOKS_PER_PAGE"],
-        search=search, status=status, type_key=type_key,
+        search=search, status=status, type_key=type_key, product_id=product_id, sort=sort,
     )  # fmt: skip
     return render_template(
         "webhooks/list.html",
@@ -71,8 +76,12 @@ def index() -> str:
         search=search,
         status=status if status in queries.STATUSES else "",
         type_key=type_key if catalog.by_key(type_key) else "",
+        product_id=product_id,
+        products=products,
+        sort=sort,
+        sorts=queries.SORTS,
         statuses=queries.STATUSES,
-        filtered=bool(search or status or type_key),
+        filtered=bool(search or status or type_key or product_id),
     )
 
 
