@@ -323,3 +323,16 @@ def test_a_deeply_nested_json_answer_does_not_break_the_attempt_page(app, client
     assert attempt.success is True
     text = page(client, f"/webhooks/{hook.id}/attempts/{attempt.id}")
     assert "HTTP <strong>200</strong>" in text and "[[[[" in text
+
+
+def test_an_attempt_has_one_number_everywhere(client, auth, vendor):
+    hook = make_webhook(vendor)
+    add_attempts(hook, 3)  # numbered 1 to 3; their ids are the database's own
+    third = db.session.scalars(db.select(Attempt).where(Attempt.webhook_id == hook.id, Attempt.number == 3)).one()
+    auth.login()
+    full = page(client, f"/webhooks/{hook.id}/attempts/{third.id}")
+    text = main_part(full)
+    assert f"<title>Attempt #3 · {hook.label}" in full
+    assert "<span>Attempt #3</span></nav>" in text and "<h1>Attempt #3 " in text
+    rows = ROW.finditer(main_part(page(client, f"/webhooks/{hook.id}")))
+    assert [row["number"] for row in rows if row["id"] == str(third.id)] == ["3"]

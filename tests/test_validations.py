@@ -277,3 +277,36 @@ def test_trigger_now_on_a_disabled_validation_webhook_is_a_400(client, token, ve
     response = client.post(f"{HOOKS}/{hook.id}/trigger", headers={"Authorization": f"ApiKey {token}"})
     assert response.status_code == 400
     assert server.received == []
+
+
+@pytest.mark.parametrize(
+    ("type_key", "expected"),
+    [
+        ("fulfillment_request.validator", ("purchase", "draft", None)),
+        ("fulfillment_request.inquiring_validator", ("purchase", "inquiring", None)),
+        ("fulfillment_request.change_validator", ("change", "draft", None)),
+        ("fulfillment_request.change_inquiring_validator", ("change", "inquiring", None)),
+        ("tier_config_request.draft_tcr_t1_val", ("setup", "draft", 1)),
+        ("tier_config_request.tcr_setup_t2_inq_val", ("setup", "inquiring", 2)),
+        ("tier_config_request.tcr_update_t1_validator", ("update", "draft", 1)),
+        ("tier_config_request.tcr_update_t2_inq_val", ("update", "inquiring", 2)),
+    ],
+)
+def test_trigger_now_sends_a_sample_of_the_kind_the_type_validates(client, vendor, handler, type_key, expected):
+    product = vendor.products[1]  # Dynamic Validation: every validation type is available
+    hook = make_webhook(vendor, type_key=type_key, product_id=product.id,
+                        external_url=handler.behave(f"/{type_key}", status=200))  # fmt: skip
+    response = client.post(f"/public/v1/notifications/webhooks/{hook.id}/trigger",
+                           headers={"Authorization": f"ApiKey {api_token(vendor.account)}"})  # fmt: skip
+    assert response.status_code == 200
+    [received] = handler.wait_for(f"/{type_key}")
+    sample = received.json()
+    kind, status, tier = expected
+    assert (sample["type"], sample["status"]) == (kind, status)
+    holder = sample["configuration"] if tier else sample["asset"]
+    assert holder["product"] == {"id": product.id, "name": product.name}
+    assert holder["params"][0]["id"] == "sample_parameter"
+    if tier:
+        assert sample["configuration"]["tier_level"] == tier and sample["id"].startswith("TCR-")
+    else:
+        assert sample["id"].startswith("PR-") and sample["asset"]["items"]

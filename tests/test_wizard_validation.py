@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.test_wizard import STEPS, Wizard, field_errors, input_value, inputs, text, textarea_value
+from webhookapp import catalog
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
 
@@ -195,3 +196,18 @@ def test_vendor_sees_only_its_products_and_distributor_sees_all(client, auth, ve
     wizard = Wizard(client, vendor.products[0].id)
     wizard.complete("general")
     assert offered(wizard) == sorted(p.id for p in vendor.products + other_vendor.products)
+
+
+def test_type_step_groups_the_types_and_marks_the_vendor_only_ones_for_everyone(client, auth, vendor, distributor):
+    for email, product in ((vendor.email, vendor.products[1]), (distributor.email, vendor.products[1])):
+        auth.login(email, PASSWORD)
+        wizard = Wizard(client, product.id)
+        wizard.complete("general", "product")
+        page = text(wizard.get("type"))
+        queue_part, _, validation_part = page.partition('<h3 class="choice-group">Validation</h3>')
+        assert '<h3 class="choice-group">Queue Changes</h3>' in queue_part
+        assert all(f'value="{entry.key}"' in (queue_part if entry.kind == "event" else validation_part)
+                   for entry in catalog.CATALOG)  # fmt: skip
+        assert page.count("Available for Vendors only</span>") == 12
+        assert 'For example, "new request has been created"' in page
+        client.post("/logout")

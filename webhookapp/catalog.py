@@ -44,28 +44,38 @@ class WebhookType:
         return EVENT if self.type == "event" else VALIDATION
 
 
-def _queue(label: str, object_class: str, what: str) -> WebhookType:
+# The platform documentation's examples, after each description.
+CHANGES_EXAMPLE = 'For example, "new {0} has been created", "existing {0} has changed status".'
+DRAFT_EXAMPLE = (
+    'For example, when a request gets validated by the "shopping cart" of a commerce system before the order is placed.'
+)
+INQUIRING_EXAMPLE = "New values of parameters and their errors are set without changing the request's status."
+
+
+def _queue(label: str, object_class: str, what: str, example: str = "") -> WebhookType:
     return WebhookType(
         label,
         object_class,
         "event",
-        description=f"Triggered on any change in the {what} queue.",
+        description=" ".join(filter(None, (f"Triggered on any change in the {what} queue.", example))),
     )
 
 
-def _validation(label: str, object_class: str, type_: str, what: str, capability: str | None = None) -> WebhookType:
+def _validation(
+    label: str, object_class: str, type_: str, what: str, capability: str | None = None, example: str = ""
+) -> WebhookType:
     return WebhookType(
         label,
         object_class,
         type_,
         vendor_only=True,
         capability=capability,
-        description=f"Triggered when the {what} needs real-time validation.",
+        description=" ".join(filter(None, (f"Triggered when the {what} needs real-time validation.", example))),
     )
 
 
 CATALOG: tuple[WebhookType, ...] = (
-    _queue("Listing Request", "listing_request", "listing requests"),
+    _queue("Listing Request", "listing_request", "listing requests", CHANGES_EXAMPLE.format("listing")),
     _queue("Subscription — Billing Request — Queue Changes", "billing_request", "billing requests"),
     _validation(
         "Subscription — Change Request — Draft Validation",
@@ -73,25 +83,34 @@ CATALOG: tuple[WebhookType, ...] = (
         "change_validator",
         "draft subscription change request",
         capability=DYNAMIC_VALIDATION,
+        example=DRAFT_EXAMPLE,
     ),
     _validation(
         "Subscription — Change Request — Inquiring Validation",
         "fulfillment_request",
         "change_inquiring_validator",
         "subscription change request inquiring form",
+        example=INQUIRING_EXAMPLE,
     ),
-    _queue("Subscription — Fulfillment Requests — Queue Changes", "fulfillment_request", "fulfillment requests"),
+    _queue(
+        "Subscription — Fulfillment Requests — Queue Changes",
+        "fulfillment_request",
+        "fulfillment requests",
+        CHANGES_EXAMPLE.format("request"),
+    ),
     _validation(
         "Subscription — Purchase Request — Draft Validation",
         "fulfillment_request",
         "validator",
         "draft subscription purchase request",
+        example=DRAFT_EXAMPLE,
     ),
     _validation(
         "Subscription — Purchase Request — Inquiring Validation",
         "fulfillment_request",
         "inquiring_validator",
         "subscription purchase request inquiring form",
+        example=INQUIRING_EXAMPLE,
     ),
     *(
         _validation(

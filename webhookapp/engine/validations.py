@@ -29,19 +29,42 @@ from .transport.sender import Sender
 from .types import snapshot
 
 ANSWER_STATUSES = (400, 422)  # a validation handler's "invalid request" answers
-# A small draft purchase request, sent by Trigger Now on a validation webhook.
-SAMPLE_REQUEST: dict[str, Any] = {
-    "id": "PR-0000-0000-0000-001",
-    "type": "purchase",
-    "status": "draft",
-    "asset": {
-        "id": "AS-0000-0000-0000",
-        "product": {"id": "", "name": ""},
-        "items": [{"id": "SKU_0001", "quantity": "1"}],
-        "params": [{"id": "sample_parameter", "value": "sample value", "value_error": ""}],
-    },
-    "note": "Sample request sent by Trigger Now.",
-}
+SAMPLE_PARAMS = [{"id": "sample_parameter", "value": "sample value", "value_error": ""}]
+SAMPLE_NOTE = "Sample request sent by Trigger Now."
+
+
+def sample_request(webhook: Webhook) -> dict[str, Any]:
+    """What Trigger Now sends a validation webhook: a small request of the kind its type
+    validates (a purchase or change request, draft or inquiring; a tier configuration setup or
+    update request of tier 1 or 2)."""
+    product = {"id": webhook.product_id, "name": webhook.product.name}
+    status = "inquiring" if "inq" in webhook.type else "draft"
+    if webhook.object_class == "tier_config_request":
+        return {
+            "id": "TCR-0000-0000-0000-001",
+            "type": "update" if "update" in webhook.type else "setup",
+            "status": status,
+            "configuration": {
+                "id": "TC-0000-0000-0000",
+                "tier_level": 2 if "t2" in webhook.type else 1,
+                "product": product,
+                "account": {"id": "TA-0000-0000-0000", "name": "Sample tier account"},
+                "params": [dict(param) for param in SAMPLE_PARAMS],
+            },
+            "note": SAMPLE_NOTE,
+        }
+    return {
+        "id": "PR-0000-0000-0000-001",
+        "type": "change" if webhook.type.startswith("change") else "purchase",
+        "status": status,
+        "asset": {
+            "id": "AS-0000-0000-0000",
+            "product": product,
+            "items": [{"id": "SKU_0001", "quantity": "1"}],
+            "params": [dict(param) for param in SAMPLE_PARAMS],
+        },
+        "note": SAMPLE_NOTE,
+    }
 
 
 @dataclass
@@ -133,11 +156,9 @@ def validate(token: ApiToken, body: Any) -> ValidationAnswer:
 
 
 def send_sample(webhook: Webhook) -> ValidationAnswer:
-    """Trigger Now on a validation webhook: a small sample request, answered at once.
+    """Trigger Now on a validation webhook: a :func:`sample_request`, answered at once.
 
     Raises :class:`ServiceError` for a disabled webhook: disabled webhooks send nothing."""
     if not webhook.active:
         raise ServiceError(400, "VAL_001", "The webhook is disabled: enable it before triggering it.")
-    sample = json.loads(json.dumps(SAMPLE_REQUEST))
-    sample["asset"]["product"] = {"id": webhook.product_id, "name": webhook.product.name}
-    return call(webhook, sample)
+    return call(webhook, sample_request(webhook))
