@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import (
     Blueprint,
     abort,
@@ -128,12 +130,8 @@ def trigger(webhook_id: str) -> Response:
         if answer.attempt_id:
             return redirect(url_for("webhooks.attempt", webhook_id=webhook.id, attempt_id=answer.attempt_id))
         return redirect(url_for("webhooks.details", webhook_id=webhook.id))
-    try:
-        service.trigger_now(webhook)
-    except service.WebhookValidationError as exc:
-        flash(" ".join(exc.errors["active"]), "error")
-    else:
-        flash(f"Triggered “{webhook.label}”: the handler is called now.", "success")
+    done = f"Triggered “{webhook.label}”: the handler is called now."
+    _flash_outcome(lambda: service.trigger_now(webhook), "active", done)
     return redirect(url_for("webhooks.details", webhook_id=webhook.id))
 
 
@@ -141,12 +139,7 @@ def trigger(webhook_id: str) -> Response:
 def retry(webhook_id: str) -> Response:
     """Retry now: the pending retry of a Failing or Out-of-order webhook, at once, counting no event."""
     webhook = _own_webhook(webhook_id)
-    try:
-        service.retry_now(webhook)
-    except service.WebhookValidationError as exc:
-        flash(" ".join(exc.errors["status"]), "error")
-    else:
-        flash(f"Retrying “{webhook.label}” now.", "success")
+    _flash_outcome(lambda: service.retry_now(webhook), "status", f"Retrying “{webhook.label}” now.")
     return redirect(_back_to(webhook))
 
 
@@ -215,6 +208,16 @@ def delete(webhook_id: str) -> str | Response:
     service.delete_webhook(webhook)
     flash(f"Webhook “{label}” deleted.", "success")
     return redirect(url_for("webhooks.index"))
+
+
+def _flash_outcome(action: Callable[[], object], field: str, done: str) -> None:
+    """Run a service action; flash why it was refused (the messages about ``field``) or ``done``."""
+    try:
+        action()
+    except service.WebhookValidationError as exc:
+        flash(" ".join(exc.errors[field]), "error")
+    else:
+        flash(done, "success")
 
 
 def _back_to(webhook: Webhook) -> str:
