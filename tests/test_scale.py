@@ -288,3 +288,21 @@ def test_events_update_the_webhook_rows_in_place(postgresql_only, vendor):
     assert updates == 201
     updates, hot = count_events(20)
     assert updates == 20 * 201 and hot >= 0.95 * updates, (updates, hot)
+
+
+def test_a_prune_whose_lease_was_taken_over_stops_after_its_batch(monkeypatch, app, vendor):
+    monkeypatch.setattr(maintenance, "BATCH", 2)
+    hook = make_webhook(vendor)
+    add_attempts(hook.id, 6, days_ago=40)
+    renew = maintenance.renew_lease
+
+    def taken_over_first(name: str, holder: str, seconds: float = maintenance.LEASE_SECONDS) -> bool:
+        """Another worker takes the lease over (ours had expired) just before we renew it."""
+        db.session.execute(text("UPDATE maintenance_leases SET holder = 'another' WHERE name = :n"), {"n": name})
+        db.session.commit()
+        return renew(name, holder, seconds)
+
+    monkeypatch.setattr(maintenance, "renew_lease", taken_over_first)
+    assert maintenance.prune() is None
+    assert attempts_of(hook.id) == 4  # one batch, then it stopped
+    assert db.session.get(MaintenanceLease, maintenance.PRUNE_LEASE).holder == "another"  # not released by us

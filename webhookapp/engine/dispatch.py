@@ -28,8 +28,9 @@ from .timing import (
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "webhooks"
+# Jobs by name: jobs.py imports the delivery loop, which imports this.
 DELIVER_JOB = "webhookapp.engine.jobs.deliver_due"
-PURGE_JOB = "webhookapp.engine.jobs.purge_deleted"  # by name: jobs.py imports the delivery loop, which imports this
+PURGE_JOB = "webhookapp.engine.jobs.purge_deleted"
 # Set while a delivery job waits in the queue: one waiting job is enough to drain everything due.
 WAKE_FLAG = "webhookapp:deliver-queued"
 # Rung on every wake: a delivery job that has just run out of work waits on it for a moment

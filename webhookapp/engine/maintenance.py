@@ -44,11 +44,12 @@ class LeaseLost(Exception):
 
 
 def _delete_in_batches(
-    table: Any, key: Any, moment: Any, condition: ColumnElement[bool], renew: Callable[[], bool]
+    table: Any, key: Any, moment: Any, condition: ColumnElement[bool], between_batches: Callable[[], None]
 ) -> int:
     """Delete the rows of ``table`` that meet ``condition``, oldest ``moment`` first, :data:`BATCH`
-    per transaction. Each batch starts where the last ended, so it does not walk again over the
-    index entries of rows already deleted (they stay until vacuum)."""
+    per transaction, calling ``between_batches`` (which may raise to stop) after each full one.
+    Each batch starts where the last ended, so it does not walk again over the index entries of
+    rows already deleted (they stay until vacuum)."""
     removed, floor = 0, None
     while True:
         batch = select(key).where(condition).order_by(moment).limit(BATCH)
@@ -62,12 +63,13 @@ def _delete_in_batches(
         ).all()
         db.session.commit()
         removed += len(moments)
-        if len(moments) < BATCH or not renew():
+        if len(moments) < BATCH:
             return removed
+        between_batches()
         floor = max(moments)
 
 
-def purge_deleted(webhook_id: str | None = None, renew: Callable[[], bool] = lambda: True) -> int:
+def purge_deleted(webhook_id: str | None = None, between_batches: Callable[[], None] = lambda: None) -> int:
     """Remove the attempts of a deleted webhook (of every deleted webhook when None), then its
     record in ``deleted_webhooks``; returns the attempts removed."""
     query = select(DeletedWebhook.webhook_id).order_by(DeletedWebhook.deleted_at)
@@ -75,7 +77,9 @@ def purge_deleted(webhook_id: str | None = None, renew: Callable[[], bool] = lam
         query = query.where(DeletedWebhook.webhook_id == webhook_id)
     removed = 0
     for deleted in db.session.scalars(query).all():
-        removed += _delete_in_batches(Attempt, Attempt.id, Attempt.started_at, Attempt.webhook_id == deleted, renew)
+        removed += _delete_in_batches(
+            Attempt, Attempt.id, Attempt.started_at, Attempt.webhook_id == deleted, between_batches
+        )
         db.session.execute(delete(DeletedWebhook).where(DeletedWebhook.webhook_id == deleted))
         db.session.commit()
     return removed
@@ -93,10 +97,9 @@ def prune() -> dict[str, int] | None:
         return None
     began = time.monotonic()
 
-    def renew() -> bool:
+    def renew() -> None:
         if not renew_lease(PRUNE_LEASE, holder):
             raise LeaseLost
-        return True
 
     try:
         attempts_before = _cutoff("WEBHOOK_ATTEMPT_RETENTION_DAYS")
@@ -106,7 +109,7 @@ def prune() -> dict[str, int] | None:
                 Attempt, Attempt.id, Attempt.started_at, Attempt.started_at < attempts_before, renew
             ),
             "events": _delete_in_batches(Event, Event.id, Event.created_at, Event.created_at < events_before, renew),
-            "deleted_webhook_attempts": purge_deleted(renew=renew),
+            "deleted_webhook_attempts": purge_deleted(between_batches=renew),
         }
     except LeaseLost:
         log.warning("The prune lease expired mid-way; another worker carries on.")
