@@ -40,7 +40,9 @@ def test_slow_handlers_are_called_concurrently_beyond_the_fast_window(app, vendo
     # One after another would take 24 × 0.5 s; the window opens as each send turns slow.
     assert time.monotonic() - started < 3 * delay
     arrivals = [request.at for request in handler.requests_to("/slow")]
-    assert max(arrivals) - min(arrivals) < delay
+    # Within two handler delays of each other (one after another they would span 11.5 s): on a
+    # busy machine the job thread may be descheduled long enough for a first wave to finish.
+    assert max(arrivals) - min(arrivals) < 2 * delay
     assert counts() == (len(hooks), 0, 0)
     assert db.session.scalar(select(func.count()).select_from(Attempt)) == len(hooks)
 
