@@ -9,6 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import text
@@ -51,8 +52,6 @@ def deep_delivery_link(url: str, hops: int, legacy: bool = False) -> str:
     engine.dispose()
     if legacy:
         return f"/webhooks/{heavy}?page={hops + 1}"
-    from datetime import UTC
-
     from webhookapp.paging import cursor
 
     return f"/webhooks/{heavy}?before={cursor(row.started_at.replace(tzinfo=UTC), row.id)}&n={hops * PER_PAGE + 1}"

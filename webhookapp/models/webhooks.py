@@ -104,6 +104,11 @@ class Webhook(db.Model):
         return self.active and not self.out_of_order and (self.trigger_attempts > 0 or self.lease_attempt > 1)
 
     @property
+    def retryable(self) -> bool:
+        """Failing or Out of order: there is a trigger for Retry now to send."""
+        return self.failing or (self.active and self.out_of_order)
+
+    @property
     def status(self) -> str:
         """Enabled, Failing, Out of order or Disabled, as the pages show it."""
         if not self.active:

@@ -187,13 +187,12 @@ def trigger_now(webhook: Webhook) -> Webhook:
 def retry_now(webhook: Webhook) -> Webhook:
     """Retry now: a Failing or Out-of-order webhook's trigger is sent at once, counting no event
     and, for a Failing one, keeping its attempt number. Raises WebhookValidationError otherwise."""
-    if not (webhook.failing or (webhook.active and webhook.out_of_order)):
+    if not webhook.retryable:
         raise WebhookValidationError({"status": ["Only a Failing or Out-of-order webhook has a retry to send."]})
     if webhook.lease_id is None:  # an attempt in flight is its own retry
         triggers.make_due_now(webhook, count_event=False)
         db.session.commit()
-    db.session.refresh(webhook)
-    dispatch.wake([webhook.id])
+    _wake_if_due(webhook)
     return webhook
 
 
