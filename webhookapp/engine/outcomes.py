@@ -19,8 +19,11 @@ from . import outcomes_postgresql, triggers
 from .types import AttemptResult, Claim, Finished, PreparedCall
 
 
-def attempt_row(webhook_id: str, number: int, call: PreparedCall, result: AttemptResult, kind: str) -> dict[str, Any]:
-    """The ``attempts`` row of one attempt, by column name."""
+def attempt_row(
+    webhook_id: str, number: int, call: PreparedCall, result: AttemptResult, kind: str, redelivery_of: int | None = None
+) -> dict[str, Any]:
+    """The ``attempts`` row of one attempt, by column name (``redelivery_of``: the attempt that
+    Redeliver sent again)."""
     return {
         "webhook_id": webhook_id,
         "kind": kind,
@@ -37,6 +40,7 @@ def attempt_row(webhook_id: str, number: int, call: PreparedCall, result: Attemp
         "response_body": result.body,
         "response_truncated": result.truncated,
         "error": result.error,
+        "redelivery_of": redelivery_of,
     }
 
 

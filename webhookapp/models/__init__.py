@@ -6,7 +6,7 @@ a token always filter by that account.
 
 from .accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, Product, User
 from .columns import UTCDateTime
-from .deliveries import Attempt, DeletedWebhook, Event, MaintenanceLease
+from .deliveries import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
 from .webhooks import WEBHOOK_FILLFACTOR, Webhook, WizardDraft
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Account",
     "ApiToken",
     "Attempt",
+    "AttemptHour",
     "DeletedWebhook",
     "Event",
     "MaintenanceLease",

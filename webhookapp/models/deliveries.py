@@ -16,7 +16,14 @@ class Event(db.Model):
     """A queue-change event accepted by ``POST /public/v1/events``."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("account_id", "client_event_id", name="uq_events_account_client_id"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "client_event_id", name="uq_events_account_client_id"),
+        # The events a webhook may have matched, newest first: its Events tab and the API's
+        # webhook.id filter read these and keep those whose webhook_ids name the webhook.
+        Index("ix_events_product_class_created", "product_id", "object_class", "created_at", "id"),
+        # The list's search box finds a webhook by an event's object id.
+        Index("ix_events_object_id", "object_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(20), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -71,10 +78,29 @@ class Attempt(db.Model):
     response_body: Mapped[str | None] = mapped_column(Text)
     response_truncated: Mapped[bool] = mapped_column(default=False)
     error: Mapped[str | None] = mapped_column(Text)
+    # The attempt this one sent again (Redeliver): it counted no event and moved no retry.
+    redelivery_of: Mapped[int | None] = mapped_column(Integer)
 
     @property
     def outcome(self) -> str:
         return "Success" if self.success else "Failure"
+
+
+class AttemptHour(db.Model):
+    """A webhook's attempts in one whole hour, summed up once that hour is over: the details
+    page's chart reads these rather than every attempt (docs/architecture.md, "Scale").
+
+    ``duration_buckets`` counts the attempts per duration bucket (bounds in the module that fills
+    it), so medians and percentiles of any span add up from hours.
+    """
+
+    __tablename__ = "attempt_hours"
+
+    webhook_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    successes: Mapped[int] = mapped_column(default=0)
+    failures: Mapped[int] = mapped_column(default=0)
+    duration_buckets: Mapped[list[int]] = mapped_column(JSON, default=list)
 
 
 class DeletedWebhook(db.Model):
