@@ -74,7 +74,7 @@ def delivered(app, client, auth, vendor, handler) -> Webhook:
 
 
 def test_deliveries_are_listed_newest_first_with_their_details(client, delivered):
-    rows = delivery_rows(client, f"/webhooks/{delivered.id}")
+    rows = delivery_rows(client, f"/webhooks/{delivered.id}?tab=deliveries")
     attempts = attempts_of(delivered.id)
     assert [int(row["id"]) for row in rows] == [a.id for a in reversed(attempts)]
     assert {row["hook"] for row in rows} == {delivered.id}
@@ -90,18 +90,18 @@ def test_deliveries_are_listed_newest_first_with_their_details(client, delivered
 
 @pytest.mark.parametrize(("outcome", "expected"), [("success", ["Success"]), ("failure", ["Failure", "Failure"])])
 def test_deliveries_can_be_filtered_by_outcome(client, delivered, outcome, expected):
-    rows = delivery_rows(client, f"/webhooks/{delivered.id}?outcome={outcome}")
+    rows = delivery_rows(client, f"/webhooks/{delivered.id}?tab=deliveries&outcome={outcome}")
     assert [row["outcome"] for row in rows] == expected
 
 
 def test_a_filter_without_matches_says_so(client, auth, vendor):
     hook = make_webhook(vendor)
     auth.login()
-    assert "No success attempts." in page(client, f"/webhooks/{hook.id}?outcome=success")
-    assert "No deliveries yet." in page(client, f"/webhooks/{hook.id}")
+    assert "No success attempts." in page(client, f"/webhooks/{hook.id}?tab=deliveries&outcome=success")
+    assert "No deliveries yet." in page(client, f"/webhooks/{hook.id}?tab=deliveries")
 
 
-LINK = re.compile(r'<a class="btn btn-secondary btn-small"(?: rel="\w+")? href="([^"]+)#deliveries">([^<]+)</a>')
+LINK = re.compile(r'<a class="btn btn-secondary btn-small"(?: rel="\w+")? href="([^"]+)">([^<]+)</a>')
 
 
 def nav_links(text: str) -> dict[str, str]:
@@ -125,7 +125,7 @@ def test_deliveries_page_twenty_at_a_time_by_older_and_newer_links(client, auth,
     hook = make_webhook(vendor)
     add_attempts(hook, 45, same_second=3)  # ties on the time: the id orders them
     auth.login()
-    first = main_part(page(client, f"/webhooks/{hook.id}"))
+    first = main_part(page(client, f"/webhooks/{hook.id}?tab=deliveries"))
     assert "1–20 of 45" in first and set(nav_links(first)) == {"Older", "Oldest"}
     second = main_part(page(client, nav_links(first)["Older"]))
     assert "21–40 of 45" in second and set(nav_links(second)) == {"Newest", "Newer", "Older", "Oldest"}
@@ -148,7 +148,7 @@ def test_the_outcome_filter_pages_too(client, auth, vendor):
     hook = make_webhook(vendor)
     add_attempts(hook, 90)  # every third one fails: 30 failures
     auth.login()
-    first = main_part(page(client, f"/webhooks/{hook.id}?outcome=failure"))
+    first = main_part(page(client, f"/webhooks/{hook.id}?tab=deliveries&outcome=failure"))
     assert "1–20 of 30" in first and "outcome=failure" in nav_links(first)["Older"]
     second = main_part(page(client, nav_links(first)["Older"]))
     numbers = [int(row["number"]) for text in (first, second) for row in ROW.finditer(text)]
@@ -160,7 +160,7 @@ def test_a_cursor_that_is_not_one_shows_the_newest_page_or_nothing_older(client,
     hook = make_webhook(vendor)
     add_attempts(hook, 25)
     auth.login()
-    response = client.get(f"/webhooks/{hook.id}?before={cursor}")
+    response = client.get(f"/webhooks/{hook.id}?tab=deliveries&before={cursor}")
     assert response.status_code == 200
     rows = list(ROW.finditer(main_part(html.unescape(response.get_data(as_text=True)))))
     assert [int(row["number"]) for row in rows] in (list(range(25, 5, -1)), [])
@@ -171,7 +171,7 @@ def test_past_the_count_bound_the_page_says_so(monkeypatch, client, auth, vendor
     hook = make_webhook(vendor)
     add_attempts(hook, 45)
     auth.login()
-    first = main_part(page(client, f"/webhooks/{hook.id}"))
+    first = main_part(page(client, f"/webhooks/{hook.id}?tab=deliveries"))
     assert "1–20 of 30+" in first
     oldest = main_part(page(client, nav_links(first)["Oldest"]))
     assert "20 of 30+" in oldest and [int(row["number"]) for row in ROW.finditer(oldest)] == list(range(20, 0, -1))
@@ -296,8 +296,8 @@ def test_trigger_now_re_enables_an_out_of_order_webhook_and_delivers(app, client
 def test_the_details_page_title_is_the_label_and_deliveries_appear_once(client, auth, vendor):
     hook = make_webhook(vendor)
     auth.login()
-    text = page(client, f"/webhooks/{hook.id}")
-    assert re.search(r"<title>(.*?)</title>", text, re.S).group(1) == "Fulfillment hook · webhookapp"
+    text = page(client, f"/webhooks/{hook.id}?tab=deliveries")
+    assert re.search(r"<title>(.*?)</title>", text, re.S).group(1) == "Fulfillment hook · Deliveries · webhookapp"
     assert text.count('id="deliveries"') == 1
 
 
@@ -307,7 +307,7 @@ def test_a_handlers_markup_is_shown_escaped(app, client, auth, vendor, handler):
     auth.login()
     trigger(app, client, hook.id)
     [attempt] = attempts_of(hook.id)
-    for url in (f"/webhooks/{hook.id}/attempts/{attempt.id}", f"/webhooks/{hook.id}"):
+    for url in (f"/webhooks/{hook.id}/attempts/{attempt.id}", f"/webhooks/{hook.id}"):  # Statistics: the excerpt
         db.session.expire_all()
         raw = client.get(url).get_data(as_text=True)
         assert "<script>alert" not in raw
@@ -334,5 +334,5 @@ def test_an_attempt_has_one_number_everywhere(client, auth, vendor):
     text = main_part(full)
     assert f"<title>Attempt #3 · {hook.label}" in full
     assert "<span>Attempt #3</span></nav>" in text and "<h1>Attempt #3 " in text
-    rows = ROW.finditer(main_part(page(client, f"/webhooks/{hook.id}")))
+    rows = ROW.finditer(main_part(page(client, f"/webhooks/{hook.id}?tab=deliveries")))
     assert [row["number"] for row in rows if row["id"] == str(third.id)] == ["3"]

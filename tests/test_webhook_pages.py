@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -37,10 +38,10 @@ def hook(vendor) -> Webhook:
 
 def test_details_show_every_setting(client, auth, vendor, hook):
     auth.login()
-    response = client.get(f"/webhooks/{hook.id}")
-    assert response.status_code == 200
-    body = text(response)
-    raw = response.get_data(as_text=True)
+    responses = [client.get(f"/webhooks/{hook.id}{query}") for query in ("", "?tab=http", "?tab=data")]
+    assert [response.status_code for response in responses] == [200, 200, 200]
+    body = "".join(text(response) for response in responses)
+    raw = responses[0].get_data(as_text=True)
     assert "Billing &lt;hook&gt;" in raw  # escaped, never markup
     for shown in (
         hook.id,
@@ -60,23 +61,24 @@ def test_details_show_every_setting(client, auth, vendor, hook):
 def test_details_of_a_get_webhook_have_no_custom_data(client, auth, vendor):
     hook = make_webhook(vendor, http_method="GET")
     auth.login()
-    body = text(client.get(f"/webhooks/{hook.id}"))
+    body = text(client.get(f"/webhooks/{hook.id}?tab=http"))
     assert '<span class="badge badge-method">GET</span>' in body
-    assert 'id="custom-data"' not in body
+    assert "Custom Data" not in body and "tab=data" not in body
+    assert 'id="custom-data"' not in text(client.get(f"/webhooks/{hook.id}?tab=data"))  # the first tab instead
     assert "No custom headers" in body
 
 
 def test_details_mask_the_secret(client, auth, hook):
     auth.login()
-    body = text(client.get(f"/webhooks/{hook.id}"))
+    body = text(client.get(f"/webhooks/{hook.id}?tab=http"))
     assert SECRET not in body
     assert "•" * 24 in body
-    assert f'href="/webhooks/{hook.id}?reveal=secret#http-settings"' in body
+    assert f'href="/webhooks/{hook.id}?tab=http&reveal=secret"' in body
 
 
 def test_details_reveal_the_secret_on_request(client, auth, hook):
     auth.login()
-    body = text(client.get(f"/webhooks/{hook.id}?reveal=secret"))
+    body = text(client.get(f"/webhooks/{hook.id}?tab=http&reveal=secret"))
     assert f'<code class="secret-value" id="jwt-secret">{SECRET}</code>' in body
     assert "•" * 24 not in body
 
@@ -92,7 +94,7 @@ def test_secret_endpoint_returns_json_never_cached(client, auth, hook):
 
 def test_revealed_secret_page_is_not_cached(client, auth, hook):
     auth.login()
-    response = client.get(f"/webhooks/{hook.id}?reveal=secret")
+    response = client.get(f"/webhooks/{hook.id}?tab=http&reveal=secret")
     assert SECRET in text(response)
     assert response.headers.get("Cache-Control") == "no-store"
 
@@ -176,3 +178,40 @@ def test_delete_removes_the_webhook(client, auth, hook):
     assert "Webhook “Billing <hook>” deleted." in text(client.get("/webhooks"))
     assert client.get(f"/webhooks/{hook.id}").status_code == 404
     assert client.post(f"/webhooks/{hook.id}/delete").status_code == 404
+
+
+TAB_HEADINGS = {
+    "statistics": '<h2 id="statistics-title">Statistics</h2>',
+    "http": '<h2 id="http-title">HTTP Settings</h2>',
+    "data": '<h2 id="data-title">Custom Data</h2>',
+    "deliveries": '<h2 id="deliveries-title">Deliveries</h2>',
+}
+
+
+@pytest.mark.parametrize("tab", list(TAB_HEADINGS))
+def test_the_details_page_shows_one_tab_at_a_time_at_its_own_address(client, auth, hook, tab):
+    auth.login()
+    body = text(client.get(f"/webhooks/{hook.id}?tab={tab}"))
+    assert [key for key, heading in TAB_HEADINGS.items() if heading in body] == [tab]
+    nav = body.split('<nav class="tabs"', 1)[1].split("</nav>", 1)[0]
+    current = re.findall(r'<a href="([^"]+)" aria-current="page">([^<]+)</a>', nav)
+    assert len(current) == 1 and current[0][0].endswith(f"?tab={tab}" if tab != "statistics" else hook.id)
+    assert f"<title>Billing <hook> · {current[0][1]} · webhookapp</title>" in body
+
+
+@pytest.mark.parametrize("asked", ["", "?tab=", "?tab=nonsense", "?tab=%3Cscript%3E"])
+def test_a_missing_or_unknown_tab_shows_statistics(client, auth, hook, asked):
+    auth.login()
+    response = client.get(f"/webhooks/{hook.id}{asked}")
+    assert response.status_code == 200
+    assert TAB_HEADINGS["statistics"] in text(response) and "<script>" not in response.get_data(as_text=True)
+
+
+def test_the_menu_holds_enable_or_disable_and_delete(client, auth, hook):
+    auth.login()
+    body = text(client.get(f"/webhooks/{hook.id}"))
+    menu = body.split('<details class="menu">', 1)[1].split("</details>", 1)[0]
+    assert 'aria-label="More actions"' in menu
+    assert f'action="/webhooks/{hook.id}/disable"' in menu and f'href="/webhooks/{hook.id}/delete"' in menu
+    outside = body.replace(menu, "")
+    assert f"/webhooks/{hook.id}/disable" not in outside and f"/webhooks/{hook.id}/delete" not in outside

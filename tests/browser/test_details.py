@@ -33,7 +33,7 @@ def stored(live_server, webhook_id: str) -> Webhook | None:
 def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook):
     page = logged_in
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    page.goto(f"/webhooks/{hook.id}")
+    page.goto(f"/webhooks/{hook.id}?tab=http")
     secret_box = page.locator("#http-settings .secret")
     value = secret_box.locator("#jwt-secret")
     expect(value).to_have_text("•" * 24)
@@ -45,7 +45,7 @@ def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook)
     expect(reveal).to_have_attribute("aria-pressed", "false")
     reveal.click()
     expect(value).to_have_text(hook.jwt_secret)
-    expect(page).to_have_url(re.compile(rf"/webhooks/{hook.id}$"))  # revealed in place, no reload
+    expect(page).to_have_url(re.compile(rf"/webhooks/{hook.id}\?tab=http$"))  # revealed in place, no reload
     hide = secret_box.get_by_role("link", name="Hide")
     expect(hide).to_have_attribute("aria-pressed", "true")
     assert stored(live_server, hook.id).jwt_secret == value.inner_text()
@@ -74,8 +74,9 @@ def test_reveal_without_javascript(no_js_page: Page, hook: Webhook):
     """The Reveal link is a plain link (?reveal=secret) when scripts are off."""
     page = no_js_page
     page.goto(f"/webhooks/{hook.id}")
+    page.get_by_role("link", name="HTTP Settings").click()
     page.get_by_role("link", name="Reveal").click()
-    expect(page).to_have_url(re.compile(r"\?reveal=secret#http-settings$"))
+    expect(page).to_have_url(re.compile(r"\?tab=http&reveal=secret$"))
     expect(page.locator("#jwt-secret")).to_have_text(hook.jwt_secret)
     page.get_by_role("link", name="Hide").click()
     expect(page.locator("#jwt-secret")).to_have_text("•" * 24)
@@ -83,7 +84,7 @@ def test_reveal_without_javascript(no_js_page: Page, hook: Webhook):
 
 def test_copy_button_hidden_without_javascript(no_js_page: Page, hook: Webhook):
     page = no_js_page
-    page.goto(f"/webhooks/{hook.id}")
+    page.goto(f"/webhooks/{hook.id}?tab=http")
     expect(page.get_by_role("button", name="Copy")).to_be_hidden(timeout=500)
 
 
@@ -107,6 +108,7 @@ def test_edit_webhook(logged_in: Page, live_server, hook: Webhook):
     expect(page).to_have_url(re.compile(rf"/webhooks/{hook.id}$"))
     expect(page.locator(".flash-success")).to_have_text("Webhook “Billing hook v2” saved.")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Billing hook v2")
+    page.get_by_role("link", name="HTTP Settings").click()
     rows = page.locator("#http-settings tbody tr")
     expect(rows).to_have_text(["X-Api-Keyabc", "X-Regioneu-west"])
 
@@ -123,15 +125,18 @@ def test_disable_and_enable(logged_in: Page, live_server, hook: Webhook):
     badge = page.get_by_role("heading", level=1).locator(".badge")
     expect(badge).to_have_text("Enabled")
 
+    page.get_by_label("More actions").click()
     page.get_by_role("button", name="Disable").click()
     expect(page.locator(".flash-success")).to_have_text("Webhook “Billing hook” disabled.")
     expect(badge).to_have_text("Disabled")
     expect(page.locator(".properties").first).to_contain_text("Disabled")
     assert stored(live_server, hook.id).active is False
 
+    page.get_by_label("More actions").click()
     page.get_by_role("button", name="Enable").click()
     expect(page.locator(".flash-success")).to_have_text("Webhook “Billing hook” enabled.")
     expect(badge).to_have_text("Enabled")
+    page.get_by_label("More actions").click()
     expect(page.get_by_role("button", name="Disable")).to_be_visible()
     assert stored(live_server, hook.id).active is True
 
@@ -183,7 +188,23 @@ def test_custom_data_shown_as_typed(logged_in: Page, live_server):
     with live_server.db():
         webhook_id = make_webhook(live_server.tenant(), data=data).id
     page = logged_in
-    page.goto(f"/webhooks/{webhook_id}")
+    page.goto(f"/webhooks/{webhook_id}?tab=data")
     expect(page.locator("#custom-data pre")).to_have_text(
         '{\n  "team": "R&D <eu>",\n  "city": "Zürich"\n}', timeout=500
     )
+
+
+def test_tabs_show_one_section_at_a_time_without_javascript(no_js_page: Page, hook: Webhook):
+    page = no_js_page
+    page.goto(f"/webhooks/{hook.id}")
+    sections = {"Statistics": "#statistics", "HTTP Settings": "#http-settings", "Custom Data": "#custom-data",
+                "Deliveries": "#deliveries"}  # fmt: skip
+    tabs = page.get_by_role("navigation", name="Sections")
+    for label, section in sections.items():
+        tabs.get_by_role("link", name=label).click()
+        expect(page.locator(section)).to_be_visible()
+        for other in set(sections.values()) - {section}:
+            expect(page.locator(other)).to_have_count(0)
+        expect(tabs.locator('[aria-current="page"]')).to_have_text(label)
+    page.go_back()  # each tab has its own address, so history steps through them
+    expect(page.locator("#custom-data")).to_be_visible()

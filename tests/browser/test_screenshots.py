@@ -148,8 +148,9 @@ def test_screenshots(logged_in: Page, live_server, screenshot_dir: Path):
 
     page.goto(f"/webhooks/{stats_id}")
     expect(page.locator("#statistics")).to_contain_text("1284")
-    expect(page.locator("#deliveries tbody tr")).to_have_count(6)
     page.screenshot(path=screenshot_dir / "details.png", full_page=True)
+    page.goto(f"/webhooks/{stats_id}?tab=deliveries")
+    expect(page.locator("#deliveries tbody tr")).to_have_count(6)
 
     page.goto(f"/webhooks/{stats_id}/attempts/{attempt_id}")
     expect(page.locator("h1")).to_contain_text("Success")

@@ -88,13 +88,15 @@ def test_wizard_creates_get_webhook(logged_in: Page, live_server):
     expect(properties).to_contain_text("Acme Cloud")
     expect(properties).to_contain_text(QUEUE_TYPE)
     expect(properties).to_contain_text("Pushes fulfillment changes to the ERP.")
+    expect(page.get_by_role("link", name="Custom Data")).to_have_count(0)  # a GET webhook has none
+    page.get_by_role("link", name="HTTP Settings").click()
     http = page.locator("#http-settings")
     expect(http.locator(".badge-method")).to_have_text("GET")
     expect(http).to_contain_text("https://erp.example.com/hooks/orders")
     expect(page.locator("#custom-data")).to_have_count(0)
 
     webhook = webhook_named(live_server, "Orders to ERP")
-    assert page.url.endswith(f"/webhooks/{webhook.id}")
+    assert page.url.endswith(f"/webhooks/{webhook.id}?tab=http")
     assert (webhook.http_method, webhook.active, webhook.out_of_order) == ("GET", True, False)
     assert (webhook.object_class, webhook.type) == ("fulfillment_request", "event")
     assert webhook.product_id == live_server.vendor.plain_product_id
@@ -144,9 +146,11 @@ def test_wizard_creates_post_webhook_with_headers_and_data(logged_in: Page, live
     page.get_by_role("button", name="Create", exact=True).click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Change validator\s+Disabled$"))
+    page.get_by_role("link", name="HTTP Settings").click()
     http = page.locator("#http-settings")
     expect(http.locator(".badge-method")).to_have_text("POST")
     expect(http.get_by_role("row")).to_have_text([re.compile("Name.*Value"), "X-Api-Keyk-123", "X-Tenantacme eu"])
+    page.get_by_role("link", name="Custom Data").click()
     custom = page.locator("#custom-data")
     expect(custom.get_by_role("heading")).to_have_text("Custom Data")
     assert json.loads(custom.locator("pre").inner_text()) == data

@@ -26,6 +26,7 @@ from ..models import Webhook
 from ..services import webhook_queries as queries
 from ..services import webhooks as service
 from ..urls import safe_local_path
+from . import tabs
 from .forms import EditForm, apply_row_action, format_data
 
 blueprint = Blueprint("webhooks", __name__)
@@ -89,19 +90,33 @@ def index() -> str:
 
 @blueprint.get("/webhooks/<webhook_id>")
 def details(webhook_id: str) -> Response:
+    """The details page: properties, then one tab (:mod:`.tabs`) with what it needs loaded."""
     webhook = _own_webhook(webhook_id)
-    reveal = request.args.get("reveal") == "secret"
+    tab = tabs.chosen_tab(webhook, request.args.get("tab"))
+    reveal = tab == "http" and request.args.get("reveal") == "secret"
+    loader = TAB_LOADERS.get(tab)
+    context = loader(webhook) if loader else {}
+    response = make_response(
+        render_template(
+            "webhooks/details.html", webhook=webhook, tab=tab, tabs=tabs.tabs_of(webhook), reveal=reveal, **context
+        )
+    )
+    if reveal:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _deliveries(webhook: Webhook) -> dict[str, object]:
+    """The Deliveries tab: a keyset page of attempts, newest first, narrowed by outcome."""
     outcome = request.args.get("outcome", "")
     attempts = queries.attempts_page(
         webhook, outcome, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"),
         after=request.args.get("after"), oldest=request.args.get("at") == "oldest", first=_position(),
     )  # fmt: skip
-    response = make_response(
-        render_template("webhooks/details.html", webhook=webhook, reveal=reveal, attempts=attempts, outcome=outcome)
-    )
-    if reveal:
-        response.headers["Cache-Control"] = "no-store"
-    return response
+    return {"attempts": attempts, "outcome": outcome}
+
+
+TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {"deliveries": _deliveries}
 
 
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")

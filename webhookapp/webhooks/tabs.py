@@ -1,0 +1,25 @@
+"""The details page's tabs, as the platform's Webhook Details screen has them: one shown at a
+time, each at its own address (``?tab=``), so that a link, a reload or a browser without
+JavaScript shows the same tab."""
+
+from __future__ import annotations
+
+from ..models import Webhook
+
+TABS = {
+    "statistics": "Statistics",
+    "http": "HTTP Settings",
+    "data": "Custom Data",
+    "deliveries": "Deliveries",
+}
+DEFAULT_TAB = "statistics"
+
+
+def tabs_of(webhook: Webhook) -> dict[str, str]:
+    """The webhook's tabs by key, in page order: Custom Data only for a POST webhook."""
+    return {key: label for key, label in TABS.items() if key != "data" or webhook.http_method == "POST"}
+
+
+def chosen_tab(webhook: Webhook, asked: str | None) -> str:
+    """The tab ``?tab=`` names, or the first one for a missing or unknown name."""
+    return asked if asked in tabs_of(webhook) else DEFAULT_TAB
