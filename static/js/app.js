@@ -60,6 +60,11 @@
     });
   });
 
+  // After a refused form, start at the first field that needs fixing.
+  var invalid = document.querySelector('form [aria-invalid="true"]') ||
+    document.querySelector("form .has-error input:not([type=hidden]):not([disabled]), form .has-error textarea, form .has-error select");
+  if (invalid) { invalid.focus(); }
+
   // Close an open row menu when clicking elsewhere or pressing Escape.
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {

@@ -10,6 +10,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import log_in
 from tests.browser.helpers import QUEUE_TYPE, fill_general, next_step, open_wizard
 from tests.conftest import make_webhook
 from webhookapp.extensions import db
@@ -95,3 +96,63 @@ def test_every_wizard_step(logged_in: Page):
     page.get_by_label("Endpoint URL").fill("https://erp.example.com/hooks/orders")
     next_step(page, "Additional data")
     assert_accessible(page, "wizard: Additional data")
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def pages_to_check(webhook_id: str, attempt_id: int) -> list[str]:
+    return [
+        "/webhooks",
+        *(f"/webhooks/{webhook_id}?tab={tab}" for tab in TABS),
+        f"/webhooks/{webhook_id}/attempts/{attempt_id}",
+        f"/webhooks/{webhook_id}/edit",
+        f"/webhooks/{webhook_id}/delete",
+        "/settings/tokens",
+    ]
+
+
+def assert_no_sideways_scroll(page: Page, what: str) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{what} scrolls sideways by {overflow} px at 390 px"
+
+
+def test_every_page_fits_a_phone(browser, live_server, hook_with_attempt):
+    webhook_id, attempt_id = hook_with_attempt
+    context = browser.new_context(base_url=live_server.url, viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto("/login")
+        assert_no_sideways_scroll(page, "login")
+        log_in(page)
+        for url in pages_to_check(webhook_id, attempt_id):
+            page.goto(url)
+            assert_no_sideways_scroll(page, url)
+        open_wizard(page)
+        assert_no_sideways_scroll(page, "wizard: General")
+        fill_general(page, "Orders to ERP")
+        page.get_by_label("Acme Cloud").check()
+        next_step(page, "Type")
+        assert_no_sideways_scroll(page, "wizard: Type")
+        page.get_by_role("radio", name=QUEUE_TYPE).check()
+        next_step(page, "HTTP Settings")
+        assert_no_sideways_scroll(page, "wizard: HTTP Settings")
+    finally:
+        context.close()
+
+
+def test_the_pages_follow_a_dark_colour_scheme(browser, live_server, hook_with_attempt):
+    """With ``prefers-color-scheme: dark`` the pages turn dark, and stay readable (axe's contrast)."""
+    webhook_id, attempt_id = hook_with_attempt
+    context = browser.new_context(base_url=live_server.url, color_scheme="dark")
+    page = context.new_page()
+    try:
+        log_in(page)
+        for url in pages_to_check(webhook_id, attempt_id):
+            page.goto(url)
+            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            red, green, blue = (int(part) for part in background[background.index("(") + 1 : -1].split(",")[:3])
+            assert max(red, green, blue) < 80, f"{url} is not dark: {background}"
+            assert_accessible(page, f"{url} (dark)")
+    finally:
+        context.close()
