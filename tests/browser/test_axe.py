@@ -150,9 +150,15 @@ def test_the_pages_follow_a_dark_colour_scheme(browser, live_server, hook_with_a
         log_in(page)
         for url in pages_to_check(webhook_id, attempt_id):
             page.goto(url)
-            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-            red, green, blue = (int(part) for part in background[background.index("(") + 1 : -1].split(",")[:3])
-            assert max(red, green, blue) < 80, f"{url} is not dark: {background}"
+            for selector in ("html", ".card, .login-card, table", "input, select, textarea, button"):
+                background = page.evaluate(
+                    "s => { const e = document.querySelector(s); return e && getComputedStyle(e).backgroundColor; }",
+                    selector,
+                )
+                if background is None or background == "rgba(0, 0, 0, 0)":  # absent, or see-through
+                    continue
+                channels = [int(part) for part in background[background.index("(") + 1 : -1].split(",")[:3]]
+                assert max(channels) < 90, f"{url}: {selector} is not dark: {background}"
             assert_accessible(page, f"{url} (dark)")
     finally:
         context.close()
