@@ -167,7 +167,7 @@ def test_a_redelivery_of_a_redelivery_points_at_the_first_attempt(app, client, v
 def test_the_deliveries_table_marks_redeliveries(app, client, vendor, handler, logged_in):
     hook, first = delivered(app, client, vendor, handler, 200)
     redeliver(client, hook.id, first.id)
-    page = text_of(client.get(f"/webhooks/{hook.id}"))
+    page = text_of(client.get(f"/webhooks/{hook.id}?tab=deliveries"))
     cells = page.split('<td data-label="Attempt">')[1:]
     assert len(cells) == 2
     assert cells[0].startswith('#1 <span class="badge badge-info">Redelivery</span></td>')  # newest first

@@ -45,5 +45,6 @@ def test_redeliver_a_failed_attempt(logged_in: Page, live_server, handler: Handl
     expect(page).to_have_url(re.compile(rf"/webhooks/{webhook_id}/attempts/{failed_id}$"))
     expect(page.get_by_text("Redelivery of")).to_have_count(0)
 
-    page.goto(f"/webhooks/{webhook_id}")
+    page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=webhook_id).click()
+    expect(page).to_have_url(re.compile(rf"/webhooks/{webhook_id}\?tab=deliveries$"))
     expect(page.locator("td[data-label=Attempt]")).to_have_text(["#2 Redelivery", "#2"])
