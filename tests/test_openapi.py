@@ -32,7 +32,7 @@ from webhookapp import catalog
 from webhookapp.api.openapi import WEBHOOK_PATH
 from webhookapp.api.serializers import STATUS_KEYS
 from webhookapp.extensions import db
-from webhookapp.models import Webhook
+from webhookapp.models import Attempt, Webhook
 
 TOO_BIG = json.dumps({"padding": "x" * (65 * 1024)})
 OBJECTION = b'{"id": "PR-1", "asset": {"params": [{"id": "p", "value": "", "value_error": "Required."}]}}'
@@ -90,6 +90,18 @@ class Api:
     def hook_path(self, hook: Webhook | str, suffix: str = "") -> str:
         return f"/notifications/webhooks/{getattr(hook, 'id', hook)}{suffix}"
 
+    def redeliver(self, hook: Webhook | str, attempt_id: int | None = None, **kwargs: Any):
+        """Redeliver ``attempt_id``, by default the webhook's first attempt."""
+        if attempt_id is None:
+            attempt_id = db.session.scalar(db.select(db.func.min(Attempt.id)).where(Attempt.webhook_id == hook.id))
+        return self.call("post", self.hook_path(hook, f"/attempts/{attempt_id}/redeliver"), **kwargs)
+
+    def validated(self) -> Webhook:
+        """A validation webhook that has answered one validation."""
+        hook = self.validator()
+        assert self.validate(hook).status_code == 200
+        return hook
+
 
 @pytest.fixture
 def api(app, client, vendor, other_vendor, handler) -> Api:
@@ -111,6 +123,7 @@ class Case:
 WEBHOOKS = "/notifications/webhooks"
 TRIGGER = f"{WEBHOOK_PATH}/trigger"
 ATTEMPTS = f"{WEBHOOK_PATH}/attempts"
+REDELIVER = f"{WEBHOOK_PATH}/attempts/{{attempt_id}}/redeliver"
 UNKNOWN = "WH-000-000-000"
 
 
@@ -143,6 +156,12 @@ def validation_attempts(a: Api) -> TestResponse:
     db.session.commit()
     assert a.validate(hook).status_code == 502
     return a.call("get", a.hook_path(hook, "/attempts?eq(kind,validation)&limit=5"))
+
+
+def redeliver_when_disabled(a: Api) -> TestResponse:
+    hook = a.delivered()
+    assert a.call("put", a.hook_path(hook), {"active": False}).status_code == 200
+    return a.redeliver(hook)
 
 
 def then(*steps: Any) -> Any:
@@ -208,6 +227,12 @@ CASES = [
     Case(ATTEMPTS, "get", 400, "bad RQL", lambda a: a.call("get", a.hook_path(a.hook(), "/attempts?eq(nope,1)"))),
     Case(ATTEMPTS, "get", 401, "no token", lambda a: a.call("get", a.hook_path(a.hook(), "/attempts"), auth=None)),
     Case(ATTEMPTS, "get", 404, "unknown", lambda a: a.call("get", a.hook_path(UNKNOWN, "/attempts"))),
+    Case(REDELIVER, "post", 201, "delivery", lambda a: a.redeliver(a.delivered())),
+    Case(REDELIVER, "post", 201, "validation", lambda a: a.redeliver(a.validated())),
+    Case(REDELIVER, "post", 400, "disabled", redeliver_when_disabled),
+    Case(REDELIVER, "post", 401, "no token", lambda a: a.redeliver(a.delivered(), auth=None)),
+    Case(REDELIVER, "post", 404, "unknown webhook", lambda a: a.redeliver(UNKNOWN, 1)),
+    Case(REDELIVER, "post", 404, "unknown attempt", lambda a: a.redeliver(a.delivered(), 999_999)),
     Case("/validations", "post", 200, "accepted", lambda a: a.validate(a.validator())),
     Case("/validations", "post", 200, "handler's 201", lambda a: a.validate(a.validator(201))),
     Case("/validations", "post", 400, "handler objects", lambda a: a.validate(a.validator(400, OBJECTION))),

@@ -225,6 +225,33 @@ def paths() -> dict[str, Any]:
                 ),
             ),
         },
+        f"{WEBHOOK_PATH}/attempts/{{attempt_id}}/redeliver": {
+            "parameters": [*item_parameters, parameter("attempt_id")],
+            "post": operation(
+                "redeliverAttempt",
+                "webhooks",
+                "Redeliver an attempt",
+                {
+                    "201": {
+                        "description": "Sent again and recorded, whatever the handler answered: the new attempt, "
+                        "its redelivery_of set.",
+                        "content": content(ref("Attempt")),
+                    },
+                    "400": error(
+                        "The webhook is disabled (enable it first), or a validation attempt's recorded body is "
+                        "not a JSON object.",
+                        "VAL_001",
+                    ),
+                    "404": error(
+                        "No such webhook in the token's account, or no such attempt of it.", "WH_404", "ATT_404"
+                    ),
+                },
+                description="Sends the attempt's request again now, with the webhook's current HTTP settings and a "
+                "freshly signed JWT, and waits for the answer (at most the validation timeout). A trigger's attempt "
+                "is sent with a trigger's payload; a validation's, with the request body it recorded. It counts no "
+                "event and changes neither the statistics nor the retry schedule. Takes no body.",
+            ),
+        },
         "/validations": {
             "post": operation(
                 "validate",

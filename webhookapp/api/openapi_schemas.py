@@ -170,6 +170,13 @@ def components_parameters() -> dict[str, Any]:
             "required": True,
             "schema": {"type": "string", "examples": ["WH-123-456-789"]},
         },
+        "attempt_id": {
+            "name": "attempt_id",
+            "in": "path",
+            "required": True,
+            "description": "An attempt of this webhook, as listed under .../attempts.",
+            "schema": {"type": "integer", "minimum": 1, "examples": [42]},
+        },
         "limit": {
             "name": "limit",
             "in": "query",
@@ -262,6 +269,11 @@ def schemas() -> dict[str, Any]:
                 "error": {"type": ["string", "null"]},
                 "request": attempt_request,
                 "response": nullable(attempt_response),
+                "redelivery_of": {
+                    "type": ["integer", "null"],
+                    "description": "For a Redeliver attempt, the id of the attempt it sent again (the first one, "
+                    "when that was a redelivery too); else null.",
+                },
             },
             description="One HTTP call to a handler.",
         ),

@@ -107,6 +107,7 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
             "body": attempt.response_body,
             "truncated": attempt.response_truncated,
         },
+        "redelivery_of": attempt.redelivery_of,
     }
 
 

@@ -26,7 +26,7 @@ from ..models import ApiToken, Product, Webhook
 from ..times import utcnow
 from . import outcomes, signing, triggers
 from .transport.sender import Sender
-from .types import snapshot
+from .types import AttemptResult, snapshot
 
 ANSWER_STATUSES = (400, 422)  # a validation handler's "invalid request" answers
 SAMPLE_PARAMS = [{"id": "sample_parameter", "value": "sample value", "value_error": ""}]
@@ -80,7 +80,9 @@ class ValidationAnswer:
                 "attempt_id": self.attempt_id}  # fmt: skip
 
 
-def _sender() -> Sender:
+def synchronous_sender() -> Sender:
+    """The web process's HTTP client for the calls it waits on (validations, Redeliver): the
+    delivery transport and its SSRF guard, with ``WEBHOOK_VALIDATION_TIMEOUT``."""
     extensions = current_app.extensions
     if "webhookapp.validation_sender" not in extensions:
         extensions["webhookapp.validation_sender"] = Sender(
@@ -105,7 +107,19 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
     prepared = signing.build_call(
         snapshot(webhook), triggered_at=now, api_url=webhook.last_event_api_url, method="POST", body=request_object
     )
-    result = _sender().send(prepared)
+    result = synchronous_sender().send(prepared)
+    recorded, body = judge(result)
+    webhook_id = webhook.id
+    attempt_id = outcomes.record_attempt(webhook_id, 1, prepared, recorded, "validation")
+    if attempt_id is not None:
+        triggers.note_event(webhook_id, now)
+        db.session.commit()
+    return ValidationAnswer(recorded.success, result.status, body, recorded.error, attempt_id)
+
+
+def judge(result: AttemptResult) -> tuple[AttemptResult, Any]:
+    """A validation call's outcome as recorded (a success when the handler *answered*: a JSON
+    object with a 2xx, 400 or 422 status) and the handler's JSON (None unless it answered)."""
     body: Any = None
     answered = False
     error = result.error
@@ -121,13 +135,7 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
             error = f"The handler answered HTTP {result.status} without a JSON object."
     elif result.status is not None and not error:
         error = f"The handler answered HTTP {result.status}."
-    recorded = dataclasses.replace(result, success=answered, error=error)
-    webhook_id = webhook.id
-    attempt_id = outcomes.record_attempt(webhook_id, 1, prepared, recorded, "validation")
-    if attempt_id is not None:
-        triggers.note_event(webhook_id, now)
-        db.session.commit()
-    return ValidationAnswer(answered, result.status, body, error, attempt_id)
+    return dataclasses.replace(result, success=answered, error=error), body
 
 
 def validate(token: ApiToken, body: Any) -> ValidationAnswer:

@@ -20,7 +20,7 @@ from flask_login import current_user
 from werkzeug import Response
 
 from .. import catalog
-from ..engine import validations
+from ..engine import redelivery, validations
 from ..errors import ServiceError
 from ..models import Webhook
 from ..services import webhook_queries as queries
@@ -125,7 +125,30 @@ def attempt(webhook_id: str, attempt_id: int) -> str:
     record = queries.get_attempt(webhook, attempt_id)
     if record is None:
         abort(404)
-    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record)
+    original = queries.get_attempt(webhook, record.redelivery_of) if record.redelivery_of else None
+    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record, original=original)
+
+
+@blueprint.post("/webhooks/<webhook_id>/attempts/<int:attempt_id>/redeliver")
+def redeliver(webhook_id: str, attempt_id: int) -> Response:
+    """Redeliver: send the attempt's request again now and show the new attempt; nothing else
+    about the webhook changes (docs/architecture.md, "Redeliver")."""
+    webhook = _own_webhook(webhook_id)
+    original = queries.get_attempt(webhook, attempt_id)
+    if original is None:
+        abort(404)
+    try:
+        attempt = redelivery.redeliver(webhook, original)
+    except ServiceError as exc:
+        if exc.status == 404:  # deleted while the request was out
+            abort(404)
+        flash(" ".join(exc.messages), "error")
+        return redirect(url_for("webhooks.attempt", webhook_id=webhook_id, attempt_id=attempt_id))
+    if attempt.success:
+        flash(f"Redelivered: the handler answered HTTP {attempt.response_status}.", "success")
+    else:
+        flash(f"The redelivery failed: {attempt.error}", "error")
+    return redirect(url_for("webhooks.attempt", webhook_id=webhook_id, attempt_id=attempt.id))
 
 
 @blueprint.post("/webhooks/<webhook_id>/trigger")
