@@ -10,15 +10,27 @@ import argparse
 import logging
 import threading
 import time
+from types import FrameType
 
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
 from webhookapp import create_app
-from webhookapp.engine import dispatch, jobs
+from webhookapp.engine import delivery, dispatch, jobs
 
 log = logging.getLogger("workers")
+
+
+class DeliveryWorker(SimpleWorker):
+    """RQ's worker whose warm shutdown (SIGTERM, or Ctrl-C) also reaches the running delivery job:
+    it stops taking work, hands back what it has not sent and ends once its sends in flight have
+    ended and are recorded (docs/architecture.md, "Reliability"). A second signal is RQ's cold
+    shutdown: the process exits at once and the sweeper takes back its leases."""
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        delivery.request_stop()
+        super().request_stop(signum, frame)
 
 
 def run_cron(stop: threading.Event, interval: int) -> None:
@@ -55,7 +67,7 @@ def main() -> None:
     queue = Queue(dispatch.QUEUE_NAME, connection=connection)
     # SimpleWorker runs jobs in this process: no fork per job, and the thread pool and HTTP
     # connections survive from one job to the next. A delivery job never runs user code.
-    worker = SimpleWorker([queue], connection=connection)
+    worker = DeliveryWorker([queue], connection=connection)
     while True:
         try:
             worker.work(with_scheduler=True, burst=options.burst, logging_level="WARNING")
@@ -63,8 +75,11 @@ def main() -> None:
         except RedisError as exc:
             log.warning("Lost Redis (%s); retrying in 1 s.", exc)
             time.sleep(1)
-            worker = SimpleWorker([queue], connection=connection)
+            worker = DeliveryWorker([queue], connection=connection)
     stop.set()
+    with app.app_context():
+        delivery.finish_sends()  # sends a finished job left in flight record themselves first
+    log.info("Worker stopped.")
 
 
 if __name__ == "__main__":
