@@ -124,6 +124,8 @@ WEBHOOKS = "/notifications/webhooks"
 TRIGGER = f"{WEBHOOK_PATH}/trigger"
 ATTEMPTS = f"{WEBHOOK_PATH}/attempts"
 REDELIVER = f"{WEBHOOK_PATH}/attempts/{{attempt_id}}/redeliver"
+NEXT_SECRET = f"{WEBHOOK_PATH}/next-secret"
+SWITCH_SECRET = f"{NEXT_SECRET}/switch"
 UNKNOWN = "WH-000-000-000"
 
 
@@ -162,6 +164,12 @@ def redeliver_when_disabled(a: Api) -> TestResponse:
     hook = a.delivered()
     assert a.call("put", a.hook_path(hook), {"active": False}).status_code == 200
     return a.redeliver(hook)
+
+
+def with_next_secret(a: Api) -> Webhook:
+    hook = a.hook()
+    assert a.call("post", a.hook_path(hook, "/next-secret")).status_code == 200
+    return hook
 
 
 def then(*steps: Any) -> Any:
@@ -233,6 +241,29 @@ CASES = [
     Case(REDELIVER, "post", 401, "no token", lambda a: a.redeliver(a.delivered(), auth=None)),
     Case(REDELIVER, "post", 404, "unknown webhook", lambda a: a.redeliver(UNKNOWN, 1)),
     Case(REDELIVER, "post", 404, "unknown attempt", lambda a: a.redeliver(a.delivered(), 999_999)),
+    Case(NEXT_SECRET, "post", 200, "generated", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"))),
+    Case(NEXT_SECRET, "post", 200, "given", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"),
+                                                          {"jwt_secret_next": "my-own-next-secret"})),
+    Case(NEXT_SECRET, "post", 400, "too long", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"),
+                                                             {"jwt_secret_next": "s" * 101})),
+    Case(NEXT_SECRET, "post", 401, "no token", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"),
+                                                             auth=None)),
+    Case(NEXT_SECRET, "post", 404, "unknown", lambda a: a.call("post", a.hook_path(UNKNOWN, "/next-secret"))),
+    Case(NEXT_SECRET, "post", 413, "too large", lambda a: a.raw("post", a.hook_path(a.hook(), "/next-secret"),
+                                                             TOO_BIG)),
+    Case(NEXT_SECRET, "post", 415, "not JSON", lambda a: a.raw("post", a.hook_path(a.hook(), "/next-secret"), "x",
+                                                            "text/plain")),
+    Case(NEXT_SECRET, "delete", 200, "discarded", lambda a: a.call("delete", a.hook_path(with_next_secret(a),
+                                                                                      "/next-secret"))),
+    Case(NEXT_SECRET, "delete", 401, "no token", lambda a: a.call("delete", a.hook_path(a.hook(), "/next-secret"),
+                                                               auth=None)),
+    Case(NEXT_SECRET, "delete", 404, "unknown", lambda a: a.call("delete", a.hook_path(UNKNOWN, "/next-secret"))),
+    Case(SWITCH_SECRET, "post", 200, "switched", lambda a: a.call("post", a.hook_path(with_next_secret(a),
+                                                                                     "/next-secret/switch"))),
+    Case(SWITCH_SECRET, "post", 400, "none", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret/switch"))),
+    Case(SWITCH_SECRET, "post", 401, "no token", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret/switch"),
+                                                               auth=None)),
+    Case(SWITCH_SECRET, "post", 404, "unknown", lambda a: a.call("post", a.hook_path(UNKNOWN, "/next-secret/switch"))),
     Case("/validations", "post", 200, "accepted", lambda a: a.validate(a.validator())),
     Case("/validations", "post", 200, "handler's 201", lambda a: a.validate(a.validator(201))),
     Case("/validations", "post", 400, "handler objects", lambda a: a.validate(a.validator(400, OBJECTION))),

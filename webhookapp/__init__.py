@@ -124,6 +124,7 @@ def register_blueprints(app: Flask) -> None:
     from .api import blueprint as api
     from .auth.routes import blueprint as auth
     from .settings.routes import blueprint as settings
+    from .webhooks import rotation  # noqa: F401 - its views join the webhooks blueprint
     from .webhooks.routes import blueprint as webhooks
     from .webhooks.wizard import blueprint as wizard
 

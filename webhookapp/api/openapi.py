@@ -208,6 +208,41 @@ def paths() -> dict[str, Any]:
                 description="Takes no body.",
             ),
         },
+        f"{WEBHOOK_PATH}/next-secret": {
+            "parameters": item_parameters,
+            "post": operation(
+                "generateNextSecret",
+                "webhooks",
+                "Generate (or set) the next secret",
+                {"200": webhook, **json_errors(), "404": shared("WebhookNotFound")},
+                description="Staged rotation: keeps a next secret beside the current one; deliveries are still "
+                "signed with jwt_secret. Without a body (or with `{}`) a strong secret is generated; "
+                "`{\"jwt_secret_next\": \"...\"}` sets one. Replaces an earlier next secret.",
+                requestBody={"required": False, "content": content(ref("NextSecret"))},
+            ),
+            "delete": operation(
+                "discardNextSecret",
+                "webhooks",
+                "Discard the next secret",
+                {"200": webhook, "404": shared("WebhookNotFound")},
+                description="The current secret stays in use. Nothing happens when there is no next secret.",
+            ),
+        },
+        f"{WEBHOOK_PATH}/next-secret/switch": {
+            "parameters": item_parameters,
+            "post": operation(
+                "switchToNextSecret",
+                "webhooks",
+                "Switch to the next secret",
+                {
+                    "200": webhook,
+                    "400": error("There is no next secret to switch to.", "VAL_001"),
+                    "404": shared("WebhookNotFound"),
+                },
+                description="Deliveries signed from now on use the next secret, which becomes jwt_secret; the old "
+                "one is dropped. Takes no body.",
+            ),
+        },
         f"{WEBHOOK_PATH}/attempts": {
             "parameters": item_parameters,
             "get": operation(

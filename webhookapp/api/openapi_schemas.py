@@ -114,6 +114,14 @@ def webhook_schema() -> dict[str, Any]:
         "http_method": fields["http_method"],
         "external_url": fields["external_url"],
         "jwt_secret": fields["jwt_secret"],
+        "jwt_secret_next": nullable(
+            {
+                "type": "string",
+                "description": "The next secret of a staged rotation (see .../next-secret); deliveries are signed "
+                "with jwt_secret until the switch. Null when none.",
+                **read_only,
+            }
+        ),
         "headers": fields["headers"],
         "data": fields["data"],
         "product": named,
@@ -255,6 +263,9 @@ def schemas() -> dict[str, Any]:
             }
         ),
         "Webhook": webhook_schema(),
+        "NextSecret": closed(
+            {"jwt_secret_next": {"type": "string", "minLength": 1, "maxLength": rules.SECRET_MAX}}, required=[]
+        ),
         "WebhookCreate": webhook_write_schema(create=True),
         "WebhookUpdate": webhook_write_schema(create=False),
         "Attempt": closed(

@@ -93,7 +93,7 @@ def details(webhook_id: str) -> Response:
     """The details page: properties, then one tab (:mod:`.tabs`) with what it needs loaded."""
     webhook = _own_webhook(webhook_id)
     tab = tabs.chosen_tab(webhook, request.args.get("tab"))
-    reveal = tab == "http" and request.args.get("reveal") == "secret"
+    reveal = request.args.get("reveal") if tab == "http" and request.args.get("reveal") in ("secret", "next") else None
     loader = TAB_LOADERS.get(tab)
     context = loader(webhook) if loader else {}
     response = make_response(
@@ -183,8 +183,13 @@ def retry(webhook_id: str) -> Response:
 
 @blueprint.get("/webhooks/<webhook_id>/secret")
 def secret(webhook_id: str) -> Response:
-    """The JWT secret as JSON, for the reveal and copy buttons; never cached."""
-    response = jsonify(jwt_secret=_own_webhook(webhook_id).jwt_secret)
+    """The JWT secret (``?which=next``: the next one) as JSON, for the reveal and copy buttons;
+    never cached."""
+    webhook = _own_webhook(webhook_id)
+    value = webhook.jwt_secret_next if request.args.get("which") == "next" else webhook.jwt_secret
+    if value is None:
+        abort(404)
+    response = jsonify(jwt_secret=value)
     response.headers["Cache-Control"] = "no-store"
     return response
 
