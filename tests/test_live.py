@@ -101,7 +101,7 @@ def test_the_details_regions_follow_a_real_delivery(app, client, auth, vendor, h
     assert "Last success" in flat(shown["statistics"]) and "HTTP 200" in flat(shown["statistics"])
     assert shown["status"] == "<dt>Status</dt><dd>Enabled</dd>"
     assert shown["banner"] == "" and shown["retry"] == ""
-    assert after.get_json()["poll_after_ms"] == 5000  # quiet again
+    assert after.get_json()["poll_after_ms"] == 2000  # quiet again
     # One markup: the page shows the very regions the endpoint answers.
     for name in ("badge", "status", "statistics"):
         assert on_page(client, f"/webhooks/{hook.id}", name) == shown[name], name

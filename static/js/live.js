@@ -11,7 +11,7 @@
   var FAST = 1500;       // ms between polls while changes keep coming
   var FACTOR = 1.5;      // back-off per poll that found nothing new
   var ERROR_MAX = 15000; // the longest wait after errors
-  var cap = 5000;        // the longest wait when quiet: the server's poll_after_ms
+  var cap = 2000;        // the longest wait when quiet: the server's poll_after_ms
   var delay = FAST;
   var etag = null;
   var timer = null;
