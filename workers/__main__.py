@@ -34,12 +34,17 @@ class DeliveryWorker(SimpleWorker):
 
 
 def run_cron(stop: threading.Event, interval: int) -> None:
-    """Enqueue the sweeper every ``interval`` seconds and pruning hourly, surviving Redis outages."""
+    """Enqueue the sweeper every ``interval`` seconds, the alert scan every ``WEBHOOK_ALERT_INTERVAL``
+    seconds and pruning hourly, surviving Redis outages."""
     with jobs.worker_app().app_context():
         cron = CronScheduler(connection=dispatch.redis_connection(), name=f"webhookapp-{threading.get_native_id()}")
     # ttl: a sweep that could not start within a few seconds is pointless; do not let them pile up.
     cron.register(jobs.sweep, queue_name=dispatch.QUEUE_NAME, interval=interval, ttl=max(2 * interval, 5), result_ttl=0)
     cron.register(jobs.prune, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
+    with jobs.worker_app().app_context():
+        alert_interval = jobs.worker_app().config["WEBHOOK_ALERT_INTERVAL"]
+    cron.register(jobs.send_alerts, queue_name=dispatch.QUEUE_NAME, interval=alert_interval,
+                  ttl=max(2 * alert_interval, 5), result_ttl=0)  # fmt: skip
     while not stop.is_set():
         try:
             cron.enqueue_jobs()
