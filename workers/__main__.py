@@ -1,4 +1,5 @@
-"""``python -m workers``: an RQ worker with RQ's scheduler, plus the cron jobs (sweeper, pruning).
+"""``python -m workers``: an RQ worker with RQ's scheduler, plus the cron jobs (sweeper, pruning,
+hourly sums).
 
 Run as many as you like, on any machine that reaches the same Redis and database. Options:
 ``--burst`` (exit when the queue is empty), ``--no-cron`` (leave the periodic jobs to others).
@@ -34,12 +35,14 @@ class DeliveryWorker(SimpleWorker):
 
 
 def run_cron(stop: threading.Event, interval: int) -> None:
-    """Enqueue the sweeper every ``interval`` seconds and pruning hourly, surviving Redis outages."""
+    """Enqueue the sweeper every ``interval`` seconds, pruning and the chart's hourly sums hourly,
+    surviving Redis outages."""
     with jobs.worker_app().app_context():
         cron = CronScheduler(connection=dispatch.redis_connection(), name=f"webhookapp-{threading.get_native_id()}")
     # ttl: a sweep that could not start within a few seconds is pointless; do not let them pile up.
     cron.register(jobs.sweep, queue_name=dispatch.QUEUE_NAME, interval=interval, ttl=max(2 * interval, 5), result_ttl=0)
     cron.register(jobs.prune, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
+    cron.register(jobs.sum_hours, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
     while not stop.is_set():
         try:
             cron.enqueue_jobs()

@@ -3,8 +3,10 @@ the size their retention settings say.
 
 * :func:`prune` removes attempts older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS`` and events older
   than ``WEBHOOK_EVENT_RETENTION_DAYS``, then the attempts of deleted webhooks.
-* :func:`purge_deleted` removes a deleted webhook's attempts; the web request that deleted the
-  webhook queued it, and :func:`prune` finishes whatever a lost job left.
+* :func:`purge_deleted` removes a deleted webhook's attempts (and its hourly sums); the web
+  request that deleted the webhook queued it, and :func:`prune` finishes whatever a lost job left.
+* Hourly sums (``attempt_hours``, :mod:`.hourly`) go with the attempts' retention; they are few
+  (a row per webhook and hour with attempts), so one statement removes them.
 
 Rows go in batches of :data:`BATCH`, each its own short transaction, so no transaction holds
 back vacuum, writes gigabytes of WAL at once or keeps the workers waiting; the dead rows a batch
@@ -27,7 +29,7 @@ from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Attempt, DeletedWebhook, Event, MaintenanceLease
+from ..models import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
 from ..times import utcnow
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ def _delete_in_batches(
 
 def purge_deleted(webhook_id: str | None = None, between_batches: Callable[[], None] = lambda: None) -> int:
     """Remove the attempts of a deleted webhook (of every deleted webhook when None), then its
-    record in ``deleted_webhooks``; returns the attempts removed."""
+    hourly sums and its record in ``deleted_webhooks``; returns the attempts removed."""
     query = select(DeletedWebhook.webhook_id).order_by(DeletedWebhook.deleted_at)
     if webhook_id is not None:
         query = query.where(DeletedWebhook.webhook_id == webhook_id)
@@ -80,6 +82,7 @@ def purge_deleted(webhook_id: str | None = None, between_batches: Callable[[], N
         removed += _delete_in_batches(
             Attempt, Attempt.id, Attempt.started_at, Attempt.webhook_id == deleted, between_batches
         )
+        db.session.execute(delete(AttemptHour).where(AttemptHour.webhook_id == deleted))
         db.session.execute(delete(DeletedWebhook).where(DeletedWebhook.webhook_id == deleted))
         db.session.commit()
     return removed
@@ -87,6 +90,15 @@ def purge_deleted(webhook_id: str | None = None, between_batches: Callable[[], N
 
 def _cutoff(setting: str) -> datetime:
     return utcnow() - timedelta(days=float(current_app.config[setting]))
+
+
+def _delete_hours(before: datetime) -> int:
+    """Remove the hourly sums of hours that began before ``before``."""
+    removed = db.session.execute(
+        delete(AttemptHour).where(AttemptHour.hour < before).execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return removed
 
 
 def prune() -> dict[str, int] | None:
@@ -109,6 +121,7 @@ def prune() -> dict[str, int] | None:
                 Attempt, Attempt.id, Attempt.started_at, Attempt.started_at < attempts_before, renew
             ),
             "events": _delete_in_batches(Event, Event.id, Event.created_at, Event.created_at < events_before, renew),
+            "attempt_hours": _delete_hours(attempts_before),
             "deleted_webhook_attempts": purge_deleted(between_batches=renew),
         }
     except LeaseLost:
