@@ -55,7 +55,7 @@ def direct_count(hook_id: str, hour: datetime) -> tuple[int, int, list[int]]:
 def stored(hook_id: str) -> dict[datetime, tuple[int, int, list[int]]]:
     db.session.expire_all()
     rows = db.session.scalars(select(AttemptHour).where(AttemptHour.webhook_id == hook_id)).all()
-    return {row.hour: (row.successes, row.failures, list(row.duration_buckets)) for row in rows}
+    return {row.hour: (row.successes, row.failures, hourly.padded(row.duration_buckets)) for row in rows}
 
 
 @pytest.fixture
@@ -82,6 +82,8 @@ def test_summing_matches_a_direct_count_of_the_attempts(app, vendor, now):
         assert row == direct_count(hook.id, hour)
     assert rows[this_hour - HOUR][:2] == (9, 4) and sum(rows[this_hour - HOUR][2]) == len(DURATIONS)
     assert stored(other.id) == {this_hour - 2 * HOUR: (0, 2, direct_count(other.id, this_hour - 2 * HOUR)[2])}
+    raw = db.session.scalars(select(AttemptHour.duration_buckets).where(AttemptHour.webhook_id == other.id)).one()
+    assert raw == [1] + [0] * 8 + [1]  # 5 ms and 500 ms: no trailing zeros stored
     markers = stored(hourly.EVERY_WEBHOOK)
     assert len(markers) == hourly.WINDOW_HOURS and max(markers) == this_hour - HOUR
 
@@ -104,6 +106,8 @@ def test_summing_again_gives_the_same_rows(app, vendor, now):
     add(hook.id, hour, DURATIONS)
     hourly.sum_hour(hour)
     first = stored(hook.id)
+    raw = db.session.scalars(select(AttemptHour.duration_buckets).where(AttemptHour.webhook_id == hook.id)).one()
+    assert len(raw) == hourly.BUCKETS and raw[-1] == 1  # trailing zeros are not stored; here there are none
     hourly.sum_hour(hour)
     assert stored(hook.id) == first
     db.session.execute(delete(AttemptHour).where(AttemptHour.webhook_id == hourly.EVERY_WEBHOOK))
@@ -220,6 +224,17 @@ def test_pruning_removes_hourly_sums_past_the_retention(app, vendor):
     db.session.commit()
     assert maintenance.prune() == {"attempts": 0, "events": 0, "attempt_hours": 2, "deleted_webhook_attempts": 0}
     assert list(stored(hook.id)) == [recent] and list(stored(hourly.EVERY_WEBHOOK)) == [recent]
+
+
+def test_hourly_sums_are_kept_no_longer_than_the_chart_reads_them(app, vendor):
+    assert maintenance.HOURLY_SUMS_KEPT >= hourly.WINDOW_HOURS * HOUR
+    hook = make_webhook(vendor)
+    this_hour = hourly.floor_hour(utcnow())
+    hours = [this_hour - days * 24 * HOUR for days in (20, 10, 9, 7)]
+    hourly.store([(hook.id, hourly.HourSum(hour, 1, 0)) for hour in hours])
+    db.session.commit()
+    assert maintenance.prune()["attempt_hours"] == 3  # retention 30 days: the chart's window decides
+    assert list(stored(hook.id)) == [this_hour - 7 * 24 * HOUR]
 
 
 def test_purging_a_deleted_webhook_removes_its_hourly_sums(app, vendor, now):

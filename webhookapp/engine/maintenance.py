@@ -5,8 +5,9 @@ the size their retention settings say.
   than ``WEBHOOK_EVENT_RETENTION_DAYS``, then the attempts of deleted webhooks.
 * :func:`purge_deleted` removes a deleted webhook's attempts (and its hourly sums); the web
   request that deleted the webhook queued it, and :func:`prune` finishes whatever a lost job left.
-* Hourly sums (``attempt_hours``, :mod:`.hourly`) go with the attempts' retention; they are few
-  (a row per webhook and hour with attempts), so one statement removes them.
+* Hourly sums (``attempt_hours``, :mod:`.hourly`) go with the attempts' retention, or once the
+  chart's longest window (and a day) has passed them if that comes first: nothing reads them
+  then. An hourly prune removes an hour of them, a row per webhook with attempts in that hour.
 
 Rows go in batches of :data:`BATCH`, each its own short transaction, so no transaction holds
 back vacuum, writes gigabytes of WAL at once or keeps the workers waiting; the dead rows a batch
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -39,6 +40,8 @@ BATCH = 5_000
 LEASE_SECONDS = 300.0
 """How long the prune lease lasts without renewal: far longer than a batch takes."""
 PRUNE_LEASE = "prune"
+HOURLY_SUMS_KEPT = timedelta(days=8)
+"""How long hourly sums are kept at most: the chart's longest window (7 days) and a day."""
 
 
 class LeaseLost(Exception):
@@ -93,11 +96,17 @@ def _cutoff(setting: str) -> datetime:
 
 
 def _delete_hours(before: datetime) -> int:
-    """Remove the hourly sums of hours that began before ``before``."""
-    removed = db.session.execute(
-        delete(AttemptHour).where(AttemptHour.hour < before).execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
+    """Remove the hourly sums of hours that began before ``before``, a day of hours per
+    transaction (an hourly prune finds one hour to remove; a prune that did not run for long,
+    more)."""
+    removed = 0
+    while (oldest := db.session.scalar(select(func.min(AttemptHour.hour)))) is not None and oldest < before:
+        removed += db.session.execute(
+            delete(AttemptHour)
+            .where(AttemptHour.hour < min(before, oldest + timedelta(days=1)))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
     return removed
 
 
@@ -121,7 +130,7 @@ def prune() -> dict[str, int] | None:
                 Attempt, Attempt.id, Attempt.started_at, Attempt.started_at < attempts_before, renew
             ),
             "events": _delete_in_batches(Event, Event.id, Event.created_at, Event.created_at < events_before, renew),
-            "attempt_hours": _delete_hours(attempts_before),
+            "attempt_hours": _delete_hours(max(attempts_before, utcnow() - HOURLY_SUMS_KEPT)),
             "deleted_webhook_attempts": purge_deleted(between_batches=renew),
         }
     except LeaseLost:
