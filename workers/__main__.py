@@ -1,4 +1,5 @@
-"""``python -m workers``: an RQ worker with RQ's scheduler, plus the cron jobs (sweeper, pruning).
+"""``python -m workers``: an RQ worker with RQ's scheduler, plus the cron jobs (sweeper, pruning,
+hourly sums).
 
 Run as many as you like, on any machine that reaches the same Redis and database. Options:
 ``--burst`` (exit when the queue is empty), ``--no-cron`` (leave the periodic jobs to others).
@@ -35,7 +36,7 @@ class DeliveryWorker(SimpleWorker):
 
 def run_cron(stop: threading.Event, interval: int) -> None:
     """Enqueue the sweeper every ``interval`` seconds, the alert scan every ``WEBHOOK_ALERT_INTERVAL``
-    seconds and pruning hourly, surviving Redis outages."""
+    seconds, and pruning and the chart's hourly sums hourly, surviving Redis outages."""
     with jobs.worker_app().app_context():
         cron = CronScheduler(connection=dispatch.redis_connection(), name=f"webhookapp-{threading.get_native_id()}")
     # ttl: a sweep that could not start within a few seconds is pointless; do not let them pile up.
@@ -45,6 +46,7 @@ def run_cron(stop: threading.Event, interval: int) -> None:
         alert_interval = jobs.worker_app().config["WEBHOOK_ALERT_INTERVAL"]
     cron.register(jobs.send_alerts, queue_name=dispatch.QUEUE_NAME, interval=alert_interval,
                   ttl=max(2 * alert_interval, 5), result_ttl=0)  # fmt: skip
+    cron.register(jobs.sum_hours, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
     while not stop.is_set():
         try:
             cron.enqueue_jobs()

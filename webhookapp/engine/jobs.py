@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
 
-from . import alerts, delivery, maintenance
+from . import alerts, delivery, hourly, maintenance
 from .reconnect import close_session, or_else
 
 T = TypeVar("T")
@@ -62,6 +62,12 @@ def prune() -> dict[str, int] | None:
     """Prune attempts and events past their retention, and deleted webhooks' attempts (hourly;
     one worker at a time)."""
     return _in_app(lambda: or_else(maintenance.prune, None))
+
+
+def sum_hours() -> int | None:
+    """Sum the settled hours of every webhook's attempts for the details page's chart (hourly;
+    one worker at a time)."""
+    return _in_app(lambda: or_else(hourly.sum_settled, None))
 
 
 prune_attempts = prune  # the name jobs queued before an upgrade carry

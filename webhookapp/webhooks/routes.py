@@ -24,9 +24,10 @@ from ..engine import redelivery, validations
 from ..errors import ServiceError
 from ..models import Webhook
 from ..services import webhook_queries as queries
+from ..services import webhook_stats
 from ..services import webhooks as service
 from ..urls import safe_local_path
-from . import tabs
+from . import chart_svg, tabs
 from .forms import EditForm, apply_row_action, format_data
 
 blueprint = Blueprint("webhooks", __name__)
@@ -116,7 +117,13 @@ def _deliveries(webhook: Webhook) -> dict[str, object]:
     return {"attempts": attempts, "outcome": outcome}
 
 
-TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {"deliveries": _deliveries}
+def _statistics(webhook: Webhook) -> dict[str, object]:
+    """The Statistics tab: the chart of the span ``?span=`` names (24 hours by default)."""
+    chart = webhook_stats.chart(webhook, webhook_stats.span_of(request.args.get("span")))
+    return {"chart": chart, "chart_view": chart_svg.layout(chart), "spans": webhook_stats.SPANS}
+
+
+TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {"deliveries": _deliveries, "statistics": _statistics}
 
 
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
