@@ -20,7 +20,7 @@ from flask_login import current_user
 from werkzeug import Response
 
 from .. import catalog
-from ..engine import redelivery, validations
+from ..engine import redelivery, signing, validations
 from ..errors import ServiceError
 from ..models import Webhook
 from ..services import webhook_queries as queries
@@ -126,7 +126,8 @@ def attempt(webhook_id: str, attempt_id: int) -> str:
     if record is None:
         abort(404)
     original = queries.get_attempt(webhook, record.redelivery_of) if record.redelivery_of else None
-    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record, original=original)
+    token = signing.decode_logged(record.request_headers)
+    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record, original=original, token=token)
 
 
 @blueprint.post("/webhooks/<webhook_id>/attempts/<int:attempt_id>/redeliver")
