@@ -26,7 +26,7 @@ from ..models import Webhook
 from ..services import webhook_queries as queries
 from ..services import webhooks as service
 from ..urls import safe_local_path
-from . import tabs
+from . import sendtest, tabs
 from .forms import EditForm, apply_row_action, format_data
 
 blueprint = Blueprint("webhooks", __name__)
@@ -213,6 +213,10 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
     if apply_row_action(form, action):
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
+    if action == "send_test":
+        result = sendtest.from_edit(webhook, form)
+        page = render_template("webhooks/edit.html", webhook=webhook, form=form, test_result=result)
+        return page, 200 if result else 400
     if form.validate():
         try:
             service.update_webhook(webhook, form.to_fields())

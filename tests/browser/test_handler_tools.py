@@ -1,0 +1,46 @@
+"""Tools for handler writers in a real browser: Send test request on the edit page, and the
+Handler code tab's copy buttons."""
+
+from __future__ import annotations
+
+import re
+
+import jwt
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import make_webhook
+from tests.servers import HandlerServer
+from webhookapp.extensions import db
+from webhookapp.models import Attempt, Webhook
+
+pytestmark = pytest.mark.browser
+
+TYPED_SECRET = "a-secret-typed-in-the-browser-not-saved"
+
+
+def test_send_test_request_from_the_edit_page(logged_in: Page, live_server, handler: HandlerServer):
+    with live_server.db():
+        webhook = make_webhook(live_server.tenant(), label="Billing hook")
+        webhook_id, saved_url = webhook.id, webhook.external_url
+    url = handler.behave("/try", body=b'{"handled": "yes"}')
+    page = logged_in
+    page.goto(f"/webhooks/{webhook_id}/edit")
+    page.get_by_label("Endpoint URL").fill(url)
+    page.get_by_label("JWT secret").fill(TYPED_SECRET)
+
+    page.get_by_role("button", name="Send test request").click()
+
+    result = page.locator("#test-result")
+    expect(result).to_contain_text(re.compile(r"HTTP 200\s+in \d+ ms"))
+    expect(result).to_contain_text('{"handled": "yes"}')
+    expect(result).to_be_focused()
+    expect(page.get_by_role("status").filter(has=result)).to_have_count(1)
+    expect(page.get_by_label("Endpoint URL")).to_have_value(url)  # what was typed is still there
+    expect(page.get_by_label("JWT secret")).to_have_value(TYPED_SECRET)
+    [sent] = handler.wait_for("/try")
+    token = sent.headers["Authorization"].removeprefix("Bearer ")
+    assert jwt.decode(token, TYPED_SECRET, algorithms=["HS256"])["webhook_id"] == webhook_id
+    with live_server.db():
+        assert db.session.get(Webhook, webhook_id).external_url == saved_url  # nothing saved
+        assert db.session.scalars(db.select(Attempt)).all() == []  # nothing recorded
