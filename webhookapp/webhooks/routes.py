@@ -26,7 +26,7 @@ from ..models import Webhook
 from ..services import webhook_queries as queries
 from ..services import webhooks as service
 from ..urls import safe_local_path
-from . import sendtest, tabs
+from . import sendtest, snippets, tabs
 from .forms import EditForm, apply_row_action, format_data
 
 blueprint = Blueprint("webhooks", __name__)
@@ -116,7 +116,12 @@ def _deliveries(webhook: Webhook) -> dict[str, object]:
     return {"attempts": attempts, "outcome": outcome}
 
 
-TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {"deliveries": _deliveries}
+def _handler_code(webhook: Webhook) -> dict[str, object]:
+    """The Handler code tab: this webhook's handler in Python and in Node.js."""
+    return {"snippets": snippets.render(webhook), "secret_env": snippets.SECRET_ENV}
+
+
+TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {"deliveries": _deliveries, "handler": _handler_code}
 
 
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
