@@ -37,16 +37,21 @@ def sample_request(webhook: Webhook) -> dict[str, Any]:
     """What Trigger Now sends a validation webhook: a small request of the kind its type
     validates (a purchase or change request, draft or inquiring; a tier configuration setup or
     update request of tier 1 or 2)."""
-    product = {"id": webhook.product_id, "name": webhook.product.name}
-    status = "inquiring" if "inq" in webhook.type else "draft"
-    if webhook.object_class == "tier_config_request":
+    return sample_draft(webhook.object_class, webhook.type, webhook.product_id, webhook.product.name)
+
+
+def sample_draft(object_class: str, type_: str, product_id: str, product_name: str) -> dict[str, Any]:
+    """:func:`sample_request` for a validation type and product, before any webhook exists."""
+    product = {"id": product_id, "name": product_name}
+    status = "inquiring" if "inq" in type_ else "draft"
+    if object_class == "tier_config_request":
         return {
             "id": "TCR-0000-0000-0000-001",
-            "type": "update" if "update" in webhook.type else "setup",
+            "type": "update" if "update" in type_ else "setup",
             "status": status,
             "configuration": {
                 "id": "TC-0000-0000-0000",
-                "tier_level": 2 if "t2" in webhook.type else 1,
+                "tier_level": 2 if "t2" in type_ else 1,
                 "product": product,
                 "account": {"id": "TA-0000-0000-0000", "name": "Sample tier account"},
                 "params": [dict(param) for param in SAMPLE_PARAMS],
@@ -55,7 +60,7 @@ def sample_request(webhook: Webhook) -> dict[str, Any]:
         }
     return {
         "id": "PR-0000-0000-0000-001",
-        "type": "change" if webhook.type.startswith("change") else "purchase",
+        "type": "change" if type_.startswith("change") else "purchase",
         "status": status,
         "asset": {
             "id": "AS-0000-0000-0000",

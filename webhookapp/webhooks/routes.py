@@ -20,14 +20,14 @@ from flask_login import current_user
 from werkzeug import Response
 
 from .. import catalog
-from ..engine import redelivery, validations
+from ..engine import redelivery, signing, validations
 from ..errors import ServiceError
 from ..models import Webhook
 from ..services import webhook_queries as queries
 from ..services import webhook_stats
 from ..services import webhooks as service
 from ..urls import safe_local_path
-from . import chart_svg, tabs
+from . import chart_svg, sendtest, snippets, tabs
 from .forms import EditForm, apply_row_action, format_data
 
 blueprint = Blueprint("webhooks", __name__)
@@ -123,7 +123,16 @@ def _statistics(webhook: Webhook) -> dict[str, object]:
     return {"chart": chart, "chart_view": chart_svg.layout(chart), "spans": webhook_stats.SPANS}
 
 
-TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {"deliveries": _deliveries, "statistics": _statistics}
+def _handler_code(webhook: Webhook) -> dict[str, object]:
+    """The Handler code tab: this webhook's handler in Python and in Node.js."""
+    return {"snippets": snippets.render(webhook), "secret_env": snippets.SECRET_ENV}
+
+
+TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {
+    "statistics": _statistics,
+    "handler": _handler_code,
+    "deliveries": _deliveries,
+}
 
 
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
@@ -133,7 +142,8 @@ def attempt(webhook_id: str, attempt_id: int) -> str:
     if record is None:
         abort(404)
     original = queries.get_attempt(webhook, record.redelivery_of) if record.redelivery_of else None
-    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record, original=original)
+    token = signing.decode_logged(record.request_headers)
+    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record, original=original, token=token)
 
 
 @blueprint.post("/webhooks/<webhook_id>/attempts/<int:attempt_id>/redeliver")
@@ -224,6 +234,10 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
     if apply_row_action(form, action):
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
+    if action == "send_test":
+        result = sendtest.from_edit(webhook, form)
+        page = render_template("webhooks/edit.html", webhook=webhook, form=form, test_result=result)
+        return page, 200 if result else 400
     if form.validate():
         try:
             service.update_webhook(webhook, form.to_fields())
