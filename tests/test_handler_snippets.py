@@ -64,11 +64,16 @@ def runtime(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @contextmanager
-def running(snippet: snippets.Snippet, runtime: dict[str, str], port: int, secret: str, folder: Path) -> Iterator[str]:
-    """The snippet as a process listening on ``port``; yields its output so far, on failure."""
+def running(
+    snippet: snippets.Snippet, runtime: dict[str, str], port: int, secret: str, folder: Path, next_secret: str = ""
+) -> Iterator[str]:
+    """The snippet as a process listening on ``port`` (``next_secret``: the one of a rotation);
+    yields its output so far, on failure."""
     source = folder / snippet.filename
     source.write_text(snippet.code)
     env = {**os.environ, snippets.SECRET_ENV: secret, "PORT": str(port)}
+    if next_secret:
+        env[f"{snippets.SECRET_ENV}_NEXT"] = next_secret
     if "NODE_PATH" in runtime:
         env["NODE_PATH"] = runtime["NODE_PATH"]
     log_path = folder / f"{snippet.key}.log"
@@ -163,6 +168,26 @@ def test_a_post_handler_accepts_deliveries_and_refuses_a_wrong_or_expired_jwt(
         assert call(port, "/hooks/orders", good, {**payload, "product_id": "PRD-000-000-999"}) == 400
         past = signing.sign(payload, secret, triggered_at=utcnow() - timedelta(hours=1), processing_timeout=600)
         assert call(port, "/hooks/orders", past, payload) == 401
+
+
+@pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
+def test_a_handler_given_the_next_secret_too_works_through_a_staged_rotation(
+    app, client, auth, vendor, runtime, tmp_path
+):
+    port = free_port()
+    hook = make_webhook(vendor, external_url=f"http://127.0.0.1:{port}/hooks/orders")
+    current = hook.jwt_secret
+    auth.login()
+    assert client.post(f"/webhooks/{hook.id}/secret/next").status_code == 302  # Generate next secret
+    db.session.expire_all()
+    following = db.session.get(Webhook, hook.id).jwt_secret_next
+    with running(snippet_for(hook, runtime["key"]), runtime, port, current, tmp_path, next_secret=following):
+        assert trigger_now(app, client, hook.id).success  # signed with the current secret
+        assert client.post(f"/webhooks/{hook.id}/secret/switch").status_code == 302
+        after = trigger_now(app, client, hook.id)  # signed with the next one, now current
+        assert (after.success, after.response_status) == (True, 200), after.error
+    with running(snippet_for(hook, runtime["key"]), runtime, port, current, tmp_path):  # not given the next one
+        assert trigger_now(app, client, hook.id).response_status == 401
 
 
 @pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
