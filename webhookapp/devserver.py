@@ -51,6 +51,8 @@ def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "5000")
     env = dict(os.environ)
+    # The api_url handlers receive: here, so that a handler can call back for its events.
+    env.setdefault("WEBHOOK_API_URL", f"http://{host}:{port}/public/v1/")
     processes: list[subprocess.Popen] = []
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = start_private_redis()
