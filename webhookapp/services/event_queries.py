@@ -134,10 +134,12 @@ def carriers(webhook: Webhook, events: list[Event]) -> dict[str, Attempt]:
 
 @dataclass
 class Carried:
-    """The events an attempt carried: the newest few, and how many in all."""
+    """The events an attempt carried: the newest few, how many in all, and the Events tab's
+    position (``before``) where they start."""
 
     items: list[Event]
     total: paging.Count
+    before: str
 
 
 def carried_events(webhook: Webhook, attempt: Attempt, shown: int = CARRIED_SHOWN) -> Carried | None:
@@ -160,4 +162,5 @@ def carried_events(webhook: Webhook, attempt: Attempt, shown: int = CARRIED_SHOW
         query = query.where(Event.created_at > previous)
     items = list(db.session.scalars(query.order_by(Event.created_at.desc(), Event.id.desc()).limit(shown)))
     total = paging.Count(len(items)) if len(items) < shown else paging.bounded_count(query, Event.id)
-    return Carried(items, total)
+    # Every event stored up to the attempt's start sorts before this position.
+    return Carried(items, total, paging.cursor(attempt.started_at + paging.MICROSECOND, "EV-000-000-000-000"))

@@ -23,6 +23,7 @@ from .. import catalog
 from ..engine import validations
 from ..errors import ServiceError
 from ..models import Webhook
+from ..services import event_queries
 from ..services import webhook_queries as queries
 from ..services import webhooks as service
 from ..urls import safe_local_path
@@ -116,7 +117,17 @@ def _deliveries(webhook: Webhook) -> dict[str, object]:
     return {"attempts": attempts, "outcome": outcome}
 
 
-TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {"deliveries": _deliveries}
+def _events(webhook: Webhook) -> dict[str, object]:
+    """The Events tab: a keyset page of the events the webhook matched, newest first, each with
+    the attempt that carried it (none yet: pending)."""
+    events = event_queries.events_page(
+        webhook, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"), after=request.args.get("after"),
+        oldest=request.args.get("at") == "oldest", first=_position(),
+    )  # fmt: skip
+    return {"events": events, "carriers": event_queries.carriers(webhook, events.items)}
+
+
+TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {"deliveries": _deliveries, "events": _events}
 
 
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
@@ -125,7 +136,8 @@ def attempt(webhook_id: str, attempt_id: int) -> str:
     record = queries.get_attempt(webhook, attempt_id)
     if record is None:
         abort(404)
-    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record)
+    carried = event_queries.carried_events(webhook, record)
+    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record, carried=carried)
 
 
 @blueprint.post("/webhooks/<webhook_id>/trigger")
