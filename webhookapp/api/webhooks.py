@@ -124,7 +124,8 @@ def list_webhooks() -> Response:
     query = select(Webhook).where(Webhook.account_id == g.api_token.account_id)
     return paginated(
         query, WEBHOOK_FIELDS, list(queries.NEWEST_WEBHOOKS_FIRST), webhook_json, key=Webhook.id,
-        options=[selectinload(Webhook.product), selectinload(Webhook.account)], search=queries.search_condition,
+        options=[selectinload(Webhook.product), selectinload(Webhook.account)],
+        search=lambda text: queries.search_condition(text, g.api_token.account),
     )  # fmt: skip
 
 

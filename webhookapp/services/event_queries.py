@@ -18,10 +18,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from .. import paging
 from ..extensions import db, on_postgresql
-from ..models import Account, Attempt, Event, Webhook
+from ..models import Account, ApiToken, Attempt, Event, Webhook
 
 CARRIED_SHOWN = 20
 """Events listed on an attempt's page; the rest are counted and linked to the Events tab."""
+SEARCHED_EVENTS = 1000
+"""Events read for one search (the newest with that id): an object's webhooks are among them."""
 
 
 def _listed_ids() -> Any:
@@ -97,6 +99,21 @@ def own_webhook_ids(account_id: str, events: Iterable[Event]) -> set[str]:
         return set()
     query = select(Webhook.id).where(Webhook.id.in_(named), Webhook.account_id == account_id)
     return set(db.session.scalars(query))
+
+
+def matched_by(account: Account, text: str) -> set[str]:
+    """The webhooks matched by the events whose id, client id or object id is ``text`` exactly:
+    the list's search box. Each is an index lookup (the primary key, ``uq_events_account_client_id``
+    for the client ids of the account's and the platform tokens' events, ``ix_events_object_id``);
+    the caller keeps the account's own webhooks."""
+    text = text.strip()
+    if not text:
+        return set()
+    posters = select(ApiToken.account_id).where(ApiToken.is_platform.is_(True)).distinct()
+    client_id = and_(Event.client_event_id == text, or_(Event.account_id == account.id, Event.account_id.in_(posters)))
+    condition = or_(Event.id == text.upper(), Event.object_id == text, client_id)
+    query = select(Event.webhook_ids).where(condition).order_by(Event.created_at.desc()).limit(SEARCHED_EVENTS)
+    return {webhook_id for listed in db.session.scalars(query) for webhook_id in listed or ()}
 
 
 # -- which attempt carried which event ------------------------------------------------------
