@@ -22,7 +22,8 @@ of the heavy webhook made before each request; the background purge that follows
 Claiming due triggers and finding the next due time are timed in this process, as the worker
 sees them and as PostgreSQL spends them (target 1 ms). Then 30 events on one product's webhooks
 show how many of the webhook row updates PostgreSQL made in place (HOT) and how much the
-matching index grew.
+matching index grew. The chart's own figures (cold, warm, the hourly job) are
+:mod:`bench.scale_chart`'s.
 
 ``--prune`` then prunes the big database's attempts older than 15 days, as the hourly job does,
 and prints its time, its longest transaction, the WAL it wrote and the dead rows it left. It
@@ -55,6 +56,7 @@ from bench.common import (
     verdict,
     wait_for_port,
 )
+from bench.scale_chart import chart_report
 from bench.scale_timing import (
     claim_timings,
     copy_heavy_webhook,
@@ -154,6 +156,7 @@ def requests_for(heavy: str, legacy: bool = False) -> list[Request]:
         Request("details page, deliveries 2,500 pages back", older_link(2_500, legacy)),
         Request("details page, oldest deliveries", page(f"{details}?page=5000" if legacy else f"{details}?at=oldest")),
         Request("details page, failures only", page(f"{details}?outcome=failure")),
+        Request("details page, chart of 7 days", page(f"{details}?tab=statistics&span=7d")),
         Request(
             "details page, failures, oldest",
             page(f"{details}?outcome=failure&page=250" if legacy else f"{details}?outcome=failure&at=oldest"),
@@ -248,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append([f"background purge of the deleted copies ({site.name})", f"{purged:.1f} s"])
             for name, values in claim_timings(site.url, args.repeat).items():
                 rows.append([f"{name} ({site.name}), p95", f"{percentile(values, 0.95):.3f} ms"])
+        rows += [[f"{name} (big)", value] for name, value in chart_report(args.big_url, args.repeat)]
         print_table("Engine, in process", ["what", "time"], rows)
         print_table("Webhook rows under a stream of events (big)", ["what", "value"], hot_report(args.big_url))
         if args.prune:

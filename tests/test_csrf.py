@@ -17,6 +17,7 @@ from tests.conftest import PASSWORD, database_url, make_webhook
 from webhookapp import create_app
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
+from webhookapp.webhooks.tabs import TABS
 
 REFUSED = "The form had expired or was not sent from this site."
 
@@ -95,6 +96,7 @@ def test_every_form_on_the_pages_carries_the_token(csrf_client, vendor):
     hook = make_webhook(vendor)
     login(csrf_client, vendor.email)
     pages = ["/webhooks", f"/webhooks/{hook.id}", f"/webhooks/{hook.id}/edit", f"/webhooks/{hook.id}/delete"]
+    pages += [f"/webhooks/{hook.id}?tab={tab}" for tab in TABS]
     pages += ["/settings/tokens", csrf_client.get("/webhooks/new").headers["Location"]]
     for url in pages:
         body = csrf_client.get(url).get_data(as_text=True)
@@ -103,3 +105,16 @@ def test_every_form_on_the_pages_carries_the_token(csrf_client, vendor):
         assert posting, url
         for form in posting:
             assert 'name="csrf_token"' in form, (url, form[:200])
+
+
+def test_rotating_the_secret_needs_the_token(csrf_client, vendor):
+    hook = make_webhook(vendor)
+    login(csrf_client, vendor.email)
+    for action in ("next", "switch", "discard"):
+        assert csrf_client.post(f"/webhooks/{hook.id}/secret/{action}").status_code == 400
+    db.session.rollback()
+    assert db.session.get(Webhook, hook.id).jwt_secret_next is None
+    token = csrf_token(csrf_client.get(f"/webhooks/{hook.id}?tab=http"))
+    assert csrf_client.post(f"/webhooks/{hook.id}/secret/next", data={"csrf_token": token}).status_code == 302
+    db.session.rollback()
+    assert db.session.get(Webhook, hook.id).jwt_secret_next is not None

@@ -32,7 +32,7 @@ from webhookapp import catalog
 from webhookapp.api.openapi import EVENT_PATH, WEBHOOK_PATH
 from webhookapp.api.serializers import STATUS_KEYS
 from webhookapp.extensions import db
-from webhookapp.models import Webhook
+from webhookapp.models import Attempt, Webhook
 
 TOO_BIG = json.dumps({"padding": "x" * (65 * 1024)})
 OBJECTION = b'{"id": "PR-1", "asset": {"params": [{"id": "p", "value": "", "value_error": "Required."}]}}'
@@ -90,6 +90,18 @@ class Api:
     def hook_path(self, hook: Webhook | str, suffix: str = "") -> str:
         return f"/notifications/webhooks/{getattr(hook, 'id', hook)}{suffix}"
 
+    def redeliver(self, hook: Webhook | str, attempt_id: int | None = None, **kwargs: Any):
+        """Redeliver ``attempt_id``, by default the webhook's first attempt."""
+        if attempt_id is None:
+            attempt_id = db.session.scalar(db.select(db.func.min(Attempt.id)).where(Attempt.webhook_id == hook.id))
+        return self.call("post", self.hook_path(hook, f"/attempts/{attempt_id}/redeliver"), **kwargs)
+
+    def validated(self) -> Webhook:
+        """A validation webhook that has answered one validation."""
+        hook = self.validator()
+        assert self.validate(hook).status_code == 200
+        return hook
+
 
 @pytest.fixture
 def api(app, client, vendor, other_vendor, handler) -> Api:
@@ -111,6 +123,9 @@ class Case:
 WEBHOOKS = "/notifications/webhooks"
 TRIGGER = f"{WEBHOOK_PATH}/trigger"
 ATTEMPTS = f"{WEBHOOK_PATH}/attempts"
+REDELIVER = f"{WEBHOOK_PATH}/attempts/{{attempt_id}}/redeliver"
+NEXT_SECRET = f"{WEBHOOK_PATH}/next-secret"
+SWITCH_SECRET = f"{NEXT_SECRET}/switch"
 UNKNOWN = "WH-000-000-000"
 
 
@@ -155,6 +170,18 @@ def validation_attempts(a: Api) -> TestResponse:
     db.session.commit()
     assert a.validate(hook).status_code == 502
     return a.call("get", a.hook_path(hook, "/attempts?eq(kind,validation)&limit=5"))
+
+
+def redeliver_when_disabled(a: Api) -> TestResponse:
+    hook = a.delivered()
+    assert a.call("put", a.hook_path(hook), {"active": False}).status_code == 200
+    return a.redeliver(hook)
+
+
+def with_next_secret(a: Api) -> Webhook:
+    hook = a.hook()
+    assert a.call("post", a.hook_path(hook, "/next-secret")).status_code == 200
+    return hook
 
 
 def then(*steps: Any) -> Any:
@@ -227,6 +254,35 @@ CASES = [
     Case(ATTEMPTS, "get", 400, "bad RQL", lambda a: a.call("get", a.hook_path(a.hook(), "/attempts?eq(nope,1)"))),
     Case(ATTEMPTS, "get", 401, "no token", lambda a: a.call("get", a.hook_path(a.hook(), "/attempts"), auth=None)),
     Case(ATTEMPTS, "get", 404, "unknown", lambda a: a.call("get", a.hook_path(UNKNOWN, "/attempts"))),
+    Case(REDELIVER, "post", 201, "delivery", lambda a: a.redeliver(a.delivered())),
+    Case(REDELIVER, "post", 201, "validation", lambda a: a.redeliver(a.validated())),
+    Case(REDELIVER, "post", 400, "disabled", redeliver_when_disabled),
+    Case(REDELIVER, "post", 401, "no token", lambda a: a.redeliver(a.delivered(), auth=None)),
+    Case(REDELIVER, "post", 404, "unknown webhook", lambda a: a.redeliver(UNKNOWN, 1)),
+    Case(REDELIVER, "post", 404, "unknown attempt", lambda a: a.redeliver(a.delivered(), 999_999)),
+    Case(NEXT_SECRET, "post", 200, "generated", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"))),
+    Case(NEXT_SECRET, "post", 200, "given", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"),
+                                                          {"jwt_secret_next": "my-own-next-secret"})),
+    Case(NEXT_SECRET, "post", 400, "too long", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"),
+                                                             {"jwt_secret_next": "s" * 101})),
+    Case(NEXT_SECRET, "post", 401, "no token", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"),
+                                                             auth=None)),
+    Case(NEXT_SECRET, "post", 404, "unknown", lambda a: a.call("post", a.hook_path(UNKNOWN, "/next-secret"))),
+    Case(NEXT_SECRET, "post", 413, "too large", lambda a: a.raw("post", a.hook_path(a.hook(), "/next-secret"),
+                                                             TOO_BIG)),
+    Case(NEXT_SECRET, "post", 415, "not JSON", lambda a: a.raw("post", a.hook_path(a.hook(), "/next-secret"), "x",
+                                                            "text/plain")),
+    Case(NEXT_SECRET, "delete", 200, "discarded", lambda a: a.call("delete", a.hook_path(with_next_secret(a),
+                                                                                      "/next-secret"))),
+    Case(NEXT_SECRET, "delete", 401, "no token", lambda a: a.call("delete", a.hook_path(a.hook(), "/next-secret"),
+                                                               auth=None)),
+    Case(NEXT_SECRET, "delete", 404, "unknown", lambda a: a.call("delete", a.hook_path(UNKNOWN, "/next-secret"))),
+    Case(SWITCH_SECRET, "post", 200, "switched", lambda a: a.call("post", a.hook_path(with_next_secret(a),
+                                                                                     "/next-secret/switch"))),
+    Case(SWITCH_SECRET, "post", 400, "none", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret/switch"))),
+    Case(SWITCH_SECRET, "post", 401, "no token", lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret/switch"),
+                                                               auth=None)),
+    Case(SWITCH_SECRET, "post", 404, "unknown", lambda a: a.call("post", a.hook_path(UNKNOWN, "/next-secret/switch"))),
     Case("/validations", "post", 200, "accepted", lambda a: a.validate(a.validator())),
     Case("/validations", "post", 200, "handler's 201", lambda a: a.validate(a.validator(201))),
     Case("/validations", "post", 400, "handler objects", lambda a: a.validate(a.validator(400, OBJECTION))),

@@ -148,14 +148,22 @@ def test_saving_with_get_clears_the_data(hook, edit):
             "Endpoint URL may not contain a user name or password; use a header.",
         ),
         ({"jwt_secret": "s" * 101}, "jwt_secret", "JWT secret must be at most 100 characters."),
-        ({"headers-0-name": "Bad Name"}, "headers", "“Bad Name” is not a valid header name"),
-        ({"headers-0-value": "a\r\nX-Injected: 1"}, "headers", "Header values may not contain line breaks."),
+        ({"headers-0-name": "Bad Name"}, "headers", "Header row 1: “Bad Name” is not a valid header name"),
+        (
+            {"headers-0-value": "a\r\nX-Injected: 1"},
+            "headers",
+            "Header row 1: Header values may not contain line breaks.",
+        ),
         (
             {"headers-0-name": "Authorization"},
             "headers",
-            "The Authorization header is set by the webhook service and cannot be overridden.",
+            "Header row 1: The Authorization header is set by the webhook service and cannot be overridden.",
         ),
-        ({"headers-1-name": "x-api-key", "headers-1-value": "2"}, "headers", "The x-api-key header is given twice."),
+        (
+            {"headers-1-name": "x-api-key", "headers-1-value": "2"},
+            "headers",
+            "Header row 2: The x-api-key header is given twice.",
+        ),
         ({"custom_data": "{not json"}, "custom_data", "Additional data is not valid JSON:"),
         (
             {"custom_data": "[1, 2]"},

@@ -73,7 +73,10 @@ def test_details_mask_the_secret(client, auth, hook):
     body = text(client.get(f"/webhooks/{hook.id}?tab=http"))
     assert SECRET not in body
     assert "•" * 24 in body
-    assert f'href="/webhooks/{hook.id}?tab=http&reveal=secret"' in body
+    reveal = body.split('class="secret-form"', 1)[1].split("</form>", 1)[0]
+    assert '<input type="hidden" name="tab" value="http">' in reveal
+    assert '<input type="hidden" name="reveal" value="secret">' in reveal
+    assert "Reveal<" in reveal and "JWT secret</span></button>" in reveal
 
 
 def test_details_reveal_the_secret_on_request(client, auth, hook):

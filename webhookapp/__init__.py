@@ -124,11 +124,14 @@ def register_blueprints(app: Flask) -> None:
     from .api import blueprint as api
     from .auth.routes import blueprint as auth
     from .settings.routes import blueprint as settings
+    from .webhooks import rotation  # noqa: F401 - its views join the webhooks blueprint
+    from .webhooks.live import blueprint as live
     from .webhooks.routes import blueprint as webhooks
     from .webhooks.wizard import blueprint as wizard
 
     app.register_blueprint(auth)
     app.register_blueprint(webhooks)
+    app.register_blueprint(live)
     app.register_blueprint(wizard)
     app.register_blueprint(settings)
     app.register_blueprint(api)

@@ -74,6 +74,18 @@ class Config:
     WEBHOOK_SWEEP_INTERVAL = _int("WEBHOOK_SWEEP_INTERVAL", 1)
     WEBHOOK_IDLE_WAIT = _float("WEBHOOK_IDLE_WAIT", 1)
     EVENT_MAX_BYTES = 64 * 1024
+    # Alerts (engine/alerts.py): mail to the account's users when a webhook goes Out of order and
+    # when it recovers. Without MAIL_SERVER the messages are logged instead.
+    WEBHOOK_ALERT_INTERVAL = _int("WEBHOOK_ALERT_INTERVAL", 10)
+    WEBHOOK_SITE_URL = os.environ.get("WEBHOOK_SITE_URL", "")  # the pages' root, for links in messages
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = _int("MAIL_PORT", 25)
+    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "") == "1"  # STARTTLS
+    MAIL_USE_SSL = os.environ.get("MAIL_USE_SSL", "") == "1"  # TLS from the start (port 465)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_FROM = os.environ.get("MAIL_FROM", "webhookapp <webhookapp@localhost>")
+    MAIL_TIMEOUT = _float("MAIL_TIMEOUT", 10)
     # Throttling (throttling.py): failed logins per email address and per client address, failed
     # API-token checks per client address. Behind a proxy, have it pass the client's address
     # (werkzeug's ProxyFix), or every client shares the proxy's.

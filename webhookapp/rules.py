@@ -40,7 +40,12 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class RuleError(ValueError):
-    """An input that breaks a rule; the message is for the person who typed it."""
+    """An input that breaks a rule; the message is for the person who typed it.
+
+    ``row`` is the 0-based row of a table (the Headers) that the error is about, when there is one.
+    """
+
+    row: int | None = None
 
 
 def apply_rule(check: Callable[[Any], Any], field: Any) -> None:
@@ -181,16 +186,20 @@ def headers(pairs: Iterable[tuple[str, str]] | dict[str, str] | None) -> dict[st
     items = pairs.items() if isinstance(pairs, dict) else (pairs or [])
     cleaned: dict[str, str] = {}
     seen: set[str] = set()
-    for raw_name, raw_value in items:
+    for row, (raw_name, raw_value) in enumerate(items):
         if not (raw_name or "").strip() and not (raw_value or "").strip():
             continue
-        if not isinstance(raw_name, str) or not isinstance(raw_value, str):
-            raise RuleError("Header names and values must be strings.")
-        name = header_name(raw_name)
-        if name.lower() in seen:
-            raise RuleError(f"The {name} header is given twice.")
-        seen.add(name.lower())
-        cleaned[name] = header_value(raw_value)
+        try:
+            if not isinstance(raw_name, str) or not isinstance(raw_value, str):
+                raise RuleError("Header names and values must be strings.")
+            name = header_name(raw_name)
+            if name.lower() in seen:
+                raise RuleError(f"The {name} header is given twice.")
+            seen.add(name.lower())
+            cleaned[name] = header_value(raw_value)
+        except RuleError as error:
+            error.row = row
+            raise
     if len(cleaned) > HEADERS_MAX:
         raise RuleError(f"At most {HEADERS_MAX} headers are allowed.")
     return cleaned

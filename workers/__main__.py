@@ -1,4 +1,5 @@
-"""``python -m workers``: an RQ worker with RQ's scheduler, plus the cron jobs (sweeper, pruning).
+"""``python -m workers``: an RQ worker with RQ's scheduler, plus the cron jobs (sweeper, pruning,
+hourly sums).
 
 Run as many as you like, on any machine that reaches the same Redis and database. Options:
 ``--burst`` (exit when the queue is empty), ``--no-cron`` (leave the periodic jobs to others).
@@ -10,24 +11,42 @@ import argparse
 import logging
 import threading
 import time
+from types import FrameType
 
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
 from webhookapp import create_app
-from webhookapp.engine import dispatch, jobs
+from webhookapp.engine import delivery, dispatch, jobs
 
 log = logging.getLogger("workers")
 
 
+class DeliveryWorker(SimpleWorker):
+    """RQ's worker whose warm shutdown (SIGTERM, or Ctrl-C) also reaches the running delivery job:
+    it stops taking work, hands back what it has not sent and ends once its sends in flight have
+    ended and are recorded (docs/architecture.md, "Reliability"). A second signal is RQ's cold
+    shutdown: the process exits at once and the sweeper takes back its leases."""
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        delivery.request_stop()
+        super().request_stop(signum, frame)
+
+
 def run_cron(stop: threading.Event, interval: int) -> None:
-    """Enqueue the sweeper every ``interval`` seconds and pruning hourly, surviving Redis outages."""
+    """Enqueue the sweeper every ``interval`` seconds, the alert scan every ``WEBHOOK_ALERT_INTERVAL``
+    seconds, and pruning and the chart's hourly sums hourly, surviving Redis outages."""
     with jobs.worker_app().app_context():
         cron = CronScheduler(connection=dispatch.redis_connection(), name=f"webhookapp-{threading.get_native_id()}")
     # ttl: a sweep that could not start within a few seconds is pointless; do not let them pile up.
     cron.register(jobs.sweep, queue_name=dispatch.QUEUE_NAME, interval=interval, ttl=max(2 * interval, 5), result_ttl=0)
     cron.register(jobs.prune, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
+    with jobs.worker_app().app_context():
+        alert_interval = jobs.worker_app().config["WEBHOOK_ALERT_INTERVAL"]
+    cron.register(jobs.send_alerts, queue_name=dispatch.QUEUE_NAME, interval=alert_interval,
+                  ttl=max(2 * alert_interval, 5), result_ttl=0)  # fmt: skip
+    cron.register(jobs.sum_hours, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
     while not stop.is_set():
         try:
             cron.enqueue_jobs()
@@ -55,7 +74,7 @@ def main() -> None:
     queue = Queue(dispatch.QUEUE_NAME, connection=connection)
     # SimpleWorker runs jobs in this process: no fork per job, and the thread pool and HTTP
     # connections survive from one job to the next. A delivery job never runs user code.
-    worker = SimpleWorker([queue], connection=connection)
+    worker = DeliveryWorker([queue], connection=connection)
     while True:
         try:
             worker.work(with_scheduler=True, burst=options.burst, logging_level="WARNING")
@@ -63,8 +82,11 @@ def main() -> None:
         except RedisError as exc:
             log.warning("Lost Redis (%s); retrying in 1 s.", exc)
             time.sleep(1)
-            worker = SimpleWorker([queue], connection=connection)
+            worker = DeliveryWorker([queue], connection=connection)
     stop.set()
+    with app.app_context():
+        delivery.finish_sends()  # sends a finished job left in flight record themselves first
+    log.info("Worker stopped.")
 
 
 if __name__ == "__main__":

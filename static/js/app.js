@@ -30,7 +30,8 @@
     var toggle = box.querySelector("[data-secret-toggle]");
     var copyButton = box.querySelector("[data-secret-copy]");
     var masked = value.textContent;
-    var secret = toggle.getAttribute("aria-pressed") === "true" ? value.textContent : null;
+    var word = toggle.querySelector(".toggle-word");
+    var secret = toggle.dataset.shown === "true" ? value.textContent : null;
 
     function load() {
       if (secret !== null) { return Promise.resolve(secret); }
@@ -41,24 +42,28 @@
 
     copyButton.hidden = false;
     toggle.addEventListener("click", function (event) {
-      event.preventDefault();
-      var showing = toggle.getAttribute("aria-pressed") === "true";
-      if (showing) {
+      event.preventDefault();  // shown in place: no reload
+      if (toggle.dataset.shown === "true") {
         value.textContent = masked.indexOf("•") === 0 ? masked : "••••••••••••••••••••••••";
-        toggle.setAttribute("aria-pressed", "false");
-        toggle.textContent = "Reveal";
+        toggle.dataset.shown = "false";
+        word.textContent = "Reveal";
         return;
       }
       load().then(function (text) {
         value.textContent = text;
-        toggle.setAttribute("aria-pressed", "true");
-        toggle.textContent = "Hide";
+        toggle.dataset.shown = "true";
+        word.textContent = "Hide";
       }, function () { say(box, "Could not load the secret."); });
     });
     copyButton.addEventListener("click", function () {
       load().then(function (text) { copy(text, box); }, function () { say(box, "Could not load the secret."); });
     });
   });
+
+  // After a refused form, start at the first field that needs fixing.
+  var invalid = document.querySelector('form [aria-invalid="true"]') ||
+    document.querySelector("form .has-error input:not([type=hidden]):not([disabled]), form .has-error textarea, form .has-error select");
+  if (invalid) { invalid.focus(); }
 
   // Close an open row menu when clicking elsewhere or pressing Escape.
   document.addEventListener("click", function (event) {

@@ -41,13 +41,12 @@ def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook)
 
     copy = secret_box.get_by_role("button", name="Copy")
     expect(copy).to_be_visible()  # shown by app.js
-    reveal = secret_box.get_by_role("link", name="Reveal")
-    expect(reveal).to_have_attribute("aria-pressed", "false")
+    reveal = secret_box.get_by_role("button", name="Reveal JWT secret", exact=True)
     reveal.click()
     expect(value).to_have_text(hook.jwt_secret)
     expect(page).to_have_url(re.compile(rf"/webhooks/{hook.id}\?tab=http$"))  # revealed in place, no reload
-    hide = secret_box.get_by_role("link", name="Hide")
-    expect(hide).to_have_attribute("aria-pressed", "true")
+    hide = secret_box.get_by_role("button", name="Hide JWT secret", exact=True)
+    expect(hide).to_be_focused()  # the same button, now saying what it does next
     assert stored(live_server, hook.id).jwt_secret == value.inner_text()
 
     copy.click()
@@ -56,7 +55,7 @@ def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook)
 
     hide.click()
     expect(value).to_have_text("•" * 24)
-    expect(secret_box.get_by_role("link", name="Reveal")).to_be_visible()
+    expect(secret_box.get_by_role("button", name="Reveal JWT secret", exact=True)).to_be_visible()
 
 
 @pytest.fixture
@@ -71,14 +70,14 @@ def no_js_page(browser, live_server):
 
 
 def test_reveal_without_javascript(no_js_page: Page, hook: Webhook):
-    """The Reveal link is a plain link (?reveal=secret) when scripts are off."""
+    """Reveal is a plain GET form (?tab=http&reveal=secret) when scripts are off."""
     page = no_js_page
     page.goto(f"/webhooks/{hook.id}")
     page.get_by_role("link", name="HTTP Settings").click()
-    page.get_by_role("link", name="Reveal").click()
+    page.get_by_role("button", name="Reveal JWT secret").click()
     expect(page).to_have_url(re.compile(r"\?tab=http&reveal=secret$"))
     expect(page.locator("#jwt-secret")).to_have_text(hook.jwt_secret)
-    page.get_by_role("link", name="Hide").click()
+    page.get_by_role("button", name="Hide JWT secret").click()
     expect(page.locator("#jwt-secret")).to_have_text("•" * 24)
 
 

@@ -251,6 +251,41 @@ def paths() -> dict[str, Any]:
                 description="Takes no body.",
             ),
         },
+        f"{WEBHOOK_PATH}/next-secret": {
+            "parameters": item_parameters,
+            "post": operation(
+                "generateNextSecret",
+                "webhooks",
+                "Generate (or set) the next secret",
+                {"200": webhook, **json_errors(), "404": shared("WebhookNotFound")},
+                description="Staged rotation: keeps a next secret beside the current one; deliveries are still "
+                "signed with jwt_secret. Without a body (or with `{}`) a strong secret is generated; "
+                "`{\"jwt_secret_next\": \"...\"}` sets one. Replaces an earlier next secret.",
+                requestBody={"required": False, "content": content(ref("NextSecret"))},
+            ),
+            "delete": operation(
+                "discardNextSecret",
+                "webhooks",
+                "Discard the next secret",
+                {"200": webhook, "404": shared("WebhookNotFound")},
+                description="The current secret stays in use. Nothing happens when there is no next secret.",
+            ),
+        },
+        f"{WEBHOOK_PATH}/next-secret/switch": {
+            "parameters": item_parameters,
+            "post": operation(
+                "switchToNextSecret",
+                "webhooks",
+                "Switch to the next secret",
+                {
+                    "200": webhook,
+                    "400": error("There is no next secret to switch to.", "VAL_001"),
+                    "404": shared("WebhookNotFound"),
+                },
+                description="Deliveries signed from now on use the next secret, which becomes jwt_secret; the old "
+                "one is dropped. Takes no body.",
+            ),
+        },
         f"{WEBHOOK_PATH}/attempts": {
             "parameters": item_parameters,
             "get": operation(
@@ -266,6 +301,33 @@ def paths() -> dict[str, Any]:
                 description=rql(
                     "the webhook's delivery and validation attempts", ATTEMPT_FIELDS, "eq(success,false)&limit=10"
                 ),
+            ),
+        },
+        f"{WEBHOOK_PATH}/attempts/{{attempt_id}}/redeliver": {
+            "parameters": [*item_parameters, parameter("attempt_id")],
+            "post": operation(
+                "redeliverAttempt",
+                "webhooks",
+                "Redeliver an attempt",
+                {
+                    "201": {
+                        "description": "Sent again and recorded, whatever the handler answered: the new attempt, "
+                        "its redelivery_of set.",
+                        "content": content(ref("Attempt")),
+                    },
+                    "400": error(
+                        "The webhook is disabled (enable it first), or a validation attempt's recorded body is "
+                        "not a JSON object.",
+                        "VAL_001",
+                    ),
+                    "404": error(
+                        "No such webhook in the token's account, or no such attempt of it.", "WH_404", "ATT_404"
+                    ),
+                },
+                description="Sends the attempt's request again now, with the webhook's current HTTP settings and a "
+                "freshly signed JWT, and waits for the answer (at most the validation timeout). A trigger's attempt "
+                "is sent with a trigger's payload; a validation's, with the request body it recorded. It counts no "
+                "event and changes neither the statistics nor the retry schedule. Takes no body.",
             ),
         },
         "/validations": {

@@ -114,6 +114,14 @@ def webhook_schema() -> dict[str, Any]:
         "http_method": fields["http_method"],
         "external_url": fields["external_url"],
         "jwt_secret": fields["jwt_secret"],
+        "jwt_secret_next": nullable(
+            {
+                "type": "string",
+                "description": "The next secret of a staged rotation (see .../next-secret); deliveries are signed "
+                "with jwt_secret until the switch. Null when none.",
+                **read_only,
+            }
+        ),
         "headers": fields["headers"],
         "data": fields["data"],
         "product": named,
@@ -175,6 +183,13 @@ def components_parameters() -> dict[str, Any]:
             "in": "path",
             "required": True,
             "schema": {"type": "string", "examples": ["EV-123-456-789-012"]},
+        },
+        "attempt_id": {
+            "name": "attempt_id",
+            "in": "path",
+            "required": True,
+            "description": "An attempt of this webhook, as listed under .../attempts.",
+            "schema": {"type": "integer", "minimum": 1, "examples": [42]},
         },
         "limit": {
             "name": "limit",
@@ -273,6 +288,9 @@ def schemas() -> dict[str, Any]:
             description="A queue-change event that was posted, and the webhooks it rang.",
         ),
         "Webhook": webhook_schema(),
+        "NextSecret": closed(
+            {"jwt_secret_next": {"type": "string", "minLength": 1, "maxLength": rules.SECRET_MAX}}, required=[]
+        ),
         "WebhookCreate": webhook_write_schema(create=True),
         "WebhookUpdate": webhook_write_schema(create=False),
         "Attempt": closed(
@@ -287,6 +305,11 @@ def schemas() -> dict[str, Any]:
                 "error": {"type": ["string", "null"]},
                 "request": attempt_request,
                 "response": nullable(attempt_response),
+                "redelivery_of": {
+                    "type": ["integer", "null"],
+                    "description": "For a Redeliver attempt, the id of the attempt it sent again (the first one, "
+                    "when that was a redelivery too); else null.",
+                },
             },
             description="One HTTP call to a handler.",
         ),

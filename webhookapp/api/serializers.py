@@ -30,7 +30,7 @@ WRITABLE = {
 # what they GET: accepted and ignored.
 READ_ONLY = {
     "id", "account", "status", "api_url", "stats", "last_event", "last_success", "last_failure",
-    "earliest_possible_trigger", "created_at", "modified_at", "events",
+    "earliest_possible_trigger", "created_at", "modified_at", "events", "jwt_secret_next",
 }  # fmt: skip
 TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object"}
 
@@ -61,6 +61,7 @@ def webhook_json(webhook: Webhook) -> dict[str, Any]:
         "http_method": webhook.http_method,
         "external_url": webhook.external_url,
         "jwt_secret": webhook.jwt_secret,
+        "jwt_secret_next": webhook.jwt_secret_next,
         "headers": dict(webhook.headers or {}),
         "data": dict(webhook.data or {}),
         "product": {"id": webhook.product.id, "name": webhook.product.name},
@@ -107,6 +108,7 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
             "body": attempt.response_body,
             "truncated": attempt.response_truncated,
         },
+        "redelivery_of": attempt.redelivery_of,
     }
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug import Response
 
 from .. import paging
-from ..engine import validations
+from ..engine import redelivery, validations
 from ..errors import ServiceError
 from ..models import Attempt, Webhook
 from ..services import webhook_queries as queries
@@ -181,3 +181,15 @@ def list_attempts(webhook_id: str) -> Response:
     return paginated(
         query, ATTEMPT_FIELDS, [Attempt.started_at.desc(), Attempt.id.desc()], attempt_json, key=Attempt.id
     )
+
+
+@blueprint.post("/notifications/webhooks/<webhook_id>/attempts/<int:attempt_id>/redeliver")
+@token_required
+def redeliver_attempt(webhook_id: str, attempt_id: int) -> tuple[Response, int]:
+    """Redeliver: send the attempt's request again now; the new attempt (its ``redelivery_of``
+    set) is returned. Nothing else about the webhook changes (:mod:`..engine.redelivery`)."""
+    webhook = own_webhook(webhook_id)
+    original = queries.get_attempt(webhook, attempt_id)
+    if original is None:
+        raise ServiceError(404, "ATT_404", f"Attempt {attempt_id} of webhook {webhook.id} not found.")
+    return jsonify(attempt_json(redelivery.redeliver(webhook, original))), 201

@@ -10,6 +10,7 @@
 - :mod:`.outcomes` records attempts and statistics (:mod:`.outcomes_postgresql`: a batch of
   successes in one statement);
 - :mod:`.validations` calls validation webhooks synchronously;
+- :mod:`.redelivery` sends a recorded attempt again now (Redeliver), apart from the trigger state;
 - :mod:`.types` holds the data that flows between them, :mod:`.timing` the engine's constants.
 
 The web side (``webhookapp.services``) and the blueprints call in; the engine never calls out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +33,23 @@ from .types import AttemptResult, Claim, Finished, PreparedCall
 log = logging.getLogger(__name__)
 
 _pool: tuple[int, ThreadPoolExecutor, Sender] | None = None
+_stopping = threading.Event()
+
+
+def request_stop() -> None:
+    """A worker's warm shutdown: the running delivery job stops taking work, hands back the calls
+    it has not started and returns once its sends in flight have ended (within the delivery
+    timeout) and are recorded."""
+    _stopping.set()
+
+
+def finish_sends() -> None:
+    """At a worker's exit: wait for the sends a finished job left in flight to end and record
+    their own outcome, so that none is lost with the process."""
+    global _pool
+    if _pool is not None and _pool[0] == os.getpid():
+        _pool[1].shutdown(wait=True)
+        _pool = None
 
 
 def _executor_and_sender() -> tuple[ThreadPoolExecutor, Sender]:
@@ -72,6 +90,8 @@ def drain(webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) ->
     attempts = 0
     unrecorded: list[Finished] = []  # outcomes the database could not take yet
     while True:
+        if _stopping.is_set():
+            return attempts + _wind_down(flight, unrecorded)
         if time.monotonic() >= deadline:
             recording.record_patiently(unrecorded + flight.hand_over(recording.recorder()))
             return attempts
@@ -122,6 +142,23 @@ def _failed(error: str) -> AttemptResult:
     return AttemptResult(started_at=utcnow(), duration_ms=0.0, success=False, error=error)
 
 
+def _wind_down(flight: Flight, unrecorded: list[Finished]) -> int:
+    """Stop: hand back the claimed calls not started, wait for the sends in flight (each ends
+    within the delivery timeout) and record every outcome; returns the attempts recorded."""
+    withdrawn = flight.withdraw()
+    handed_back = or_else(functools.partial(triggers.hand_back, [claim for claim, _call in withdrawn]), 0)
+    if withdrawn:
+        # If the database did not take them back, their leases run out and the sweeper does.
+        log.info("Stopping: handed back %d of %d triggers not yet sent.", handed_back, len(withdrawn))
+    attempts = 0
+    while len(flight):
+        finished = flight.collect(POLL * 25)
+        attempts += len(finished)
+        unrecorded = recording.record(unrecorded + finished)
+    recording.record_patiently(unrecorded)
+    return attempts
+
+
 def _linger(deadline: float, idle_until: float) -> bool:
     """Wait for more work; False when there is none to wait for.
 
@@ -129,6 +166,8 @@ def _linger(deadline: float, idle_until: float) -> bool:
     ``idle_until`` (``WEBHOOK_IDLE_WAIT`` after its last send), so that the next event of a quiet
     system is claimed at once instead of through a new job.
     """
+    if _stopping.is_set():
+        return False
     due = or_else(triggers.next_due_at, None)
     if due is not None:
         wait_for = (due - utcnow()).total_seconds()

@@ -121,6 +121,13 @@ class Flight:
                     self._uncollected -= len(finished)
                 return finished
 
+    def withdraw(self) -> list[Prepared]:
+        """Take back the calls not started yet: a stopping worker hands their triggers back."""
+        with self._lock:
+            withdrawn = list(self.ready)
+            self.ready.clear()
+        return withdrawn
+
     def hand_over(self, recorder: Callable[[list[Finished]], None]) -> list[Finished]:
         """Start all that is ready; from now on sends record their own outcome with ``recorder``.
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
 
-from . import delivery, maintenance
+from . import alerts, delivery, hourly, maintenance
 from .reconnect import close_session, or_else
 
 T = TypeVar("T")
@@ -64,7 +64,19 @@ def prune() -> dict[str, int] | None:
     return _in_app(lambda: or_else(maintenance.prune, None))
 
 
+def sum_hours() -> int | None:
+    """Sum the settled hours of every webhook's attempts for the details page's chart (hourly;
+    one worker at a time)."""
+    return _in_app(lambda: or_else(hourly.sum_settled, None))
+
+
 prune_attempts = prune  # the name jobs queued before an upgrade carry
+
+
+def send_alerts() -> int:
+    """Mail the account's users about webhooks gone Out of order or recovered (every
+    ``WEBHOOK_ALERT_INTERVAL`` seconds; one worker at a time)."""
+    return _in_app(lambda: or_else(alerts.send_alerts, 0))
 
 
 def purge_deleted(webhook_id: str) -> int:

@@ -3,8 +3,11 @@ the size their retention settings say.
 
 * :func:`prune` removes attempts older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS`` and events older
   than ``WEBHOOK_EVENT_RETENTION_DAYS``, then the attempts of deleted webhooks.
-* :func:`purge_deleted` removes a deleted webhook's attempts; the web request that deleted the
-  webhook queued it, and :func:`prune` finishes whatever a lost job left.
+* :func:`purge_deleted` removes a deleted webhook's attempts (and its hourly sums); the web
+  request that deleted the webhook queued it, and :func:`prune` finishes whatever a lost job left.
+* Hourly sums (``attempt_hours``, :mod:`.hourly`) go with the attempts' retention, or once the
+  chart's longest window (and a day) has passed them if that comes first: nothing reads them
+  then. An hourly prune removes an hour of them, a row per webhook with attempts in that hour.
 
 Rows go in batches of :data:`BATCH`, each its own short transaction, so no transaction holds
 back vacuum, writes gigabytes of WAL at once or keeps the workers waiting; the dead rows a batch
@@ -23,11 +26,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Attempt, DeletedWebhook, Event, MaintenanceLease
+from ..models import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
 from ..times import utcnow
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,8 @@ BATCH = 5_000
 LEASE_SECONDS = 300.0
 """How long the prune lease lasts without renewal: far longer than a batch takes."""
 PRUNE_LEASE = "prune"
+HOURLY_SUMS_KEPT = timedelta(days=8)
+"""How long hourly sums are kept at most: the chart's longest window (7 days) and a day."""
 
 
 class LeaseLost(Exception):
@@ -71,7 +76,7 @@ def _delete_in_batches(
 
 def purge_deleted(webhook_id: str | None = None, between_batches: Callable[[], None] = lambda: None) -> int:
     """Remove the attempts of a deleted webhook (of every deleted webhook when None), then its
-    record in ``deleted_webhooks``; returns the attempts removed."""
+    hourly sums and its record in ``deleted_webhooks``; returns the attempts removed."""
     query = select(DeletedWebhook.webhook_id).order_by(DeletedWebhook.deleted_at)
     if webhook_id is not None:
         query = query.where(DeletedWebhook.webhook_id == webhook_id)
@@ -80,6 +85,7 @@ def purge_deleted(webhook_id: str | None = None, between_batches: Callable[[], N
         removed += _delete_in_batches(
             Attempt, Attempt.id, Attempt.started_at, Attempt.webhook_id == deleted, between_batches
         )
+        db.session.execute(delete(AttemptHour).where(AttemptHour.webhook_id == deleted))
         db.session.execute(delete(DeletedWebhook).where(DeletedWebhook.webhook_id == deleted))
         db.session.commit()
     return removed
@@ -87,6 +93,21 @@ def purge_deleted(webhook_id: str | None = None, between_batches: Callable[[], N
 
 def _cutoff(setting: str) -> datetime:
     return utcnow() - timedelta(days=float(current_app.config[setting]))
+
+
+def _delete_hours(before: datetime) -> int:
+    """Remove the hourly sums of hours that began before ``before``, a day of hours per
+    transaction (an hourly prune finds one hour to remove; a prune that did not run for long,
+    more)."""
+    removed = 0
+    while (oldest := db.session.scalar(select(func.min(AttemptHour.hour)))) is not None and oldest < before:
+        removed += db.session.execute(
+            delete(AttemptHour)
+            .where(AttemptHour.hour < min(before, oldest + timedelta(days=1)))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+    return removed
 
 
 def prune() -> dict[str, int] | None:
@@ -109,6 +130,7 @@ def prune() -> dict[str, int] | None:
                 Attempt, Attempt.id, Attempt.started_at, Attempt.started_at < attempts_before, renew
             ),
             "events": _delete_in_batches(Event, Event.id, Event.created_at, Event.created_at < events_before, renew),
+            "attempt_hours": _delete_hours(max(attempts_before, utcnow() - HOURLY_SUMS_KEPT)),
             "deleted_webhook_attempts": purge_deleted(between_batches=renew),
         }
     except LeaseLost:

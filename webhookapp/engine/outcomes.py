@@ -92,6 +92,28 @@ def record_attempt(webhook_id: str, number: int, call: PreparedCall, result: Att
     return attempt.id
 
 
+def record_redelivery(
+    webhook_id: str, number: int, call: PreparedCall, result: AttemptResult, kind: str, redelivery_of: int
+) -> Attempt | None:
+    """Store a Redeliver attempt alone: no statistics, no summary, no trigger state; the caller
+    commits. None if the webhook was deleted meanwhile (nothing is stored then).
+
+    The attempt is inserted first and the webhook's row then locked ``FOR KEY SHARE``, which a
+    deletion waits for but events and claims do not; on SQLite the insert holds the write lock
+    (docs/architecture.md, "Scale": every writer of attempts checks that the webhook exists).
+    """
+    attempt = Attempt(**attempt_row(webhook_id, number, call, result, kind, redelivery_of))
+    db.session.add(attempt)
+    db.session.flush()
+    alive = db.session.scalar(
+        select(Webhook.id).where(Webhook.id == webhook_id).with_for_update(read=True, key_share=True)
+    )
+    if alive is None:
+        db.session.rollback()
+        return None
+    return attempt
+
+
 def complete(claim: Claim, call: PreparedCall, result: AttemptResult) -> datetime | None:
     """Record the attempt, release the lease and decide what comes next (:func:`.triggers.finish`),
     in one commit. Returns the due time of a scheduled retry, if any."""

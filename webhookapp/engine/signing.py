@@ -7,9 +7,12 @@ and validation calls alike.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import warnings
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -70,6 +73,50 @@ def redact(token: str) -> str:
     header, _, rest = token.partition(".")
     claims, _, _signature = rest.partition(".")
     return f"{header}.{claims}.REDACTED"
+
+
+@dataclass(frozen=True)
+class DecodedJwt:
+    """A recorded JWT's header and claims, read without checking the signature (which is redacted)."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """``exp`` as a UTC time, or None when it is missing or not a time."""
+        exp = self.claims.get("exp")
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            return None
+        try:
+            return datetime.fromtimestamp(exp, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+
+
+def _segment(text: str) -> dict[str, Any] | None:
+    """One base64url JSON segment of a JWT as an object, or None for anything else."""
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        value = json.loads(raw.decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def decode_logged(headers: dict[str, str] | None) -> DecodedJwt | None:
+    """The JWT of a recorded request's ``Authorization: Bearer`` header (the attempt page shows
+    what the handler got), or None when there is none or it cannot be read. Nothing is verified:
+    the recorded copy's signature is :func:`redact`-ed."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "authorization"), None)
+    scheme, _, token = (value or "").partition(" ")
+    parts = token.strip().split(".")
+    if scheme != "Bearer" or len(parts) != 3:
+        return None
+    header, claims = _segment(parts[0]), _segment(parts[1])
+    if header is None or claims is None:
+        return None
+    return DecodedJwt(header, claims)
 
 
 def build_call(

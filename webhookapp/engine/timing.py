@@ -48,6 +48,12 @@ CONNECT_TIMEOUT_MAX = 10.0
 LEASE_MARGIN_MAX = 30.0
 """The most a lease adds to the longest possible attempt before the sweeper takes it back."""
 
+# Hourly sums (hourly.py)
+HOUR_SETTLE_MARGIN = 120.0
+"""Seconds past an hour's end and the longest attempt before the hour is summed: an attempt is
+recorded when it ends, after its watchdog tick, the gathering of outcomes and, if the database
+balks, up to ``RECORD_PATIENCE`` of retries; this covers them with room to spare."""
+
 # A database that drops its connections (reconnect.py, recording.py)
 RECONNECT_TRIES = 3
 """Tries of a statement whose connection died: the second runs on a fresh connection, the third

@@ -322,6 +322,31 @@ def reclaim_expired() -> int:
     return len(reclaimed)
 
 
+def hand_back(claims: list[Claim]) -> int:
+    """Give claimed triggers that were never sent back to the pending state, due now, as the
+    sweeper would once their lease ran out (a stopping worker; docs/architecture.md, "Reliability").
+    Only leases still held change; commits and returns how many did."""
+    if not claims:
+        return 0
+    now = utcnow()
+    statement = (
+        update(TABLE)
+        .where(TABLE.c.id == bindparam("b_id"), _ours())
+        .values(
+            lease_id=None,
+            lease_expires_at=None,
+            lease_attempt=0,
+            trigger_attempts=case(
+                (TABLE.c.next_trigger_at.is_(None), TABLE.c.lease_attempt - 1), else_=TABLE.c.trigger_attempts
+            ),
+            next_trigger_at=case((TABLE.c.active.is_(True), func.coalesce(TABLE.c.next_trigger_at, now)), else_=None),
+        )
+    )
+    result = db.session.execute(statement, [{"b_id": claim.webhook.id, "lease": claim.lease_id} for claim in claims])
+    db.session.commit()
+    return result.rowcount
+
+
 def next_due_query() -> Select:
     """The earliest due time of a pending trigger that could be sent (past times included)."""
     return select(func.min(TABLE.c.next_trigger_at)).where(*_sendable(), TABLE.c.lease_expires_at.is_(None))

@@ -26,7 +26,7 @@ from ..models import ApiToken, Product, Webhook
 from ..times import utcnow
 from . import outcomes, signing, triggers
 from .transport.sender import Sender
-from .types import snapshot
+from .types import AttemptResult, snapshot
 
 ANSWER_STATUSES = (400, 422)  # a validation handler's "invalid request" answers
 SAMPLE_PARAMS = [{"id": "sample_parameter", "value": "sample value", "value_error": ""}]
@@ -37,16 +37,21 @@ def sample_request(webhook: Webhook) -> dict[str, Any]:
     """What Trigger Now sends a validation webhook: a small request of the kind its type
     validates (a purchase or change request, draft or inquiring; a tier configuration setup or
     update request of tier 1 or 2)."""
-    product = {"id": webhook.product_id, "name": webhook.product.name}
-    status = "inquiring" if "inq" in webhook.type else "draft"
-    if webhook.object_class == "tier_config_request":
+    return sample_draft(webhook.object_class, webhook.type, webhook.product_id, webhook.product.name)
+
+
+def sample_draft(object_class: str, type_: str, product_id: str, product_name: str) -> dict[str, Any]:
+    """:func:`sample_request` for a validation type and product, before any webhook exists."""
+    product = {"id": product_id, "name": product_name}
+    status = "inquiring" if "inq" in type_ else "draft"
+    if object_class == "tier_config_request":
         return {
             "id": "TCR-0000-0000-0000-001",
-            "type": "update" if "update" in webhook.type else "setup",
+            "type": "update" if "update" in type_ else "setup",
             "status": status,
             "configuration": {
                 "id": "TC-0000-0000-0000",
-                "tier_level": 2 if "t2" in webhook.type else 1,
+                "tier_level": 2 if "t2" in type_ else 1,
                 "product": product,
                 "account": {"id": "TA-0000-0000-0000", "name": "Sample tier account"},
                 "params": [dict(param) for param in SAMPLE_PARAMS],
@@ -55,7 +60,7 @@ def sample_request(webhook: Webhook) -> dict[str, Any]:
         }
     return {
         "id": "PR-0000-0000-0000-001",
-        "type": "change" if webhook.type.startswith("change") else "purchase",
+        "type": "change" if type_.startswith("change") else "purchase",
         "status": status,
         "asset": {
             "id": "AS-0000-0000-0000",
@@ -80,7 +85,9 @@ class ValidationAnswer:
                 "attempt_id": self.attempt_id}  # fmt: skip
 
 
-def _sender() -> Sender:
+def synchronous_sender() -> Sender:
+    """The web process's HTTP client for the calls it waits on (validations, Redeliver): the
+    delivery transport and its SSRF guard, with ``WEBHOOK_VALIDATION_TIMEOUT``."""
     extensions = current_app.extensions
     if "webhookapp.validation_sender" not in extensions:
         extensions["webhookapp.validation_sender"] = Sender(
@@ -105,7 +112,19 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
     prepared = signing.build_call(
         snapshot(webhook), triggered_at=now, api_url=webhook.last_event_api_url, method="POST", body=request_object
     )
-    result = _sender().send(prepared)
+    result = synchronous_sender().send(prepared)
+    recorded, body = judge(result)
+    webhook_id = webhook.id
+    attempt_id = outcomes.record_attempt(webhook_id, 1, prepared, recorded, "validation")
+    if attempt_id is not None:
+        triggers.note_event(webhook_id, now)
+        db.session.commit()
+    return ValidationAnswer(recorded.success, result.status, body, recorded.error, attempt_id)
+
+
+def judge(result: AttemptResult) -> tuple[AttemptResult, Any]:
+    """A validation call's outcome as recorded (a success when the handler *answered*: a JSON
+    object with a 2xx, 400 or 422 status) and the handler's JSON (None unless it answered)."""
     body: Any = None
     answered = False
     error = result.error
@@ -121,13 +140,7 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
             error = f"The handler answered HTTP {result.status} without a JSON object."
     elif result.status is not None and not error:
         error = f"The handler answered HTTP {result.status}."
-    recorded = dataclasses.replace(result, success=answered, error=error)
-    webhook_id = webhook.id
-    attempt_id = outcomes.record_attempt(webhook_id, 1, prepared, recorded, "validation")
-    if attempt_id is not None:
-        triggers.note_event(webhook_id, now)
-        db.session.commit()
-    return ValidationAnswer(answered, result.status, body, error, attempt_id)
+    return dataclasses.replace(result, success=answered, error=error), body
 
 
 def validate(token: ApiToken, body: Any) -> ValidationAnswer:

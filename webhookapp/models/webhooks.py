@@ -34,6 +34,9 @@ class Webhook(db.Model):
     http_method: Mapped[str] = mapped_column(String(8), default="POST")
     external_url: Mapped[str] = mapped_column(Text)
     jwt_secret: Mapped[str] = mapped_column(String(100))
+    # Staged rotation (docs/architecture.md, "Secret rotation"): the secret that Switch makes
+    # current; deliveries are signed with ``jwt_secret`` until then.
+    jwt_secret_next: Mapped[str | None] = mapped_column(String(100))
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -63,6 +66,10 @@ class Webhook(db.Model):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     lease_attempt: Mapped[int] = mapped_column(default=0)
 
+    # Alerts (services/alerts.py): whether the account's users were told it is out of order; the
+    # alert scan looks for rows where this differs from ``out_of_order``.
+    alerted_out_of_order: Mapped[bool] = mapped_column(default=False)
+
     account: Mapped[Account] = relationship()
     product: Mapped[Product] = relationship()
 
@@ -80,6 +87,14 @@ class Webhook(db.Model):
             "id",
             postgresql_where=text("next_trigger_at IS NOT NULL"),
             sqlite_where=text("next_trigger_at IS NOT NULL"),
+        ),
+        # Webhooks whose alert is due (out of order and not told, or told and no longer out of
+        # order): a handful of rows, found without reading the table.
+        Index(
+            "ix_webhooks_alert_due",
+            "id",
+            postgresql_where=text("out_of_order <> alerted_out_of_order"),
+            sqlite_where=text("out_of_order <> alerted_out_of_order"),
         ),
         # The list's search box on PostgreSQL: a name that contains the text, found through
         # trigrams rather than by reading every webhook of the account (docs/architecture.md, "Scale").

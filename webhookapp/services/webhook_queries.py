@@ -16,6 +16,7 @@ from ..models import Account, Attempt, Product, Webhook
 from ..times import utcnow
 from . import event_queries
 
+MAX_ATTEMPT_ID = 2**63 - 1  # SQLite's largest integer; beyond it the driver refuses the parameter
 STATUSES = {"enabled": "Enabled", "failing": "Failing", "out_of_order": "Out of order", "disabled": "Disabled"}
 
 
@@ -106,7 +107,10 @@ def attempts_page(webhook: Webhook, outcome: str = "", *, per_page: int, **posit
 
 
 def get_attempt(webhook: Webhook, attempt_id: int) -> Attempt | None:
-    """One attempt of this webhook; None for another webhook's (and so another account's)."""
+    """One attempt of this webhook; None for another webhook's (and so another account's), and for
+    an id no database integer holds (a URL may carry any number of digits)."""
+    if not 1 <= attempt_id <= MAX_ATTEMPT_ID:
+        return None
     return db.session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.webhook_id == webhook.id))
 
 

@@ -77,7 +77,10 @@ class HttpSettingsForm(FlaskForm):
         try:
             rules.headers(self.header_pairs())
         except rules.RuleError as exc:
-            raise ValidationError(str(exc)) from None  # shown above the rows
+            # Shown below the rows, so it names the row it is about; that row's inputs point to it.
+            field.error_row = exc.row
+            prefix = f"Header row {exc.row + 1}: " if exc.row is not None else ""
+            raise ValidationError(prefix + str(exc)) from None
 
     def header_pairs(self) -> list[tuple[str, str]]:
         return [(row.form.name.data or "", row.form.value.data or "") for row in self.headers]

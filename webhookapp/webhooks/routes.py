@@ -20,14 +20,14 @@ from flask_login import current_user
 from werkzeug import Response
 
 from .. import catalog
-from ..engine import validations
+from ..engine import redelivery, signing, validations
 from ..errors import ServiceError
 from ..models import Webhook
-from ..services import event_queries
+from ..services import event_queries, webhook_stats
 from ..services import webhook_queries as queries
 from ..services import webhooks as service
 from ..urls import safe_local_path
-from . import tabs
+from . import chart_svg, sendtest, snippets, tabs
 from .forms import EditForm, apply_row_action, format_data
 
 blueprint = Blueprint("webhooks", __name__)
@@ -94,7 +94,7 @@ def details(webhook_id: str) -> Response:
     """The details page: properties, then one tab (:mod:`.tabs`) with what it needs loaded."""
     webhook = _own_webhook(webhook_id)
     tab = tabs.chosen_tab(webhook, request.args.get("tab"))
-    reveal = tab == "http" and request.args.get("reveal") == "secret"
+    reveal = request.args.get("reveal") if tab == "http" and request.args.get("reveal") in ("secret", "next") else None
     loader = TAB_LOADERS.get(tab)
     context = loader(webhook) if loader else {}
     response = make_response(
@@ -127,7 +127,24 @@ def _events(webhook: Webhook) -> dict[str, object]:
     return {"events": events, "carriers": event_queries.carriers(webhook, events.items)}
 
 
-TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {"deliveries": _deliveries, "events": _events}
+
+def _statistics(webhook: Webhook) -> dict[str, object]:
+    """The Statistics tab: the chart of the span ``?span=`` names (24 hours by default)."""
+    chart = webhook_stats.chart(webhook, webhook_stats.span_of(request.args.get("span")))
+    return {"chart": chart, "chart_view": chart_svg.layout(chart), "spans": webhook_stats.SPANS}
+
+
+def _handler_code(webhook: Webhook) -> dict[str, object]:
+    """The Handler code tab: this webhook's handler in Python and in Node.js."""
+    return {"snippets": snippets.render(webhook), "secret_env": snippets.SECRET_ENV}
+
+
+TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {
+    "statistics": _statistics,
+    "handler": _handler_code,
+    "deliveries": _deliveries,
+    "events": _events,
+}
 
 
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
@@ -136,8 +153,34 @@ def attempt(webhook_id: str, attempt_id: int) -> str:
     record = queries.get_attempt(webhook, attempt_id)
     if record is None:
         abort(404)
+    original = queries.get_attempt(webhook, record.redelivery_of) if record.redelivery_of else None
+    token = signing.decode_logged(record.request_headers)
     carried = event_queries.carried_events(webhook, record)
-    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record, carried=carried)
+    return render_template(
+        "webhooks/attempt.html", webhook=webhook, attempt=record, original=original, token=token, carried=carried
+    )
+
+
+@blueprint.post("/webhooks/<webhook_id>/attempts/<int:attempt_id>/redeliver")
+def redeliver(webhook_id: str, attempt_id: int) -> Response:
+    """Redeliver: send the attempt's request again now and show the new attempt; nothing else
+    about the webhook changes (docs/architecture.md, "Redeliver")."""
+    webhook = _own_webhook(webhook_id)
+    original = queries.get_attempt(webhook, attempt_id)
+    if original is None:
+        abort(404)
+    try:
+        attempt = redelivery.redeliver(webhook, original)
+    except ServiceError as exc:
+        if exc.status == 404:  # deleted while the request was out
+            abort(404)
+        flash(" ".join(exc.messages), "error")
+        return redirect(url_for("webhooks.attempt", webhook_id=webhook_id, attempt_id=attempt_id))
+    if attempt.success:
+        flash(f"Redelivered: the handler answered HTTP {attempt.response_status}.", "success")
+    else:
+        flash(f"The redelivery failed: {attempt.error}", "error")
+    return redirect(url_for("webhooks.attempt", webhook_id=webhook_id, attempt_id=attempt.id))
 
 
 @blueprint.post("/webhooks/<webhook_id>/trigger")
@@ -172,8 +215,13 @@ def retry(webhook_id: str) -> Response:
 
 @blueprint.get("/webhooks/<webhook_id>/secret")
 def secret(webhook_id: str) -> Response:
-    """The JWT secret as JSON, for the reveal and copy buttons; never cached."""
-    response = jsonify(jwt_secret=_own_webhook(webhook_id).jwt_secret)
+    """The JWT secret (``?which=next``: the next one) as JSON, for the reveal and copy buttons;
+    never cached."""
+    webhook = _own_webhook(webhook_id)
+    value = webhook.jwt_secret_next if request.args.get("which") == "next" else webhook.jwt_secret
+    if value is None:
+        abort(404)
+    response = jsonify(jwt_secret=value)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -201,6 +249,10 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
     if apply_row_action(form, action):
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
+    if action == "send_test":
+        result = sendtest.from_edit(webhook, form)
+        page = render_template("webhooks/edit.html", webhook=webhook, form=form, test_result=result)
+        return page, 200 if result else 400
     if form.validate():
         try:
             service.update_webhook(webhook, form.to_fields())

@@ -10,6 +10,7 @@ TABS = {
     "statistics": "Statistics",
     "http": "HTTP Settings",
     "data": "Custom Data",
+    "handler": "Handler code",
     "deliveries": "Deliveries",
     "events": "Events",
 }

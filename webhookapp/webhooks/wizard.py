@@ -17,9 +17,11 @@ from flask_wtf import FlaskForm
 from werkzeug import Response
 
 from .. import rules, tenancy
+from ..engine.types import AttemptResult
 from ..models import WizardDraft
 from ..services import drafts
 from ..services import webhooks as service
+from . import sendtest
 from .forms import DataForm, GeneralForm, HttpSettingsForm, ProductForm, TypeForm, apply_row_action
 
 blueprint = Blueprint("wizard", __name__, url_prefix="/webhooks/new")
@@ -120,6 +122,10 @@ def step(draft_id: str, step: str) -> str | Response:
     if step == "http" and apply_row_action(form, action):
         drafts.save_step(draft, _typed_values(step, form), step=step, completed=False)
         return _render(draft, step, form)
+    if step == "http" and action == "send_test":
+        result = sendtest.from_wizard(current_user.account, draft, form)
+        drafts.save_step(draft, _typed_values(step, form), step=step, completed=result is not None)
+        return _render(draft, step, form, test_result=result), 200 if result else 400
     if not form.validate():
         drafts.save_step(draft, typed, step=step, completed=False)
         return _render(draft, step, form), 400
@@ -148,7 +154,7 @@ def _create(draft: WizardDraft) -> Response:
     return redirect(url_for("webhooks.details", webhook_id=webhook.id))
 
 
-def _render(draft: WizardDraft, step: str, form: FlaskForm) -> str:
+def _render(draft: WizardDraft, step: str, form: FlaskForm, test_result: AttemptResult | None = None) -> str:
     account = current_user.account
     context: dict[str, Any] = {}
     if step == "type":
@@ -165,5 +171,6 @@ def _render(draft: WizardDraft, step: str, form: FlaskForm) -> str:
         form=form,
         is_last=step == STEPS[-1],
         method=draft.data.get("http_method", "POST"),
+        test_result=test_result,
         **context,
     )

@@ -1,0 +1,93 @@
+"""The live endpoints the details page and the list poll (docs/architecture.md, "Live pages").
+
+Each answers the server-rendered HTML of the page's ``data-live`` regions, from the same macros
+the page renders them with (``templates/webhooks/_live.html``), under an ``ETag`` that is a
+version of what they show: a poll of an unchanged page is a 304 after one indexed read, and
+renders nothing. Another account's webhook is a 404, as on the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, abort, current_app, get_template_attribute, jsonify, make_response, request
+from flask_login import current_user
+from markupsafe import Markup
+from werkzeug import Response
+
+from ..models import Webhook
+from ..services import live
+from ..services import webhook_queries as queries
+from . import tabs
+from .routes import TAB_LOADERS
+
+blueprint = Blueprint("live", __name__)
+PARTS = "webhooks/_live.html"
+
+
+@blueprint.app_template_global("in_flight")
+def in_flight(webhook: Webhook) -> live.Sending | None:
+    """The webhook's attempt in flight, for the templates ("Sending… 4 s")."""
+    return live.sending(webhook)
+
+
+def _part(name: str) -> Callable[..., Markup]:
+    return get_template_attribute(PARTS, name)
+
+
+@blueprint.get("/webhooks/<webhook_id>/live")
+def details(webhook_id: str) -> Response:
+    """The details page's regions for ``tab``: the status everywhere, the statistics on their
+    tab, the deliveries on the newest page of theirs (``paged`` marks an older page, left alone)."""
+    found = live.webhook_with_newest_attempt(current_user.account_id, webhook_id)
+    if found is None:
+        abort(404)
+    webhook, newest = found
+    tab = tabs.chosen_tab(webhook, request.args.get("tab"))
+    outcome = request.args.get("outcome", "")
+    deliveries = tab == "deliveries" and not request.args.get("paged")
+    version = live.version(live.state(webhook), tab, deliveries and (newest, outcome))
+    if request.if_none_match.contains(version):
+        return _not_modified(version)
+    regions = {name: _part(name)(webhook) for name in ("badge", "retry", "banner", "status")}
+    if tab == "statistics":
+        regions["statistics"] = _part("statistics")(webhook)
+    if deliveries:
+        page = TAB_LOADERS["deliveries"](webhook)
+        regions["deliveries"] = _part("deliveries")(webhook, page["attempts"], page["outcome"])
+    return _answer(version, regions, live.poll_after_ms([webhook]))
+
+
+@blueprint.get("/webhooks/live")
+def webhooks() -> Response:
+    """The list's Status and "Success, 24 h" cells of ``ids`` (the ids on the page, comma
+    separated): as many as a page holds, the account's own; others are left out."""
+    asked = [webhook_id for webhook_id in request.args.get("ids", "").split(",") if webhook_id]
+    asked = list(dict.fromkeys(asked))[: current_app.config["WEBHOOKS_PER_PAGE"]]
+    hooks = live.own_webhooks(current_user.account_id, asked)
+    rates = queries.success_rates([webhook.id for webhook in hooks])
+    version = live.version(*(live.state(webhook) for webhook in hooks), sorted(rates.items()))
+    if request.if_none_match.contains(version):
+        return _not_modified(version)
+    regions: dict[str, str] = {}
+    for webhook in hooks:
+        regions[f"status:{webhook.id}"] = _part("list_status")(webhook)
+        regions[f"health:{webhook.id}"] = _part("list_health")(rates.get(webhook.id))
+    return _answer(version, regions, live.poll_after_ms(hooks))
+
+
+def _answer(version: str, regions: dict[str, str], poll_after_ms: int) -> Response:
+    response = jsonify(version=version, regions={name: str(html) for name, html in regions.items()},
+                       poll_after_ms=poll_after_ms)  # fmt: skip
+    return _conditional(response, version)
+
+
+def _not_modified(version: str) -> Response:
+    return _conditional(make_response("", 304), version)
+
+
+def _conditional(response: Response, version: str) -> Response:
+    response.set_etag(version)
+    # Revalidated on every poll; private, for the regions hold the account's data and CSRF tokens.
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response

@@ -1,0 +1,82 @@
+"""Send test request, on the wizard's HTTP Settings step and on the edit page: the settings as
+typed, checked as Next or Save checks them, sent once now and shown beside the form. Nothing is
+saved or recorded (docs/architecture.md, "Send test request")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import catalog, rules, tenancy
+from ..engine import probe
+from ..engine.types import AttemptResult, WebhookSnapshot
+from ..models import Account, Webhook, WizardDraft
+from ..times import utcnow
+from .forms import EditForm, HttpSettingsForm
+
+SAMPLE_WEBHOOK_ID = "WH-000-000-000"  # a webhook being created has no id yet
+NO_SECRET = "Type a JWT secret to sign the test request with (or generate one)."
+
+
+def from_edit(webhook: Webhook, form: EditForm) -> AttemptResult | None:
+    """Send the edit form's settings (an empty secret: the stored one); None when the form has
+    errors, which are then on its fields."""
+    if not form.validate():
+        return None
+    settings = WebhookSnapshot(
+        id=webhook.id,
+        label=form.label.data,
+        object_class=webhook.object_class,
+        account_id=webhook.account_id,
+        product_id=webhook.product_id,
+        http_method=form.http_method.data,
+        external_url=form.external_url.data,
+        jwt_secret=form.jwt_secret.data or webhook.jwt_secret,
+        headers=rules.headers(form.header_pairs()),
+        data=(form.parsed_data or {}) if form.http_method.data == "POST" else {},
+        last_success_at=webhook.last_success_at,
+        last_failure_at=webhook.last_failure_at,
+    )
+    return probe.send_test(
+        settings, webhook.catalog_entry, product_name=webhook.product.name, api_url=webhook.last_event_api_url
+    )
+
+
+def from_wizard(account: Account, draft: WizardDraft, form: HttpSettingsForm) -> AttemptResult | None:
+    """Send the HTTP Settings step's values, with the draft's name, product, type and data; None
+    when the form has errors (an empty secret among them: there is nothing to sign with yet)."""
+    valid = form.validate()
+    if not form.jwt_secret.data:
+        form.jwt_secret.errors = [*form.jwt_secret.errors, NO_SECRET]
+        valid = False
+    if not valid:
+        return None
+    values: dict[str, Any] = draft.data
+    entry = catalog.by_key(values.get("type_key") or "")
+    product = tenancy.usable_product(account, values.get("product_id"))
+    if entry is None or product is None:  # the earlier steps are complete, unless changed meanwhile
+        return AttemptResult(started_at=utcnow(), duration_ms=0.0, success=False,
+                             error="Choose the product and type again: nothing was sent.")  # fmt: skip
+    method = form.http_method.data
+    settings = WebhookSnapshot(
+        id=SAMPLE_WEBHOOK_ID,
+        label=values.get("label") or "",
+        object_class=entry.object_class,
+        account_id=account.id,
+        product_id=product.id,
+        http_method=method,
+        external_url=form.external_url.data,
+        jwt_secret=form.jwt_secret.data,
+        headers=rules.headers(form.header_pairs()),
+        data=_draft_data(values.get("data_text")) if method == "POST" else {},
+        last_success_at=None,
+        last_failure_at=None,
+    )
+    return probe.send_test(settings, entry, product_name=product.name, api_url=None)
+
+
+def _draft_data(text: str | None) -> dict[str, Any]:
+    """Additional data typed on the last step, if any and valid yet (that step checks it)."""
+    try:
+        return rules.data_text(text)
+    except rules.RuleError:
+        return {}

@@ -1,0 +1,75 @@
+"""Handler code for one webhook (the details page's Handler code tab): a complete minimal
+handler in Python (Flask + PyJWT) and in Node.js (Express + jsonwebtoken), written for the
+delivery contract (docs/architecture.md, "Delivery contract") and this webhook's method, path and
+type. The test suite runs both against real deliveries.
+
+The templates (``templates/webhooks/snippets/``) are plain text, not HTML; every value taken from
+the webhook reaches them as a JSON string literal (ASCII only), which reads the same in Python
+and JavaScript and cannot end a comment or a string early. The page escapes the result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import render_template
+
+from ..models import Webhook
+
+SECRET_ENV = "WEBHOOK_SECRET"
+FALLBACK_PATH = "/webhook"
+# Paths that Flask's and Express's route syntax both take literally (no <converter>, :param,
+# *, ?, parentheses or percent-escapes, which the two would match differently).
+LITERAL_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
+
+
+@dataclass(frozen=True)
+class Snippet:
+    key: str
+    title: str
+    filename: str
+    code: str
+
+
+def literal(value: str) -> str:
+    """``value`` as a double-quoted string literal valid in Python and JavaScript alike."""
+    return json.dumps(value, ensure_ascii=True)
+
+
+def route_path(url: str) -> str | None:
+    """The endpoint URL's path as a route both frameworks take literally, or None."""
+    try:
+        path = urlsplit(url).path or "/"
+    except ValueError:
+        return None
+    return path if LITERAL_PATH.fullmatch(path) else None
+
+
+def render(webhook: Webhook) -> list[Snippet]:
+    """Both handlers for ``webhook``: Python first, then Node.js."""
+    entry = webhook.catalog_entry
+    validation = entry.kind == "validation"
+    path = route_path(webhook.external_url)
+    context = {
+        "webhook_id": webhook.id,
+        "label": literal(webhook.label),
+        "url": literal(webhook.external_url),
+        # Validation calls are always POSTed (docs/architecture.md, "Validations").
+        "method": "POST" if validation else webhook.http_method,
+        "validation": validation,
+        "path": literal(path or FALLBACK_PATH),
+        "path_is_guessed": path is None,
+        "object_class": entry.object_class,
+        "secret_env": SECRET_ENV,
+    }
+    return [
+        Snippet("python", "Python (Flask + PyJWT)", "handler.py", _text("handler.py.j2", context)),
+        Snippet("node", "Node.js (Express + jsonwebtoken)", "handler.js", _text("handler.js.j2", context)),
+    ]
+
+
+def _text(template: str, context: dict[str, object]) -> str:
+    return render_template(f"webhooks/snippets/{template}", **context).strip() + "\n"
