@@ -17,7 +17,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from tests.conftest import make_webhook
-from tests.engine import api_token, run_worker
+from tests.engine import api_token, post_event, run_worker
 from webhookapp import paging
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
@@ -190,3 +190,31 @@ def test_past_the_count_bound_the_client_still_sees_every_item(monkeypatch, live
     assert len(live.queries) == 3
     total = collection.all().count()
     assert total == 23 if db.engine.dialect.name == "sqlite" else total > 5
+
+
+def test_the_events_resource(app, client, vendor, other_vendor, handler):
+    """Events are read like webhooks: RQL on webhook.id, external_id, created_at; pages; a 404."""
+    collection = webhooks(client)
+    orders = collection.create(new_hook(vendor, handler.url + "/h", "Orders", active=True))
+    audit = collection.create(new_hook(vendor, handler.url + "/h", "Audit", active=True))
+    poster, token, theirs = app.test_client(), api_token(vendor.account), make_webhook(other_vendor, label="Theirs")
+    for n in range(12):
+        post_event(poster, token, object_class="fulfillment_request", product_id=vendor.products[0].id,
+                   id=f"order-{n}", object_id=f"PR-{n}")  # fmt: skip
+    _, foreign = post_event(poster, api_token(other_vendor.account), object_class="fulfillment_request",
+                            product_id=theirs.product_id, id="order-0")  # fmt: skip
+    events = client.collection("events")
+
+    seen = list(events.filter(R().webhook.id.eq(orders["id"])).order_by("-created_at").limit(5))
+    assert sorted(event["external_id"] for event in seen) == sorted(f"order-{n}" for n in range(12))
+    assert [event["created_at"] for event in seen] == sorted((event["created_at"] for event in seen), reverse=True)
+    assert all(sorted(event["webhooks"]) == sorted([orders["id"], audit["id"]]) for event in seen)
+    assert events.filter(R().webhook.id.eq(theirs.id)).count() == 0  # another account's webhook: nothing
+    [one] = events.filter(external_id="order-3")
+    assert one["object_id"] == "PR-3" and one["product"]["id"] == vendor.products[0].id
+    assert events.filter(R().created_at.gt("2000-01-01T00:00:00")).count() == 12
+    assert events.filter(R().created_at.lt("2000-01-01T00:00:00")).count() == 0
+    assert events.resource(one["id"]).get() == one
+    with pytest.raises(ClientError) as missing:
+        events.resource(foreign["id"]).get()
+    assert (missing.value.status_code, missing.value.error_code) == (404, "EV_404")

@@ -64,7 +64,8 @@ def test_get_delivery_has_no_body_and_the_jwt_carries_everything(app, client, ve
     assert request.method == "GET" and request.body == b""
     assert "Content-Type" not in request.headers
     claims = jwt.decode(request.headers["Authorization"].split(" ", 1)[1], hook.jwt_secret, algorithms=["HS256"])
-    assert claims["webhook_id"] == hook.id and claims["api_url"] == "api_url" and claims["data"] == {}
+    assert claims["webhook_id"] == hook.id and claims["data"] == {}
+    assert claims["api_url"] == "http://localhost/public/v1/"  # this service's own API, for calling back
 
 
 def test_a_custom_header_cannot_replace_authorization(app, client, vendor, handler):

@@ -278,7 +278,7 @@ def test_csrf_does_not_apply_to_the_event_api(csrf_client, hook, token):
     assert counted(hook) == [1]
 
 
-@pytest.mark.parametrize("path", ["/public/v1/nothing", "/public/v1/events/extra", "/public/v2/events"])
+@pytest.mark.parametrize("path", ["/public/v1/nothing", "/public/v1/events/EV-1/extra", "/public/v2/events"])
 def test_unknown_api_paths_are_a_json_404(client, path):
     response = client.get(path)
     assert response.status_code == 404 and response.is_json
@@ -286,8 +286,8 @@ def test_unknown_api_paths_are_a_json_404(client, path):
     assert "Location" not in response.headers
 
 
-def test_get_on_the_event_endpoint_is_a_json_405(client, token):
-    response = client.get(URL, headers={"Authorization": f"ApiKey {token}"})
+def test_delete_on_the_event_endpoint_is_a_json_405(client, token):
+    response = client.delete(URL, headers={"Authorization": f"ApiKey {token}"})
     assert response.status_code == 405 and response.get_json()["error_code"] == "HTTP_405"
 
 

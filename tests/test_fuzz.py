@@ -28,6 +28,7 @@ from tests.conftest import make_webhook
 from tests.engine import api_token
 from webhookapp import create_app, rules
 from webhookapp.api import rql
+from webhookapp.api.events import EVENT_FIELDS
 from webhookapp.api.webhooks import ATTEMPT_FIELDS, WEBHOOK_FIELDS
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
@@ -98,11 +99,14 @@ def test_the_header_rule_returns_or_refuses_any_pairs(pairs):
 
 RQL_PIECES = st.sampled_from([
     "eq(", "ne(", "in(", "and(", "or(", "not(", "like(", "ilike(", "ordering(", ")", ",", "(", "label", "id",
-    "-created_at", "*", "%2C", "%00", "limit=", "offset=", "&", "=",
+    "-created_at", "*", "%2C", "%00", "limit=", "offset=", "&", "=", "gt(", "le(", "created_at", "webhook.id",
+    "2026-01-01T00:00:00",
 ])  # fmt: skip
 
 
-@pytest.mark.parametrize("fields", [WEBHOOK_FIELDS, ATTEMPT_FIELDS], ids=["webhooks", "attempts"])
+@pytest.mark.parametrize(
+    "fields", [WEBHOOK_FIELDS, ATTEMPT_FIELDS, EVENT_FIELDS], ids=["webhooks", "attempts", "events"]
+)
 @hypothesis.given(query=st.one_of(st.text(max_size=60), st.lists(RQL_PIECES, max_size=30).map("".join)))
 @hypothesis.settings(max_examples=EXAMPLES * 10, deadline=None)
 def test_the_rql_parser_returns_or_refuses_any_query(fields, query):

@@ -29,7 +29,7 @@ from tests.openapi_conformance import (
 )
 from tests.servers import HandlerServer
 from webhookapp import catalog
-from webhookapp.api.openapi import WEBHOOK_PATH
+from webhookapp.api.openapi import EVENT_PATH, WEBHOOK_PATH
 from webhookapp.api.serializers import STATUS_KEYS
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook
@@ -148,6 +148,18 @@ def repeated_event(a: Api) -> TestResponse:
     return a.event(hook, id="client-1")
 
 
+def posted_event(a: Api) -> str:
+    """The id of an event that matched a new webhook of the vendor."""
+    return a.event(a.hook(), id="client-2", object_id="PR-1").get_json()["id"]
+
+
+def events_of_a_webhook(a: Api) -> TestResponse:
+    hook = a.hook()
+    a.event(hook, id="client-3")
+    a.event(hook, api_url="https://api.example.com/v1/")
+    return a.call("get", f"/events?eq(webhook.id,{hook.id})&gt(created_at,2020-01-01)&ordering(-created_at)&limit=5")
+
+
 def validation_attempts(a: Api) -> TestResponse:
     """Answered, then failed with a status, then failed without a response (connection refused)."""
     hook = a.validator()
@@ -190,6 +202,13 @@ CASES = [
     Case("/events", "post", 404, "another vendor's product", lambda a: a.event(make_webhook(a.other))),
     Case("/events", "post", 413, "too large", lambda a: a.raw("post", "/events", TOO_BIG)),
     Case("/events", "post", 415, "not JSON", lambda a: a.raw("post", "/events", "x", "text/plain")),
+    Case("/events", "get", 200, "a webhook's", events_of_a_webhook),
+    Case("/events", "get", 200, "empty", lambda a: a.call("get", "/events")),
+    Case("/events", "get", 400, "bad RQL", lambda a: a.call("get", "/events?ilike(created_at,x)")),
+    Case("/events", "get", 401, "no token", lambda a: a.call("get", "/events", auth=None)),
+    Case(EVENT_PATH, "get", 200, "own", lambda a: a.call("get", f"/events/{posted_event(a)}")),
+    Case(EVENT_PATH, "get", 401, "a forged JWT", lambda a: a.call("get", "/events/EV-1", auth="Bearer e30.e30.x")),
+    Case(EVENT_PATH, "get", 404, "unknown", lambda a: a.call("get", "/events/EV-000-000-000-000")),
     Case(WEBHOOKS, "get", 200, "a page", lambda a: then(a.hook(), a.hook(), a.call("get", WEBHOOKS + "?limit=1"))),
     Case(WEBHOOKS, "get", 200, "empty", lambda a: a.call("get", WEBHOOKS)),
     Case(WEBHOOKS, "get", 200, "delivered", lambda a: then(a.delivered(), a.call("get", WEBHOOKS))),

@@ -185,7 +185,8 @@ def test_content_range_on_every_page(client, token, vendor):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("gt(label,x)", "Unknown operator 'gt'"),
+        ("gt(label,x)", "gt() applies to times and numbers; label is not one"),
+        ("lte(created_at,x)", "Unknown operator 'lte'"),
         ("eq(colour,red)", "Cannot filter on 'colour'"),
         ("colour=red", "Unknown parameter 'colour'"),
         ("eq(label,x", "Missing ')'"),

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import make_webhook
+from tests.conftest import make_tenant, make_webhook
+from tests.engine import api_token, post_event
 from webhookapp.extensions import db
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -95,6 +96,41 @@ def test_search_by_name_is_case_insensitive(client, auth, mixed):
 def test_search_by_webhook_id(client, auth, mixed):
     auth.login()
     assert rows(client.get(f"/webhooks?q={mixed[1].id.lower()}")) == ["Beta billing"]
+    assert rows(client.get(f"/webhooks?q={mixed[2].id[3:10].lower()}")) == ["Gamma broken"]  # a part of it
+
+
+def test_search_by_endpoint_url_and_by_an_event(client, auth, vendor, other_vendor):
+    orders, _audit, quiet = make_hooks(vendor, [
+        {"label": "Orders", "external_url": "https://erp.example.com/Orders-Hook"},
+        {"label": "Audit", "external_url": "https://audit.example.com/in"},
+        {"label": "Quiet", "type_key": "usage_file.event"},
+    ])  # fmt: skip
+    theirs = make_webhook(other_vendor, label="Theirs")
+    platform = make_tenant("distributor", "Platform", "ops@platform.test")
+    posted = {}
+    for name, tenant, hook, extra in (
+        ("mine", vendor, orders, {"id": "order-77", "object_id": "PR-1234"}),
+        ("theirs", other_vendor, theirs, {"id": "order-88", "object_id": "PR-1234"}),
+        ("platform", platform, orders, {"id": "platform-9"}),
+    ):
+        token = api_token(tenant.account, platform=tenant is platform)
+        body = {"object_class": hook.object_class, "product_id": hook.product_id, **extra}
+        status, answer = post_event(client, token, **body)
+        assert status == 202, answer
+        posted[name] = answer["id"]
+    auth.login()
+    assert rows(client.get("/webhooks?q=orders-hook")) == ["Orders"]  # the URL, in any case
+    assert rows(client.get("/webhooks?q=audit.example")) == ["Audit"]
+    both = ["Audit", "Orders"]  # both match fulfillment events of the product
+    assert sorted(rows(client.get(f"/webhooks?q={posted['mine']}"))) == both
+    assert sorted(rows(client.get(f"/webhooks?q={posted['mine'].lower()}"))) == both
+    assert sorted(rows(client.get("/webhooks?q=order-77"))) == both  # the client's id
+    assert sorted(rows(client.get("/webhooks?q=platform-9"))) == both  # a platform token's client id
+    assert sorted(rows(client.get("/webhooks?q=PR-1234"))) == both  # the object id, theirs left out
+    assert rows(client.get("/webhooks?q=order-88")) == []  # another account's client id
+    assert rows(client.get(f"/webhooks?q={posted['theirs']}")) == []  # another account's event
+    assert rows(client.get("/webhooks?q=PR-123")) == []  # events are found by their whole ids only
+    assert quiet.label not in rows(client.get(f"/webhooks?q={posted['mine']}"))
 
 
 @pytest.mark.parametrize(

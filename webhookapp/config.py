@@ -6,11 +6,13 @@ production.  Choose with ``WEBHOOKAPP_CONFIG``.  Durations are seconds and may b
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+API_ROOT = "/public/v1/"
 
 
 def _float(name: str, default: float) -> float:
@@ -52,7 +54,9 @@ class Config:
     WEBHOOKS_PER_PAGE = 25
     PASSWORD_HASH_METHOD = "scrypt"
 
-    WEBHOOK_API_URL = os.environ.get("WEBHOOK_API_URL", "api_url")
+    # The api_url handlers receive (unless the event names its own): this service's public API
+    # root, where a handler calls back for the events (docs/architecture.md, "Following events").
+    WEBHOOK_API_URL = os.environ.get("WEBHOOK_API_URL", "")
     WEBHOOK_PROCESSING_TIMEOUT = _float("WEBHOOK_PROCESSING_TIMEOUT", 600)
     WEBHOOK_DELIVERY_TIMEOUT = _float("WEBHOOK_DELIVERY_TIMEOUT", 300)
     WEBHOOK_RETRY_BASE = _float("WEBHOOK_RETRY_BASE", 300)
@@ -97,6 +101,10 @@ class Config:
         """Fill settings that depend on the environment chosen; raise if one is missing."""
         if not config.get("SECRET_KEY"):
             config["SECRET_KEY"] = _instance_secret_key()
+        if not config.get("WEBHOOK_API_URL"):
+            # make run sets it from HOST and PORT; a bare `flask run` is on the same defaults.
+            host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "5000")
+            config["WEBHOOK_API_URL"] = f"http://{host}:{port}{API_ROOT}"
 
 
 class DevelopmentConfig(Config):
@@ -116,6 +124,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
     WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
     WEBHOOK_IDLE_WAIT = 0.0  # a drain called by a test returns as soon as its work is done
+    WEBHOOK_API_URL = f"http://localhost{API_ROOT}"  # the test client's own address
 
 
 class ProductionConfig(Config):
@@ -128,6 +137,16 @@ class ProductionConfig(Config):
     def finalize(cls, config: dict) -> None:
         if not config.get("SECRET_KEY"):
             raise RuntimeError("SECRET_KEY must be set in production (WEBHOOKAPP_CONFIG=production).")
+        if not config.get("WEBHOOK_API_URL"):
+            # Only this service's public address lets handlers call back; it cannot be guessed
+            # behind a proxy, and a worker has no request to read it from.
+            logging.getLogger("webhookapp").warning(
+                "WEBHOOK_API_URL is not set: handlers receive api_url %r and cannot call back for their "
+                "events. Set it to this service's public API root, such as https://webhooks.example.com%s.",
+                API_ROOT,
+                API_ROOT,
+            )
+            config["WEBHOOK_API_URL"] = API_ROOT
 
 
 CONFIGS: dict[str, type[Config]] = {

@@ -56,6 +56,8 @@ def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "5000")
     env = dict(os.environ)
+    # The api_url handlers receive: here, so that a handler can call back for its events.
+    env.setdefault("WEBHOOK_API_URL", f"http://{host}:{port}/public/v1/")
     redis_process: subprocess.Popen | None = None
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = start_private_redis()

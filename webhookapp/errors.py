@@ -26,8 +26,8 @@ class ServiceError(Exception):
 
 
 class Unauthenticated(ServiceError):
-    """No valid API token was presented."""
+    """No valid API token (or, where one is accepted, delivery JWT) was presented."""
 
-    def __init__(self) -> None:
-        super().__init__(401, "AUTH_001", "A valid API token is required (Authorization: ApiKey <token>).")
+    def __init__(self, message: str = "A valid API token is required (Authorization: ApiKey <token>).") -> None:
+        super().__init__(401, "AUTH_001", message)
         self.headers = {"WWW-Authenticate": 'Bearer realm="webhookapp"'}

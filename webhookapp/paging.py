@@ -129,25 +129,27 @@ def api_total(query: Select, key: InstrumentedAttribute, offset: int, returned: 
 
 # -- keyset pages ----------------------------------------------------------------------------
 
-CURSOR = re.compile(r"(\d{1,19})-(\d{1,19})")
+# A row's time, then its key: a number (attempts) or a Connect-style id (events, ``EV-…``).
+CURSOR = re.compile(r"(\d{1,19})-(\d{1,19}|[A-Z]{2,4}(?:-\d{3}){1,8})")
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
 
-def cursor(moment: datetime, key: int) -> str:
+def cursor(moment: datetime, key: int | str) -> str:
     """The position of a row in a newest-first list: its time (µs since the epoch) and its key."""
     return f"{(moment - EPOCH) // MICROSECOND}-{key}"
 
 
-def parse_cursor(text: str | None) -> tuple[datetime, int] | None:
-    """A :func:`cursor` back; None for anything else (the page falls back to the newest)."""
+def parse_cursor(text: str | None, key_type: type = int) -> tuple[datetime, Any] | None:
+    """A :func:`cursor` back, its key of ``key_type``; None for anything else (the page falls
+    back to the newest)."""
     match = CURSOR.fullmatch(text or "")
-    if not match:
+    if not match or match[2].isdigit() != (key_type is int):
         return None
     try:
-        return EPOCH + int(match[1]) * MICROSECOND, int(match[2])
+        return EPOCH + int(match[1]) * MICROSECOND, key_type(match[2])
     except OverflowError:
         return None
 
@@ -186,7 +188,7 @@ def keyset_page(
     position: ColumnElement[Any] = tuple_(moment, key)
     newest_first = (moment.desc(), key.desc())
 
-    def at(parsed: tuple[datetime, int]) -> ColumnElement[Any]:
+    def at(parsed: tuple[datetime, Any]) -> ColumnElement[Any]:
         return tuple_(literal(parsed[0], moment.type), literal(parsed[1], key.type))
 
     def page(items: list[Any], *, newer: bool, older: bool, start: int | None) -> KeysetPage:
@@ -202,7 +204,8 @@ def keyset_page(
             per_page=per_page,
         )
 
-    older_than, newer_than = parse_cursor(before), parse_cursor(after)
+    key_type = int if key.type.python_type is int else str
+    older_than, newer_than = parse_cursor(before, key_type), parse_cursor(after, key_type)
     if newer_than:
         rows = _rows(query.where(position > at(newer_than)).order_by(moment, key), per_page + 1)[::-1]
         if len(rows) > per_page:

@@ -14,6 +14,7 @@ from werkzeug import Response
 
 from ..engine.validations import ANSWER_STATUSES
 from ..version import __version__
+from .events import EVENT_FIELDS
 from .openapi_schemas import components_parameters, ref, schemas
 from .routes import BODY_MAX_BYTES, blueprint
 from .webhooks import ATTEMPT_FIELDS, WEBHOOK_FIELDS
@@ -21,7 +22,13 @@ from .webhooks import ATTEMPT_FIELDS, WEBHOOK_FIELDS
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
 SECURITY_SCHEME = "ApiKey"
+DELIVERY_JWT = "DeliveryJWT"
 WEBHOOK_PATH = "/notifications/webhooks/{webhook_id}"
+EVENT_PATH = "/events/{event_id}"
+CALLBACK = (
+    "A handler may also call with the delivery JWT it was just sent (`Authorization: Bearer <JWT>`, until the "
+    "JWT's `exp`): it then sees its own webhook's events alone."
+)
 
 
 def content(schema: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +53,11 @@ def parameter(name: str) -> dict[str, str]:
 def responses() -> dict[str, Any]:
     return {
         "Unauthorized": {
-            **error("Missing, unknown or revoked API token.", "AUTH_001"),
+            **error(
+                "Missing, unknown or revoked API token (or a delivery JWT that is expired, forged, or "
+                "presented anywhere but the events).",
+                "AUTH_001",
+            ),
             "headers": {
                 "WWW-Authenticate": {
                     "required": True,
@@ -59,6 +70,7 @@ def responses() -> dict[str, Any]:
         "TooLarge": error(f"The body is over {BODY_MAX_BYTES // 1024} KiB.", "REQ_413"),
         "NotJSON": error("The body was not sent with Content-Type: application/json.", "REQ_415"),
         "WebhookNotFound": error("No webhook with this id in the token's account.", "WH_404"),
+        "EventNotFound": error("No event with this id that the caller may see.", "EV_404"),
         "RQLRefused": error("An RQL query, limit or offset that cannot be understood.", "RQL_001"),
     }
 
@@ -67,9 +79,10 @@ def rql(what: str, fields: dict[str, Any], example: str) -> str:
     names = ", ".join(f"`{name}`" for name in fields)
     return (
         f"Lists {what}, newest first unless ordered otherwise. The query string may also hold RQL, as "
-        f"Connect's API and its Python client speak it: `eq ne in out like ilike` on {names}, combined with "
-        "`and or not`; `field=value` is short for `eq(field,value)`; `like` and `ilike` take `*` as the "
-        "wildcard; `ordering(field,-field)` sorts; `select(...)` is accepted and ignored; several terms joined "
+        f"Connect's API and its Python client speak it: `eq ne in out like ilike` on {names}, `gt ge lt le` on "
+        "times and numbers, combined with `and or not`; `field=value` is short for `eq(field,value)`; `like` "
+        "and `ilike` take `*` as the wildcard; `ordering(field,-field)` (or `ordering=field,-field`) sorts; "
+        "`select(...)` is accepted and ignored; several terms joined "
         f"by `&` must all hold. Example: `?{example}`."
     )
 
@@ -146,6 +159,36 @@ def paths() -> dict[str, Any]:
                 body="EventRequest",
                 description="Matches every active `event` webhook of the object class and product in the token's "
                 "account (every account for a platform token). Bad input changes nothing.",
+            ),
+            "get": operation(
+                "listEvents",
+                "events",
+                "List events",
+                {"200": page("Event", "A page of the events the caller may see."), "400": shared("RQLRefused")},
+                parameters=[parameter("limit"), parameter("offset")],
+                security=[{SECURITY_SCHEME: []}, {DELIVERY_JWT: []}],
+                description=rql(
+                    "the events the account posted and those that matched one of its webhooks (`webhooks` names "
+                    "the account's own; `external_id` is the client's `id`; `webhook.id` takes `eq ne in out`)",
+                    EVENT_FIELDS,
+                    "eq(webhook.id,WH-123-456-789)&ordering(-created_at)&limit=10",
+                )
+                + " "
+                + CALLBACK,
+            ),
+        },
+        EVENT_PATH: {
+            "parameters": [parameter("event_id")],
+            "get": operation(
+                "getEvent",
+                "events",
+                "Get an event",
+                {
+                    "200": {"description": "The event.", "content": content(ref("Event"))},
+                    "404": shared("EventNotFound"),
+                },
+                security=[{SECURITY_SCHEME: []}, {DELIVERY_JWT: []}],
+                description="Another account's event, or, for a delivery JWT, another webhook's, is a 404. " + CALLBACK,
             ),
         },
         "/notifications/webhooks": {
@@ -353,7 +396,14 @@ def document() -> dict[str, Any]:
                     "in": "header",
                     "name": "Authorization",
                     "description": "An API token of the account, sent as `ApiKey <token>` or `Bearer <token>`.",
-                }
+                },
+                DELIVERY_JWT: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "The JWT of a delivery, as the handler received it, until its `exp`: reads "
+                    "that webhook's events (GET /events, GET /events/{event_id}) and nothing else.",
+                },
             },
             "schemas": schemas(),
             "responses": responses(),

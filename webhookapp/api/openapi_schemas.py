@@ -178,6 +178,12 @@ def components_parameters() -> dict[str, Any]:
             "required": True,
             "schema": {"type": "string", "examples": ["WH-123-456-789"]},
         },
+        "event_id": {
+            "name": "event_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "examples": ["EV-123-456-789-012"]},
+        },
         "attempt_id": {
             "name": "attempt_id",
             "in": "path",
@@ -194,7 +200,8 @@ def components_parameters() -> dict[str, Any]:
         "search": {
             "name": "search",
             "in": "query",
-            "description": "Webhooks whose name contains this text (in any case), or whose id it is.",
+            "description": "Webhooks whose name, id or endpoint URL contains this text (in any case), or that an "
+            "event matched whose id, client id (`external_id`) or object id is this text.",
             "schema": {"type": "string"},
         },
         "offset": {
@@ -261,6 +268,24 @@ def schemas() -> dict[str, Any]:
                 "webhooks": {"type": "array", "items": {"type": "string"}, "description": "Matched webhook ids."},
                 "duplicate": {"type": "boolean", "description": "True when answering a repeated client id."},
             }
+        ),
+        "Event": closed(
+            {
+                "id": {"type": "string", "pattern": r"^EV-\d{3}-\d{3}-\d{3}-\d{3}$"},
+                "external_id": {**text_id, "description": "The client event id (`id` when posted); null if none."},
+                "object_class": {"type": "string", "enum": list(catalog.OBJECT_CLASSES)},
+                "object_id": {**text_id, "description": "As posted; null if none."},
+                "product": closed({"id": {"type": "string"}}),
+                "api_url": {"type": "string", "description": "The api_url handlers receive for it."},
+                "webhooks": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The webhooks it matched, of the caller's own (the handler's alone for a "
+                    "delivery JWT).",
+                },
+                "created_at": {**DATE_TIME, "description": "When it was stored (ISO 8601 in UTC)."},
+            },
+            description="A queue-change event that was posted, and the webhooks it rang.",
         ),
         "Webhook": webhook_schema(),
         "NextSecret": closed(

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug import Response
 
-from .. import tenancy, throttling
+from .. import callbacks, tenancy, throttling
 from ..engine import ingest
 from ..errors import ServiceError, Unauthenticated
 
@@ -37,10 +37,13 @@ def render_service_error(error: ServiceError) -> tuple[Response, int]:
 
 
 def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Authenticate ``Authorization: ApiKey <token>`` or ``Bearer <token>``; 401 otherwise."""
+    """Authenticate ``Authorization: ApiKey <token>`` or ``Bearer <token>``; 401 otherwise (a
+    delivery JWT too: it opens the events alone, see :mod:`webhookapp.callbacks`)."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if callbacks.presented_jwt(request.headers.get("Authorization")):
+            raise Unauthenticated(callbacks.ONLY_EVENTS)
         token = tenancy.authenticate_header(request.headers.get("Authorization"))
         if token is None:
             raise Unauthenticated

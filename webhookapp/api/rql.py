@@ -1,7 +1,8 @@
 """A small RQL parser for list endpoints, as the Connect API and its Python client speak it.
 
-Supported: ``eq ne in out like ilike`` on whitelisted fields, combined with ``and or not``,
-``ordering(field,-field)`` and ``select(...)`` (accepted and ignored); ``limit`` and ``offset``
+Supported: ``eq ne in out like ilike`` on whitelisted fields, ``gt ge lt le`` on those that have
+an order (times, numbers), combined with ``and or not``, ``ordering(field,-field)`` (or
+``ordering=field,-field``) and ``select(...)`` (accepted and ignored); ``limit`` and ``offset``
 come as ordinary parameters. Several top-level terms (``a&b``) mean ``and``. ``like``/``ilike``
 use ``*`` as the wildcard. Anything else is a :class:`RQLError` with a message for the caller.
 """
@@ -33,13 +34,23 @@ class RQLError(ServiceError, ValueError):
         super().__init__(400, "RQL_001", message)
 
 
+COMPARISONS = {"gt": "__gt__", "ge": "__ge__", "lt": "__lt__", "le": "__le__"}
+
+
 @dataclass(frozen=True)
 class Field:
-    """A filterable field: its column, and how to turn RQL text into a value."""
+    """A filterable field: its column, and how to turn RQL text into a value.
+
+    ``match`` replaces ``column == value`` for a field that is not a column (an event's
+    ``webhook.id``, a test inside a JSON list): such a field has eq, ne, in and out only, and
+    cannot be ordered by when ``column`` is None.
+    """
 
     column: Any
     convert: Callable[[str], Any] = str
     text: bool = True  # like/ilike apply to text fields only
+    comparable: bool = False  # gt/ge/lt/le apply to fields with an order: times, numbers
+    match: Callable[[Any], ColumnElement[bool]] | None = None
 
     def value(self, name: str, text: str) -> Any:
         """``text`` converted for this field, or an RQLError naming the field."""
@@ -158,8 +169,8 @@ def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
         if len(node.args) != 1:
             raise RQLError("not() takes one condition.")
         return not_(_condition(_expect_node(node.args[0], name), fields))
-    if name not in ("eq", "ne", "in", "out", "like", "ilike"):
-        raise RQLError(f"Unknown operator '{name}'. Use eq, ne, in, out, like, ilike, and, or, not.")
+    if name not in ("eq", "ne", "in", "out", "like", "ilike", *COMPARISONS):
+        raise RQLError(f"Unknown operator '{name}'. Use eq, ne, in, out, like, ilike, gt, ge, lt, le, and, or, not.")
     if len(node.args) != 2 or not isinstance(node.args[0], str):
         raise RQLError(f"{name}() takes a field and a value, as in {name}(label,value).")
     field = fields.get(node.args[0])
@@ -173,16 +184,25 @@ def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
         converted = [field.value(node.args[0], item) for item in values]
         if not converted:
             return false() if name == "in" else true()
-        clause = field.column.in_(converted)
+        if field.match is not None:
+            clause = or_(*(field.match(item) for item in converted))
+        else:
+            clause = field.column.in_(converted)
         return clause if name == "in" else not_(clause)
     if not isinstance(value, str):
         raise RQLError(f"{name}() takes a plain value.")
+    if name in COMPARISONS:
+        if not field.comparable:
+            raise RQLError(f"{name}() applies to times and numbers; {node.args[0]} is not one.")
+        return getattr(field.column, COMPARISONS[name])(field.value(node.args[0], value))
     if name in ("like", "ilike"):
-        if not field.text:
+        if not field.text or field.match is not None:
             raise RQLError(f"{name}() applies to text fields; {node.args[0]} is not one.")
         pattern = _like_pattern(value)
         return field.column.like(pattern, escape="\\") if name == "like" else field.column.ilike(pattern, escape="\\")
     converted = field.value(node.args[0], value)
+    if field.match is not None:
+        return field.match(converted) if name == "eq" else not_(field.match(converted))
     return field.column == converted if name == "eq" else field.column != converted
 
 
@@ -206,8 +226,10 @@ def parse_query(query_string: str, fields: Mapping[str, Field], default_order: l
             value = _value(value.replace("+", " "))
             if key in NAMED_PARAMETERS:
                 params[key] = value
+            elif key == "ordering":  # ordering=-a,b is ordering(-a,b)
+                order_by.extend(_ordering(Node("ordering", [name for name in value.split(",") if name]), fields))
             elif key in fields:  # field=value is shorthand for eq(field,value)
-                conditions.append(fields[key].column == fields[key].value(key, value))
+                conditions.append(_condition(Node("eq", [key, value]), fields))
             else:
                 raise RQLError(f"Unknown parameter '{key}'.")
             continue
@@ -229,7 +251,8 @@ def _ordering(node: Node, fields: Mapping[str, Field]) -> list[Any]:
         descending = arg.startswith("-")
         name = arg.lstrip("+-")
         field = fields.get(name)
-        if field is None:
-            raise RQLError(f"Cannot order by '{name}'. Fields: {', '.join(sorted(fields))}.")
+        if field is None or field.column is None:
+            orderable = sorted(key for key, known in fields.items() if known.column is not None)
+            raise RQLError(f"Cannot order by '{name}'. Fields: {', '.join(orderable)}.")
         order.append(field.column.desc() if descending else field.column.asc())
     return order

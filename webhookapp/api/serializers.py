@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import current_app
 
-from ..models import Attempt, Webhook
+from ..models import Attempt, Event, Webhook
 from ..times import isoformat
 
 # Failing is a state of an enabled webhook: the API keeps the platform's three statuses.
@@ -109,6 +109,22 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
             "truncated": attempt.response_truncated,
         },
         "redelivery_of": attempt.redelivery_of,
+    }
+
+
+def event_json(event: Event, visible_webhooks: set[str]) -> dict[str, Any]:
+    """An event as the API returns it: ``api_url`` as handlers receive it (the event's own, else
+    ``WEBHOOK_API_URL``); ``webhooks`` the matched webhooks among ``visible_webhooks`` (the
+    caller's own), as ``POST /events`` answered them."""
+    return {
+        "id": event.id,
+        "external_id": event.client_event_id,
+        "object_class": event.object_class,
+        "object_id": event.object_id,
+        "product": {"id": event.product_id},
+        "api_url": event.api_url or current_app.config["WEBHOOK_API_URL"],
+        "webhooks": [webhook_id for webhook_id in event.webhook_ids or () if webhook_id in visible_webhooks],
+        "created_at": isoformat(event.created_at),
     }
 
 

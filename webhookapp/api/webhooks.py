@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1
 
 
-def _datetime(text: str) -> datetime:
+def datetime_value(text: str) -> datetime:
     """An ISO 8601 time; one without a zone is taken as UTC."""
     try:
         moment = datetime.fromisoformat(text)
@@ -43,13 +43,13 @@ WEBHOOK_FIELDS = {
     "type": rql.Field(Webhook.type),
     "object_class": rql.Field(Webhook.object_class),
     "product.id": rql.Field(Webhook.product_id),
-    "created_at": rql.Field(Webhook.created_at, _datetime, text=False),
+    "created_at": rql.Field(Webhook.created_at, datetime_value, text=False, comparable=True),
 }
 ATTEMPT_FIELDS = {
-    "id": rql.Field(Attempt.id, rql.integer),
+    "id": rql.Field(Attempt.id, rql.integer, text=False, comparable=True),
     "success": rql.Field(Attempt.success, rql.boolean, text=False),
     "kind": rql.Field(Attempt.kind),
-    "started_at": rql.Field(Attempt.started_at, _datetime, text=False),
+    "started_at": rql.Field(Attempt.started_at, datetime_value, text=False, comparable=True),
 }
 
 
@@ -62,10 +62,12 @@ def paginated(
     key: Any,
     options: Sequence[Any] = (),
     search: Any = None,
+    before_render: Callable[[list[Any]], None] | None = None,
 ) -> Response:
     """Apply RQL, ``limit``, ``offset`` (and ``search``, where the resource has one) to ``query``;
     answer with a Content-Range header (:func:`.paging.api_total`). The page's rows are read by
-    ``key`` (:func:`.paging.deferred_rows`) with the loader ``options``."""
+    ``key`` (:func:`.paging.deferred_rows`) with the loader ``options``; ``before_render`` sees
+    them first (to load what the whole page needs in one statement)."""
     parsed = rql.parse_query(request.query_string.decode("latin-1"), fields, default_order)
     try:
         limit = int(parsed.params.get("limit", DEFAULT_LIMIT))
@@ -86,6 +88,8 @@ def paginated(
     query = query.where(parsed.where).order_by(*order)
     items = paging.deferred_rows(query, key, offset, limit, options) if limit else []
     total, exact = paging.api_total(query, key, offset, len(items), limit)
+    if before_render is not None:
+        before_render(items)
     response = jsonify([render(item) for item in items])
     last = offset + len(items) - 1 if items else offset
     response.headers["Content-Range"] = f"items {offset}-{last}/{total}"
@@ -120,7 +124,8 @@ def list_webhooks() -> Response:
     query = select(Webhook).where(Webhook.account_id == g.api_token.account_id)
     return paginated(
         query, WEBHOOK_FIELDS, list(queries.NEWEST_WEBHOOKS_FIRST), webhook_json, key=Webhook.id,
-        options=[selectinload(Webhook.product), selectinload(Webhook.account)], search=queries.search_condition,
+        options=[selectinload(Webhook.product), selectinload(Webhook.account)],
+        search=lambda text: queries.search_condition(text, g.api_token.account),
     )  # fmt: skip
 
 

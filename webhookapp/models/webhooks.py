@@ -101,6 +101,17 @@ class Webhook(db.Model):
         Index(
             "ix_webhooks_label_trgm", "label", postgresql_using="gin", postgresql_ops={"label": "gin_trgm_ops"}
         ).ddl_if(dialect="postgresql"),
+        # ... and a part of the id or of the endpoint URL, the same way. Neither column changes on
+        # an event, so events still update the rows in place.
+        Index("ix_webhooks_id_trgm", "id", postgresql_using="gin", postgresql_ops={"id": "gin_trgm_ops"}).ddl_if(
+            dialect="postgresql"
+        ),
+        Index(
+            "ix_webhooks_url_trgm",
+            "external_url",
+            postgresql_using="gin",
+            postgresql_ops={"external_url": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
         # Every event rewrites the rows it matches; room left on each page lets PostgreSQL update
         # them in place (HOT), without a new entry in every index (docs/architecture.md, "Scale").
         {"postgresql_with": {"fillfactor": WEBHOOK_FILLFACTOR}},

@@ -23,8 +23,8 @@ from .. import catalog
 from ..engine import redelivery, signing, validations
 from ..errors import ServiceError
 from ..models import Webhook
+from ..services import event_queries, webhook_stats
 from ..services import webhook_queries as queries
-from ..services import webhook_stats
 from ..services import webhooks as service
 from ..urls import safe_local_path
 from . import chart_svg, sendtest, snippets, tabs
@@ -117,6 +117,17 @@ def _deliveries(webhook: Webhook) -> dict[str, object]:
     return {"attempts": attempts, "outcome": outcome}
 
 
+def _events(webhook: Webhook) -> dict[str, object]:
+    """The Events tab: a keyset page of the events the webhook matched, newest first, each with
+    the attempt that carried it (none yet: pending)."""
+    events = event_queries.events_page(
+        webhook, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"), after=request.args.get("after"),
+        oldest=request.args.get("at") == "oldest", first=_position(),
+    )  # fmt: skip
+    return {"events": events, "carriers": event_queries.carriers(webhook, events.items)}
+
+
+
 def _statistics(webhook: Webhook) -> dict[str, object]:
     """The Statistics tab: the chart of the span ``?span=`` names (24 hours by default)."""
     chart = webhook_stats.chart(webhook, webhook_stats.span_of(request.args.get("span")))
@@ -132,6 +143,7 @@ TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {
     "statistics": _statistics,
     "handler": _handler_code,
     "deliveries": _deliveries,
+    "events": _events,
 }
 
 
@@ -143,7 +155,10 @@ def attempt(webhook_id: str, attempt_id: int) -> str:
         abort(404)
     original = queries.get_attempt(webhook, record.redelivery_of) if record.redelivery_of else None
     token = signing.decode_logged(record.request_headers)
-    return render_template("webhooks/attempt.html", webhook=webhook, attempt=record, original=original, token=token)
+    carried = event_queries.carried_events(webhook, record)
+    return render_template(
+        "webhooks/attempt.html", webhook=webhook, attempt=record, original=original, token=token, carried=carried
+    )
 
 
 @blueprint.post("/webhooks/<webhook_id>/attempts/<int:attempt_id>/redeliver")

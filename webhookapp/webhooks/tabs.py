@@ -12,13 +12,20 @@ TABS = {
     "data": "Custom Data",
     "handler": "Handler code",
     "deliveries": "Deliveries",
+    "events": "Events",
 }
 DEFAULT_TAB = "statistics"
 
 
 def tabs_of(webhook: Webhook) -> dict[str, str]:
-    """The webhook's tabs by key, in page order: Custom Data only for a POST webhook."""
-    return {key: label for key, label in TABS.items() if key != "data" or webhook.http_method == "POST"}
+    """The webhook's tabs by key, in page order: Custom Data only for a POST webhook, Events only
+    for an event webhook (a validation webhook is called with a request, never by events)."""
+    return {
+        key: label
+        for key, label in TABS.items()
+        if (key != "data" or webhook.http_method == "POST")
+        and (key != "events" or webhook.catalog_entry.kind == "event")
+    }
 
 
 def chosen_tab(webhook: Webhook, asked: str | None) -> str:

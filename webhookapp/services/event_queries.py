@@ -1,0 +1,183 @@
+"""The reads of events: a webhook's events (its Events tab, the API's ``webhook.id`` filter, a
+handler calling back), the events an account may see, and which attempt carried which event
+(docs/architecture.md, "Following events").
+
+An event names the webhooks it matched in ``webhook_ids``, a JSON list. A webhook's events are
+read through ``ix_events_product_class_created`` (the webhook's product and object class, newest
+first) and kept when the list names the webhook: a range of the index, not every event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import JSONB
+
+from .. import paging
+from ..extensions import db, on_postgresql
+from ..models import Account, ApiToken, Attempt, Event, Webhook
+
+CARRIED_SHOWN = 20
+"""Events listed on an attempt's page; the rest are counted and linked to the Events tab."""
+SEARCHED_EVENTS = 1000
+"""Events read for one search (the newest with that id): an object's webhooks are among them."""
+
+
+def _listed_ids() -> Any:
+    """The ids in ``events.webhook_ids`` as a table of one column, ``value``."""
+    if on_postgresql():
+        return func.jsonb_array_elements_text(cast(Event.webhook_ids, JSONB)).table_valued("value")
+    return func.json_each(Event.webhook_ids).table_valued("value")
+
+
+def names_webhook(webhook_id: str) -> ColumnElement[bool]:
+    """``events.webhook_ids`` contains ``webhook_id``.
+
+    PostgreSQL: ``jsonb @> '["WH-…"]'``, one test per row; SQLite: a look into ``json_each``.
+    """
+    if on_postgresql():
+        return cast(Event.webhook_ids, JSONB).contains([webhook_id])
+    listed = _listed_ids()
+    return exists(select(1).select_from(listed).where(listed.c.value == webhook_id))
+
+
+def of_webhook(webhook: Webhook) -> ColumnElement[bool]:
+    """The events ``webhook`` matched: its product and object class (the index's leading
+    columns, so the planner reads a range of it) and its id in their list."""
+    return and_(
+        Event.product_id == webhook.product_id, Event.object_class == webhook.object_class, names_webhook(webhook.id)
+    )
+
+
+def webhook_events_query(webhook: Webhook) -> Select:
+    """The events ``webhook`` matched (order them newest first: ``created_at``, ``id``)."""
+    return select(Event).where(of_webhook(webhook))
+
+
+def events_page(webhook: Webhook, *, per_page: int, **position: Any) -> paging.KeysetPage:
+    """A page of the webhook's events, newest first (``position``: see :func:`.paging.keyset_page`)."""
+    return paging.keyset_page(webhook_events_query(webhook), Event.created_at, Event.id, per_page=per_page, **position)
+
+
+def visible_condition(account: Account) -> ColumnElement[bool]:
+    """The events ``account`` may see: those it posted, and those that matched one of its
+    webhooks (an event posted with a platform token is stored under the platform's account and
+    may match every account's webhooks). Any other event is unknown to it (404)."""
+    listed = _listed_ids()
+    matched_own = exists(
+        select(1)
+        .select_from(listed)
+        .join(Webhook, Webhook.id == listed.c.value)
+        .where(Webhook.account_id == account.id)
+    )
+    return or_(Event.account_id == account.id, matched_own)
+
+
+def get_event(event_id: str, condition: ColumnElement[bool]) -> Event | None:
+    """The event with this id if ``condition`` (who asks) lets it be seen; else None."""
+    return db.session.scalar(select(Event).where(Event.id == event_id, condition))
+
+
+def webhook_filter(account: Account) -> Any:
+    """The API's ``webhook.id`` filter for ``account``: the events of its webhook with that id,
+    read through the webhook's range of the index; another account's webhook matches nothing."""
+
+    def match(webhook_id: str) -> ColumnElement[bool]:
+        webhook = db.session.scalar(select(Webhook).where(Webhook.id == webhook_id, Webhook.account_id == account.id))
+        return of_webhook(webhook) if webhook else false()
+
+    return match
+
+
+def own_webhook_ids(account_id: str, events: Iterable[Event]) -> set[str]:
+    """Which webhooks named by ``events`` belong to the account: one statement per page."""
+    named = {webhook_id for event in events for webhook_id in event.webhook_ids or ()}
+    if not named:
+        return set()
+    query = select(Webhook.id).where(Webhook.id.in_(named), Webhook.account_id == account_id)
+    return set(db.session.scalars(query))
+
+
+def matched_by(account: Account, text: str) -> set[str]:
+    """The webhooks matched by the events whose id, client id or object id is ``text`` exactly:
+    the list's search box. Each is an index lookup (the primary key, ``uq_events_account_client_id``
+    for the client ids of the account's and the platform tokens' events, ``ix_events_object_id``);
+    the caller keeps the account's own webhooks."""
+    text = text.strip()
+    if not text:
+        return set()
+    posters = select(ApiToken.account_id).where(ApiToken.is_platform.is_(True)).distinct()
+    client_id = and_(Event.client_event_id == text, or_(Event.account_id == account.id, Event.account_id.in_(posters)))
+    condition = or_(Event.id == text.upper(), Event.object_id == text, client_id)
+    query = select(Event.webhook_ids).where(condition).order_by(Event.created_at.desc()).limit(SEARCHED_EVENTS)
+    return {webhook_id for listed in db.session.scalars(query) for webhook_id in listed or ()}
+
+
+# -- which attempt carried which event ------------------------------------------------------
+
+
+def _trigger_attempts(webhook_id: str) -> ColumnElement[bool]:
+    """The webhook's attempts that delivered a trigger: not validations, not redeliveries."""
+    return and_(Attempt.webhook_id == webhook_id, Attempt.kind == "trigger", Attempt.redelivery_of.is_(None))
+
+
+def carriers(webhook: Webhook, events: list[Event]) -> dict[str, Attempt]:
+    """The attempt that carried each event: the webhook's first trigger attempt that started at
+    or after the event was stored (ties by id). Events not carried yet are left out.
+
+    One statement for the page: each event's attempt is one probe of the attempts' index."""
+    if not events:
+        return {}
+    first = (
+        select(Attempt.id)
+        .where(_trigger_attempts(webhook.id), Attempt.started_at >= Event.created_at)
+        .order_by(Attempt.started_at, Attempt.id)
+        .limit(1)
+        .correlate(Event)
+        .scalar_subquery()
+    )
+    pairs = db.session.execute(select(Event.id, first).where(Event.id.in_([event.id for event in events]))).all()
+    attempt_ids = {attempt_id for _event_id, attempt_id in pairs if attempt_id is not None}
+    if not attempt_ids:
+        return {}
+    attempts = {
+        attempt.id: attempt for attempt in db.session.scalars(select(Attempt).where(Attempt.id.in_(attempt_ids)))
+    }
+    return {event_id: attempts[attempt_id] for event_id, attempt_id in pairs if attempt_id in attempts}
+
+
+@dataclass
+class Carried:
+    """The events an attempt carried: the newest few, how many in all, and the Events tab's
+    position (``before``) where they start."""
+
+    items: list[Event]
+    total: paging.Count
+    before: str
+
+
+def carried_events(webhook: Webhook, attempt: Attempt, shown: int = CARRIED_SHOWN) -> Carried | None:
+    """The events ``attempt`` carried: those stored after the previous trigger attempt started
+    and no later than this one started. None for an attempt that carries no events (a
+    validation call, a redelivery)."""
+    if attempt.kind != "trigger" or attempt.redelivery_of is not None:
+        return None
+    previous = db.session.scalar(
+        select(Attempt.started_at)
+        .where(
+            _trigger_attempts(webhook.id),
+            tuple_(Attempt.started_at, Attempt.id) < tuple_(attempt.started_at, attempt.id),
+        )
+        .order_by(Attempt.started_at.desc(), Attempt.id.desc())
+        .limit(1)
+    )
+    query = webhook_events_query(webhook).where(Event.created_at <= attempt.started_at)
+    if previous is not None:
+        query = query.where(Event.created_at > previous)
+    items = list(db.session.scalars(query.order_by(Event.created_at.desc(), Event.id.desc()).limit(shown)))
+    total = paging.Count(len(items)) if len(items) < shown else paging.bounded_count(query, Event.id)
+    # Every event stored up to the attempt's start sorts before this position.
+    return Carried(items, total, paging.cursor(attempt.started_at + paging.MICROSECOND, "EV-000-000-000-000"))
