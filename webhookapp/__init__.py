@@ -123,6 +123,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 def register_blueprints(app: Flask) -> None:
     from .api import blueprint as api
     from .auth.routes import blueprint as auth
+    from .ops import blueprint as ops
     from .settings.routes import blueprint as settings
     from .webhooks.routes import blueprint as webhooks
     from .webhooks.wizard import blueprint as wizard
@@ -133,6 +134,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(settings)
     app.register_blueprint(api)
     csrf.exempt(api)  # token-authenticated JSON: no cookies, so no cross-site forgery
+    app.register_blueprint(ops)
+    csrf.exempt(ops)  # probes and scrapers: GET only, no cookies
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -163,9 +166,10 @@ def register_commands(app: Flask) -> None:
     register(app)
 
 
-# Reachable without a login session: the login page, static files, and the token-authenticated API.
+# Reachable without a login session: the login page, static files, the token-authenticated API,
+# and the operations endpoints (health checks; metrics, which check their own access).
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
-PUBLIC_BLUEPRINTS = {"api"}
+PUBLIC_BLUEPRINTS = {"api", "ops"}
 
 
 def register_login_wall(app: Flask) -> None:
