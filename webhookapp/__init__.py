@@ -12,7 +12,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user
 from sqlalchemy import event
 
-from . import throttling
+from . import logs, throttling
 from .config import CONFIGS
 from .errors import ServiceError
 from .extensions import csrf, db, login_manager, migrate, ping_idle_connections
@@ -49,6 +49,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.config.from_object(config_class)
     app.config.update(overrides or {})
     config_class.finalize(app.config)
+    if app.config["LOG_FORMAT"] != "text":  # text: Flask's and Python's defaults, as ever
+        logs.configure(app.config["LOG_FORMAT"])  # before anything asks for app.logger
     os.makedirs(app.instance_path, exist_ok=True)  # the default SQLite database lives there
     app.config["VERSION"] = __version__
 

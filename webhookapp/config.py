@@ -79,6 +79,8 @@ class Config:
     RATELIMIT_SWALLOW_ERRORS = True  # Redis down: nothing is throttled, nothing fails
     RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
     RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    # text (as Python's logging has it) or json: one object per line, for log collectors (logs.py).
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 
     @classmethod
     def finalize(cls, config: dict) -> None:
