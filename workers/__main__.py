@@ -66,6 +66,10 @@ def main() -> None:
             time.sleep(1)
             worker = SimpleWorker([queue], connection=connection)
     stop.set()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # as gunicorn's child_exit hook does (gunicorn.conf.py)
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import metrics
 from ..extensions import db
 from ..times import utcnow
 from . import dispatch, outcomes
@@ -47,7 +48,7 @@ def record(finished: list[Finished]) -> list[Finished]:
                 kept.extend(item for item in successes if not _record_one(item))
         else:
             for claim, _call, result in successes:
-                _log(claim, result, None)  # the batch statement does not return the attempts' ids
+                _recorded(claim, result, None)  # the batch statement does not return the attempts' ids
     kept.extend(item for item in finished if not item[2].success and not _record_one(item))
     return kept
 
@@ -78,7 +79,7 @@ def _record_one(item: Finished) -> bool:
     if completed == UNREACHABLE:
         return False
     if isinstance(completed, outcomes.Completed):
-        _log(claim, result, completed.attempt_id)
+        _recorded(claim, result, completed.attempt_id)
         retry_at = completed.retry_at
         if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
             dispatch.schedule(claim.webhook.id, retry_at)
@@ -119,7 +120,9 @@ def _ids(claim: Claim, attempt_id: int | None = None) -> dict[str, object]:
     return {"webhook_id": claim.webhook.id, "attempt": claim.attempt, "attempt_id": attempt_id}
 
 
-def _log(claim: Claim, result: AttemptResult, attempt_id: int | None) -> None:
+def _recorded(claim: Claim, result: AttemptResult, attempt_id: int | None) -> None:
+    """Count and log an outcome once it is recorded: the count then matches the statistics."""
+    metrics.delivery_recorded(result.success, result.duration_ms)
     if not result.success:
         log.info("%s attempt %d failed in %.0f ms: %s", claim.webhook.id, claim.attempt, result.duration_ms,
                  result.error, extra=_ids(claim, attempt_id))  # fmt: skip
