@@ -12,7 +12,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user
 from sqlalchemy import event
 
-from . import throttling
+from . import logs, throttling
 from .config import CONFIGS
 from .errors import ServiceError
 from .extensions import csrf, db, login_manager, migrate, ping_idle_connections
@@ -49,6 +49,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.config.from_object(config_class)
     app.config.update(overrides or {})
     config_class.finalize(app.config)
+    if app.config["LOG_FORMAT"] != "text":  # text: Flask's and Python's defaults, as ever
+        logs.configure(app.config["LOG_FORMAT"])  # before anything asks for app.logger
     os.makedirs(app.instance_path, exist_ok=True)  # the default SQLite database lives there
     app.config["VERSION"] = __version__
 
@@ -123,6 +125,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 def register_blueprints(app: Flask) -> None:
     from .api import blueprint as api
     from .auth.routes import blueprint as auth
+    from .ops import blueprint as ops
     from .settings.routes import blueprint as settings
     from .webhooks import rotation  # noqa: F401 - its views join the webhooks blueprint
     from .webhooks.live import blueprint as live
@@ -136,6 +139,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(settings)
     app.register_blueprint(api)
     csrf.exempt(api)  # token-authenticated JSON: no cookies, so no cross-site forgery
+    app.register_blueprint(ops)
+    csrf.exempt(ops)  # probes and scrapers: GET only, no cookies
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -166,9 +171,10 @@ def register_commands(app: Flask) -> None:
     register(app)
 
 
-# Reachable without a login session: the login page, static files, and the token-authenticated API.
+# Reachable without a login session: the login page, static files, the token-authenticated API,
+# and the operations endpoints (health checks; metrics, which check their own access).
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
-PUBLIC_BLUEPRINTS = {"api"}
+PUBLIC_BLUEPRINTS = {"api", "ops"}
 
 
 def register_login_wall(app: Flask) -> None:

@@ -6,6 +6,7 @@ production.  Choose with ``WEBHOOKAPP_CONFIG``.  Durations are seconds and may b
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -21,6 +22,17 @@ def _float(name: str, default: float) -> float:
 
 def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def _networks(name: str, default: str) -> list[str]:
+    """Comma-separated CIDRs; a malformed one stops the process at once, naming the variable."""
+    cidrs = [cidr.strip() for cidr in os.environ.get(name, default).split(",") if cidr.strip()]
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    return cidrs
 
 
 def normalise_database_url(url: str) -> str:
@@ -95,6 +107,14 @@ class Config:
     RATELIMIT_SWALLOW_ERRORS = True  # Redis down: nothing is throttled, nothing fails
     RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
     RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    # Who may read /metrics without an operator's token (ops/access.py). Behind a proxy, see
+    # the throttling note above: the address is the proxy's unless ProxyFix is configured.
+    WEBHOOK_METRICS_NETWORKS = _networks("WEBHOOK_METRICS_NETWORKS", "127.0.0.0/8,::1/128")
+    # Where every process of the machine keeps its counters (metrics.py); must be set in the
+    # environment before the processes start, the same for all of them.
+    PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    # text (as Python's logging has it) or json: one object per line, for log collectors (logs.py).
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 
     @classmethod
     def finalize(cls, config: dict) -> None:

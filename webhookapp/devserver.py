@@ -1,4 +1,5 @@
-"""``make run``: the web server and a worker, plus a private Redis when ``REDIS_URL`` is unset.
+"""``make run``: the web server and a worker, plus a private Redis when ``REDIS_URL`` is unset
+and a private directory for their metrics when ``PROMETHEUS_MULTIPROC_DIR`` is.
 
 One Ctrl-C (or the end of any of them) stops everything, in order: the web server and the
 worker first (the worker finishes its sends in flight), Redis last, so that nothing is cut off
@@ -11,6 +12,7 @@ database is the source of truth and the sweeper re-announces whatever was due.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,6 +60,10 @@ def main() -> int:
     env = dict(os.environ)
     # The api_url handlers receive: here, so that a handler can call back for its events.
     env.setdefault("WEBHOOK_API_URL", f"http://{host}:{port}/public/v1/")
+    metrics_dir = None
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        # One directory for the web server's and the worker's counters, so that /metrics shows both.
+        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir = tempfile.mkdtemp(prefix="webhookapp-metrics-")
     redis_process: subprocess.Popen | None = None
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = start_private_redis()
@@ -81,6 +87,8 @@ def main() -> int:
         _stop([web, worker], wait=float(env.get("WEBHOOK_DELIVERY_TIMEOUT", 300)) + 10)
         if redis_process is not None:
             _stop([redis_process], wait=10)
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 import time
 from types import FrameType
@@ -17,7 +18,7 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
-from webhookapp import create_app
+from webhookapp import create_app, logs
 from webhookapp.engine import delivery, dispatch, jobs
 
 log = logging.getLogger("workers")
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     parser.add_argument("--no-cron", action="store_true", help="do not run the sweeper and pruning here")
     options = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(os.environ.get("LOG_FORMAT", "text"))  # LOG_FORMAT=json: one JSON object per line
     # RQ would log every sweep, every second; our own loggers say what was delivered.
     logging.getLogger("rq.cron").setLevel(logging.WARNING)
 
@@ -87,6 +88,10 @@ def main() -> None:
     with app.app_context():
         delivery.finish_sends()  # sends a finished job left in flight record themselves first
     log.info("Worker stopped.")
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # as gunicorn's child_exit hook does (gunicorn.conf.py)
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug import Response
 
-from .. import callbacks, tenancy, throttling
+from .. import callbacks, metrics, tenancy, throttling
 from ..engine import ingest
 from ..errors import ServiceError, Unauthenticated
 
@@ -86,9 +86,18 @@ def _finite(text: str) -> float:
 @blueprint.post("/events")
 def post_event() -> tuple[Response, int]:
     """Accept a queue-change event; the token is checked as the event is stored."""
-    authorization = request.headers.get("Authorization")
     try:
-        result = ingest.ingest_as(authorization, json_body(current_app.config["EVENT_MAX_BYTES"]))
+        result = _ingest_event(request.headers.get("Authorization"))
+    except ServiceError as error:
+        metrics.event_refused(error.status)
+        raise
+    (metrics.DUPLICATE if result.duplicate else metrics.ACCEPTED).inc()
+    return jsonify(result.as_json()), 200 if result.duplicate else 202
+
+
+def _ingest_event(authorization: str | None) -> ingest.IngestResult:
+    try:
+        return ingest.ingest_as(authorization, json_body(current_app.config["EVENT_MAX_BYTES"]))
     except Unauthenticated:
         raise
     except ServiceError:
@@ -96,4 +105,3 @@ def post_event() -> tuple[Response, int]:
         if tenancy.authenticate_header(authorization) is None:
             raise Unauthenticated from None
         raise
-    return jsonify(result.as_json()), 200 if result.duplicate else 202

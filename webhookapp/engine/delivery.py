@@ -126,7 +126,8 @@ def _prepare(flight: Flight, claims: list[Claim]) -> None:
         try:
             call = build_call(claim)
         except Exception as exc:  # a webhook that cannot be signed fails alone
-            log.exception("Could not prepare the request of %s", claim.webhook.id)
+            log.exception("Could not prepare the request of %s", claim.webhook.id,
+                          extra={"webhook_id": claim.webhook.id, "attempt": claim.attempt})  # fmt: skip
             unsent = (claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))
             recording.record_patiently([unsent])
         else:

@@ -110,7 +110,8 @@ def schedule(webhook_id: str, due: datetime) -> bool:
         queue().enqueue_at(due, DELIVER_JOB, [webhook_id], job_timeout=job_timeout(), result_ttl=60, failure_ttl=86400)
         return True
     except RedisError as exc:
-        log.warning("Could not schedule the retry of %s (%s); the sweeper will.", webhook_id, exc)
+        log.warning("Could not schedule the retry of %s (%s); the sweeper will.", webhook_id, exc,
+                    extra={"webhook_id": webhook_id})  # fmt: skip
         return False
 
 
@@ -121,5 +122,6 @@ def purge(webhook_id: str) -> bool:
         queue().enqueue(PURGE_JOB, webhook_id, job_timeout=3600, result_ttl=0, failure_ttl=86400)
         return True
     except RedisError as exc:
-        log.warning("Could not queue the purge of %s (%s); the hourly prune will.", webhook_id, exc)
+        log.warning("Could not queue the purge of %s (%s); the hourly prune will.", webhook_id, exc,
+                    extra={"webhook_id": webhook_id})  # fmt: skip
         return False

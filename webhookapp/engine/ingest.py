@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import rules, tenancy
+from .. import logs, rules, tenancy
 from ..catalog import OBJECT_CLASSES
 from ..errors import ServiceError, Unauthenticated
 from ..extensions import db, on_postgresql
@@ -118,7 +118,8 @@ def ingest(token: ApiToken, body: Any, *, wake: bool = True) -> IngestResult:
 
 def _ingest_postgresql(digest: str, values: dict[str, Any], wake: bool) -> IngestResult:
     event_id = new_id("EV", 4)
-    outcome = ingest_postgresql.store(digest, values, event_id=event_id, now=utcnow(), wake=wake)
+    with logs.context(event_id=event_id):  # a failed wake-up says which event it was for
+        outcome = ingest_postgresql.store(digest, values, event_id=event_id, now=utcnow(), wake=wake)
     if outcome.account_id is None:
         raise Unauthenticated
     if not outcome.found:
@@ -137,16 +138,17 @@ def ingest_portable(token: ApiToken, values: dict[str, Any], *, wake: bool = Tru
     if client_id is not None and (previous := _previous(token.account_id, client_id)):
         return previous
     event_id = new_id("EV", 4)
-    try:
-        matched, fresh = _store(token, values, event_id, utcnow())
-    except IntegrityError:  # the same client id, committed meanwhile by a concurrent request
-        db.session.rollback()
-        previous = _previous(token.account_id, client_id) if client_id else None
-        if previous is None:
-            raise
-        return previous
-    if wake and fresh:
-        dispatch.wake(fresh)
+    with logs.context(event_id=event_id):
+        try:
+            matched, fresh = _store(token, values, event_id, utcnow())
+        except IntegrityError:  # the same client id, committed meanwhile by a concurrent request
+            db.session.rollback()
+            previous = _previous(token.account_id, client_id) if client_id else None
+            if previous is None:
+                raise
+            return previous
+        if wake and fresh:
+            dispatch.wake(fresh)
     return IngestResult(event_id, matched, False)
 
 

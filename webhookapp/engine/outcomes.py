@@ -9,7 +9,7 @@ Successes of a busy worker are recorded in batches: on PostgreSQL by one stateme
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select, update
 
@@ -114,14 +114,23 @@ def record_redelivery(
     return attempt
 
 
-def complete(claim: Claim, call: PreparedCall, result: AttemptResult) -> datetime | None:
+class Completed(NamedTuple):
+    """A recorded attempt (``attempt_id`` None: its webhook was deleted meanwhile) and the due
+    time of its retry, if one was scheduled."""
+
+    attempt_id: int | None
+    retry_at: datetime | None
+
+
+def complete(claim: Claim, call: PreparedCall, result: AttemptResult) -> Completed:
     """Record the attempt, release the lease and decide what comes next (:func:`.triggers.finish`),
-    in one commit. Returns the due time of a scheduled retry, if any."""
-    if record_attempt(claim.webhook.id, claim.attempt, call, result, "trigger") is None:
-        return None
+    in one commit."""
+    attempt_id = record_attempt(claim.webhook.id, claim.attempt, call, result, "trigger")
+    if attempt_id is None:
+        return Completed(None, None)
     retry_at = triggers.finish(claim, result.success)
     db.session.commit()
-    return retry_at
+    return Completed(attempt_id, retry_at)
 
 
 def complete_successes(items: list[Finished]) -> None:

@@ -14,25 +14,25 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import metrics
 from ..extensions import db
 from ..times import utcnow
 from . import dispatch, outcomes
 from .reconnect import close_session, retrying, unreachable
 from .timing import LINGER, RECONNECT_PAUSE, RECORD_PATIENCE
-from .types import AttemptResult, Finished
+from .types import AttemptResult, Claim, Finished
 
 log = logging.getLogger(__name__)
 
 
 def record(finished: list[Finished]) -> list[Finished]:
-    """Record outcomes; returns those the database could not take because it was unreachable."""
-    for claim, _call, result in finished:
-        _log(claim.webhook.id, claim.attempt, result)
+    """Record outcomes; returns those the database could not take because it was unreachable.
+
+    Each outcome is logged once, when it is recorded (a failure with its attempt's id)."""
     successes = [item for item in finished if item[2].success]
     kept: list[Finished] = []
     if successes:
@@ -46,6 +46,9 @@ def record(finished: list[Finished]) -> list[Finished]:
             else:  # one of them cannot be stored: record them one at a time
                 log.exception("Could not record a batch of %d successes; recording them one by one", len(successes))
                 kept.extend(item for item in successes if not _record_one(item))
+        else:
+            for claim, _call, result in successes:
+                _recorded(claim, result, None)  # the batch statement does not return the attempts' ids
     kept.extend(item for item in finished if not item[2].success and not _record_one(item))
     return kept
 
@@ -53,16 +56,15 @@ def record(finished: list[Finished]) -> list[Finished]:
 REFUSED, UNREACHABLE = "refused", "unreachable"
 
 
-def _complete(item: Finished) -> datetime | str | None:
-    """:func:`.outcomes.complete`: the retry's due time (or None), else :data:`REFUSED` or
-    :data:`UNREACHABLE`."""
+def _complete(item: Finished) -> outcomes.Completed | str:
+    """:func:`.outcomes.complete`, else :data:`REFUSED` or :data:`UNREACHABLE`."""
     try:
         return retrying(lambda: outcomes.complete(*item))
     except SQLAlchemyError as exc:
         db.session.rollback()
         if unreachable(exc):
             return UNREACHABLE
-        log.exception("The database refused the attempt of %s", item[0].webhook.id)
+        log.exception("The database refused the attempt of %s", item[0].webhook.id, extra=_ids(item[0]))
         return REFUSED
 
 
@@ -70,14 +72,17 @@ def _record_one(item: Finished) -> bool:
     """Record one outcome (without the response, if the database refuses it whole) and schedule
     its retry; False if the database was unreachable."""
     claim, call, result = item
-    retry_at = _complete(item)
-    if retry_at == REFUSED:
+    completed = _complete(item)
+    if completed == REFUSED:
         note = "[The response could not be stored.]"
-        retry_at = _complete((claim, call, dataclasses.replace(result, headers={}, body=note, truncated=False)))
-    if retry_at == UNREACHABLE:
+        completed = _complete((claim, call, dataclasses.replace(result, headers={}, body=note, truncated=False)))
+    if completed == UNREACHABLE:
         return False
-    if isinstance(retry_at, datetime) and (retry_at - utcnow()).total_seconds() > LINGER:
-        dispatch.schedule(claim.webhook.id, retry_at)
+    if isinstance(completed, outcomes.Completed):
+        _recorded(claim, result, completed.attempt_id)
+        retry_at = completed.retry_at
+        if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
+            dispatch.schedule(claim.webhook.id, retry_at)
     return True  # recorded; or refused even so, and its lease expires: a repeat, not a loss
 
 
@@ -110,8 +115,17 @@ def recorder() -> Callable[[list[Finished]], None]:
     return record_in_app
 
 
-def _log(webhook_id: str, attempt: int, result: AttemptResult) -> None:
-    if result.success:
-        log.debug("%s attempt %d: HTTP %s in %.0f ms", webhook_id, attempt, result.status, result.duration_ms)
-    else:
-        log.info("%s attempt %d failed in %.0f ms: %s", webhook_id, attempt, result.duration_ms, result.error)
+def _ids(claim: Claim, attempt_id: int | None = None) -> dict[str, object]:
+    """The ids a log line about this attempt carries (``logs.JsonFormatter``)."""
+    return {"webhook_id": claim.webhook.id, "attempt": claim.attempt, "attempt_id": attempt_id}
+
+
+def _recorded(claim: Claim, result: AttemptResult, attempt_id: int | None) -> None:
+    """Count and log an outcome once it is recorded: the count then matches the statistics."""
+    metrics.delivery_recorded(result.success, result.duration_ms)
+    if not result.success:
+        log.info("%s attempt %d failed in %.0f ms: %s", claim.webhook.id, claim.attempt, result.duration_ms,
+                 result.error, extra=_ids(claim, attempt_id))  # fmt: skip
+    elif log.isEnabledFor(logging.DEBUG):  # the hot path builds nothing for a line nobody reads
+        log.debug("%s attempt %d: HTTP %s in %.0f ms", claim.webhook.id, claim.attempt, result.status,
+                  result.duration_ms, extra=_ids(claim, attempt_id))  # fmt: skip

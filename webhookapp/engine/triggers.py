@@ -20,6 +20,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import JSON, ColumnElement, Select, Update, bindparam, case, func, select, update
 
+from .. import metrics
 from ..extensions import db
 from ..models import UTCDateTime, Webhook
 from ..times import utcnow
@@ -278,12 +279,14 @@ def finish(claim: Claim, success: bool) -> datetime | None:
             retry_at = utcnow() + timedelta(seconds=retry_delay(claim.attempt))
             values["next_trigger_at"] = case((Webhook.active.is_(True), retry_at), else_=None)
             values["trigger_attempts"] = claim.attempt
-    db.session.execute(
+    released = db.session.execute(
         update(Webhook)
         .where(Webhook.id == claim.webhook.id, Webhook.lease_id == claim.lease_id)
         .values(values)
         .execution_options(synchronize_session=False)
     )
+    if not success and released.rowcount:  # the transition happened: the lease was still ours
+        (metrics.RETRIES_SCHEDULED if retry_at else metrics.WENT_OUT_OF_ORDER).inc()
     return retry_at
 
 
@@ -345,6 +348,12 @@ def hand_back(claims: list[Claim]) -> int:
     result = db.session.execute(statement, [{"b_id": claim.webhook.id, "lease": claim.lease_id} for claim in claims])
     db.session.commit()
     return result.rowcount
+
+
+def due_count_query(now: datetime) -> Select:
+    """How many triggers a claim at ``now`` would find (the metrics' due gauge): the pending
+    ones alone, read through ``ix_webhooks_due``."""
+    return select(func.count()).select_from(TABLE).where(*_due_conditions(now))
 
 
 def next_due_query() -> Select:
