@@ -29,7 +29,8 @@ from tests.openapi_conformance import (
 )
 from tests.servers import HandlerServer
 from webhookapp import catalog
-from webhookapp.api.openapi import EVENT_PATH, WEBHOOK_PATH
+from webhookapp.api.openapi import EVENT_PATH
+from webhookapp.api.openapi_webhook_paths import WEBHOOK_PATH
 from webhookapp.api.serializers import STATUS_KEYS
 from webhookapp.extensions import db
 from webhookapp.models import Attempt, Webhook

@@ -19,7 +19,7 @@ from tests.engine import api_token, post_event, run_worker
 from tests.openapi_conformance import assert_conforms
 from tests.servers import HandlerServer
 from tests.test_csrf import REFUSED, csrf_client, csrf_token, login  # noqa: F401 (csrf_client: a fixture)
-from webhookapp.api.openapi import WEBHOOK_PATH
+from webhookapp.api.openapi_webhook_paths import WEBHOOK_PATH
 from webhookapp.engine import outcomes, signing
 from webhookapp.engine.types import AttemptResult, PreparedCall
 from webhookapp.extensions import db
