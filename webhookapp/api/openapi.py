@@ -18,6 +18,7 @@ from .events import EVENT_FIELDS
 from .openapi_parts import (
     DELIVERY_JWT,
     SECURITY_SCHEME,
+    components_parameters,
     content,
     error,
     json_errors,
@@ -29,7 +30,7 @@ from .openapi_parts import (
     shared,
     validation_answers,
 )
-from .openapi_schemas import components_parameters, ref, schemas
+from .openapi_schemas import ref, schemas
 from .openapi_webhook_paths import webhook_paths
 from .routes import blueprint
 

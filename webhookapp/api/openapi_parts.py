@@ -8,6 +8,7 @@ from typing import Any
 from ..engine.validations import ANSWER_STATUSES
 from .openapi_schemas import ref
 from .routes import BODY_MAX_BYTES
+from .webhooks import DEFAULT_LIMIT, MAX_LIMIT
 
 JSON = "application/json"
 SECURITY_SCHEME = "ApiKey"
@@ -115,3 +116,46 @@ def validation_answers() -> dict[str, Any]:
 
 def json_errors() -> dict[str, Any]:
     return {"400": shared("JSONRefused"), "413": shared("TooLarge"), "415": shared("NotJSON")}
+
+
+def components_parameters() -> dict[str, Any]:
+    return {
+        "webhook_id": {
+            "name": "webhook_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "examples": ["WH-123-456-789"]},
+        },
+        "event_id": {
+            "name": "event_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "examples": ["EV-123-456-789-012"]},
+        },
+        "attempt_id": {
+            "name": "attempt_id",
+            "in": "path",
+            "required": True,
+            "description": "An attempt of this webhook, as listed under .../attempts.",
+            "schema": {"type": "integer", "minimum": 1, "examples": [42]},
+        },
+        "limit": {
+            "name": "limit",
+            "in": "query",
+            "description": "How many items to return.",
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        },
+        "search": {
+            "name": "search",
+            "in": "query",
+            "description": "Webhooks whose name, id or endpoint URL contains this text (in any case), or that an "
+            "event matched whose id, client id (`external_id`) or object id is this text.",
+            "schema": {"type": "string"},
+        },
+        "offset": {
+            "name": "offset",
+            "in": "query",
+            "description": "How many items to skip.",
+            "schema": {"type": "integer", "minimum": 0, "default": 0},
+        },
+    }

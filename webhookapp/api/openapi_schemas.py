@@ -12,7 +12,6 @@ from .. import catalog, rules
 from ..engine import ingest
 from ..engine.validations import ANSWER_STATUSES
 from . import serializers
-from .webhooks import DEFAULT_LIMIT, MAX_LIMIT
 
 JSON_TYPES = {str: "string", bool: "boolean", dict: "object"}
 DATE_TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 in UTC with +00:00."}
@@ -168,49 +167,6 @@ def webhook_write_schema(*, create: bool) -> dict[str, Any]:
         description="A partial update. product and type cannot change: product_id, product, object_class and "
         f"type, when sent, must equal the webhook's. {note}",
     )
-
-
-def components_parameters() -> dict[str, Any]:
-    return {
-        "webhook_id": {
-            "name": "webhook_id",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "examples": ["WH-123-456-789"]},
-        },
-        "event_id": {
-            "name": "event_id",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "examples": ["EV-123-456-789-012"]},
-        },
-        "attempt_id": {
-            "name": "attempt_id",
-            "in": "path",
-            "required": True,
-            "description": "An attempt of this webhook, as listed under .../attempts.",
-            "schema": {"type": "integer", "minimum": 1, "examples": [42]},
-        },
-        "limit": {
-            "name": "limit",
-            "in": "query",
-            "description": "How many items to return.",
-            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-        },
-        "search": {
-            "name": "search",
-            "in": "query",
-            "description": "Webhooks whose name, id or endpoint URL contains this text (in any case), or that an "
-            "event matched whose id, client id (`external_id`) or object id is this text.",
-            "schema": {"type": "string"},
-        },
-        "offset": {
-            "name": "offset",
-            "in": "query",
-            "description": "How many items to skip.",
-            "schema": {"type": "integer", "minimum": 0, "default": 0},
-        },
-    }
 
 
 def schemas() -> dict[str, Any]:

@@ -23,28 +23,21 @@ from .. import catalog
 from ..engine import redelivery, signing, validations
 from ..errors import ServiceError
 from ..models import Webhook
-from ..services import event_queries, webhook_stats
+from ..services import event_queries
 from ..services import webhook_queries as queries
 from ..services import webhooks as service
 from ..urls import safe_local_path
-from . import chart_svg, sendtest, snippets, tabs
+from . import sendtest, tabs
 from .forms import EditForm, apply_row_action, format_data
+from .tab_loaders import TAB_LOADERS
 
 blueprint = Blueprint("webhooks", __name__)
-ATTEMPTS_PER_PAGE = 20
 MAX_PAGE = 100_000
-MAX_POSITION = 10**12
 
 
 def _page() -> int:
     """The ``page`` parameter, kept to a range no database overflows on."""
     return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
-
-
-def _position() -> int | None:
-    """``n``, the position the Older/Newer link knew for the page's first delivery (display only)."""
-    position = request.args.get("n", type=int)
-    return position if position is not None and 1 <= position <= MAX_POSITION else None
 
 
 def _own_webhook(webhook_id: str) -> Webhook:
@@ -105,46 +98,6 @@ def details(webhook_id: str) -> Response:
     if reveal:
         response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _deliveries(webhook: Webhook) -> dict[str, object]:
-    """The Deliveries tab: a keyset page of attempts, newest first, narrowed by outcome."""
-    outcome = request.args.get("outcome", "")
-    attempts = queries.attempts_page(
-        webhook, outcome, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"),
-        after=request.args.get("after"), oldest=request.args.get("at") == "oldest", first=_position(),
-    )  # fmt: skip
-    return {"attempts": attempts, "outcome": outcome}
-
-
-def _events(webhook: Webhook) -> dict[str, object]:
-    """The Events tab: a keyset page of the events the webhook matched, newest first, each with
-    the attempt that carried it (none yet: pending)."""
-    events = event_queries.events_page(
-        webhook, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"), after=request.args.get("after"),
-        oldest=request.args.get("at") == "oldest", first=_position(),
-    )  # fmt: skip
-    return {"events": events, "carriers": event_queries.carriers(webhook, events.items)}
-
-
-
-def _statistics(webhook: Webhook) -> dict[str, object]:
-    """The Statistics tab: the chart of the span ``?span=`` names (24 hours by default)."""
-    chart = webhook_stats.chart(webhook, webhook_stats.span_of(request.args.get("span")))
-    return {"chart": chart, "chart_view": chart_svg.layout(chart), "spans": webhook_stats.SPANS}
-
-
-def _handler_code(webhook: Webhook) -> dict[str, object]:
-    """The Handler code tab: this webhook's handler in Python and in Node.js."""
-    return {"snippets": snippets.render(webhook), "secret_env": snippets.SECRET_ENV}
-
-
-TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {
-    "statistics": _statistics,
-    "handler": _handler_code,
-    "deliveries": _deliveries,
-    "events": _events,
-}
 
 
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
