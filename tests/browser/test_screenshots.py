@@ -14,16 +14,21 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import log_in
 from tests.browser.helpers import QUEUE_TYPE, fill_general, next_step, open_wizard
 from tests.conftest import make_webhook
 from webhookapp.extensions import db
-from webhookapp.models import Attempt
+from webhookapp.models import Attempt, Event
 from webhookapp.services import tokens
 from webhookapp.times import utcnow
 
 pytestmark = pytest.mark.browser
 
-FILES = ("list.png", "wizard-type.png", "wizard-http.png", "details.png", "attempt.png", "tokens.png")
+FILES = (
+    "list.png", "wizard-type.png", "wizard-http.png", "details.png", "deliveries.png", "events.png",
+    "handler.png", "attempt.png", "tokens.png", "phone-dark.png",
+)  # fmt: skip
+FULL_PAGE = {"details.png", "attempt.png", "handler.png"}
 JWT_SHOWN = (
     "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJ3ZWJob29rX2lkIjoiV0gtNTc4LTQyNy03NjUiLCJleHAiOjE3OTU0NDM5NzJ9.REDACTED"
 )
@@ -57,6 +62,34 @@ def add_attempts(hook, now) -> int:
             hook.last_failure_info = {"attempt_id": attempt.id, "status": 503, "duration_ms": attempt.duration_ms,
                                       "excerpt": attempt.response_body, "error": attempt.error}  # fmt: skip
     return newest_success
+
+
+def add_history(hook, now) -> None:
+    """A day of earlier deliveries for the chart: a few an hour, a bad spell in the afternoon."""
+    for hours_ago in range(3, 24):
+        for n in range(2 + hours_ago % 4):
+            started = now - timedelta(hours=hours_ago, minutes=7 + 13 * n)
+            failed = 14 <= hours_ago <= 15 and n % 2 == 0
+            db.session.add(Attempt(
+                webhook_id=hook.id, kind="trigger", number=1, started_at=started,
+                duration_ms=(2900.0 if failed else 38.0 + (hours_ago * 7 + n * 29) % 160), success=not failed,
+                request_method="POST", request_url=hook.external_url, request_headers={}, request_body="{}",
+                response_status=504 if failed else 200, response_headers={}, response_body="",
+                error="The handler answered HTTP 504." if failed else None,
+            ))  # fmt: skip
+
+
+def add_events(hook, now) -> None:
+    """Events that matched the webhook, the newest still waiting for its trigger."""
+    orders = ((1, "1196"), (4, "1193"), (5, "1190"), (31, "1184"), (58, "1171"), (96, "1160"))
+    for minutes, number in orders:
+        order = f"PR-8841-2207-{number}"
+        db.session.add(Event(
+            id=f"EV-{order[3:]}", account_id=hook.account_id, client_event_id=f"erp-{order[-4:]}",
+            object_class=hook.object_class, product_id=hook.product_id, object_id=order,
+            api_url="https://connect.example/public/v1/", webhook_ids=[hook.id],
+            created_at=now - timedelta(minutes=minutes, seconds=20),
+        ))  # fmt: skip
 
 
 def seed(live_server) -> tuple[str, int]:
@@ -102,6 +135,8 @@ def seed(live_server) -> tuple[str, int]:
         stats.last_failure_at = now - timedelta(days=2, hours=5)
         stats.modified_at = now - timedelta(hours=20)
         attempt_id = add_attempts(stats, now)
+        add_history(stats, now)
+        add_events(stats, now)
         old, _ = tokens.create_token(tenant.account, "Staging importer")
         old.created_at = now - timedelta(days=40)
         old.last_used_at = now - timedelta(days=12)
@@ -148,9 +183,16 @@ def test_screenshots(logged_in: Page, live_server, screenshot_dir: Path):
 
     page.goto(f"/webhooks/{stats_id}")
     expect(page.locator("#statistics")).to_contain_text("1284")
+    expect(page.locator("#chart svg")).to_be_visible()
     page.screenshot(path=screenshot_dir / "details.png", full_page=True)
     page.goto(f"/webhooks/{stats_id}?tab=deliveries")
-    expect(page.locator("#deliveries tbody tr")).to_have_count(6)
+    expect(page.locator("#deliveries tbody tr")).to_have_count(20)
+    page.screenshot(path=screenshot_dir / "deliveries.png")
+    page.goto(f"/webhooks/{stats_id}?tab=events")
+    expect(page.locator("tbody tr")).to_have_count(6)
+    page.screenshot(path=screenshot_dir / "events.png")
+    page.goto(f"/webhooks/{stats_id}?tab=handler")
+    page.screenshot(path=screenshot_dir / "handler.png", full_page=True)
 
     page.goto(f"/webhooks/{stats_id}/attempts/{attempt_id}")
     expect(page.locator("h1")).to_contain_text("Success")
@@ -162,7 +204,20 @@ def test_screenshots(logged_in: Page, live_server, screenshot_dir: Path):
     expect(page.locator("#new-token")).to_be_visible()
     page.screenshot(path=screenshot_dir / "tokens.png")
 
+    phone = page.context.browser.new_context(
+        base_url=page.context.pages[0].url.split("/settings")[0], viewport={"width": 390, "height": 844},
+        color_scheme="dark", is_mobile=True, device_scale_factor=1,
+    )  # fmt: skip
+    small = phone.new_page()
+    log_in(small)
+    small.goto("/webhooks")
+    small.screenshot(path=screenshot_dir / "phone-dark.png")
+    phone.close()
+
     for name in FILES:
         width, height = png_size(screenshot_dir / name)
+        if name == "phone-dark.png":
+            assert (width, height) == (390, 844)
+            continue
         assert width == 1280
-        assert height == 800 or (name in ("details.png", "attempt.png") and height >= 800)
+        assert height == 800 or (name in FULL_PAGE and height >= 800)
