@@ -228,6 +228,7 @@ def sum_settled(now: datetime | None = None) -> int | None:
                 log.warning("The hour-summing lease expired mid-way; another worker carries on.")
                 break
     finally:
+        db.session.rollback()  # a connection that died mid-way leaves its transaction to end first
         maintenance.release_lease(SUM_LEASE, holder)
     return summed
 

@@ -137,6 +137,7 @@ def prune() -> dict[str, int] | None:
         log.warning("The prune lease expired mid-way; another worker carries on.")
         return None
     finally:
+        db.session.rollback()  # a connection that died mid-way leaves its transaction to end first
         release_lease(PRUNE_LEASE, holder)
     log.info("Pruned %s in %.1f s.", removed, time.monotonic() - began)
     return removed

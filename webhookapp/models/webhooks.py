@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, event, text
+from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, event, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..catalog import WebhookType, by_pair
@@ -68,7 +68,7 @@ class Webhook(db.Model):
 
     # Alerts (services/alerts.py): whether the account's users were told it is out of order; the
     # alert scan looks for rows where this differs from ``out_of_order``.
-    alerted_out_of_order: Mapped[bool] = mapped_column(default=False)
+    alerted_out_of_order: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     account: Mapped[Account] = relationship()
     product: Mapped[Product] = relationship()
