@@ -293,6 +293,22 @@ def finish(claim: Claim, success: bool) -> datetime | None:
 # -- reclaim an expired lease ----------------------------------------------------------------
 
 
+def _back_to_pending(now: datetime) -> dict[str, Any]:
+    """An attempt in flight that will not end (its lease ran out, or its worker stops) becomes a
+    pending trigger again, due at once: its lease goes, and the failed attempts before it count."""
+    return {
+        "lease_id": None,
+        "lease_expires_at": None,
+        "lease_attempt": 0,
+        # SET expressions see the old row: keep a pending trigger's count, else resume the lost one's.
+        "trigger_attempts": case(
+            (TABLE.c.next_trigger_at.is_(None), TABLE.c.lease_attempt - 1), else_=TABLE.c.trigger_attempts
+        ),
+        # A disabled webhook gets no trigger back: disabled webhooks send nothing.
+        "next_trigger_at": case((TABLE.c.active.is_(True), func.coalesce(TABLE.c.next_trigger_at, now)), else_=None),
+    }
+
+
 def reclaim_expired() -> int:
     """Turn attempts whose lease ran out (a worker died) back into due triggers, and commit;
     returns how many. A disabled webhook gets no trigger back: disabled webhooks send nothing.
@@ -309,16 +325,7 @@ def reclaim_expired() -> int:
     reclaimed = db.session.execute(
         update(TABLE)
         .where(TABLE.c.id.in_(select(expired.c.id)), TABLE.c.lease_expires_at < now)
-        .values(
-            lease_id=None,
-            lease_expires_at=None,
-            lease_attempt=0,
-            # SET expressions see the old row: keep a pending trigger's count, else resume the lost one's.
-            trigger_attempts=case(
-                (TABLE.c.next_trigger_at.is_(None), TABLE.c.lease_attempt - 1), else_=TABLE.c.trigger_attempts
-            ),
-            next_trigger_at=case((TABLE.c.active.is_(True), func.coalesce(TABLE.c.next_trigger_at, now)), else_=None),
-        )
+        .values(_back_to_pending(now))
         .returning(TABLE.c.id)  # counted from RETURNING: SQLite reports no rowcount for WITH … UPDATE
     ).all()
     db.session.commit()
@@ -332,19 +339,7 @@ def hand_back(claims: list[Claim]) -> int:
     if not claims:
         return 0
     now = utcnow()
-    statement = (
-        update(TABLE)
-        .where(TABLE.c.id == bindparam("b_id"), _ours())
-        .values(
-            lease_id=None,
-            lease_expires_at=None,
-            lease_attempt=0,
-            trigger_attempts=case(
-                (TABLE.c.next_trigger_at.is_(None), TABLE.c.lease_attempt - 1), else_=TABLE.c.trigger_attempts
-            ),
-            next_trigger_at=case((TABLE.c.active.is_(True), func.coalesce(TABLE.c.next_trigger_at, now)), else_=None),
-        )
-    )
+    statement = update(TABLE).where(TABLE.c.id == bindparam("b_id"), _ours()).values(_back_to_pending(now))
     result = db.session.execute(statement, [{"b_id": claim.webhook.id, "lease": claim.lease_id} for claim in claims])
     db.session.commit()
     return result.rowcount
