@@ -111,6 +111,10 @@ STEPS: tuple[tuple[str, str], ...] = (
               FROM generate_series(1, :webhooks) AS k) AS numbered""",
     ),
     (
+        "the webhooks' search text",
+        "INSERT INTO webhook_search SELECT id, account_id, label || ' ' || id || ' ' || external_url FROM webhooks",
+    ),
+    (
         "users and the API token",
         """INSERT INTO users (email, name, password_hash, is_admin, account_id, created_at, session_token)
         VALUES (:email, 'Scale User', :password_hash, false, :big_account, :start, '0123456789abcdef0123456789abcdef');

@@ -7,7 +7,7 @@ a token always filter by that account.
 from .accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, Product, User
 from .columns import UTCDateTime
 from .deliveries import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
-from .webhooks import WEBHOOK_FILLFACTOR, Webhook, WizardDraft
+from .webhooks import WEBHOOK_FILLFACTOR, Webhook, WebhookSearch, WizardDraft
 
 __all__ = [
     "DISTRIBUTOR",
@@ -24,5 +24,6 @@ __all__ = [
     "UTCDateTime",
     "User",
     "Webhook",
+    "WebhookSearch",
     "WizardDraft",
 ]

@@ -96,22 +96,6 @@ class Webhook(db.Model):
             postgresql_where=text("out_of_order <> alerted_out_of_order"),
             sqlite_where=text("out_of_order <> alerted_out_of_order"),
         ),
-        # The list's search box on PostgreSQL: a name that contains the text, found through
-        # trigrams rather than by reading every webhook of the account (docs/architecture.md, "Scale").
-        Index(
-            "ix_webhooks_label_trgm", "label", postgresql_using="gin", postgresql_ops={"label": "gin_trgm_ops"}
-        ).ddl_if(dialect="postgresql"),
-        # ... and a part of the id or of the endpoint URL, the same way. Neither column changes on
-        # an event, so events still update the rows in place.
-        Index("ix_webhooks_id_trgm", "id", postgresql_using="gin", postgresql_ops={"id": "gin_trgm_ops"}).ddl_if(
-            dialect="postgresql"
-        ),
-        Index(
-            "ix_webhooks_url_trgm",
-            "external_url",
-            postgresql_using="gin",
-            postgresql_ops={"external_url": "gin_trgm_ops"},
-        ).ddl_if(dialect="postgresql"),
         # Every event rewrites the rows it matches; room left on each page lets PostgreSQL update
         # them in place (HOT), without a new entry in every index (docs/architecture.md, "Scale").
         {"postgresql_with": {"fillfactor": WEBHOOK_FILLFACTOR}},
@@ -164,8 +148,38 @@ class WizardDraft(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-# The trigram operators of ix_webhooks_label_trgm (pg_trgm is a trusted extension: the database's
-# owner may create it).
+class WebhookSearch(db.Model):
+    """What the list's search box reads for a webhook: its name, id and endpoint URL in one text.
+
+    Kept beside the webhook, not on it: events and deliveries rewrite webhook rows many times a
+    second, and a trigram index on those rows would be written on every rewrite that cannot be
+    made in place; this row changes only when the webhook's name or URL does
+    (docs/architecture.md, "Scale"). Written by ``services/webhooks.py`` with the webhook.
+    """
+
+    __tablename__ = "webhook_search"
+
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        # A part of a name, id or URL, found through trigrams on PostgreSQL rather than by reading
+        # every webhook of the account.
+        Index(
+            "ix_webhook_search_text_trgm", "text", postgresql_using="gin", postgresql_ops={"text": "gin_trgm_ops"}
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    @staticmethod
+    def text_of(webhook: Webhook) -> str:
+        return f"{webhook.label} {webhook.id} {webhook.external_url}"
+
+
+# The trigram operators of ix_webhook_search_text_trgm (pg_trgm is a trusted extension: the
+# database's owner may create it).
 event.listen(
-    Webhook.__table__, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql")
+    WebhookSearch.__table__,
+    "before_create",
+    DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
 )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from .. import catalog, paging
 from ..extensions import db
-from ..models import Account, Attempt, Product, Webhook
+from ..models import Account, Attempt, Product, Webhook, WebhookSearch
 from ..times import utcnow
 from . import event_queries
 
@@ -29,13 +29,15 @@ def search_condition(search: str, account: Account) -> ColumnElement[bool]:
     """The list page's search box: the name, the id or the endpoint URL contains ``search`` (any
     case), or an event whose id, client id or object id is ``search`` matched the webhook.
 
-    On PostgreSQL each "contains" goes through a trigram index and the events through theirs, so
-    the planner ORs index scans instead of reading every webhook of the account."""
+    The names, ids and URLs are read from ``webhook_search`` (:class:`.WebhookSearch`), through a
+    trigram index on PostgreSQL, rather than from every webhook of the account."""
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{escaped}%"
-    contains = [column.ilike(pattern, escape="\\") for column in (Webhook.label, Webhook.id, Webhook.external_url)]
+    found = select(WebhookSearch.webhook_id).where(
+        WebhookSearch.account_id == account.id, WebhookSearch.text.ilike(f"%{escaped}%", escape="\\")
+    )
     matched = event_queries.matched_by(account, search)
-    return or_(*contains, Webhook.id.in_(sorted(matched))) if matched else or_(*contains)
+    contains = Webhook.id.in_(found)
+    return or_(contains, Webhook.id.in_(sorted(matched))) if matched else contains
 
 
 NEWEST_WEBHOOKS_FIRST = (Webhook.created_at.desc(), Webhook.id.desc())

@@ -11,12 +11,14 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import delete
+
 from .. import catalog, rules, tenancy
 from ..engine import dispatch, triggers
 from ..errors import ServiceError
 from ..extensions import db
 from ..ids import WEBHOOK_GROUPS, new_id
-from ..models import Account, DeletedWebhook, Product, Webhook
+from ..models import Account, DeletedWebhook, Product, Webhook, WebhookSearch
 from ..times import utcnow
 
 FIELD_NAMES = {"type_key": "type"}  # a field's name here → its name in the API
@@ -130,6 +132,7 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
     )
     triggers.set_enabled(webhook, cleaned.get("active", False))
     db.session.add(webhook)
+    db.session.add(WebhookSearch(webhook_id=webhook.id, account_id=account.id, text=WebhookSearch.text_of(webhook)))
     db.session.commit()
     return webhook
 
@@ -155,6 +158,10 @@ def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
     if webhook.http_method != "POST":
         webhook.data = {}
     webhook.modified_at = utcnow()
+    if "label" in cleaned or "external_url" in cleaned:
+        db.session.merge(
+            WebhookSearch(webhook_id=webhook.id, account_id=webhook.account_id, text=WebhookSearch.text_of(webhook))
+        )
     db.session.commit()
     _wake_if_due(webhook)
     return webhook
@@ -206,6 +213,7 @@ def delete_webhook(webhook: Webhook) -> None:
     """Delete the webhook for good, at once whatever its history: its attempt log is removed by
     the workers in the background (``deleted_webhooks`` remembers it until then)."""
     db.session.add(DeletedWebhook(webhook_id=webhook.id, deleted_at=utcnow()))
+    db.session.execute(delete(WebhookSearch).where(WebhookSearch.webhook_id == webhook.id))
     db.session.delete(webhook)
     db.session.commit()
     dispatch.purge(webhook.id)
