@@ -185,6 +185,17 @@ def logged_in(page: Page) -> Page:
 
 
 @pytest.fixture
+def no_js_page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
+    """A logged-in page with JavaScript off: every page must work without the scripts."""
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    log_in(page)
+    yield page
+    context.close()
+
+
+@pytest.fixture
 def screenshot_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     """docs/ with --screenshots (or WEBHOOKAPP_SCREENSHOTS=1), else a temporary folder (the test still runs).
 

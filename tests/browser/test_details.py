@@ -7,7 +7,6 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import TIMEOUT_MS, log_in
 from tests.conftest import make_webhook
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
@@ -57,16 +56,6 @@ def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook)
     expect(value).to_have_text("•" * 24)
     expect(secret_box.get_by_role("button", name="Reveal JWT secret", exact=True)).to_be_visible()
 
-
-@pytest.fixture
-def no_js_page(browser, live_server):
-    """A logged-in page with JavaScript off: every page must work without app.js."""
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    log_in(page)
-    yield page
-    context.close()
 
 
 def test_reveal_without_javascript(no_js_page: Page, hook: Webhook):

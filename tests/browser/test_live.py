@@ -7,28 +7,18 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import TIMEOUT_MS, log_in
 from tests.conftest import make_webhook
 from tests.engine import api_token, run_worker
-from tests.servers import HandlerServer
 from webhookapp.engine import delivery
 from webhookapp.extensions import db
 from webhookapp.models import Webhook
 
 pytestmark = pytest.mark.browser
 SOON_MS = 6_000  # a change shows within about two seconds; room for a busy machine
-
-
-@pytest.fixture
-def handler() -> Iterator[HandlerServer]:
-    server = HandlerServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -209,15 +199,6 @@ def test_a_region_holding_the_focus_waits_until_the_focus_leaves(logged_in: Page
     page.evaluate("document.activeElement.blur()")
     expect(banner).to_contain_text("got HTTP 504", timeout=SOON_MS)
 
-
-@pytest.fixture
-def no_js_page(browser, live_server) -> Iterator[Page]:
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    log_in(page)
-    yield page
-    context.close()
 
 
 def test_without_javascript_the_page_is_unchanged_until_reloaded(no_js_page: Page, live_server, handler, hook):

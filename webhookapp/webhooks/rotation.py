@@ -3,22 +3,13 @@ secret (:mod:`..services.secret_rotation`). Each action returns to the tab."""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, url_for
-from flask_login import current_user
+from flask import flash, redirect, url_for
 from werkzeug import Response
 
 from ..models import Webhook
 from ..services import secret_rotation
-from ..services import webhook_queries as queries
 from ..services.webhooks import WebhookValidationError
-from .routes import blueprint
-
-
-def _own(webhook_id: str) -> Webhook:
-    webhook = queries.get_webhook(current_user.account, webhook_id)
-    if webhook is None:
-        abort(404)
-    return webhook
+from .routes import blueprint, own_webhook
 
 
 def _back(webhook: Webhook) -> Response:
@@ -27,7 +18,7 @@ def _back(webhook: Webhook) -> Response:
 
 @blueprint.post("/webhooks/<webhook_id>/secret/next")
 def generate_next_secret(webhook_id: str) -> Response:
-    webhook = _own(webhook_id)
+    webhook = own_webhook(webhook_id)
     secret_rotation.generate_next(webhook)
     flash("A next secret was generated. Deliveries are still signed with the current one: make the handler "
           "accept both, then switch.", "success")  # fmt: skip
@@ -36,7 +27,7 @@ def generate_next_secret(webhook_id: str) -> Response:
 
 @blueprint.post("/webhooks/<webhook_id>/secret/switch")
 def switch_secret(webhook_id: str) -> Response:
-    webhook = _own(webhook_id)
+    webhook = own_webhook(webhook_id)
     try:
         secret_rotation.switch_to_next(webhook)
     except WebhookValidationError as exc:
@@ -48,7 +39,7 @@ def switch_secret(webhook_id: str) -> Response:
 
 @blueprint.post("/webhooks/<webhook_id>/secret/discard")
 def discard_next_secret(webhook_id: str) -> Response:
-    webhook = _own(webhook_id)
+    webhook = own_webhook(webhook_id)
     secret_rotation.discard_next(webhook)
     flash("The next secret was discarded; the current one stays in use.", "success")
     return _back(webhook)

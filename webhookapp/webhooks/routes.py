@@ -40,7 +40,8 @@ def _page() -> int:
     return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
 
 
-def _own_webhook(webhook_id: str) -> Webhook:
+def own_webhook(webhook_id: str) -> Webhook:
+    """The signed-in account's webhook with this id; a 404 for any other id."""
     webhook = queries.get_webhook(current_user.account, webhook_id)
     if webhook is None:
         abort(404)
@@ -85,7 +86,7 @@ def index() -> str:
 @blueprint.get("/webhooks/<webhook_id>")
 def details(webhook_id: str) -> Response:
     """The details page: properties, then one tab (:mod:`.tabs`) with what it needs loaded."""
-    webhook = _own_webhook(webhook_id)
+    webhook = own_webhook(webhook_id)
     tab = tabs.chosen_tab(webhook, request.args.get("tab"))
     reveal = request.args.get("reveal") if tab == "http" and request.args.get("reveal") in ("secret", "next") else None
     loader = TAB_LOADERS.get(tab)
@@ -102,7 +103,7 @@ def details(webhook_id: str) -> Response:
 
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
 def attempt(webhook_id: str, attempt_id: int) -> str:
-    webhook = _own_webhook(webhook_id)
+    webhook = own_webhook(webhook_id)
     record = queries.get_attempt(webhook, attempt_id)
     if record is None:
         abort(404)
@@ -118,7 +119,7 @@ def attempt(webhook_id: str, attempt_id: int) -> str:
 def redeliver(webhook_id: str, attempt_id: int) -> Response:
     """Redeliver: send the attempt's request again now and show the new attempt; nothing else
     about the webhook changes (docs/architecture.md, "Redeliver")."""
-    webhook = _own_webhook(webhook_id)
+    webhook = own_webhook(webhook_id)
     original = queries.get_attempt(webhook, attempt_id)
     if original is None:
         abort(404)
@@ -139,7 +140,7 @@ def redeliver(webhook_id: str, attempt_id: int) -> Response:
 @blueprint.post("/webhooks/<webhook_id>/trigger")
 def trigger(webhook_id: str) -> Response:
     """Trigger Now: event webhooks get a trigger due now; validation webhooks a sample request."""
-    webhook = _own_webhook(webhook_id)
+    webhook = own_webhook(webhook_id)
     if webhook.catalog_entry.kind == "validation":
         try:
             answer = validations.send_sample(webhook)
@@ -161,7 +162,7 @@ def trigger(webhook_id: str) -> Response:
 @blueprint.post("/webhooks/<webhook_id>/retry")
 def retry(webhook_id: str) -> Response:
     """Retry now: the pending retry of a Failing or Out-of-order webhook, at once, counting no event."""
-    webhook = _own_webhook(webhook_id)
+    webhook = own_webhook(webhook_id)
     _flash_outcome(lambda: service.retry_now(webhook), "status", f"Retrying “{webhook.label}” now.")
     return redirect(_back_to(webhook))
 
@@ -170,7 +171,7 @@ def retry(webhook_id: str) -> Response:
 def secret(webhook_id: str) -> Response:
     """The JWT secret (``?which=next``: the next one) as JSON, for the reveal and copy buttons;
     never cached."""
-    webhook = _own_webhook(webhook_id)
+    webhook = own_webhook(webhook_id)
     value = webhook.jwt_secret_next if request.args.get("which") == "next" else webhook.jwt_secret
     if value is None:
         abort(404)
@@ -181,7 +182,7 @@ def secret(webhook_id: str) -> Response:
 
 @blueprint.route("/webhooks/<webhook_id>/edit", methods=["GET", "POST"])
 def edit(webhook_id: str) -> str | Response | tuple[str, int]:
-    webhook = _own_webhook(webhook_id)
+    webhook = own_webhook(webhook_id)
     if request.method == "GET":
         form = EditForm(
             formdata=None,
@@ -219,21 +220,21 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
 
 @blueprint.post("/webhooks/<webhook_id>/enable")
 def enable(webhook_id: str) -> Response:
-    webhook = service.set_enabled(_own_webhook(webhook_id), True)
+    webhook = service.set_enabled(own_webhook(webhook_id), True)
     flash(f"Webhook “{webhook.label}” enabled.", "success")
     return redirect(_back_to(webhook))
 
 
 @blueprint.post("/webhooks/<webhook_id>/disable")
 def disable(webhook_id: str) -> Response:
-    webhook = service.set_enabled(_own_webhook(webhook_id), False)
+    webhook = service.set_enabled(own_webhook(webhook_id), False)
     flash(f"Webhook “{webhook.label}” disabled.", "success")
     return redirect(_back_to(webhook))
 
 
 @blueprint.route("/webhooks/<webhook_id>/delete", methods=["GET", "POST"])
 def delete(webhook_id: str) -> str | Response:
-    webhook = _own_webhook(webhook_id)
+    webhook = own_webhook(webhook_id)
     if request.method == "GET":
         return render_template("webhooks/delete.html", webhook=webhook)
     label = webhook.label
