@@ -18,7 +18,7 @@ if os.environ.get("LOG_FORMAT") == "json":
             for name in ("gunicorn.error", "gunicorn.access")
         },
         "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-        "formatters": {"json": {"()": "webhookapp.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "webhookapp.infra.logs.JsonFormatter"}},
     }
 
 

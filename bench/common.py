@@ -91,7 +91,7 @@ def refuse_shared_database(url: str) -> None:
 def prepared_app(database_url: str, redis_url: str, *, reset: bool = False) -> Iterator[Any]:
     """An app on ``database_url`` with fresh tables, its context pushed; tables dropped on exit."""
     from webhookapp import create_app
-    from webhookapp.extensions import db
+    from webhookapp.infra.extensions import db
 
     refuse_shared_database(database_url)
     app = create_app(
@@ -127,7 +127,7 @@ class Tenant:
 def make_tenant(handler_url: str, webhooks_per_product: dict[str, int]) -> Tenant:
     """A vendor account with a user, an API token and one product per entry of ``webhooks_per_product``,
     each with that many active Fulfillment Requests (event) webhooks calling ``handler_url``."""
-    from webhookapp.services import accounts, tokens, webhooks
+    from webhookapp.services import accounts, tokens, webhook_changes
 
     account = accounts.create_account("vendor", "Bench Vendor")
     accounts.create_user(account.id, "bench@example.com", "bench-password", name="Bench User")
@@ -137,7 +137,7 @@ def make_tenant(handler_url: str, webhooks_per_product: dict[str, int]) -> Tenan
         product = accounts.create_product(account.id, f"Bench {name}")
         products[name] = product
         ids[name] = [
-            webhooks.create_webhook(
+            webhook_changes.create_webhook(
                 account,
                 {
                     "label": f"{name} hook {index}",
@@ -156,7 +156,7 @@ def make_tenant(handler_url: str, webhooks_per_product: dict[str, int]) -> Tenan
 
 def analyze() -> None:
     """Planner statistics, as any database in service has (autovacuum would gather them later)."""
-    from webhookapp.extensions import db
+    from webhookapp.infra.extensions import db
 
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:

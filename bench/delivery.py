@@ -55,7 +55,7 @@ from bench.common import (
     verdict,
     wait_until,
 )
-from webhookapp.config import normalise_database_url
+from webhookapp.infra.config import normalise_database_url
 
 RATIO_TARGET = 0.8
 P50_TARGET_MS = 10.0
@@ -98,7 +98,7 @@ class Burst:
 
 class DeliveryBench:
     def __init__(self, args: argparse.Namespace, app, handler: Handler, tenant, worker):
-        from webhookapp.extensions import db
+        from webhookapp.infra.extensions import db
 
         self.args = args
         self.app = app
@@ -192,8 +192,8 @@ class DeliveryBench:
 
     def plain_send(self, webhook) -> bool:
         """What a delivery is without the engine: build, sign, POST on one keep-alive session."""
+        from webhookapp.core.times import utcnow
         from webhookapp.engine import signing
-        from webhookapp.times import utcnow
         from webhookapp.version import __version__
 
         now = utcnow()

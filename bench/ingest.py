@@ -52,7 +52,7 @@ from bench.common import (
     temp_dir,
     verdict,
 )
-from webhookapp.config import normalise_database_url
+from webhookapp.infra.config import normalise_database_url
 
 RATIO_TARGET = 0.5
 
@@ -189,7 +189,7 @@ def profiled(prefix: str | None, pid: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhookapp.extensions import db
+    from webhookapp.infra.extensions import db
 
     with contextlib.ExitStack() as stack:
         tmp = temp_dir(stack, "webhookapp-bench-ingest-")

@@ -25,11 +25,11 @@ from bench.scale_timing import app_on
 
 def chart_report(url: str, repeat: int = 20) -> list[list[str]]:
     """Table rows: the chart's read times and the hourly job's, as described above."""
-    from webhookapp.engine import hourly
-    from webhookapp.extensions import db
+    from webhookapp.core.times import utcnow
+    from webhookapp.engine.maintenance import hourly
+    from webhookapp.infra.extensions import db
     from webhookapp.models import Attempt, AttemptHour, Webhook
     from webhookapp.services import webhook_stats
-    from webhookapp.times import utcnow
 
     def forget_sums() -> None:
         db.session.execute(delete(AttemptHour))

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.security import generate_password_hash
 
 from bench.common import ROOT, SECRET_KEY, refuse_shared_database
-from webhookapp.tenancy import digest
+from webhookapp.models.tenancy import digest
 
 BIG_ACCOUNT = "VA-000001"
 HEAVY_WEBHOOK = "WH-000000001"

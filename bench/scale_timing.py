@@ -24,7 +24,7 @@ PER_PAGE = 20
 def app_on(url: str, **settings: Any) -> Iterator[Any]:
     """The app on ``url`` with its context pushed (no Redis is needed for what is timed here)."""
     from webhookapp import create_app
-    from webhookapp.extensions import db
+    from webhookapp.infra.extensions import db
 
     app = create_app("development", {"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": SECRET_KEY, **settings})
     with app.app_context():
@@ -52,7 +52,7 @@ def deep_delivery_link(url: str, hops: int, legacy: bool = False) -> str:
     engine.dispose()
     if legacy:
         return f"/webhooks/{heavy}?page={hops + 1}"
-    from webhookapp.paging import cursor
+    from webhookapp.infra.paging import cursor
 
     return f"/webhooks/{heavy}?before={cursor(row.started_at.replace(tzinfo=UTC), row.id)}&n={hops * PER_PAGE + 1}"
 
@@ -123,9 +123,9 @@ def claim_timings(url: str, repeat: int) -> dict[str, list[float]]:
     number of webhooks could slow down) and of the next due time,
     as the worker sees them (a round trip and SQLAlchemy included) and as the server spends them
     (``EXPLAIN ANALYZE``'s execution time)."""
+    from webhookapp.core.times import utcnow
     from webhookapp.engine import triggers
-    from webhookapp.extensions import db
-    from webhookapp.times import utcnow
+    from webhookapp.infra.extensions import db
 
     timings: dict[str, list[float]] = {}
 
@@ -162,9 +162,9 @@ def hot_report(url: str, events: int = 30) -> list[list[str]]:
     """Count ``events`` events on the big account's first product (its billing-request webhooks)
     in this process; returns how many webhook row updates were in place (HOT) and how much the
     matching index grew."""
+    from webhookapp.core.times import utcnow
     from webhookapp.engine import triggers
-    from webhookapp.extensions import db
-    from webhookapp.times import utcnow
+    from webhookapp.infra.extensions import db
 
     def counters() -> tuple[int, int, int]:
         db.session.execute(text("SELECT pg_stat_clear_snapshot()"))

@@ -17,10 +17,10 @@ from redis import Redis
 
 from tests.servers import HandlerServer, RedisServer
 from webhookapp import create_app
-from webhookapp.config import normalise_database_url
-from webhookapp.extensions import db
+from webhookapp.infra.config import normalise_database_url
+from webhookapp.infra.extensions import db
 from webhookapp.models import Account, Product, User, Webhook
-from webhookapp.services import accounts, webhooks
+from webhookapp.services import accounts, webhook_changes
 
 PASSWORD = "correct horse battery"
 
@@ -139,7 +139,7 @@ def make_webhook(tenant: Tenant, **fields) -> Webhook:
         "active": True,
     }
     values.update(fields)
-    return webhooks.create_webhook(tenant.account, values)
+    return webhook_changes.create_webhook(tenant.account, values)
 
 
 class AuthActions:

@@ -15,11 +15,12 @@ from aiosmtpd.controller import Controller
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker, start_worker, stop
 from tests.servers import free_port
-from webhookapp.engine import alerts, maintenance
-from webhookapp.extensions import db
+from webhookapp.engine import maintenance
+from webhookapp.engine.maintenance import alerts
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 from webhookapp.services import accounts
-from webhookapp.services import webhooks as service
+from webhookapp.services import webhook_changes as service
 
 
 class Inbox:
@@ -117,7 +118,7 @@ def test_a_mail_server_that_is_down_delays_the_message(app, vendor, inbox, caplo
     db.session.commit()
     working_port = app.config["MAIL_PORT"]
     app.config["MAIL_PORT"] = free_port()  # nothing listens there
-    with caplog.at_level(logging.WARNING, logger="webhookapp.engine.alerts"):
+    with caplog.at_level(logging.WARNING, logger="webhookapp.engine.maintenance.alerts"):
         assert alerts.send_alerts() == 0
     assert f"Could not send the alert for {hook.id}" in caplog.text
     assert stored(hook.id).alerted_out_of_order is False
@@ -130,7 +131,7 @@ def test_without_a_mail_server_the_message_is_logged(app, vendor, caplog):
     hook = make_webhook(vendor, label="Logged hook")
     stored(hook.id).out_of_order = True
     db.session.commit()
-    with caplog.at_level(logging.WARNING, logger="webhookapp.mail"):
+    with caplog.at_level(logging.WARNING, logger="webhookapp.infra.mail"):
         assert alerts.send_alerts() == 1
     assert f"Webhook out of order: Logged hook ({hook.id})" in caplog.text and vendor.email in caplog.text
 

@@ -14,10 +14,10 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
+from webhookapp.core.times import utcnow
 from webhookapp.engine import signing
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt
-from webhookapp.times import utcnow
 
 SECRET = "a secret of thirty-two characters!"
 NOT_UTF8 = b"\xff\xfe"

@@ -11,11 +11,11 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import run_worker
-from webhookapp import paging
+from webhookapp.core.times import utcnow
 from webhookapp.engine import maintenance
-from webhookapp.extensions import db
+from webhookapp.infra import paging
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
-from webhookapp.times import utcnow
 
 ROW = re.compile(
     r'<td data-label="Time"><a href="/webhooks/(?P<hook>[^/]+)/attempts/(?P<id>\d+)">(?P<time>[^<]+)</a></td>\s*'

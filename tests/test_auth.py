@@ -8,7 +8,7 @@ import pytest
 from flask import g
 
 from tests.conftest import PASSWORD, make_webhook
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 

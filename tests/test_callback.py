@@ -15,9 +15,9 @@ import pytest
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from tests.openapi_conformance import assert_conforms
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
-from webhookapp.services import webhooks as service
+from webhookapp.services import webhook_changes as service
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def _b64(value: dict) -> str:
 
 
 def test_api_url_defaults_to_this_service_s_public_api_root(monkeypatch, caplog):
-    from webhookapp.config import DevelopmentConfig, ProductionConfig
+    from webhookapp.infra.config import DevelopmentConfig, ProductionConfig
 
     monkeypatch.setenv("HOST", "0.0.0.0")
     monkeypatch.setenv("PORT", "8080")

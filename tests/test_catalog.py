@@ -7,8 +7,8 @@ import re
 import pytest
 
 from tests.conftest import make_webhook
-from webhookapp import catalog, ids
-from webhookapp.catalog import CATALOG, DYNAMIC_VALIDATION
+from webhookapp.core import catalog, ids
+from webhookapp.core.catalog import CATALOG, DYNAMIC_VALIDATION
 
 # The catalog, row by row: label, object_class, type, vendor only, needs capability.
 CATALOG_TABLE = [

@@ -16,12 +16,13 @@ from sqlalchemy import delete, func, select
 
 from tests.conftest import make_webhook
 from tests.engine import run_worker
-from webhookapp.engine import dispatch, hourly, jobs, maintenance
-from webhookapp.extensions import db
+from webhookapp.core.times import utcnow
+from webhookapp.engine import dispatch, jobs, maintenance
+from webhookapp.engine.maintenance import hourly
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, AttemptHour
+from webhookapp.services import webhook_changes as service
 from webhookapp.services import webhook_stats
-from webhookapp.services import webhooks as service
-from webhookapp.times import utcnow
 from workers.__main__ import run_cron
 
 HOUR = timedelta(hours=1)

@@ -17,7 +17,7 @@ from tests.conftest import make_webhook
 from tests.engine import ROOT, api_token, post_event, start_worker, stop
 from tests.servers import free_port
 from webhookapp.engine import triggers
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
 

@@ -8,9 +8,8 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from webhookapp import tenancy
-from webhookapp.extensions import db
-from webhookapp.models import Account, ApiToken, Product, User
+from webhookapp.infra.extensions import db
+from webhookapp.models import Account, ApiToken, Product, User, tenancy
 from webhookapp.services import accounts
 
 

@@ -18,8 +18,8 @@ from werkzeug.serving import make_server
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
-from webhookapp import paging
-from webhookapp.extensions import db
+from webhookapp.infra import paging
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 SECRET_MIN = 32

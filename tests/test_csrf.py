@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import PASSWORD, database_url, make_webhook
 from webhookapp import create_app
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 from webhookapp.webhooks.tabs import TABS
 

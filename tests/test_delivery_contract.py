@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from webhookapp.engine.signing import PAYLOAD_KEYS
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")

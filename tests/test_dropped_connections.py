@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, start_worker, stop
 from webhookapp.engine import delivery, dispatch, reconnect, triggers
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Event, Webhook
 
 TERMINATE = (

@@ -16,7 +16,7 @@ from tests.conftest import database_url, make_webhook
 from tests.engine import api_token, run_worker
 from webhookapp import create_app
 from webhookapp.engine import delivery, dispatch, ingest
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Event, Webhook
 from webhookapp.services import tokens
 

@@ -13,11 +13,11 @@ from sqlalchemy import text
 from tests.conftest import make_tenant, make_webhook
 from tests.engine import api_token, post_event
 from tests.openapi_conformance import assert_conforms
-from webhookapp import paging
-from webhookapp.extensions import db
+from webhookapp.core.times import isoformat, utcnow
+from webhookapp.infra import paging
+from webhookapp.infra.extensions import db
 from webhookapp.models import Event
 from webhookapp.services import event_queries
-from webhookapp.times import isoformat, utcnow
 
 URL = "/public/v1/events"
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import make_webhook
 from webhookapp.engine import delivery, dispatch, timing, triggers
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
 

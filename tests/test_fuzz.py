@@ -26,10 +26,11 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import make_webhook
 from tests.engine import api_token
-from webhookapp import create_app, rules
+from webhookapp import create_app
 from webhookapp.api import rql
-from webhookapp.api.events import EVENT_FIELDS
-from webhookapp.api.webhooks import ATTEMPT_FIELDS, WEBHOOK_FIELDS
+from webhookapp.api.event_views import EVENT_FIELDS
+from webhookapp.api.webhook_views import ATTEMPT_FIELDS, WEBHOOK_FIELDS
+from webhookapp.core import rules
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 CHECKS = [

@@ -26,10 +26,10 @@ import pytest
 from tests.conftest import make_webhook
 from tests.engine import ROOT, api_token, post_event, run_worker, stop
 from tests.servers import free_port
+from webhookapp.core.times import utcnow
 from webhookapp.engine import signing
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
-from webhookapp.times import utcnow
 from webhookapp.webhooks import snippets
 
 HANDLERS = ROOT / "tests" / "handlers"

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from tests.conftest import make_webhook
 from webhookapp.engine import delivery, triggers
 from webhookapp.engine.transport import sender as sender_module
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
 ANSWERS = {

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import ApiToken, Event, Webhook
 
 HOOKS = "/public/v1/notifications/webhooks"

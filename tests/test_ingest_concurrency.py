@@ -12,10 +12,10 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import make_webhook
 from tests.engine import api_token
+from webhookapp.core.times import utcnow
 from webhookapp.engine import triggers
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Event, Webhook
-from webhookapp.times import utcnow
 
 
 def test_concurrent_events_for_one_product_are_all_counted(app, vendor):

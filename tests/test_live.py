@@ -16,7 +16,7 @@ from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from tests.test_scale import statements
 from webhookapp.engine import delivery
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 

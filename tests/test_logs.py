@@ -17,8 +17,8 @@ import requests
 from tests.conftest import make_webhook
 from tests.engine import ROOT, api_token, start_worker, stop, worker_env
 from tests.servers import free_port
-from webhookapp import logs
-from webhookapp.extensions import db
+from webhookapp.infra import logs
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt
 
 
@@ -45,11 +45,13 @@ def wait_for_line(path: str, condition, timeout: float = 20.0) -> list[dict]:
 
 def test_the_formatter_writes_one_object_with_the_ids_and_the_traceback():
     formatter = logs.JsonFormatter()
-    record = logging.LogRecord("webhookapp.engine.recording", logging.INFO, __file__, 1, "%s failed", ("WH-1",), None)
+    record = logging.LogRecord(
+        "webhookapp.engine.delivery.recording", logging.INFO, __file__, 1, "%s failed", ("WH-1",), None
+    )
     record.webhook_id, record.attempt_id = "WH-1", 42
     entry = json.loads(formatter.format(record))
     assert entry["message"] == "WH-1 failed" and entry["level"] == "INFO"
-    assert entry["logger"] == "webhookapp.engine.recording"
+    assert entry["logger"] == "webhookapp.engine.delivery.recording"
     assert entry["webhook_id"] == "WH-1" and entry["attempt_id"] == 42 and "event_id" not in entry
     try:
         raise ValueError("line one\nline two")
@@ -83,7 +85,7 @@ def test_the_worker_logs_a_failed_delivery_as_json_with_its_ids(app, client, ven
     db.session.rollback()
     attempt = db.session.scalar(db.select(Attempt).where(Attempt.webhook_id == hook.id))
     assert failure["attempt_id"] == attempt.id and failure["attempt"] == 1
-    assert failure["level"] == "INFO" and failure["logger"] == "webhookapp.engine.recording"
+    assert failure["level"] == "INFO" and failure["logger"] == "webhookapp.engine.delivery.recording"
     assert "HTTP 500" in failure["message"]
 
 

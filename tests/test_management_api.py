@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import make_tenant, make_webhook
 from tests.engine import api_token, run_worker
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 from webhookapp.services import tokens
 

@@ -17,11 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import make_webhook
 from tests.engine import ROOT, api_token, post_event, run_worker, start_worker, stop, worker_env
 from tests.servers import free_port
+from webhookapp.core.times import utcnow
 from webhookapp.engine import triggers
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import ApiToken, Webhook
 from webhookapp.services import tokens
-from webhookapp.times import utcnow
 
 OUTSIDE = {"REMOTE_ADDR": "10.1.2.3"}
 

@@ -15,7 +15,7 @@ from flask import Flask
 from sqlalchemy import create_engine, inspect
 
 from webhookapp import create_app
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("TEST_DATABASE_URL")), reason="migrations are checked on a fresh SQLite file"

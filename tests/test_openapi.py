@@ -28,11 +28,11 @@ from tests.openapi_conformance import (
     request_errors,
 )
 from tests.servers import HandlerServer
-from webhookapp import catalog
 from webhookapp.api.openapi import EVENT_PATH
 from webhookapp.api.openapi_webhook_paths import WEBHOOK_PATH
 from webhookapp.api.serializers import STATUS_KEYS
-from webhookapp.extensions import db
+from webhookapp.core import catalog
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
 TOO_BIG = json.dumps({"padding": "x" * (65 * 1024)})

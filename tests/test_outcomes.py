@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import make_webhook
-from webhookapp.engine import delivery, outcomes, outcomes_postgresql, triggers
+from webhookapp.core.times import utcnow
+from webhookapp.engine import delivery, outcomes, triggers
+from webhookapp.engine.outcomes import postgresql as outcomes_postgresql
 from webhookapp.engine.types import AttemptResult, Claim
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
-from webhookapp.times import utcnow
 
 
 def claimed(vendor, count: int) -> list[Claim]:

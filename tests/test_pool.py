@@ -7,8 +7,8 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event
-from webhookapp import extensions
-from webhookapp.extensions import db
+from webhookapp.infra import extensions
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 

@@ -20,12 +20,12 @@ from tests.openapi_conformance import assert_conforms
 from tests.servers import HandlerServer
 from tests.test_csrf import REFUSED, csrf_client, csrf_token, login  # noqa: F401 (csrf_client: a fixture)
 from webhookapp.api.openapi_webhook_paths import WEBHOOK_PATH
+from webhookapp.core.times import utcnow
 from webhookapp.engine import outcomes, signing
 from webhookapp.engine.types import AttemptResult, PreparedCall
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
-from webhookapp.services import webhooks as service
-from webhookapp.times import utcnow
+from webhookapp.services import webhook_changes as service
 
 HOOKS = "/public/v1/notifications/webhooks"
 REDELIVER = f"{WEBHOOK_PATH}/attempts/{{attempt_id}}/redeliver"

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, start_worker, stop
 from webhookapp.engine import ingest
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.services import tokens
 

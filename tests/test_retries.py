@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from webhookapp.engine import triggers
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
 

@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token
-from webhookapp import rules
+from webhookapp.core import rules
+from webhookapp.core.times import utcnow
 from webhookapp.engine import delivery, triggers
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
-from webhookapp.times import utcnow
 
 AUTH = "Authorization"
 

@@ -1,4 +1,4 @@
-"""Unit tests for the field rules (``webhookapp.rules``)."""
+"""Unit tests for the field rules (``webhookapp.core.rules``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from webhookapp import rules
-from webhookapp.rules import RuleError
+from webhookapp.core import rules
+from webhookapp.core.rules import RuleError
 
 
 def test_rule_error_is_a_value_error():

@@ -14,12 +14,12 @@ from sqlalchemy import event, func, select, text
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, run_worker
+from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch, maintenance
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, DeletedWebhook, Event, MaintenanceLease, Webhook
+from webhookapp.services import webhook_changes as service
 from webhookapp.services import webhook_queries as queries
-from webhookapp.services import webhooks as service
-from webhookapp.times import utcnow
 
 
 def add_attempts(hook_id: str, count: int, *, days_ago: float = 0, same_second: int = 1) -> None:
@@ -193,7 +193,7 @@ def explain(statement) -> str:
 
 
 def test_deep_pages_and_counts_read_the_indexes_alone(postgresql_only, vendor):
-    from webhookapp import paging
+    from webhookapp.infra import paging
 
     hook = make_webhook(vendor)
     db.session.execute(text(
@@ -240,7 +240,7 @@ def test_webhook_rows_leave_room_for_in_place_updates(postgresql_only, vendor):
 
 
 def test_past_the_bound_the_api_total_is_an_estimate_and_says_so(monkeypatch, postgresql_only, client, vendor):
-    from webhookapp import paging
+    from webhookapp.infra import paging
 
     monkeypatch.setattr(paging, "COUNT_BOUND", 5)
     hook = make_webhook(vendor)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
 OLD = "the-old-secret-0123456789abcdef0123456789"

@@ -11,8 +11,9 @@ import sys
 import pytest
 
 from tests.conftest import make_webhook
-from webhookapp import ROOT, create_app
-from webhookapp.extensions import db
+from webhookapp import create_app
+from webhookapp.app import ROOT
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 CSP = (

@@ -17,7 +17,7 @@ from tests.test_csrf import REFUSED, csrf_token, login
 from tests.test_wizard import Wizard, checked_value, field_errors, input_value, text, textarea_value
 from webhookapp import create_app
 from webhookapp.engine.signing import PAYLOAD_KEYS
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.webhooks.sendtest import NO_SECRET, SAMPLE_WEBHOOK_ID
 

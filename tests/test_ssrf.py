@@ -15,7 +15,7 @@ from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from webhookapp.engine import delivery
 from webhookapp.engine.transport.ssrf import blocked_reason, parse_networks
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
 BLOCKED = [

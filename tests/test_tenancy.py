@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import PASSWORD, make_tenant, make_webhook
 from tests.test_wizard import Wizard, field_errors
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 from webhookapp.services import accounts
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import PASSWORD, make_webhook
 from tests.engine import api_token
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 
 EVENTS = "/public/v1/events"
 

@@ -9,9 +9,8 @@ import re
 import pytest
 
 from tests.conftest import make_tenant
-from webhookapp import tenancy
-from webhookapp.extensions import db
-from webhookapp.models import ApiToken
+from webhookapp.infra.extensions import db
+from webhookapp.models import ApiToken, tenancy
 from webhookapp.services import tokens
 
 TOKEN = re.compile(r'<code class="secret-value" id="new-token">(whk_[A-Za-z0-9_-]{43})</code>')

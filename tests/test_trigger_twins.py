@@ -1,7 +1,7 @@
 """The PostgreSQL twins of trigger transitions agree with the portable versions.
 
-``engine/triggers.py`` owns every transition; the fast paths on PostgreSQL run two of them inside
-statements of their own (``engine/triggers_postgresql.py``): counting events (the event API) and
+``engine/triggers/`` owns every transition; the fast paths on PostgreSQL run two of them inside
+statements of their own (``engine/triggers/postgresql.py``): counting events (the event API) and
 recording successes. Each scenario below is played twice on the same database, once through the
 portable code and once through the fast path, on webhooks set up alike, and the resulting trigger
 state and statistics must be the same (docs/architecture.md, "PostgreSQL fast paths").
@@ -16,12 +16,13 @@ import pytest
 from sqlalchemy import update
 
 from tests.conftest import make_tenant, make_webhook
-from webhookapp.engine import delivery, ingest_postgresql, outcomes, triggers
+from webhookapp.core.times import utcnow
+from webhookapp.engine import delivery, outcomes, triggers
+from webhookapp.engine.ingest import postgresql as ingest_postgresql
 from webhookapp.engine.types import AttemptResult
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.services import tokens
-from webhookapp.times import utcnow
 
 FUTURE = timedelta(minutes=5)
 STATE = (

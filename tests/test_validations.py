@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
 URL = "/public/v1/validations"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.test_wizard import checked_value, field_errors, input_value, inputs, textarea_value
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)

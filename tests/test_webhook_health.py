@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
-from webhookapp.extensions import db
+from webhookapp.core.times import utcnow
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
-from webhookapp.times import utcnow
 
 
 def fresh(hook_id: str) -> Webhook:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_tenant, make_webhook
 from tests.engine import api_token, post_event
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

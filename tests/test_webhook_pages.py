@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.conftest import make_webhook
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 SECRET = "very-secret-signing-key-0123456789abcdef"

@@ -8,12 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import make_webhook
-from webhookapp import tenancy
-from webhookapp.extensions import db
-from webhookapp.models import Webhook
+from webhookapp.infra.extensions import db
+from webhookapp.models import Webhook, tenancy
+from webhookapp.services import webhook_changes as service
 from webhookapp.services import webhook_queries as queries
-from webhookapp.services import webhooks as service
-from webhookapp.services.webhooks import WebhookValidationError
+from webhookapp.services.webhook_changes import WebhookValidationError
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 

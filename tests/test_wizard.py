@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.conftest import PASSWORD, make_tenant
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook, WizardDraft
 from webhookapp.services import accounts
 

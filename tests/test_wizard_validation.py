@@ -6,8 +6,8 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.test_wizard import STEPS, Wizard, field_errors, input_value, inputs, text, textarea_value
-from webhookapp import catalog
-from webhookapp.extensions import db
+from webhookapp.core import catalog
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 LONG_URL = "https://handler.example.com/" + "a" * 4069  # 4097 characters

@@ -9,10 +9,10 @@ from typing import Any
 import click
 from flask import Flask
 
-from .errors import ServiceError
-from .extensions import db
-from .models import Account
-from .services import accounts, tokens
+from webhookapp.core.errors import ServiceError
+from webhookapp.infra.extensions import db
+from webhookapp.models import Account
+from webhookapp.services import accounts, tokens
 
 
 def _fail(message: str) -> None:

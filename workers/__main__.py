@@ -18,8 +18,9 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
-from webhookapp import create_app, logs
+from webhookapp import create_app
 from webhookapp.engine import delivery, dispatch, jobs
+from webhookapp.infra import logs
 
 log = logging.getLogger("workers")
 

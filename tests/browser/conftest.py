@@ -24,7 +24,7 @@ from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, Tenant, database_url, make_tenant
 from webhookapp import create_app
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Account, Product, User
 
 CHROMIUM = "/usr/bin/chromium"

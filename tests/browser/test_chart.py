@@ -11,10 +11,10 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.test_axe import assert_accessible
 from tests.conftest import make_webhook
-from webhookapp.engine import hourly
-from webhookapp.extensions import db
+from webhookapp.core.times import utcnow
+from webhookapp.engine.maintenance import hourly
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt
-from webhookapp.times import utcnow
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.test_axe import assert_accessible
 from tests.conftest import make_webhook
 from tests.servers import HandlerServer
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.webhooks import snippets
 

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from tests.conftest import make_webhook
 from tests.engine import api_token, run_worker
 from webhookapp.engine import delivery
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 pytestmark = pytest.mark.browser

@@ -10,9 +10,9 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import make_webhook
 from tests.servers import HandlerServer
-from webhookapp.extensions import db
+from webhookapp.core.times import utcnow
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt
-from webhookapp.times import utcnow
 
 pytestmark = pytest.mark.browser
 

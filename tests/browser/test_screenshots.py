@@ -17,10 +17,10 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import log_in
 from tests.browser.helpers import QUEUE_TYPE, fill_general, next_step, open_wizard
 from tests.conftest import make_webhook
-from webhookapp.extensions import db
+from webhookapp.core.times import utcnow
+from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Event
 from webhookapp.services import tokens
-from webhookapp.times import utcnow
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import ApiToken
 
 pytestmark = pytest.mark.browser

@@ -19,7 +19,7 @@ from tests.browser.helpers import (
     step_heading,
 )
 from tests.conftest import PASSWORD
-from webhookapp.extensions import db
+from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook, WizardDraft
 
 pytestmark = pytest.mark.browser

@@ -1,6 +1,7 @@
 """The public JSON API under /public/v1: token-authenticated, CSRF-exempt, JSON errors."""
 
-from . import events, openapi, rotation, validations, webhooks  # noqa: F401 - importing them adds their routes to the blueprint
-from .routes import blueprint
+# Importing the view modules adds their routes to the blueprint.
+from webhookapp.api import event_views, openapi, secret_rotation_views, validation_views, webhook_views  # noqa: F401
+from webhookapp.api.routes import blueprint
 
 __all__ = ["blueprint"]

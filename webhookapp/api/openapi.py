@@ -13,9 +13,8 @@ from typing import Any
 from flask import jsonify
 from werkzeug import Response
 
-from ..version import __version__
-from .events import EVENT_FIELDS
-from .openapi_parts import (
+from webhookapp.api.event_views import EVENT_FIELDS
+from webhookapp.api.openapi_parts import (
     DELIVERY_JWT,
     SECURITY_SCHEME,
     components_parameters,
@@ -30,9 +29,10 @@ from .openapi_parts import (
     shared,
     validation_answers,
 )
-from .openapi_schemas import ref, schemas
-from .openapi_webhook_paths import webhook_paths
-from .routes import blueprint
+from webhookapp.api.openapi_schemas import ref, schemas
+from webhookapp.api.openapi_webhook_paths import webhook_paths
+from webhookapp.api.routes import blueprint
+from webhookapp.version import __version__
 
 OPENAPI_VERSION = "3.1.0"
 EVENT_PATH = "/events/{event_id}"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.validations import ANSWER_STATUSES
-from .openapi_schemas import ref
-from .routes import BODY_MAX_BYTES
-from .webhooks import DEFAULT_LIMIT, MAX_LIMIT
+from webhookapp.api.openapi_schemas import ref
+from webhookapp.api.routes import BODY_MAX_BYTES
+from webhookapp.api.webhook_views import DEFAULT_LIMIT, MAX_LIMIT
+from webhookapp.engine.direct.validations import ANSWER_STATUSES
 
 JSON = "application/json"
 SECURITY_SCHEME = "ApiKey"

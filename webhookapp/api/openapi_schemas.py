@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import catalog, rules
-from ..engine import ingest
-from ..engine.validations import ANSWER_STATUSES
-from . import serializers
+from webhookapp.api import serializers
+from webhookapp.core import catalog, rules
+from webhookapp.engine import ingest
+from webhookapp.engine.direct.validations import ANSWER_STATUSES
 
 JSON_TYPES = {str: "string", bool: "boolean", dict: "object"}
 DATE_TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 in UTC with +00:00."}
@@ -46,7 +46,7 @@ def closed(properties: dict[str, Any], required: list[str] | None = None, **extr
 
 
 def field_schemas() -> dict[str, dict[str, Any]]:
-    """The writable webhook fields with the rules of ``webhookapp.rules``."""
+    """The writable webhook fields with the rules of ``webhookapp.core.rules``."""
     forbidden = ", ".join(sorted(rules.FORBIDDEN_HEADERS))
     return {
         "label": {"type": "string", "minLength": 1, "maxLength": rules.LABEL_MAX, "description": "The Name."},

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .openapi_parts import content, error, json_errors, operation, page, parameter, rql, shared
-from .openapi_schemas import ref
-from .webhooks import ATTEMPT_FIELDS, WEBHOOK_FIELDS
+from webhookapp.api.openapi_parts import content, error, json_errors, operation, page, parameter, rql, shared
+from webhookapp.api.openapi_schemas import ref
+from webhookapp.api.webhook_views import ATTEMPT_FIELDS, WEBHOOK_FIELDS
 
 WEBHOOK_PATH = "/notifications/webhooks/{webhook_id}"
 

@@ -15,9 +15,11 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug import Response
 
-from .. import callbacks, metrics, tenancy, throttling
-from ..engine import ingest
-from ..errors import ServiceError, Unauthenticated
+from webhookapp.api import callbacks
+from webhookapp.core.errors import ServiceError, Unauthenticated
+from webhookapp.engine import ingest
+from webhookapp.infra import metrics, throttling
+from webhookapp.models import tenancy
 
 blueprint = Blueprint("api", __name__, url_prefix="/public/v1")
 
@@ -38,7 +40,7 @@ def render_service_error(error: ServiceError) -> tuple[Response, int]:
 
 def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Authenticate ``Authorization: ApiKey <token>`` or ``Bearer <token>``; 401 otherwise (a
-    delivery JWT too: it opens the events alone, see :mod:`webhookapp.callbacks`)."""
+    delivery JWT too: it opens the events alone, see :mod:`webhookapp.api.callbacks`)."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from sqlalchemy import and_, false, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..errors import ServiceError
+from webhookapp.core.errors import ServiceError
 
 TOKEN = re.compile(r"\s*([(),])\s*|([^(),]+)")
 NAMED_PARAMETERS = {"limit", "offset", "search"}

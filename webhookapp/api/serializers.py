@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import current_app
 
-from ..models import Attempt, Event, Webhook
-from ..times import isoformat
+from webhookapp.core.times import isoformat
+from webhookapp.models import Attempt, Event, Webhook
 
 # Failing is a state of an enabled webhook: the API keeps the platform's three statuses.
 STATUS_KEYS = {"Enabled": "enabled", "Failing": "enabled", "Disabled": "disabled", "Out of order": "out_of_order"}

@@ -7,10 +7,10 @@ from flask_limiter import RequestLimit
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug import Response
 
-from .. import throttling
-from ..services import accounts
-from ..urls import safe_local_path
-from .forms import LoginForm
+from webhookapp.auth.forms import LoginForm
+from webhookapp.core.urls import safe_local_path
+from webhookapp.infra import throttling
+from webhookapp.services import accounts
 
 blueprint = Blueprint("auth", __name__)
 

@@ -16,7 +16,7 @@ from redis.commands.core import Script
 from redis.exceptions import RedisError
 from rq import Queue
 
-from .timing import (
+from webhookapp.engine.timing import (
     DOORBELL_WAIT_MAX,
     DRAIN_BUDGET,
     JOB_TIMEOUT_MARGIN,

@@ -14,8 +14,9 @@ from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
 
-from . import alerts, delivery, hourly, maintenance
-from .reconnect import close_session, or_else
+from webhookapp.engine import delivery, maintenance
+from webhookapp.engine.maintenance import alerts, hourly
+from webhookapp.engine.reconnect import close_session, or_else
 
 T = TypeVar("T")
 _factory: Callable[[], Flask] | None = None

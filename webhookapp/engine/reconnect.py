@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 
-from ..extensions import db
-from .timing import RECONNECT_PAUSE, RECONNECT_TRIES
+from webhookapp.engine.timing import RECONNECT_PAUSE, RECONNECT_TRIES
+from webhookapp.infra.extensions import db
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -19,9 +19,9 @@ import jwt
 from flask import current_app
 from jwt.warnings import InsecureKeyLengthWarning
 
-from ..times import isoformat
-from ..version import __version__
-from .types import PreparedCall, WebhookSnapshot
+from webhookapp.core.times import isoformat
+from webhookapp.engine.types import PreparedCall, WebhookSnapshot
+from webhookapp.version import __version__
 
 PAYLOAD_KEYS = (
     "webhook_id",

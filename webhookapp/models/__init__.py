@@ -4,10 +4,10 @@ Every webhook, token and delivery belongs to exactly one account; queries that s
 a token always filter by that account.
 """
 
-from .accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, Product, User
-from .columns import UTCDateTime
-from .deliveries import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
-from .webhooks import WEBHOOK_FILLFACTOR, Webhook, WebhookSearch, WizardDraft
+from webhookapp.models.accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, Product, User
+from webhookapp.models.columns import UTCDateTime
+from webhookapp.models.deliveries import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
+from webhookapp.models.webhook import WEBHOOK_FILLFACTOR, Webhook, WebhookSearch, WizardDraft
 
 __all__ = [
     "DISTRIBUTOR",

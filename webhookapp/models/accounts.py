@@ -11,9 +11,9 @@ from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..extensions import db
-from ..times import utcnow
-from .columns import UTCDateTime
+from webhookapp.core.times import utcnow
+from webhookapp.infra.extensions import db
+from webhookapp.models.columns import UTCDateTime
 
 VENDOR = "vendor"
 DISTRIBUTOR = "distributor"

@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
-from ..times import utcnow
-from .columns import UTCDateTime
+from webhookapp.core.times import utcnow
+from webhookapp.infra.extensions import db
+from webhookapp.models.columns import UTCDateTime
 
 
 class Event(db.Model):

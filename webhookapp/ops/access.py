@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from flask import current_app, request
 
-from .. import tenancy
+from webhookapp.models import tenancy
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from flask import Flask, current_app
 from redis import Redis
 
-from ..extensions import db
+from webhookapp.infra.extensions import db
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, mult
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from werkzeug import Response
 
-from . import access, health
-from .blueprint import blueprint
-from .state import StateCollector
+from webhookapp.ops import access, health
+from webhookapp.ops.blueprint import blueprint
+from webhookapp.ops.state import StateCollector
 
 
 @blueprint.get("/healthz")

@@ -18,10 +18,10 @@ from rq import Queue
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..engine import dispatch, triggers
-from ..extensions import db
-from ..models import Webhook
-from ..times import utcnow
+from webhookapp.core.times import utcnow
+from webhookapp.engine import dispatch, triggers
+from webhookapp.infra.extensions import db
+from webhookapp.models import Webhook
 
 log = logging.getLogger(__name__)
 

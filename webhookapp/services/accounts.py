@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from .. import rules
-from ..errors import ServiceError
-from ..extensions import db
-from ..ids import ACCOUNT_GROUPS, PRODUCT_GROUPS, new_id
-from ..models import DISTRIBUTOR, VENDOR, Account, Product, User
+from webhookapp.core import rules
+from webhookapp.core.errors import ServiceError
+from webhookapp.core.ids import ACCOUNT_GROUPS, PRODUCT_GROUPS, new_id
+from webhookapp.infra.extensions import db
+from webhookapp.models import DISTRIBUTOR, VENDOR, Account, Product, User
 
 ACCOUNT_PREFIXES = {VENDOR: "VA", DISTRIBUTOR: "PA"}
 DEMO_PASSWORD = "webhookapp-demo"

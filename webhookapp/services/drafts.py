@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from ..extensions import db
-from ..models import User, WizardDraft
-from ..times import utcnow
+from webhookapp.core.times import utcnow
+from webhookapp.infra.extensions import db
+from webhookapp.models import User, WizardDraft
 
 DRAFT_LIFETIME = timedelta(days=2)
 

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import JSONB
 
-from .. import paging
-from ..extensions import db, on_postgresql
-from ..models import Account, ApiToken, Attempt, Event, Webhook
+from webhookapp.infra import paging
+from webhookapp.infra.extensions import db, on_postgresql
+from webhookapp.models import Account, ApiToken, Attempt, Event, Webhook
 
 CARRIED_SHOWN = 20
 """Events listed on an attempt's page; the rest are counted and linked to the Events tab."""

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from ..engine import triggers
-from ..extensions import db
-from ..models import Attempt, Webhook
-from ..times import utcnow
+from webhookapp.core.times import utcnow
+from webhookapp.engine import triggers
+from webhookapp.infra.extensions import db
+from webhookapp.models import Attempt, Webhook
 
 # The columns the live regions show: a change in any of them is a new version.
 STATE_COLUMNS = (

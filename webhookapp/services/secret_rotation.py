@@ -8,11 +8,11 @@ secret* drops it. So a handler never sees a request it cannot check.
 
 from __future__ import annotations
 
-from .. import rules
-from ..extensions import db
-from ..models import Webhook
-from ..times import utcnow
-from .webhooks import WebhookValidationError, generate_secret
+from webhookapp.core import rules
+from webhookapp.core.times import utcnow
+from webhookapp.infra.extensions import db
+from webhookapp.models import Webhook
+from webhookapp.services.webhook_changes import WebhookValidationError, generate_secret
 
 
 def generate_next(webhook: Webhook, value: str | None = None) -> str:

@@ -7,11 +7,11 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import rules, tenancy
-from ..errors import ServiceError
-from ..extensions import db
-from ..models import Account, ApiToken
-from ..times import utcnow
+from webhookapp.core import rules
+from webhookapp.core.errors import ServiceError
+from webhookapp.core.times import utcnow
+from webhookapp.infra.extensions import db
+from webhookapp.models import Account, ApiToken, tenancy
 
 TOKEN_PREFIX = "whk_"
 NAME_MAX = 100

@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from .. import catalog, paging
-from ..extensions import db
-from ..models import Account, Attempt, Product, Webhook, WebhookSearch
-from ..times import utcnow
-from . import event_queries
+from webhookapp.core import catalog
+from webhookapp.core.times import utcnow
+from webhookapp.infra import paging
+from webhookapp.infra.extensions import db
+from webhookapp.models import Account, Attempt, Product, Webhook, WebhookSearch
+from webhookapp.services import event_queries
 
 MAX_ATTEMPT_ID = 2**63 - 1  # SQLite's largest integer; beyond it the driver refuses the parameter
 STATUSES = {"enabled": "Enabled", "failing": "Failing", "out_of_order": "Out of order", "disabled": "Disabled"}

@@ -1,15 +1,15 @@
 """The details page's chart: a webhook's deliveries per hour (successes, failures) and response
 times (median, 95th percentile) over the last 24 hours or 7 days, read from the hourly sums
-(:mod:`webhookapp.engine.hourly`; docs/architecture.md, "Scale")."""
+(:mod:`webhookapp.engine.maintenance.hourly`; docs/architecture.md, "Scale")."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..engine import hourly
-from ..models import Webhook
-from ..times import utcnow
+from webhookapp.core.times import utcnow
+from webhookapp.engine.maintenance import hourly
+from webhookapp.models import Webhook
 
 SPANS = {"24h": ("Last 24 hours", 24), "7d": ("Last 7 days", 7 * 24)}
 DEFAULT_SPAN = "24h"

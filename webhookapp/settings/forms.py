@@ -6,8 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField
 from wtforms.validators import DataRequired, Length
 
-from .. import rules
-from ..services.tokens import NAME_MAX
+from webhookapp.core import rules
+from webhookapp.services.tokens import NAME_MAX
 
 
 class TokenForm(FlaskForm):

@@ -6,8 +6,8 @@ from flask import Blueprint, abort, flash, make_response, redirect, render_templ
 from flask_login import current_user
 from werkzeug import Response
 
-from ..services import tokens as service
-from .forms import TokenForm
+from webhookapp.services import tokens as service
+from webhookapp.settings.forms import TokenForm
 
 blueprint = Blueprint("settings", __name__, url_prefix="/settings")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..services.webhook_stats import Chart, ChartHour
+from webhookapp.services.webhook_stats import Chart, ChartHour
 
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT = 56, 10

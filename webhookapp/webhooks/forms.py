@@ -1,4 +1,4 @@
-"""Forms for the wizard steps and the edit page; field rules come from ``webhookapp.rules``."""
+"""Forms for the wizard steps and the edit page; field rules come from ``webhookapp.core.rules``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, FieldList, Form, FormField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
-from .. import rules
-from ..rules import apply_rule, rule
+from webhookapp.core import rules
+from webhookapp.core.rules import apply_rule, rule
 
 ENABLED_HINT = (
     "In case you are not sure about all webhook parameters, keep the switch disabled. "

@@ -15,11 +15,11 @@ from flask_login import current_user
 from markupsafe import Markup
 from werkzeug import Response
 
-from ..models import Webhook
-from ..services import live
-from ..services import webhook_queries as queries
-from . import tabs
-from .routes import TAB_LOADERS
+from webhookapp.models import Webhook
+from webhookapp.services import live
+from webhookapp.services import webhook_queries as queries
+from webhookapp.webhooks import tabs
+from webhookapp.webhooks.routes import TAB_LOADERS
 
 blueprint = Blueprint("live", __name__)
 PARTS = "webhooks/_live.html"

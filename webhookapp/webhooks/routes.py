@@ -19,17 +19,18 @@ from flask import (
 from flask_login import current_user
 from werkzeug import Response
 
-from .. import catalog
-from ..engine import redelivery, signing, validations
-from ..errors import ServiceError
-from ..models import Webhook
-from ..services import event_queries
-from ..services import webhook_queries as queries
-from ..services import webhooks as service
-from ..urls import safe_local_path
-from . import sendtest, tabs
-from .forms import EditForm, apply_row_action, format_data
-from .tab_loaders import TAB_LOADERS
+from webhookapp.core import catalog
+from webhookapp.core.errors import ServiceError
+from webhookapp.core.urls import safe_local_path
+from webhookapp.engine import signing
+from webhookapp.engine.direct import redelivery, validations
+from webhookapp.models import Webhook
+from webhookapp.services import event_queries
+from webhookapp.services import webhook_changes as service
+from webhookapp.services import webhook_queries as queries
+from webhookapp.webhooks import sendtest, tabs
+from webhookapp.webhooks.forms import EditForm, apply_row_action, format_data
+from webhookapp.webhooks.tab_loaders import TAB_LOADERS
 
 blueprint = Blueprint("webhooks", __name__)
 MAX_PAGE = 100_000

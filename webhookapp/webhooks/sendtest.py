@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import catalog, rules, tenancy
-from ..engine import probe
-from ..engine.types import AttemptResult, WebhookSnapshot
-from ..models import Account, Webhook, WizardDraft
-from ..times import utcnow
-from .forms import EditForm, HttpSettingsForm
+from webhookapp.core import catalog, rules
+from webhookapp.core.times import utcnow
+from webhookapp.engine.direct import probe
+from webhookapp.engine.types import AttemptResult, WebhookSnapshot
+from webhookapp.models import Account, Webhook, WizardDraft, tenancy
+from webhookapp.webhooks.forms import EditForm, HttpSettingsForm
 
 SAMPLE_WEBHOOK_ID = "WH-000-000-000"  # a webhook being created has no id yet
 NO_SECRET = "Type a JWT secret to sign the test request with (or generate one)."

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import render_template
 
-from ..models import Webhook
+from webhookapp.models import Webhook
 
 SECRET_ENV = "WEBHOOK_SECRET"
 FALLBACK_PATH = "/webhook"

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from flask import request
 
-from ..models import Webhook
-from ..services import event_queries, webhook_stats
-from ..services import webhook_queries as queries
-from . import chart_svg, snippets
+from webhookapp.models import Webhook
+from webhookapp.services import event_queries, webhook_stats
+from webhookapp.services import webhook_queries as queries
+from webhookapp.webhooks import chart_svg, snippets
 
 ATTEMPTS_PER_PAGE = 20
 MAX_POSITION = 10**12

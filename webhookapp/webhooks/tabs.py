@@ -4,7 +4,7 @@ JavaScript shows the same tab."""
 
 from __future__ import annotations
 
-from ..models import Webhook
+from webhookapp.models import Webhook
 
 TABS = {
     "statistics": "Statistics",

@@ -16,13 +16,13 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug import Response
 
-from .. import rules, tenancy
-from ..engine.types import AttemptResult
-from ..models import WizardDraft
-from ..services import drafts
-from ..services import webhooks as service
-from . import sendtest
-from .forms import DataForm, GeneralForm, HttpSettingsForm, ProductForm, TypeForm, apply_row_action
+from webhookapp.core import rules
+from webhookapp.engine.types import AttemptResult
+from webhookapp.models import WizardDraft, tenancy
+from webhookapp.services import drafts
+from webhookapp.services import webhook_changes as service
+from webhookapp.webhooks import sendtest
+from webhookapp.webhooks.forms import DataForm, GeneralForm, HttpSettingsForm, ProductForm, TypeForm, apply_row_action
 
 blueprint = Blueprint("wizard", __name__, url_prefix="/webhooks/new")
 

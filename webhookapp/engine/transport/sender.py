@@ -19,11 +19,11 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
 
-from ...rules import scrub
-from ...times import utcnow
-from ..timing import CONNECT_TIMEOUT_MAX, WATCHDOG_TICK
-from ..types import AttemptResult, PreparedCall
-from . import ssrf
+from webhookapp.core.rules import scrub
+from webhookapp.core.times import utcnow
+from webhookapp.engine.timing import CONNECT_TIMEOUT_MAX, WATCHDOG_TICK
+from webhookapp.engine.transport import ssrf
+from webhookapp.engine.types import AttemptResult, PreparedCall
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,120 @@
+"""The application factory (docs/architecture.md, "Layers"): a list of ``register_*`` calls.
+
+What each call wires lives in the module it belongs to: the database set-up in
+:mod:`webhookapp.infra.database`, the login wall and the security headers in
+:mod:`webhookapp.infra.http_guards`, the session cookie's rules in :mod:`webhookapp.auth.sessions`,
+rq-dashboard in :mod:`webhookapp.ops.dashboard`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, render_template, request
+
+from webhookapp.auth import sessions
+from webhookapp.core.errors import ServiceError
+from webhookapp.infra import database, http_guards, logs, templating, throttling
+from webhookapp.infra.config import CONFIGS
+from webhookapp.infra.extensions import csrf, db, login_manager, migrate
+from webhookapp.ops import dashboard
+from webhookapp.version import __version__
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the application.
+
+    ``config_name`` is development, testing or production (default: ``WEBHOOKAPP_CONFIG``,
+    else development); ``overrides`` replace single settings, as tests do.
+    """
+    app = Flask(
+        "webhookapp",
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+        instance_path=os.path.join(ROOT, "instance"),
+    )
+    config_class = CONFIGS[config_name or os.environ.get("WEBHOOKAPP_CONFIG", "development")]
+    app.config.from_object(config_class)
+    app.config.update(overrides or {})
+    config_class.finalize(app.config)
+    if app.config["LOG_FORMAT"] != "text":  # text: Flask's and Python's defaults, as ever
+        logs.configure(app.config["LOG_FORMAT"])  # before anything asks for app.logger
+    os.makedirs(app.instance_path, exist_ok=True)  # the default SQLite database lives there
+    app.config["VERSION"] = __version__
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    http_guards.register(app, policies={dashboard.BLUEPRINT: dashboard.SECURITY_POLICY})
+    dashboard.register(app)
+    templating.register_filters(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """The Flask extensions, the database's connection rules, throttling and the session rules."""
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    throttling.init_app(app)
+    with app.app_context():
+        database.prepare(db.engine)
+    sessions.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """The pages, the JSON API and the operations endpoints."""
+    from webhookapp.api import blueprint as api
+    from webhookapp.auth.routes import blueprint as auth
+    from webhookapp.ops import blueprint as ops
+    from webhookapp.settings.routes import blueprint as settings
+    from webhookapp.webhooks import secret_rotation_views  # noqa: F401 - its views join the webhooks blueprint
+    from webhookapp.webhooks.live import blueprint as live
+    from webhookapp.webhooks.routes import blueprint as webhooks
+    from webhookapp.webhooks.wizard import blueprint as wizard
+
+    app.register_blueprint(auth)
+    app.register_blueprint(webhooks)
+    app.register_blueprint(live)
+    app.register_blueprint(wizard)
+    app.register_blueprint(settings)
+    app.register_blueprint(api)
+    csrf.exempt(api)  # token-authenticated JSON: no cookies, so no cross-site forgery
+    app.register_blueprint(ops)
+    csrf.exempt(ops)  # probes and scrapers: GET only, no cookies
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Error pages for people, the API's JSON error shape under ``/public/``."""
+    from flask_wtf.csrf import CSRFError
+
+    def render_error(error: Any) -> Any:
+        if getattr(error, "response", None) is not None:
+            return error.response  # an answer made for the occasion (a throttled login page)
+        code = getattr(error, "code", 500)
+        if request.path.startswith("/public/"):
+            message = getattr(error, "description", None) or "Internal error."
+            # The error's own headers (a 405's Allow) go with the API's JSON body.
+            headers = [item for item in getattr(error, "get_headers", list)() if item[0] != "Content-Type"]
+            return ServiceError(code, f"HTTP_{code}", message).as_json(), code, headers
+        return render_template("errors/error.html", code=code, error=error), code
+
+    for code in (400, 403, 404, 405, 413, 429, 500):
+        app.register_error_handler(code, render_error)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        return render_template("errors/error.html", code=400, error=error, csrf=True), 400
+
+
+def register_commands(app: Flask) -> None:
+    """The ``flask`` commands (:mod:`webhookapp.cli`)."""
+    from webhookapp.cli import register
+
+    register(app)

@@ -1,0 +1,198 @@
+"""The delivery loop a worker job runs: claim due triggers, send them concurrently, record outcomes
+(docs/architecture.md, "Data flow").
+
+Sends run on a thread pool of ``WEBHOOK_WORKER_THREADS`` per worker process, started as the
+window of :mod:`.flight` allows, so a handler that hangs until the delivery timeout holds one
+thread while every other webhook keeps going. Database work stays on the job's own
+thread. The loop keeps taking new work for ``DRAIN_BUDGET`` seconds, waits for short retries
+due within ``LINGER`` seconds and for the doorbell until ``WEBHOOK_IDLE_WAIT`` after its last
+send, then returns; anything later is scheduled with RQ and watched by the sweeper. A database
+that drops its connections or goes away for a while delays the loop, never kills it: outcomes
+in hand are kept until it takes them (:mod:`.recording`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import current_app
+
+from webhookapp.core.times import utcnow
+from webhookapp.engine import dispatch, signing, triggers
+from webhookapp.engine.delivery import recording
+from webhookapp.engine.delivery.flight import Flight
+from webhookapp.engine.reconnect import or_else
+from webhookapp.engine.timing import DRAIN_BUDGET, LINGER, POLL, RECLAIM_EVERY
+from webhookapp.engine.transport.sender import Sender
+from webhookapp.engine.types import AttemptResult, Claim, Finished, PreparedCall
+
+log = logging.getLogger(__name__)
+
+_pool: tuple[int, ThreadPoolExecutor, Sender] | None = None
+_stopping = threading.Event()
+
+
+def request_stop() -> None:
+    """A worker's warm shutdown: the running delivery job stops taking work, hands back the calls
+    it has not started and returns once its sends in flight have ended (within the delivery
+    timeout) and are recorded."""
+    _stopping.set()
+
+
+def finish_sends() -> None:
+    """At a worker's exit: wait for the sends a finished job left in flight to end and record
+    their own outcome, so that none is lost with the process."""
+    global _pool
+    if _pool is not None and _pool[0] == os.getpid():
+        _pool[1].shutdown(wait=True)
+        _pool = None
+
+
+def _executor_and_sender() -> tuple[ThreadPoolExecutor, Sender]:
+    """One thread pool and HTTP client per process (a forked child builds its own)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        config = current_app.config
+        threads = int(config["WEBHOOK_WORKER_THREADS"])
+        sender = Sender(
+            allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
+            timeout=float(config["WEBHOOK_DELIVERY_TIMEOUT"]),
+            pool_size=threads,
+        )
+        _pool = (os.getpid(), ThreadPoolExecutor(threads, thread_name_prefix="deliver"), sender)
+    return _pool[1], _pool[2]
+
+
+def drain(webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) -> int:
+    """Deliver what is due, ``webhook_ids`` first; returns the number of attempts made.
+
+    Claims are taken in batches of up to the thread count, signed at once and started as the
+    window of :mod:`.flight` allows. At the end of ``budget`` the job starts what it has claimed
+    and returns at once: sends still in flight (a hung handler) record their own outcome when
+    they end, so the worker is free for its next job.
+    """
+    executor, sender = _executor_and_sender()
+    slots = int(current_app.config["WEBHOOK_WORKER_THREADS"])
+    flight = Flight(executor, sender, slots)
+    if webhook_ids:
+        # The announced ones go out first.
+        _prepare(flight, or_else(functools.partial(triggers.claim_due, slots, webhook_ids), []))
+        flight.fill()
+    dispatch.woken()
+    deadline = time.monotonic() + budget
+    next_reclaim = time.monotonic() + RECLAIM_EVERY
+    idle_wait = float(current_app.config["WEBHOOK_IDLE_WAIT"])
+    idle_until = time.monotonic() + idle_wait
+    attempts = 0
+    unrecorded: list[Finished] = []  # outcomes the database could not take yet
+    while True:
+        if _stopping.is_set():
+            return attempts + _wind_down(flight, unrecorded)
+        if time.monotonic() >= deadline:
+            recording.record_patiently(unrecorded + flight.hand_over(recording.recorder()))
+            return attempts
+        busy = flight.busy()
+        # Claims are batched: refill when idle or when a quarter of the threads are free.
+        if busy == 0 or slots - busy >= max(slots // 4, 1):
+            _prepare(flight, or_else(functools.partial(triggers.claim_due, slots - busy), []))
+        flight.fill()
+        if time.monotonic() >= next_reclaim:  # after starting the sends, which it must not delay
+            or_else(triggers.reclaim_expired, 0)
+            next_reclaim = time.monotonic() + RECLAIM_EVERY
+        if flight or unrecorded:
+            idle_until = time.monotonic() + idle_wait
+        elif _linger(deadline, idle_until):
+            continue
+        else:
+            return attempts
+        finished = flight.collect(flight.until_room(POLL) if flight.ready else POLL)
+        attempts += len(finished)
+        unrecorded = recording.record(unrecorded + finished)
+
+
+def build_call(claim: Claim) -> PreparedCall:
+    """The signed request of a claimed attempt (:func:`.signing.build_call`)."""
+    return signing.build_call(claim.webhook, triggered_at=claim.claimed_at, api_url=claim.api_url)
+
+
+def _prepare(flight: Flight, claims: list[Claim]) -> None:
+    """Sign the claimed attempts and line them up in the flight; the first goes out while the
+    rest are being signed."""
+    for claim in claims:
+        try:
+            call = build_call(claim)
+        except Exception as exc:  # a webhook that cannot be signed fails alone
+            log.exception("Could not prepare the request of %s", claim.webhook.id,
+                          extra={"webhook_id": claim.webhook.id, "attempt": claim.attempt})  # fmt: skip
+            unsent = (claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))
+            recording.record_patiently([unsent])
+        else:
+            flight.add(claim, call)
+
+
+def _unsent_call(claim: Claim) -> PreparedCall:
+    webhook = claim.webhook
+    return PreparedCall(method=webhook.http_method, url=webhook.external_url, headers={}, body=None, logged_headers={})
+
+
+def _failed(error: str) -> AttemptResult:
+    return AttemptResult(started_at=utcnow(), duration_ms=0.0, success=False, error=error)
+
+
+def _wind_down(flight: Flight, unrecorded: list[Finished]) -> int:
+    """Stop: hand back the claimed calls not started, wait for the sends in flight (each ends
+    within the delivery timeout) and record every outcome; returns the attempts recorded."""
+    withdrawn = flight.withdraw()
+    handed_back = or_else(functools.partial(triggers.hand_back, [claim for claim, _call in withdrawn]), 0)
+    if withdrawn:
+        # If the database did not take them back, their leases run out and the sweeper does.
+        log.info("Stopping: handed back %d of %d triggers not yet sent.", handed_back, len(withdrawn))
+    attempts = 0
+    while len(flight):
+        finished = flight.collect(POLL * 25)
+        attempts += len(finished)
+        unrecorded = recording.record(unrecorded + finished)
+    recording.record_patiently(unrecorded)
+    return attempts
+
+
+def _linger(deadline: float, idle_until: float) -> bool:
+    """Wait for more work; False when there is none to wait for.
+
+    A retry due within LINGER seconds is slept for; otherwise the job waits on the doorbell until
+    ``idle_until`` (``WEBHOOK_IDLE_WAIT`` after its last send), so that the next event of a quiet
+    system is claimed at once instead of through a new job.
+    """
+    if _stopping.is_set():
+        return False
+    due = or_else(triggers.next_due_at, None)
+    if due is not None:
+        wait_for = (due - utcnow()).total_seconds()
+        if wait_for <= LINGER and time.monotonic() + wait_for <= deadline:
+            time.sleep(max(min(wait_for, POLL * 5), 0))
+            return True
+    remaining = min(idle_until, deadline) - time.monotonic()
+    if remaining <= 0:
+        return False
+    if due is not None:  # a retry due soon is not missed while waiting
+        remaining = min(remaining, max((due - utcnow()).total_seconds(), 0.001))
+    return dispatch.await_doorbell(remaining) or time.monotonic() < min(idle_until, deadline)
+
+
+def sweep() -> bool:
+    """The periodic safety net: reclaim dead workers' leases, wake workers if anything is due.
+
+    Returns True when something was due. Runs every second from the worker's cron scheduler;
+    while the database is unreachable it does nothing (the next sweep will).
+    """
+    or_else(triggers.reclaim_expired, 0)
+    due = or_else(triggers.next_due_at, None)
+    if due is not None and due <= utcnow():
+        dispatch.wake()
+        return True
+    return False

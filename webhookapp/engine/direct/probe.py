@@ -1,0 +1,29 @@
+"""Send test request (docs/architecture.md, "Send test request"): the wizard's HTTP Settings step
+and the edit page call the handler now, with the settings as typed, before they are saved.
+
+What is sent is what Trigger Now would send (a trigger's payload for an event type, a sample
+draft for a validation type), signed with the typed secret, through the delivery transport and
+its SSRF guard (:func:`.validations.synchronous_sender`, ``WEBHOOK_VALIDATION_TIMEOUT``).
+Nothing is recorded: no attempt, no statistics, no trigger state; the result is only shown.
+"""
+
+from __future__ import annotations
+
+from webhookapp.core.catalog import WebhookType
+from webhookapp.core.times import utcnow
+from webhookapp.engine import signing
+from webhookapp.engine.direct import validations
+from webhookapp.engine.types import AttemptResult, WebhookSnapshot
+
+
+def send_test(
+    settings: WebhookSnapshot, entry: WebhookType, *, product_name: str, api_url: str | None
+) -> AttemptResult:
+    """Call the handler of ``settings`` (not necessarily saved) once now; return what came back."""
+    now = utcnow()
+    if entry.kind == "validation":
+        draft = validations.sample_draft(entry.object_class, entry.type, settings.product_id, product_name)
+        call = signing.build_call(settings, triggered_at=now, api_url=api_url, method="POST", body=draft)
+    else:
+        call = signing.build_call(settings, triggered_at=now, api_url=api_url)
+    return validations.synchronous_sender().send(call)

@@ -1,0 +1,185 @@
+"""Event ingest (docs/architecture.md, "Data flow"): validate, match, count and make triggers
+pending in one transaction.
+
+On PostgreSQL one statement does it all (:mod:`webhookapp.engine.ingest.postgresql`); elsewhere two statements in
+one transaction (:func:`ingest_portable`). Workers are woken only after the commit; if that
+fails (Redis down, the process dies right there), the sweeper finds the pending triggers in the
+database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from webhookapp.core import rules
+from webhookapp.core.catalog import OBJECT_CLASSES
+from webhookapp.core.errors import ServiceError, Unauthenticated
+from webhookapp.core.ids import new_id
+from webhookapp.core.times import utcnow
+from webhookapp.engine import dispatch, triggers
+from webhookapp.engine.ingest import postgresql as ingest_postgresql
+from webhookapp.infra import logs
+from webhookapp.infra.extensions import db, on_postgresql
+from webhookapp.models import ApiToken, Event, tenancy
+
+FIELDS = {"object_class", "product_id", "id", "object_id", "api_url"}
+ID_MAX = 100
+
+
+@dataclass
+class IngestResult:
+    event_id: str
+    webhook_ids: list[str]
+    duplicate: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.event_id, "webhooks": self.webhook_ids, "duplicate": self.duplicate}
+
+
+def validate(body: Any) -> dict[str, Any]:
+    """The event's fields, or a :class:`ServiceError` (400) listing every problem."""
+    if not isinstance(body, dict):
+        raise ServiceError(400, "VAL_001", "The body must be a JSON object.")
+    errors = [f"Unknown field '{name}'." for name in sorted(set(body) - FIELDS)]
+    object_class = body.get("object_class")
+    if object_class is None:
+        errors.append("'object_class' is required.")
+    elif object_class not in OBJECT_CLASSES:
+        errors.append(f"'object_class' must be one of: {', '.join(OBJECT_CLASSES)}.")
+    product_id = body.get("product_id")
+    if product_id is None:
+        errors.append("'product_id' is required.")
+    elif not isinstance(product_id, str) or not 0 < len(product_id) <= 20:
+        errors.append("'product_id' must be a product id such as PRD-123-456-789.")
+    elif not rules.is_plain(product_id):
+        errors.append("'product_id' may not contain control characters or lone surrogates.")
+    for name in ("id", "object_id"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= ID_MAX):
+            errors.append(f"'{name}' must be a string of 1 to {ID_MAX} characters.")
+        elif value is not None and not rules.is_plain(value):
+            errors.append(f"'{name}' may not contain control characters or lone surrogates.")
+    api_url = body.get("api_url")
+    if api_url is not None:
+        try:
+            if not isinstance(api_url, str):
+                raise rules.RuleError("must be a string")
+            rules.external_url(api_url)
+        except rules.RuleError:
+            errors.append("'api_url' must be an http:// or https:// URL of at most 4096 characters.")
+    if errors:
+        raise ServiceError(400, "VAL_001", *errors)
+    return body
+
+
+def _unknown_product(values: dict[str, Any]) -> ServiceError:
+    return ServiceError(404, "PRD_404", f"Product {values['product_id']} not found.")
+
+
+def _previous(account_id: str, client_event_id: str) -> IngestResult | None:
+    event = db.session.scalar(
+        select(Event).where(Event.account_id == account_id, Event.client_event_id == client_event_id)
+    )
+    return IngestResult(event.id, list(event.webhook_ids), True) if event else None
+
+
+def ingest_as(authorization: str | None, body: Any, *, wake: bool = True) -> IngestResult:
+    """Accept one event for the token that ``authorization`` (``ApiKey|Bearer <token>``) presents.
+
+    Raises :class:`Unauthenticated` without a valid token and :class:`ServiceError` for refused
+    input. On PostgreSQL the token is checked by the same statement that stores the event.
+    """
+    digest = tenancy.presented_digest(authorization)
+    if digest is None:
+        raise Unauthenticated
+    values = validate(body)
+    if on_postgresql():
+        return _ingest_postgresql(digest, values, wake)
+    token = tenancy.authenticate_header(authorization)
+    if token is None:
+        raise Unauthenticated
+    return ingest_portable(token, values, wake=wake)
+
+
+def ingest(token: ApiToken, body: Any, *, wake: bool = True) -> IngestResult:
+    """Accept one event for ``token``'s account (every account for a platform token).
+
+    The event row, the webhooks' counts and their pending triggers are committed together, then
+    the workers are woken for the triggers the event made due.
+    """
+    values = validate(body)
+    if on_postgresql():
+        return _ingest_postgresql(token.token_hash, values, wake)
+    return ingest_portable(token, values, wake=wake)
+
+
+def _ingest_postgresql(digest: str, values: dict[str, Any], wake: bool) -> IngestResult:
+    event_id = new_id("EV", 4)
+    with logs.context(event_id=event_id):  # a failed wake-up says which event it was for
+        outcome = ingest_postgresql.store(digest, values, event_id=event_id, now=utcnow(), wake=wake)
+    if outcome.account_id is None:
+        raise Unauthenticated
+    if not outcome.found:
+        raise _unknown_product(values)
+    if outcome.webhook_ids is None:  # a known client id
+        previous = _previous(outcome.account_id, values["id"])
+        if previous is None:
+            raise RuntimeError(f"Event {values['id']!r} was refused as a duplicate but cannot be found")
+        return previous
+    return IngestResult(event_id, outcome.webhook_ids, False)  # the workers are woken by the store
+
+
+def ingest_portable(token: ApiToken, values: dict[str, Any], *, wake: bool = True) -> IngestResult:
+    """Store and count validated ``values`` with two statements in one transaction, on any database."""
+    client_id = values.get("id")
+    if client_id is not None and (previous := _previous(token.account_id, client_id)):
+        return previous
+    event_id = new_id("EV", 4)
+    with logs.context(event_id=event_id):
+        try:
+            matched, fresh = _store(token, values, event_id, utcnow())
+        except IntegrityError:  # the same client id, committed meanwhile by a concurrent request
+            db.session.rollback()
+            previous = _previous(token.account_id, client_id) if client_id else None
+            if previous is None:
+                raise
+            return previous
+        if wake and fresh:
+            dispatch.wake(fresh)
+    return IngestResult(event_id, matched, False)
+
+
+def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> tuple[list[str], list[str]]:
+    """Count the event (:func:`.triggers.count_event`), then store it; returns the matched and
+    the freshly due webhook ids."""
+    matched, fresh = triggers.count_event(
+        product_id=values["product_id"],
+        object_class=values["object_class"],
+        account_id=None if token.is_platform else token.account_id,
+        now=now,
+        api_url=values.get("api_url"),
+    )
+    if not matched and not tenancy.usable_product(token.account, values["product_id"], platform=token.is_platform):
+        db.session.rollback()
+        raise _unknown_product(values)
+    db.session.execute(
+        insert(Event.__table__),
+        {
+            "id": event_id,
+            "account_id": token.account_id,
+            "client_event_id": values.get("id"),
+            "object_class": values["object_class"],
+            "product_id": values["product_id"],
+            "object_id": values.get("object_id"),
+            "api_url": values.get("api_url"),
+            "webhook_ids": matched,
+            "created_at": now,
+        },
+    )
+    db.session.commit()
+    return matched, fresh

@@ -1,0 +1,2 @@
+"""Infrastructure (docs/architecture.md, "Layers"): configuration, the Flask extensions, logs,
+metrics, mail, throttling, paging and template helpers."""

@@ -1,0 +1,188 @@
+"""Configuration read from the environment (docs/architecture.md, "Configuration").
+
+Three settings classes: development (the default, used by ``make run``), testing and
+production.  Choose with ``WEBHOOKAPP_CONFIG``.  Durations are seconds and may be fractions.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+API_ROOT = "/public/v1/"
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _networks(name: str, default: str) -> list[str]:
+    """Comma-separated CIDRs; a malformed one stops the process at once, naming the variable."""
+    cidrs = [cidr.strip() for cidr in os.environ.get(name, default).split(",") if cidr.strip()]
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    return cidrs
+
+
+def normalise_database_url(url: str) -> str:
+    """Name the installed driver: ``postgres://`` and ``postgresql://`` mean psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def _database_url(default: str) -> str:
+    return normalise_database_url(os.environ.get("DATABASE_URL", default))
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = _database_url(f"sqlite:///{INSTANCE_DIR / 'webhookapp.sqlite'}")
+    # No pool_pre_ping: connections are pinged only after resting (extensions.ping_idle_connections).
+    # hide_parameters: a failed statement's parameters (JWT secrets, header values) never reach
+    # an exception's text, and so never a log.
+    SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True}
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+    MAX_CONTENT_LENGTH = 256 * 1024  # every request body; the event API narrows it further
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"  # as the session cookie: no cross-site posts with either
+    WTF_CSRF_TIME_LIMIT = None  # a form left open over lunch still submits
+    WEBHOOKS_PER_PAGE = 25
+    PASSWORD_HASH_METHOD = "scrypt"
+
+    # The api_url handlers receive (unless the event names its own): this service's public API
+    # root, where a handler calls back for the events (docs/architecture.md, "Following events").
+    WEBHOOK_API_URL = os.environ.get("WEBHOOK_API_URL", "")
+    WEBHOOK_PROCESSING_TIMEOUT = _float("WEBHOOK_PROCESSING_TIMEOUT", 600)
+    WEBHOOK_DELIVERY_TIMEOUT = _float("WEBHOOK_DELIVERY_TIMEOUT", 300)
+    WEBHOOK_RETRY_BASE = _float("WEBHOOK_RETRY_BASE", 300)
+    WEBHOOK_RETRY_FACTOR = _float("WEBHOOK_RETRY_FACTOR", 2)
+    WEBHOOK_RETRY_MAX_INTERVAL = _float("WEBHOOK_RETRY_MAX_INTERVAL", 21600)
+    WEBHOOK_MAX_ATTEMPTS = _int("WEBHOOK_MAX_ATTEMPTS", 10)
+    WEBHOOK_VALIDATION_TIMEOUT = _float("WEBHOOK_VALIDATION_TIMEOUT", 10)
+    WEBHOOK_ALLOWED_NETWORKS = [
+        cidr.strip() for cidr in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",") if cidr.strip()
+    ]
+    WEBHOOK_ATTEMPT_RETENTION_DAYS = _float("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
+    # Events are kept as long: a client id seen within this time is recognised as a duplicate.
+    WEBHOOK_EVENT_RETENTION_DAYS = _float("WEBHOOK_EVENT_RETENTION_DAYS", 30)
+    WEBHOOK_WORKER_THREADS = _int("WEBHOOK_WORKER_THREADS", 64)
+    WEBHOOK_SWEEP_INTERVAL = _int("WEBHOOK_SWEEP_INTERVAL", 1)
+    WEBHOOK_IDLE_WAIT = _float("WEBHOOK_IDLE_WAIT", 1)
+    EVENT_MAX_BYTES = 64 * 1024
+    # Alerts (engine/maintenance/alerts.py): mail to the account's users when a webhook goes Out of order and
+    # when it recovers. Without MAIL_SERVER the messages are logged instead.
+    WEBHOOK_ALERT_INTERVAL = _int("WEBHOOK_ALERT_INTERVAL", 10)
+    WEBHOOK_SITE_URL = os.environ.get("WEBHOOK_SITE_URL", "")  # the pages' root, for links in messages
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = _int("MAIL_PORT", 25)
+    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "") == "1"  # STARTTLS
+    MAIL_USE_SSL = os.environ.get("MAIL_USE_SSL", "") == "1"  # TLS from the start (port 465)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_FROM = os.environ.get("MAIL_FROM", "webhookapp <webhookapp@localhost>")
+    MAIL_TIMEOUT = _float("MAIL_TIMEOUT", 10)
+    # Throttling (throttling.py): failed logins per email address and per client address, failed
+    # API-token checks per client address. Behind a proxy, have it pass the client's address
+    # (werkzeug's ProxyFix), or every client shares the proxy's.
+    LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT", "10 per 15 minutes")
+    TOKEN_FAILURE_LIMIT = os.environ.get("TOKEN_FAILURE_LIMIT", "30 per 15 minutes")
+    RATELIMIT_STRATEGY = "moving-window"
+    RATELIMIT_SWALLOW_ERRORS = True  # Redis down: nothing is throttled, nothing fails
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    # Who may read /metrics without an operator's token (ops/access.py). Behind a proxy, see
+    # the throttling note above: the address is the proxy's unless ProxyFix is configured.
+    WEBHOOK_METRICS_NETWORKS = _networks("WEBHOOK_METRICS_NETWORKS", "127.0.0.0/8,::1/128")
+    # Where every process of the machine keeps its counters (metrics.py); must be set in the
+    # environment before the processes start, the same for all of them.
+    PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    # text (as Python's logging has it) or json: one object per line, for log collectors (logs.py).
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+
+    @classmethod
+    def finalize(cls, config: dict) -> None:
+        """Fill settings that depend on the environment chosen; raise if one is missing."""
+        if not config.get("SECRET_KEY"):
+            config["SECRET_KEY"] = _instance_secret_key()
+        if not config.get("WEBHOOK_API_URL"):
+            # make run sets it from HOST and PORT; a bare `flask run` is on the same defaults.
+            host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "5000")
+            config["WEBHOOK_API_URL"] = f"http://{host}:{port}{API_ROOT}"
+
+
+class DevelopmentConfig(Config):
+    """``make run``: SQLite in ``instance/``, a secret key kept in ``instance/secret_key``."""
+
+    WEBHOOK_ALLOWED_NETWORKS = Config.WEBHOOK_ALLOWED_NETWORKS or ["127.0.0.0/8", "::1/128"]
+
+
+class TestingConfig(Config):
+    """The test suite: CSRF off (one test turns it back on), a database given by the fixture."""
+
+    TESTING = True
+    WTF_CSRF_ENABLED = False
+    SECRET_KEY = "testing-secret-key"
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast; the hashing itself is werkzeug's concern
+    REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens: a test gives its own, never the machine's
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
+    WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+    WEBHOOK_IDLE_WAIT = 0.0  # a drain called by a test returns as soon as its work is done
+    WEBHOOK_API_URL = f"http://localhost{API_ROOT}"  # the test client's own address
+
+
+class ProductionConfig(Config):
+    """Production refuses to start without ``SECRET_KEY``; cookies only over HTTPS."""
+
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+    @classmethod
+    def finalize(cls, config: dict) -> None:
+        if not config.get("SECRET_KEY"):
+            raise RuntimeError("SECRET_KEY must be set in production (WEBHOOKAPP_CONFIG=production).")
+        if not config.get("WEBHOOK_API_URL"):
+            # Only this service's public address lets handlers call back; it cannot be guessed
+            # behind a proxy, and a worker has no request to read it from.
+            logging.getLogger("webhookapp").warning(
+                "WEBHOOK_API_URL is not set: handlers receive api_url %r and cannot call back for their "
+                "events. Set it to this service's public API root, such as https://webhooks.example.com%s.",
+                API_ROOT,
+                API_ROOT,
+            )
+            config["WEBHOOK_API_URL"] = API_ROOT
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def _instance_secret_key() -> str:
+    """A random key kept in ``instance/`` so that logins survive a restart of ``make run``."""
+    path = INSTANCE_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

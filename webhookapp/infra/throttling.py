@@ -1,0 +1,96 @@
+"""Throttling failed logins and failed API-token checks (docs/architecture.md, "Security").
+
+Counts live in Redis through Flask-Limiter, so every web process sees the same ones. A login
+form that failed ``LOGIN_FAILURE_LIMIT`` times for one email address, or from one client
+address, answers 429 with ``Retry-After`` until the window moves on, even for the right
+password. An address whose tokens failed ``TOKEN_FAILURE_LIMIT`` times gets 429 instead of 401;
+a valid token is never slowed down, and costs no Redis call. When Redis cannot be reached,
+nothing is throttled (the limiter's errors are swallowed): logins must not depend on Redis.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from flask_limiter import RequestLimit
+from flask_limiter.util import get_remote_address
+from limits import parse
+from werkzeug import Response
+
+from webhookapp.core.errors import ServiceError
+from webhookapp.infra.extensions import limiter
+
+
+def init_app(app: Flask, blueprint: str = "auth") -> None:
+    """Start the limiter for ``app``, its request hooks on ``blueprint`` alone.
+
+    Flask-Limiter looks at every request for limits; working out that a request has none costs
+    about a tenth of a millisecond, which the event API cannot spare. Only the login page has
+    limits (failed token checks are counted by :func:`token_failed`), so its hooks move from the
+    app to the auth blueprint.
+    """
+    limiter.init_app(app)
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        ours = [hook for hook in hooks.get(None, []) if getattr(hook, "__self__", None) is limiter
+                or getattr(hook, "args", ())[:1] == (limiter,)]  # fmt: skip
+        for hook in ours:
+            hooks[None].remove(hook)
+            hooks.setdefault(blueprint, []).append(hook)
+
+
+def _login_failed(_response: Response) -> bool:
+    return bool(g.get("login_failed"))
+
+
+def _login_email() -> str:
+    return (request.form.get("email") or "").strip().lower()
+
+
+def login_failed() -> None:
+    """The login being handled failed: count it against the address and the email address."""
+    g.login_failed = True
+
+
+def throttled_login(view: Callable[..., Any], on_breach: Callable[[RequestLimit], Response]) -> Callable[..., Any]:
+    """``view`` (the login page) with both limits on its failed POSTs; ``on_breach`` answers a
+    throttled request."""
+    def limit() -> str:
+        return current_app.config["LOGIN_FAILURE_LIMIT"]
+
+    common = {"methods": ["POST"], "deduct_when": _login_failed, "on_breach": on_breach}
+    view = limiter.limit(limit, scope="login-address", **common)(view)
+    return limiter.limit(limit, key_func=_login_email, scope="login-email", **common)(view)
+
+
+def retry_after(limit: RequestLimit) -> int:
+    """Seconds until a breached limit lets the next request through."""
+    return max(math.ceil(limit.reset_at - time.time()), 1)
+
+
+class TooManyFailures(ServiceError):
+    """429: too many failed token checks from this address."""
+
+    def __init__(self, seconds: int):
+        super().__init__(
+            429, "AUTH_429", f"Too many failed token checks from your address: try again in {seconds} seconds."
+        )
+        self.headers = {"Retry-After": str(seconds)}
+
+
+def token_failed() -> None:
+    """Count a failed token check from this address; raise :class:`TooManyFailures` once over
+    ``TOKEN_FAILURE_LIMIT``."""
+    item = parse(current_app.config["TOKEN_FAILURE_LIMIT"])
+    address = get_remote_address()
+    try:
+        if limiter.limiter.hit(item, "token-failures", address):
+            return
+        reset_at, _remaining = limiter.limiter.get_window_stats(item, "token-failures", address)
+    except Exception:  # Redis unreachable: throttle nothing, as the limiter itself does
+        current_app.logger.warning("Could not count a failed token check: the limiter's storage is unreachable.")
+        return
+    raise TooManyFailures(max(math.ceil(reset_at - time.time()), 1))

@@ -1,0 +1,185 @@
+"""Webhooks, and the drafts of the creation wizard."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, event, false, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webhookapp.core.catalog import WebhookType, by_pair
+from webhookapp.core.times import utcnow
+from webhookapp.infra.extensions import db
+from webhookapp.models.accounts import Account, Product
+from webhookapp.models.columns import UTCDateTime
+
+WEBHOOK_FILLFACTOR = 70
+
+
+class Webhook(db.Model):
+    """A configured webhook with its delivery statistics (docs/architecture.md, "Catalog and webhooks")."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(default=False)
+    out_of_order: Mapped[bool] = mapped_column(default=False)
+    object_class: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(40))
+    http_method: Mapped[str] = mapped_column(String(8), default="POST")
+    external_url: Mapped[str] = mapped_column(Text)
+    jwt_secret: Mapped[str] = mapped_column(String(100))
+    # Staged rotation (docs/architecture.md, "Secret rotation"): the secret that Switch makes
+    # current; deliveries are signed with ``jwt_secret`` until then.
+    jwt_secret_next: Mapped[str | None] = mapped_column(String(100))
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Statistics, filled by the delivery engine; never pruned.
+    events_count: Mapped[int] = mapped_column(default=0)
+    triggers_count: Mapped[int] = mapped_column(default=0)
+    success_count: Mapped[int] = mapped_column(default=0)
+    failure_count: Mapped[int] = mapped_column(default=0)
+    failures_since_last_success: Mapped[int] = mapped_column(default=0)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_trigger_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # {attempt_id, status, duration_ms, excerpt, error} of the last success / failure; kept when
+    # the attempt itself is pruned.
+    last_success_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_failure_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    # Trigger state (docs/architecture.md, "Trigger state"), written by engine/triggers/ alone:
+    # at most one pending trigger, due at ``next_trigger_at`` after ``trigger_attempts`` failed
+    # attempts, and at most one attempt in flight, leased until ``lease_expires_at`` under ``lease_id``.
+    trigger_attempts: Mapped[int] = mapped_column(default=0)
+    last_event_api_url: Mapped[str | None] = mapped_column(Text)
+    lease_id: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    lease_attempt: Mapped[int] = mapped_column(default=0)
+
+    # Alerts (services/alerts.py): whether the account's users were told it is out of order; the
+    # alert scan looks for rows where this differs from ``out_of_order``.
+    alerted_out_of_order: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+    account: Mapped[Account] = relationship()
+    product: Mapped[Product] = relationship()
+
+    __table_args__ = (
+        Index("ix_webhooks_match", "product_id", "object_class", "type", "active"),
+        # An account's webhooks newest first: the list and the API page through this index alone.
+        Index("ix_webhooks_account_created", "account_id", "created_at", "id"),
+        # The products an account's webhooks use (the list's filter), read from this index alone.
+        Index("ix_webhooks_account_product", "account_id", "product_id"),
+        # The pending triggers in due order: a claim and the next due time read these rows alone,
+        # however many webhooks there are (docs/architecture.md, "Trigger state").
+        Index(
+            "ix_webhooks_due",
+            "next_trigger_at",
+            "id",
+            postgresql_where=text("next_trigger_at IS NOT NULL"),
+            sqlite_where=text("next_trigger_at IS NOT NULL"),
+        ),
+        # Webhooks whose alert is due (out of order and not told, or told and no longer out of
+        # order): a handful of rows, found without reading the table.
+        Index(
+            "ix_webhooks_alert_due",
+            "id",
+            postgresql_where=text("out_of_order <> alerted_out_of_order"),
+            sqlite_where=text("out_of_order <> alerted_out_of_order"),
+        ),
+        # Every event rewrites the rows it matches; room left on each page lets PostgreSQL update
+        # them in place (HOT), without a new entry in every index (docs/architecture.md, "Scale").
+        {"postgresql_with": {"fillfactor": WEBHOOK_FILLFACTOR}},
+    )
+
+    @property
+    def catalog_entry(self) -> WebhookType:
+        entry = by_pair(self.object_class, self.type)
+        if entry is None:  # pragma: no cover - rows are validated against the catalog
+            raise LookupError(f"{self.object_class}/{self.type} is not in the catalog")
+        return entry
+
+    @property
+    def failing(self) -> bool:
+        """Enabled, and its trigger failed and is being retried (docs/architecture.md, "Trigger state")."""
+        return self.active and not self.out_of_order and (self.trigger_attempts > 0 or self.lease_attempt > 1)
+
+    @property
+    def retryable(self) -> bool:
+        """Failing or Out of order: there is a trigger for Retry now to send."""
+        return self.failing or (self.active and self.out_of_order)
+
+    @property
+    def status(self) -> str:
+        """Enabled, Failing, Out of order or Disabled, as the pages show it."""
+        if not self.active:
+            return "Disabled"
+        if self.out_of_order:
+            return "Out of order"
+        return "Failing" if self.failing else "Enabled"
+
+    @property
+    def next_attempt(self) -> int:
+        """The number of the next attempt of the pending (or running) trigger."""
+        return self.lease_attempt if self.lease_id else self.trigger_attempts + 1
+
+    def __repr__(self) -> str:
+        return f"<Webhook {self.id}>"
+
+
+class WizardDraft(db.Model):
+    """What a person has typed so far in the creation wizard, kept server-side."""
+
+    __tablename__ = "wizard_drafts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    completed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookSearch(db.Model):
+    """What the list's search box reads for a webhook: its name, id and endpoint URL in one text.
+
+    Kept beside the webhook, not on it: events and deliveries rewrite webhook rows many times a
+    second, and a trigram index on those rows would be written on every rewrite that cannot be
+    made in place; this row changes only when the webhook's name or URL does
+    (docs/architecture.md, "Scale"). Written by ``services/webhooks.py`` with the webhook.
+    """
+
+    __tablename__ = "webhook_search"
+
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        # A part of a name, id or URL, found through trigrams on PostgreSQL rather than by reading
+        # every webhook of the account.
+        Index(
+            "ix_webhook_search_text_trgm", "text", postgresql_using="gin", postgresql_ops={"text": "gin_trgm_ops"}
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    @staticmethod
+    def text_of(webhook: Webhook) -> str:
+        return f"{webhook.label} {webhook.id} {webhook.external_url}"
+
+
+# The trigram operators of ix_webhook_search_text_trgm (pg_trgm is a trusted extension: the
+# database's owner may create it).
+event.listen(
+    WebhookSearch.__table__,
+    "before_create",
+    DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+)

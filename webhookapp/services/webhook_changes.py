@@ -1,0 +1,227 @@
+"""Webhook lifecycle: create, update, enable/disable, delete, and the account-scoped queries.
+
+The wizard, the edit page and the API all land here, so the rules of a webhook (its type from
+the catalog, its fields from ``rules``) are checked in one place whatever the caller already
+checked. Trigger state changes go through ``engine.triggers``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete
+
+from webhookapp.core import catalog, rules
+from webhookapp.core.errors import ServiceError
+from webhookapp.core.ids import WEBHOOK_GROUPS, new_id
+from webhookapp.core.times import utcnow
+from webhookapp.engine import dispatch, triggers
+from webhookapp.infra.extensions import db
+from webhookapp.models import Account, DeletedWebhook, Product, Webhook, WebhookSearch, tenancy
+
+FIELD_NAMES = {"type_key": "type"}  # a field's name here → its name in the API
+
+
+class WebhookValidationError(ServiceError):
+    """Input that breaks one or more rules: ``errors`` maps a field name to its messages, for
+    forms; ``messages`` lists them as ``field: message``, with the API's field names."""
+
+    def __init__(self, fields: dict[str, list[str]]):
+        super().__init__(
+            400,
+            "VAL_001",
+            *(f"{FIELD_NAMES.get(name, name)}: {message}" for name, messages in fields.items() for message in messages),
+        )
+        self.errors = fields
+
+
+def generate_secret() -> str:
+    """A strong JWT secret: 256 random bits, URL-safe text."""
+    return secrets.token_urlsafe(32)
+
+
+def type_choices(account: Account, product: Product | None) -> list[tuple[catalog.WebhookType, str | None]]:
+    """Every catalog row with the reason it is unavailable to this account and product (or None)."""
+    capabilities = product.capabilities if product else set()
+    return [
+        (entry, catalog.unavailable_reason(entry, is_vendor=account.is_vendor, capabilities=capabilities))
+        for entry in catalog.CATALOG
+    ]
+
+
+def check_type(account: Account, product: Product | None, type_key: str | None) -> catalog.WebhookType:
+    """The catalog row for ``type_key`` if this account may use it on this product."""
+    entry = catalog.by_key(type_key or "")
+    if entry is None:
+        raise rules.RuleError("Choose one of the listed types.")
+    capabilities = product.capabilities if product else set()
+    reason = catalog.unavailable_reason(entry, is_vendor=account.is_vendor, capabilities=capabilities)
+    if reason:
+        raise rules.RuleError(f"{entry.label}: {reason}")
+    return entry
+
+
+def _clean(fields: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Apply the field rules to every field present in ``fields``; collect messages in ``errors``."""
+    field_rules = {
+        "label": rules.label,
+        "description": rules.description,
+        "external_url": rules.external_url,
+        "jwt_secret": rules.jwt_secret,
+        "http_method": rules.http_method,
+        "headers": rules.headers,
+        "data": rules.data_object,
+    }
+    cleaned: dict[str, Any] = {}
+    for name, rule in field_rules.items():
+        if name in fields:
+            try:
+                cleaned[name] = rule(fields[name])
+            except rules.RuleError as exc:
+                errors.setdefault(name, []).append(str(exc))
+    if "active" in fields:
+        if isinstance(fields["active"], bool):
+            cleaned["active"] = fields["active"]
+        else:
+            errors.setdefault("active", []).append("Enabled must be true or false.")
+    return cleaned
+
+
+def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
+    """Validate ``fields`` and create the webhook in one transaction.
+
+    ``fields``: label, description, active, product_id, type_key, http_method, external_url,
+    jwt_secret (generated when empty), headers, data (kept only for POST).
+    """
+    fields = dict(fields)
+    if not (fields.get("jwt_secret") or "").strip():
+        fields["jwt_secret"] = generate_secret()
+    errors: dict[str, list[str]] = {}
+    for required in ("label", "external_url", "http_method"):
+        fields.setdefault(required, None)
+    cleaned = _clean(fields, errors)
+    product = tenancy.usable_product(account, fields.get("product_id"))
+    if product is None:
+        errors["product_id"] = ["Choose one of the products available to your account."]
+    try:
+        entry = check_type(account, product, fields.get("type_key"))
+    except rules.RuleError as exc:
+        errors["type_key"] = [str(exc)]
+    if errors:
+        raise WebhookValidationError(errors)
+    if cleaned["http_method"] != "POST":
+        cleaned["data"] = {}
+    now = utcnow()
+    webhook = Webhook(
+        id=_unused_webhook_id(),
+        account_id=account.id,
+        product_id=product.id,
+        object_class=entry.object_class,
+        type=entry.type,
+        label=cleaned["label"],
+        description=cleaned.get("description", ""),
+        http_method=cleaned["http_method"],
+        external_url=cleaned["external_url"],
+        jwt_secret=cleaned["jwt_secret"],
+        headers=cleaned.get("headers", {}),
+        data=cleaned.get("data", {}),
+        created_at=now,
+        modified_at=now,
+    )
+    triggers.set_enabled(webhook, cleaned.get("active", False))
+    db.session.add(webhook)
+    db.session.add(WebhookSearch(webhook_id=webhook.id, account_id=account.id, text=WebhookSearch.text_of(webhook)))
+    db.session.commit()
+    return webhook
+
+
+def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
+    """Apply a partial update; product and type are fixed at creation and may not change."""
+    errors: dict[str, list[str]] = {}
+    if "product_id" in fields and fields["product_id"] != webhook.product_id:
+        errors["product_id"] = ["The product cannot be changed after creation."]
+    if "type_key" in fields and fields["type_key"] != webhook.catalog_entry.key:
+        errors["type_key"] = ["The type cannot be changed after creation."]
+    fields = dict(fields)
+    if "jwt_secret" in fields and not (fields["jwt_secret"] or "").strip():
+        del fields["jwt_secret"]  # empty means "keep the current secret"
+    cleaned = _clean(fields, errors)
+    if errors:
+        raise WebhookValidationError(errors)
+    enabled = cleaned.pop("active", webhook.active)
+    for name, value in cleaned.items():
+        setattr(webhook, name, value)
+    if enabled != webhook.active or (enabled and webhook.out_of_order):
+        triggers.set_enabled(webhook, enabled)
+    if webhook.http_method != "POST":
+        webhook.data = {}
+    webhook.modified_at = utcnow()
+    if "label" in cleaned or "external_url" in cleaned:
+        db.session.merge(
+            WebhookSearch(webhook_id=webhook.id, account_id=webhook.account_id, text=WebhookSearch.text_of(webhook))
+        )
+    db.session.commit()
+    _wake_if_due(webhook)
+    return webhook
+
+
+def set_enabled(webhook: Webhook, enabled: bool) -> Webhook:
+    """Enable or disable. Enabling brings an Out-of-order webhook back: a trigger left pending
+    (events arrived meanwhile) is sent at once. Disabling drops the pending trigger."""
+    triggers.set_enabled(webhook, enabled)
+    webhook.modified_at = utcnow()
+    db.session.commit()
+    _wake_if_due(webhook)
+    return webhook
+
+
+def trigger_now(webhook: Webhook) -> Webhook:
+    """Trigger Now: count an event and make the pending trigger due now; re-enables Out of order.
+
+    Raises WebhookValidationError for a disabled webhook: enable it first.
+    """
+    if not webhook.active:
+        raise WebhookValidationError({"active": ["The webhook is disabled: enable it before triggering it."]})
+    triggers.make_due_now(webhook, count_event=True)
+    db.session.commit()
+    db.session.refresh(webhook)
+    dispatch.wake([webhook.id])
+    return webhook
+
+
+def retry_now(webhook: Webhook) -> Webhook:
+    """Retry now: a Failing or Out-of-order webhook's trigger is sent at once, counting no event
+    and, for a Failing one, keeping its attempt number. Raises WebhookValidationError otherwise."""
+    if not webhook.retryable:
+        raise WebhookValidationError({"status": ["Only a Failing or Out-of-order webhook has a retry to send."]})
+    if webhook.lease_id is None:  # an attempt in flight is its own retry
+        triggers.make_due_now(webhook, count_event=False)
+        db.session.commit()
+    _wake_if_due(webhook)
+    return webhook
+
+
+def _wake_if_due(webhook: Webhook) -> None:
+    db.session.refresh(webhook)
+    if triggers.due_now(webhook):
+        dispatch.wake([webhook.id])
+
+
+def delete_webhook(webhook: Webhook) -> None:
+    """Delete the webhook for good, at once whatever its history: its attempt log is removed by
+    the workers in the background (``deleted_webhooks`` remembers it until then)."""
+    db.session.add(DeletedWebhook(webhook_id=webhook.id, deleted_at=utcnow()))
+    db.session.execute(delete(WebhookSearch).where(WebhookSearch.webhook_id == webhook.id))
+    db.session.delete(webhook)
+    db.session.commit()
+    dispatch.purge(webhook.id)
+
+
+def _unused_webhook_id() -> str:
+    """A new id, never one of a live webhook or of a deleted one whose attempts still exist."""
+    while True:
+        candidate = new_id("WH", WEBHOOK_GROUPS)
+        if db.session.get(Webhook, candidate) is None and db.session.get(DeletedWebhook, candidate) is None:
+            return candidate
