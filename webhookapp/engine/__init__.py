@@ -1,17 +1,34 @@
-"""The delivery engine (docs/architecture.md): from an accepted event to a recorded attempt.
+"""The delivery engine (docs/architecture.md, "Layers"): from an accepted event to a recorded attempt.
 
-- :mod:`.ingest` accepts events (:mod:`webhookapp.engine.ingest.postgresql`: one statement on PostgreSQL);
-- :mod:`.triggers` owns the trigger state and its every transition (:mod:`webhookapp.engine.triggers.postgresql`:
-  the SQL twins the fast paths run inside their statements);
-- :mod:`.dispatch` wakes workers and schedules retries through Redis and RQ;
-- :mod:`.jobs` are the RQ jobs; :mod:`.delivery` is the loop a delivery job runs, and
-  :mod:`.flight` the sends it has in flight;
-- :mod:`.signing` builds and signs each request; :mod:`.transport` sends it through the SSRF guard;
-- :mod:`.outcomes` records attempts and statistics (:mod:`webhookapp.engine.outcomes.postgresql`: a batch of
-  successes in one statement);
-- :mod:`.validations` calls validation webhooks synchronously;
-- :mod:`.redelivery` sends a recorded attempt again now (Redeliver), apart from the trigger state;
-- :mod:`.types` holds the data that flows between them, :mod:`.timing` the engine's constants.
+The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL fast path in
+``postgresql.py`` beside it.
+
+- :mod:`webhookapp.engine.ingest` accepts events (:mod:`webhookapp.engine.ingest.postgresql`:
+  one statement per event, or per group, on PostgreSQL);
+- :mod:`webhookapp.engine.triggers` owns the trigger state and its every transition
+  (:mod:`webhookapp.engine.triggers.postgresql`: the SQL twins the fast paths run inside their
+  statements);
+- :mod:`webhookapp.engine.dispatch` wakes workers and schedules retries through Redis and RQ;
+- :mod:`webhookapp.engine.jobs` are the RQ jobs;
+- :mod:`webhookapp.engine.delivery` is the loop a delivery job runs,
+  :mod:`webhookapp.engine.delivery.flight` the sends it has in flight, and
+  :mod:`webhookapp.engine.delivery.recording` what it does with their outcomes;
+- :mod:`webhookapp.engine.signing` builds and signs each request;
+  :mod:`webhookapp.engine.transport` sends it (:mod:`webhookapp.engine.transport.sender`) through
+  the SSRF guard (:mod:`webhookapp.engine.transport.ssrf`);
+- :mod:`webhookapp.engine.outcomes` records attempts and statistics
+  (:mod:`webhookapp.engine.outcomes.postgresql`: a batch of successes in one statement);
+- :mod:`webhookapp.engine.reconnect` runs a statement again when the database dropped its
+  connection;
+- :mod:`webhookapp.engine.direct` holds the calls made at once, apart from the trigger state:
+  :mod:`webhookapp.engine.direct.validations` calls validation webhooks synchronously,
+  :mod:`webhookapp.engine.direct.probe` sends a test request with settings not yet saved, and
+  :mod:`webhookapp.engine.direct.redelivery` sends a recorded attempt again now (Redeliver);
+- :mod:`webhookapp.engine.maintenance` prunes old rows and purges deleted webhooks' attempts,
+  :mod:`webhookapp.engine.maintenance.hourly` sums attempts per hour for the chart, and
+  :mod:`webhookapp.engine.maintenance.alerts` mails the users when a webhook goes Out of order;
+- :mod:`webhookapp.engine.types` holds the data that flows between them,
+  :mod:`webhookapp.engine.timing` the engine's constants.
 
 The web side (``webhookapp.services``) and the blueprints call in; the engine never calls out
 to them.
