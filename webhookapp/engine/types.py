@@ -82,6 +82,14 @@ class AttemptResult:
         return (self.body or "")[:EXCERPT_CHARS]
 
 
+class CountedEvent(NamedTuple):
+    """The webhooks an event was counted on (``matched``), and those whose trigger it made due
+    (``fresh``): the others had one pending already, whose maker wakes the workers."""
+
+    matched: list[str]
+    fresh: list[str]
+
+
 class Prepared(NamedTuple):
     """A claimed attempt, signed and ready to send."""
 

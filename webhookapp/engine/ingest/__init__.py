@@ -23,6 +23,7 @@ from webhookapp.core.ids import new_id
 from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch, triggers
 from webhookapp.engine.ingest import postgresql as ingest_postgresql
+from webhookapp.engine.types import CountedEvent
 from webhookapp.infra import logs
 from webhookapp.infra.extensions import db, on_postgresql
 from webhookapp.models import ApiToken, Event, tenancy
@@ -176,9 +177,8 @@ def ingest_portable(token: ApiToken, values: dict[str, Any], *, wake: bool = Tru
     return IngestResult(event_id, matched, False)
 
 
-def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> tuple[list[str], list[str]]:
-    """Count the event (:func:`.triggers.count_event`), then store it; returns the matched and
-    the freshly due webhook ids."""
+def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> CountedEvent:
+    """Count the event (:func:`.triggers.count_event`), then store it."""
     matched, fresh = triggers.count_event(
         product_id=values["product_id"],
         object_class=values["object_class"],
@@ -204,4 +204,4 @@ def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime
         },
     )
     db.session.commit()
-    return matched, fresh
+    return CountedEvent(matched, fresh)
