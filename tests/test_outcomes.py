@@ -8,7 +8,7 @@ from tests.conftest import make_webhook
 from webhookapp.core.times import utcnow
 from webhookapp.engine import delivery, outcomes, triggers
 from webhookapp.engine.outcomes import postgresql as outcomes_postgresql
-from webhookapp.engine.types import AttemptResult, Claim
+from webhookapp.engine.types import AttemptResult, Claim, Finished
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
@@ -36,7 +36,7 @@ def success(body: str = 'He said "ok", then left\\n') -> AttemptResult:
 
 def test_a_batch_of_successes_is_logged_counted_and_its_leases_released(app, vendor):
     claims = claimed(vendor, 3)
-    items = [(claim, delivery.build_call(claim), success()) for claim in claims]
+    items = [Finished(claim, delivery.build_call(claim), success()) for claim in claims]
     outcomes.complete_successes(items)
     db.session.remove()
     for claim, call, result in items:
@@ -58,7 +58,7 @@ def test_a_batch_of_successes_is_logged_counted_and_its_leases_released(app, ven
 
 def test_a_webhook_deleted_while_its_attempt_was_in_flight_is_skipped(app, vendor):
     claims = claimed(vendor, 3)
-    items = [(claim, delivery.build_call(claim), success()) for claim in claims]
+    items = [Finished(claim, delivery.build_call(claim), success()) for claim in claims]
     db.session.delete(db.session.get(Webhook, claims[1].webhook.id))
     db.session.commit()
     outcomes.complete_successes(items)
@@ -71,7 +71,7 @@ def test_a_webhook_deleted_while_its_attempt_was_in_flight_is_skipped(app, vendo
 
 def test_a_lease_handed_on_meanwhile_is_not_released_by_a_late_success(app, vendor):
     [claim] = claimed(vendor, 1)
-    item = (claim, delivery.build_call(claim), success())
+    item = Finished(claim, delivery.build_call(claim), success())
     db.session.execute(db.update(Webhook).values(lease_id="someone-else"))  # the sweeper handed it on
     db.session.commit()
     outcomes.complete_successes([item])

@@ -19,7 +19,7 @@ from tests.conftest import make_tenant, make_webhook
 from webhookapp.core.times import utcnow
 from webhookapp.engine import delivery, outcomes, triggers
 from webhookapp.engine.ingest import postgresql as ingest_postgresql
-from webhookapp.engine.types import AttemptResult
+from webhookapp.engine.types import AttemptResult, Finished
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.services import tokens
@@ -157,7 +157,7 @@ def test_recording_successes_agrees(app, postgresql):
         db.session.commit()
         claims = triggers.claim_due(10, list(ids.values()))
         started = utcnow().replace(microsecond=0)
-        items = [(claim, delivery.build_call(claim), success(started)) for claim in claims]
+        items = [Finished(claim, delivery.build_call(claim), success(started)) for claim in claims]
         db.session.execute(update(Webhook).where(Webhook.id == ids["lease handed on"]).values(lease_id="another"))
         db.session.delete(db.session.get(Webhook, ids.pop("deleted meanwhile")))
         db.session.commit()

@@ -158,52 +158,112 @@ def _like_pattern(value: str) -> str:
     return escaped.replace("*", "%")
 
 
+@dataclass(frozen=True)
+class Operand:
+    """A field operator's parts: ``eq(label,x)`` is ``operator`` eq on field ``name`` with ``value`` x."""
+
+    operator: str
+    name: str
+    field: Field
+    value: Node | str
+
+    def plain(self) -> str:
+        """The value, which must be one: only in() and out() take a list."""
+        if not isinstance(self.value, str):
+            raise RQLError(f"{self.operator}() takes a plain value.")
+        return self.value
+
+
 def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
-    name = node.name
-    if name in ("and", "or"):
-        if not node.args:
-            raise RQLError(f"{name}() needs at least one condition.")
-        parts = [_condition(_expect_node(arg, name), fields) for arg in node.args]
-        return and_(*parts) if name == "and" else or_(*parts)
-    if name == "not":
-        if len(node.args) != 1:
-            raise RQLError("not() takes one condition.")
-        return not_(_condition(_expect_node(node.args[0], name), fields))
-    if name not in ("eq", "ne", "in", "out", "like", "ilike", *COMPARISONS):
-        raise RQLError(f"Unknown operator '{name}'. Use eq, ne, in, out, like, ilike, gt, ge, lt, le, and, or, not.")
+    """The WHERE clause for one term: a combination of terms, or an operator on a field."""
+    combine = _COMBINATIONS.get(node.name)
+    if combine is not None:
+        return combine(node, fields)
+    apply = _FIELD_OPERATORS.get(node.name)
+    if apply is None:
+        raise RQLError(
+            f"Unknown operator '{node.name}'. Use eq, ne, in, out, like, ilike, gt, ge, lt, le, and, or, not."
+        )
     if len(node.args) != 2 or not isinstance(node.args[0], str):
-        raise RQLError(f"{name}() takes a field and a value, as in {name}(label,value).")
+        raise RQLError(f"{node.name}() takes a field and a value, as in {node.name}(label,value).")
     field = fields.get(node.args[0])
     if field is None:
         raise RQLError(f"Cannot filter on '{node.args[0]}'. Fields: {', '.join(sorted(fields))}.")
-    value = node.args[1]
-    if name in ("in", "out"):
-        values = value.args if isinstance(value, Node) and value.name == "" else [value]
-        if not all(isinstance(item, str) for item in values):
-            raise RQLError(f"{name}() takes a list of values, as in {name}(field,(a,b)).")
-        converted = [field.value(node.args[0], item) for item in values]
-        if not converted:
-            return false() if name == "in" else true()
-        if field.match is not None:
-            clause = or_(*(field.match(item) for item in converted))
-        else:
-            clause = field.column.in_(converted)
-        return clause if name == "in" else not_(clause)
-    if not isinstance(value, str):
-        raise RQLError(f"{name}() takes a plain value.")
-    if name in COMPARISONS:
-        if not field.comparable:
-            raise RQLError(f"{name}() applies to times and numbers; {node.args[0]} is not one.")
-        return getattr(field.column, COMPARISONS[name])(field.value(node.args[0], value))
-    if name in ("like", "ilike"):
-        if not field.text or field.match is not None:
-            raise RQLError(f"{name}() applies to text fields; {node.args[0]} is not one.")
-        pattern = _like_pattern(value)
-        return field.column.like(pattern, escape="\\") if name == "like" else field.column.ilike(pattern, escape="\\")
-    converted = field.value(node.args[0], value)
+    return apply(Operand(node.name, node.args[0], field, node.args[1]))
+
+
+def _all_or_any(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
+    if not node.args:
+        raise RQLError(f"{node.name}() needs at least one condition.")
+    parts = [_condition(_expect_node(arg, node.name), fields) for arg in node.args]
+    return and_(*parts) if node.name == "and" else or_(*parts)
+
+
+def _negation(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
+    if len(node.args) != 1:
+        raise RQLError("not() takes one condition.")
+    return not_(_condition(_expect_node(node.args[0], node.name), fields))
+
+
+def _membership(operand: Operand) -> ColumnElement[bool]:
+    """in() and out(): a list, ``(a,b)``, or a single value."""
+    operator, value, field = operand.operator, operand.value, operand.field
+    values = value.args if isinstance(value, Node) and value.name == "" else [value]
+    texts = [item for item in values if isinstance(item, str)]
+    if len(texts) != len(values):
+        raise RQLError(f"{operator}() takes a list of values, as in {operator}(field,(a,b)).")
+    converted = [field.value(operand.name, text) for text in texts]
+    if not converted:
+        return false() if operator == "in" else true()
+    match = field.match
+    clause = or_(*(match(item) for item in converted)) if match is not None else field.column.in_(converted)
+    return clause if operator == "in" else not_(clause)
+
+
+def _comparison(operand: Operand) -> ColumnElement[bool]:
+    """gt, ge, lt and le, on fields with an order."""
+    value = operand.plain()
+    if not operand.field.comparable:
+        raise RQLError(f"{operand.operator}() applies to times and numbers; {operand.name} is not one.")
+    converted = operand.field.value(operand.name, value)
+    return getattr(operand.field.column, COMPARISONS[operand.operator])(converted)
+
+
+def _like(operand: Operand) -> ColumnElement[bool]:
+    """like and ilike, with ``*`` as the wildcard, on text columns."""
+    value = operand.plain()
+    field = operand.field
+    if not field.text or field.match is not None:
+        raise RQLError(f"{operand.operator}() applies to text fields; {operand.name} is not one.")
+    pattern = _like_pattern(value)
+    if operand.operator == "like":
+        return field.column.like(pattern, escape="\\")
+    return field.column.ilike(pattern, escape="\\")
+
+
+def _equality(operand: Operand) -> ColumnElement[bool]:
+    """eq and ne, through the field's ``match`` when it is not a column."""
+    field = operand.field
+    converted = field.value(operand.name, operand.plain())
     if field.match is not None:
-        return field.match(converted) if name == "eq" else not_(field.match(converted))
-    return field.column == converted if name == "eq" else field.column != converted
+        return field.match(converted) if operand.operator == "eq" else not_(field.match(converted))
+    return field.column == converted if operand.operator == "eq" else field.column != converted
+
+
+_COMBINATIONS: dict[str, Callable[[Node, Mapping[str, Field]], ColumnElement[bool]]] = {
+    "and": _all_or_any,
+    "or": _all_or_any,
+    "not": _negation,
+}
+_FIELD_OPERATORS: dict[str, Callable[[Operand], ColumnElement[bool]]] = {
+    "eq": _equality,
+    "ne": _equality,
+    "in": _membership,
+    "out": _membership,
+    "like": _like,
+    "ilike": _like,
+    **dict.fromkeys(COMPARISONS, _comparison),
+}
 
 
 def _expect_node(arg: Node | str, parent: str) -> Node:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 EXCERPT_CHARS = 300  # of a response body, kept with the statistics after the attempt is pruned
 
@@ -82,7 +82,35 @@ class AttemptResult:
         return (self.body or "")[:EXCERPT_CHARS]
 
 
-Prepared = tuple[Claim, PreparedCall]
-"""A claimed attempt, signed and ready to send."""
-Finished = tuple[Claim, PreparedCall, AttemptResult]
-"""A sent attempt with its outcome, ready to record."""
+class CountedEvent(NamedTuple):
+    """The webhooks an event was counted on (``matched``), and those whose trigger it made due
+    (``fresh``): the others had one pending already, whose maker wakes the workers."""
+
+    matched: list[str]
+    fresh: list[str]
+
+
+class Prepared(NamedTuple):
+    """A claimed attempt, signed and ready to send."""
+
+    claim: Claim
+    call: PreparedCall
+
+
+class Finished(NamedTuple):
+    """A sent attempt with its outcome, ready to record."""
+
+    claim: Claim
+    call: PreparedCall
+    result: AttemptResult
+
+
+@dataclass(frozen=True)
+class Success:
+    """A recorded successful attempt, as its webhook's row takes it (:func:`.triggers.succeed`):
+    counted, and its lease released if still held."""
+
+    webhook_id: str
+    lease_id: str
+    started_at: datetime
+    summary: dict[str, Any]  # the last-success summary (``outcomes.summary``), which outlives the attempt

@@ -139,6 +139,14 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
 
 def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
     """Apply a partial update; product and type are fixed at creation and may not change."""
+    _apply_update(webhook, _checked_update(webhook, fields))
+    db.session.commit()
+    _wake_if_due(webhook)
+    return webhook
+
+
+def _checked_update(webhook: Webhook, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` through the rules, or a :class:`WebhookValidationError` with every problem."""
     errors: dict[str, list[str]] = {}
     if "product_id" in fields and fields["product_id"] != webhook.product_id:
         errors["product_id"] = ["The product cannot be changed after creation."]
@@ -150,6 +158,11 @@ def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
     cleaned = _clean(fields, errors)
     if errors:
         raise WebhookValidationError(errors)
+    return cleaned
+
+
+def _apply_update(webhook: Webhook, cleaned: dict[str, Any]) -> None:
+    """Set checked fields on the webhook, its trigger and its search text, uncommitted."""
     enabled = cleaned.pop("active", webhook.active)
     for name, value in cleaned.items():
         setattr(webhook, name, value)
@@ -162,9 +175,6 @@ def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
         db.session.merge(
             WebhookSearch(webhook_id=webhook.id, account_id=webhook.account_id, text=WebhookSearch.text_of(webhook))
         )
-    db.session.commit()
-    _wake_if_due(webhook)
-    return webhook
 
 
 def set_enabled(webhook: Webhook, enabled: bool) -> Webhook:

@@ -93,39 +93,41 @@ def start() -> Response:
 
 
 @blueprint.route("/<draft_id>/<step>", methods=["GET", "POST"])
-def step(draft_id: str, step: str) -> str | Response:
+def step(draft_id: str, step: str) -> str | Response | tuple[str, int]:
+    """One step of the wizard; a step whose predecessors are incomplete sends back to the first gap."""
     draft = drafts.get_draft(current_user, draft_id)
     if draft is None or step not in STEPS:
         abort(404)
-    position = STEPS.index(step)
-    missing = next((name for name in STEPS[:position] if name not in draft.completed), None)
+    missing = next((name for name in STEPS[: STEPS.index(step)] if name not in draft.completed), None)
     if missing:
         return redirect(url_for("wizard.step", draft_id=draft.id, step=missing))
-
     if request.method == "GET":
-        form = _make_form(step, draft)
-        if request.args.get("check"):
-            form.validate()
-        return _render(draft, step, form)
+        return _show(draft, step)
+    return _submit(draft, step, request.form.get("action", "next"))
 
-    action = request.form.get("action", "next")
+
+def _show(draft: WizardDraft, step: str) -> str:
+    """The step as the draft holds it; ``?check=1`` (sent after a failed Create) shows its errors."""
+    form = _make_form(step, draft)
+    if request.args.get("check"):
+        form.validate()
+    return _render(draft, step, form)
+
+
+def _submit(draft: WizardDraft, step: str, action: str) -> str | Response | tuple[str, int]:
+    """Cancel, Back, the HTTP step's own buttons, or Next (Create on the last step)."""
     if action == "cancel":
         drafts.discard_draft(draft)
         flash("Webhook creation cancelled.", "info")
         return redirect(url_for("webhooks.index"))
-
+    position = STEPS.index(step)
     form = _make_form(step, draft, formdata=request.form)
     typed = _typed_values(step, form)
     if action == "back":
         drafts.save_step(draft, typed)
         return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[max(position - 1, 0)]))
-    if step == "http" and apply_row_action(form, action):
-        drafts.save_step(draft, _typed_values(step, form), step=step, completed=False)
-        return _render(draft, step, form)
-    if step == "http" and action == "send_test":
-        result = sendtest.from_wizard(current_user.account, draft, form)
-        drafts.save_step(draft, _typed_values(step, form), step=step, completed=result is not None)
-        return _render(draft, step, form, test_result=result), 200 if result else 400
+    if step == "http" and (answer := _http_action(draft, form, action)) is not None:
+        return answer
     if not form.validate():
         drafts.save_step(draft, typed, step=step, completed=False)
         return _render(draft, step, form), 400
@@ -133,6 +135,18 @@ def step(draft_id: str, step: str) -> str | Response:
     if step != STEPS[-1]:
         return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[position + 1]))
     return _create(draft)
+
+
+def _http_action(draft: WizardDraft, form: FlaskForm, action: str) -> str | tuple[str, int] | None:
+    """The HTTP step's buttons that stay on the page (add or remove a header, send a test), else None."""
+    if apply_row_action(form, action):
+        drafts.save_step(draft, _typed_values("http", form), step="http", completed=False)
+        return _render(draft, "http", form)
+    if action == "send_test":
+        result = sendtest.from_wizard(current_user.account, draft, form)
+        drafts.save_step(draft, _typed_values("http", form), step="http", completed=result is not None)
+        return _render(draft, "http", form, test_result=result), 200 if result else 400
+    return None
 
 
 def _create(draft: WizardDraft) -> Response:

@@ -129,7 +129,7 @@ def _prepare(flight: Flight, claims: list[Claim]) -> None:
         except Exception as exc:  # a webhook that cannot be signed fails alone
             log.exception("Could not prepare the request of %s", claim.webhook.id,
                           extra={"webhook_id": claim.webhook.id, "attempt": claim.attempt})  # fmt: skip
-            unsent = (claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))
+            unsent = Finished(claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))
             recording.record_patiently([unsent])
         else:
             flight.add(claim, call)
@@ -148,7 +148,7 @@ def _wind_down(flight: Flight, unrecorded: list[Finished]) -> int:
     """Stop: hand back the claimed calls not started, wait for the sends in flight (each ends
     within the delivery timeout) and record every outcome; returns the attempts recorded."""
     withdrawn = flight.withdraw()
-    handed_back = or_else(functools.partial(triggers.hand_back, [claim for claim, _call in withdrawn]), 0)
+    handed_back = or_else(functools.partial(triggers.hand_back, [prepared.claim for prepared in withdrawn]), 0)
     if withdrawn:
         # If the database did not take them back, their leases run out and the sweeper does.
         log.info("Stopping: handed back %d of %d triggers not yet sent.", handed_back, len(withdrawn))

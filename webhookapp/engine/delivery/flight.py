@@ -74,7 +74,7 @@ class Flight:
 
     def add(self, claim: Claim, call: PreparedCall) -> None:
         """Line up a claimed, signed call and start it if the window has room."""
-        self.ready.append((claim, call))
+        self.ready.append(Prepared(claim, call))
         self.fill()
 
     def fill(self, everything: bool = False) -> None:
@@ -85,8 +85,8 @@ class Flight:
     def _run(self, ticket: int, prepared: Prepared) -> None:
         taken: tuple[int, Prepared] | None = (ticket, prepared)
         while taken is not None:
-            ticket, (claim, call) = taken
-            finished = (claim, call, self._sender.send(call))
+            ticket, prepared = taken
+            finished = Finished(prepared.claim, prepared.call, self._sender.send(prepared.call))
             with self._lock:
                 recorder = self._orphan_recorder
                 if recorder is None:

@@ -33,7 +33,7 @@ def record(finished: list[Finished]) -> list[Finished]:
     """Record outcomes; returns those the database could not take because it was unreachable.
 
     Each outcome is logged once, when it is recorded (a failure with its attempt's id)."""
-    successes = [item for item in finished if item[2].success]
+    successes = [item for item in finished if item.result.success]
     kept: list[Finished] = []
     if successes:
         try:
@@ -49,7 +49,7 @@ def record(finished: list[Finished]) -> list[Finished]:
         else:
             for claim, _call, result in successes:
                 _recorded(claim, result, None)  # the batch statement does not return the attempts' ids
-    kept.extend(item for item in finished if not item[2].success and not _record_one(item))
+    kept.extend(item for item in finished if not item.result.success and not _record_one(item))
     return kept
 
 
@@ -59,23 +59,23 @@ REFUSED, UNREACHABLE = "refused", "unreachable"
 def _complete(item: Finished) -> outcomes.Completed | str:
     """:func:`.outcomes.complete`, else :data:`REFUSED` or :data:`UNREACHABLE`."""
     try:
-        return retrying(lambda: outcomes.complete(*item))
+        return retrying(lambda: outcomes.complete(item.claim, item.call, item.result))
     except SQLAlchemyError as exc:
         db.session.rollback()
         if unreachable(exc):
             return UNREACHABLE
-        log.exception("The database refused the attempt of %s", item[0].webhook.id, extra=_ids(item[0]))
+        log.exception("The database refused the attempt of %s", item.claim.webhook.id, extra=_ids(item.claim))
         return REFUSED
 
 
 def _record_one(item: Finished) -> bool:
     """Record one outcome (without the response, if the database refuses it whole) and schedule
     its retry; False if the database was unreachable."""
-    claim, call, result = item
+    claim, result = item.claim, item.result
     completed = _complete(item)
     if completed == REFUSED:
         note = "[The response could not be stored.]"
-        completed = _complete((claim, call, dataclasses.replace(result, headers={}, body=note, truncated=False)))
+        completed = _complete(item._replace(result=dataclasses.replace(result, headers={}, body=note, truncated=False)))
     if completed == UNREACHABLE:
         return False
     if isinstance(completed, outcomes.Completed):

@@ -23,6 +23,7 @@ from webhookapp.core.ids import new_id
 from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch, triggers
 from webhookapp.engine.ingest import postgresql as ingest_postgresql
+from webhookapp.engine.types import CountedEvent
 from webhookapp.infra import logs
 from webhookapp.infra.extensions import db, on_postgresql
 from webhookapp.models import ApiToken, Event, tenancy
@@ -46,35 +47,57 @@ def validate(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ServiceError(400, "VAL_001", "The body must be a JSON object.")
     errors = [f"Unknown field '{name}'." for name in sorted(set(body) - FIELDS)]
-    object_class = body.get("object_class")
-    if object_class is None:
-        errors.append("'object_class' is required.")
-    elif object_class not in OBJECT_CLASSES:
-        errors.append(f"'object_class' must be one of: {', '.join(OBJECT_CLASSES)}.")
-    product_id = body.get("product_id")
-    if product_id is None:
-        errors.append("'product_id' is required.")
-    elif not isinstance(product_id, str) or not 0 < len(product_id) <= 20:
-        errors.append("'product_id' must be a product id such as PRD-123-456-789.")
-    elif not rules.is_plain(product_id):
-        errors.append("'product_id' may not contain control characters or lone surrogates.")
-    for name in ("id", "object_id"):
-        value = body.get(name)
-        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= ID_MAX):
-            errors.append(f"'{name}' must be a string of 1 to {ID_MAX} characters.")
-        elif value is not None and not rules.is_plain(value):
-            errors.append(f"'{name}' may not contain control characters or lone surrogates.")
-    api_url = body.get("api_url")
-    if api_url is not None:
-        try:
-            if not isinstance(api_url, str):
-                raise rules.RuleError("must be a string")
-            rules.external_url(api_url)
-        except rules.RuleError:
-            errors.append("'api_url' must be an http:// or https:// URL of at most 4096 characters.")
+    problems = (
+        _object_class_problem(body.get("object_class")),
+        _product_id_problem(body.get("product_id")),
+        *(_client_id_problem(name, body.get(name)) for name in ("id", "object_id")),
+        _api_url_problem(body.get("api_url")),
+    )
+    errors.extend(problem for problem in problems if problem is not None)
     if errors:
         raise ServiceError(400, "VAL_001", *errors)
     return body
+
+
+def _object_class_problem(value: Any) -> str | None:
+    if value is None:
+        return "'object_class' is required."
+    if value not in OBJECT_CLASSES:
+        return f"'object_class' must be one of: {', '.join(OBJECT_CLASSES)}."
+    return None
+
+
+def _product_id_problem(value: Any) -> str | None:
+    if value is None:
+        return "'product_id' is required."
+    if not isinstance(value, str) or not 0 < len(value) <= 20:
+        return "'product_id' must be a product id such as PRD-123-456-789."
+    if not rules.is_plain(value):
+        return "'product_id' may not contain control characters or lone surrogates."
+    return None
+
+
+def _client_id_problem(name: str, value: Any) -> str | None:
+    """``id`` and ``object_id`` are optional, and plain text when given."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= ID_MAX:
+        return f"'{name}' must be a string of 1 to {ID_MAX} characters."
+    if not rules.is_plain(value):
+        return f"'{name}' may not contain control characters or lone surrogates."
+    return None
+
+
+def _api_url_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise rules.RuleError("must be a string")
+        rules.external_url(value)
+    except rules.RuleError:
+        return "'api_url' must be an http:// or https:// URL of at most 4096 characters."
+    return None
 
 
 def _unknown_product(values: dict[str, Any]) -> ServiceError:
@@ -154,9 +177,8 @@ def ingest_portable(token: ApiToken, values: dict[str, Any], *, wake: bool = Tru
     return IngestResult(event_id, matched, False)
 
 
-def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> tuple[list[str], list[str]]:
-    """Count the event (:func:`.triggers.count_event`), then store it; returns the matched and
-    the freshly due webhook ids."""
+def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> CountedEvent:
+    """Count the event (:func:`.triggers.count_event`), then store it."""
     matched, fresh = triggers.count_event(
         product_id=values["product_id"],
         object_class=values["object_class"],
@@ -182,4 +204,4 @@ def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime
         },
     )
     db.session.commit()
-    return matched, fresh
+    return CountedEvent(matched, fresh)

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 
 from webhookapp.engine import triggers
 from webhookapp.engine.outcomes import postgresql as outcomes_postgresql
-from webhookapp.engine.types import AttemptResult, Claim, Finished, PreparedCall
+from webhookapp.engine.types import AttemptResult, Claim, Finished, PreparedCall, Success
 from webhookapp.infra.extensions import db, on_postgresql
 from webhookapp.models import Attempt, Webhook
 
@@ -162,7 +162,7 @@ def complete_successes_portable(items: list[Finished]) -> None:
     """:func:`complete_successes` on any database: the attempts in one statement, the webhooks in
     one executemany (:func:`.triggers.succeed`). If a webhook was deleted meanwhile, the batch
     falls back to one attempt at a time (:func:`record_attempt` skips the deleted one)."""
-    items = sorted(items, key=lambda item: item[0].webhook.id)  # id order, as every multi-row writer
+    items = sorted(items, key=lambda item: item.claim.webhook.id)  # id order, as every multi-row writer
     rows = [attempt_row(claim.webhook.id, claim.attempt, call, result, "trigger") for claim, call, result in items]
     ids = _insert_attempts(rows)
     # SQLite holds the database's write lock from the insert on, so no deletion can come between
@@ -175,12 +175,12 @@ def complete_successes_portable(items: list[Finished]) -> None:
         return
     triggers.succeed(
         [
-            {
-                "webhook": claim.webhook.id,
-                "lease": claim.lease_id,
-                "at": result.started_at,
-                "info": summary(result, ids[claim.webhook.id]),
-            }
+            Success(
+                webhook_id=claim.webhook.id,
+                lease_id=claim.lease_id,
+                started_at=result.started_at,
+                summary=summary(result, ids[claim.webhook.id]),
+            )
             for claim, _call, result in items
         ]
     )

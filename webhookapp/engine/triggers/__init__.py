@@ -22,7 +22,7 @@ from sqlalchemy import JSON, ColumnElement, Select, Update, bindparam, case, fun
 
 from webhookapp.core.times import utcnow
 from webhookapp.engine.timing import LEASE_MARGIN_MAX
-from webhookapp.engine.types import SNAPSHOT_COLUMNS, Claim, snapshot
+from webhookapp.engine.types import SNAPSHOT_COLUMNS, Claim, CountedEvent, Success, snapshot
 from webhookapp.infra import metrics
 from webhookapp.infra.extensions import db
 from webhookapp.models import UTCDateTime, Webhook
@@ -92,7 +92,7 @@ def _count_event_statement(platform: bool) -> Update:
 
 def count_event(
     *, product_id: str, object_class: str, account_id: str | None, now: datetime, api_url: str | None
-) -> tuple[list[str], list[str]]:
+) -> CountedEvent:
     """Count an event on the active event webhooks it matches (of ``account_id``; of every
     account when None, for a platform token), in the caller's transaction.
 
@@ -106,7 +106,7 @@ def count_event(
     ).all()  # fmt: skip
     matched = sorted(row.id for row in counted)
     fresh = sorted(row.id for row in counted if row.next_trigger_at == now and not row.out_of_order)
-    return matched, fresh
+    return CountedEvent(matched, fresh)
 
 
 def note_event(webhook_id: str, now: datetime) -> None:
@@ -254,12 +254,16 @@ def _succeed_statement() -> Update:
     )
 
 
-def succeed(successes: list[dict[str, Any]]) -> None:
+def succeed(successes: list[Success]) -> None:
     """Successful attempts of distinct webhooks, in the caller's transaction: count each and
-    release its lease if still ours. Each item: ``webhook`` id, ``lease``, ``at`` (when the
-    attempt started), ``info`` (the last-success summary). Rows are written in id order."""
+    release its lease if still ours. Rows are written in id order."""
     if successes:
-        db.session.execute(_succeed_statement(), sorted(successes, key=lambda item: item["webhook"]))
+        ordered = sorted(successes, key=lambda item: item.webhook_id)
+        params = [
+            {"webhook": item.webhook_id, "lease": item.lease_id, "at": item.started_at, "info": item.summary}
+            for item in ordered
+        ]
+        db.session.execute(_succeed_statement(), params)
 
 
 def finish(claim: Claim, success: bool) -> datetime | None:
