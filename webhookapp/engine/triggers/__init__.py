@@ -335,12 +335,13 @@ def reclaim_expired() -> int:
 def hand_back(claims: list[Claim]) -> int:
     """Give claimed triggers that were never sent back to the pending state, due now, as the
     sweeper would once their lease ran out (a stopping worker; docs/architecture.md, "Reliability").
-    Only leases still held change; commits and returns how many did."""
+    Only leases still held change; commits and returns how many did. Rows are written in id order."""
     if not claims:
         return 0
     now = utcnow()
     statement = update(TABLE).where(TABLE.c.id == bindparam("b_id"), _ours()).values(_back_to_pending(now))
-    result = db.session.execute(statement, [{"b_id": claim.webhook.id, "lease": claim.lease_id} for claim in claims])
+    rows = [{"b_id": claim.webhook.id, "lease": claim.lease_id} for claim in claims]
+    result = db.session.execute(statement, sorted(rows, key=lambda row: row["b_id"]))
     db.session.commit()
     return result.rowcount
 
