@@ -20,12 +20,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
 
+from webhookapp.core.times import naive_utc
 from webhookapp.engine import dispatch
 from webhookapp.engine.timing import RECONNECT_PAUSE, RECONNECT_TRIES
 from webhookapp.engine.triggers.postgresql import COUNT_EVENT, COUNT_GROUP
@@ -279,7 +280,7 @@ _groups = GroupCommit()
 
 def parameters(digest: str, values: dict[str, Any], *, event_id: str, now: datetime) -> dict[str, Any]:
     """The statement's parameters for the validated event ``values`` and the token with SHA-256 ``digest``."""
-    naive_now = now.astimezone(UTC).replace(tzinfo=None)  # the columns hold naive UTC
+    naive_now = naive_utc(now)  # the raw statement bypasses the column type
     return {
         "digest": digest,
         "vendor": VENDOR,
