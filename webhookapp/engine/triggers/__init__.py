@@ -221,6 +221,11 @@ def claim_due(limit: int, webhook_ids: list[str] | None = None) -> list[Claim]:
 # -- succeed, fail and schedule a retry, go out of order -------------------------------------
 
 
+RELEASED_LEASE: dict[str, int | None] = {"lease_expires_at": None, "lease_attempt": 0, "lease_id": None}
+"""A webhook's lease columns once no attempt is in flight: what every release writes, here and in
+the SQL of :data:`webhookapp.engine.triggers.postgresql.SUCCEED`."""
+
+
 def _ours() -> ColumnElement[bool]:
     """The lease is released only by the claim that holds it, so a late outcome after the sweeper
     has handed the trigger on changes nothing but the counts."""
@@ -229,11 +234,7 @@ def _ours() -> ColumnElement[bool]:
 
 def _release() -> dict[str, Any]:
     ours = _ours()
-    return {
-        "lease_expires_at": case((ours, None), else_=TABLE.c.lease_expires_at),
-        "lease_attempt": case((ours, 0), else_=TABLE.c.lease_attempt),
-        "lease_id": case((ours, None), else_=TABLE.c.lease_id),
-    }
+    return {name: case((ours, released), else_=TABLE.c[name]) for name, released in RELEASED_LEASE.items()}
 
 
 @functools.cache
@@ -271,7 +272,7 @@ def finish(claim: Claim, success: bool) -> datetime | None:
     Events that arrived during the attempt fold into the retry.
     """
     retry_at = None
-    values: dict[str, Any] = {"lease_id": None, "lease_expires_at": None, "lease_attempt": 0}
+    values: dict[str, Any] = dict(RELEASED_LEASE)
     if not success:
         if claim.attempt >= int(current_app.config["WEBHOOK_MAX_ATTEMPTS"]):
             values["out_of_order"] = True
@@ -297,9 +298,7 @@ def _back_to_pending(now: datetime) -> dict[str, Any]:
     """An attempt in flight that will not end (its lease ran out, or its worker stops) becomes a
     pending trigger again, due at once: its lease goes, and the failed attempts before it count."""
     return {
-        "lease_id": None,
-        "lease_expires_at": None,
-        "lease_attempt": 0,
+        **RELEASED_LEASE,
         # SET expressions see the old row: keep a pending trigger's count, else resume the lost one's.
         "trigger_attempts": case(
             (TABLE.c.next_trigger_at.is_(None), TABLE.c.lease_attempt - 1), else_=TABLE.c.trigger_attempts
