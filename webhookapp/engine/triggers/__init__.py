@@ -62,7 +62,8 @@ def _due_conditions(now: ColumnElement[datetime]) -> tuple[ColumnElement[bool], 
 @functools.cache
 def _count_event_statement(platform: bool) -> Update:
     """Built once per kind of token: building a statement this size costs more than running it.
-    Twin: :data:`webhookapp.engine.triggers.postgresql.COUNT_EVENT`."""
+    Twin: :data:`webhookapp.engine.triggers.postgresql.COUNT_EVENT`; the webhooks it matches, the
+    ``matched`` CTE of :data:`webhookapp.engine.ingest.postgresql.STATEMENT`."""
     now = bindparam("b_now", type_=UTCDateTime())
     conditions = [
         TABLE.c.product_id == bindparam("b_product_id"),
