@@ -293,8 +293,8 @@ def test_delete_on_the_event_endpoint_is_a_json_405(client, token):
 
 def test_an_event_committed_without_a_wake_up_is_delivered_by_the_sweeper(app, vendor, handler):
     hook = make_webhook(vendor, external_url=handler.behave("/swept"))
-    row, _plain = tokens.create_token(vendor.account, "erp")
-    result = ingest.ingest(row, event_for(hook.product_id), wake=False)
+    _row, plain = tokens.create_token(vendor.account, "erp")
+    result = ingest.ingest_as(f"ApiKey {plain}", event_for(hook.product_id), wake=False)
     assert result.webhook_ids == [hook.id]
     connection = Redis.from_url(app.config["REDIS_URL"])
     assert Queue(dispatch.QUEUE_NAME, connection=connection).count == 0  # the web process "died" here

@@ -87,8 +87,9 @@ def test_events_accepted_while_redis_is_down_are_delivered_once_it_is_back(app, 
 
 def test_a_web_process_dying_between_commit_and_enqueue_loses_nothing(app, vendor, handler):
     hook = make_webhook(vendor, external_url=handler.behave("/crash"))
-    token, _ = tokens.create_token(vendor.account, "crash")
-    ingest.ingest(token, {"object_class": "fulfillment_request", "product_id": hook.product_id}, wake=False)
+    _token, plain = tokens.create_token(vendor.account, "crash")
+    body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
+    ingest.ingest_as(f"ApiKey {plain}", body, wake=False)  # what the event API calls, without its wake-up
     worker = start_worker(app)
     try:
         handler.wait_for("/crash", 1, timeout=15)

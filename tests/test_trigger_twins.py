@@ -5,6 +5,11 @@ statements of their own (``engine/triggers/postgresql.py``): counting events (th
 recording successes. Each scenario below is played twice on the same database, once through the
 portable code and once through the fast path, on webhooks set up alike, and the resulting trigger
 state and statistics must be the same (docs/architecture.md, "PostgreSQL fast paths").
+
+Three things are written twice, once in Python and once in the raw SQL, and checked here: which
+webhooks an event matches (:func:`.triggers.count_event` and the event statement's ``matched``
+CTE), how counting makes a trigger due, and when a success releases a lease (the claim must still
+hold it).
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from tests.conftest import make_tenant, make_webhook
+from tests.conftest import Tenant, make_tenant, make_webhook
 from webhookapp.core.times import utcnow
 from webhookapp.engine import delivery, outcomes, triggers
 from webhookapp.engine.ingest import postgresql as ingest_postgresql
 from webhookapp.engine.types import AttemptResult, Finished
 from webhookapp.infra.extensions import db
-from webhookapp.models import Attempt, Webhook
+from webhookapp.models import ApiToken, Attempt, Webhook, tenancy
 from webhookapp.services import tokens
 
 FUTURE = timedelta(minutes=5)
@@ -98,22 +103,26 @@ def count_portably(token, bodies: list[dict[str, Any]]) -> tuple[list[str], list
     for body in bodies:
         now = utcnow()
         matched, made_due = triggers.count_event(
-            product_id=body["product_id"], object_class=body["object_class"], account_id=token.account_id, now=now,
-            api_url=body["api_url"],
+            product_id=body["product_id"], object_class=body["object_class"],
+            account_id=None if token.is_platform else token.account_id, now=now, api_url=body["api_url"],
         )  # fmt: skip
         fresh += made_due
         db.session.commit()
     return matched, sorted(fresh)
 
 
-def count_on_postgresql(token, bodies: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+def run_on_postgresql(token, bodies: list[dict[str, Any]]) -> list[ingest_postgresql.Outcome]:
     """One event: the single statement; more: the group statement, as group commit sends them."""
     waiting = [
         ingest_postgresql._Waiting(ingest_postgresql.parameters(token.token_hash, body, event_id=f"EV-TWIN-{n}",
                                                                 now=utcnow()), wake=False)
         for n, body in enumerate(bodies)
     ]  # fmt: skip
-    results = ingest_postgresql._run(db.engine, waiting)
+    return ingest_postgresql._run(db.engine, waiting)
+
+
+def count_on_postgresql(token, bodies: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    results = run_on_postgresql(token, bodies)
     return sorted(results[-1].webhook_ids or []), sorted({i for result in results for i in result.fresh_ids})
 
 
@@ -133,6 +142,95 @@ def test_counting_events_agrees(app, postgresql, events):
     assert outcomes_by_path["postgresql"] == outcomes_by_path["portable"]
     matched, fresh, _ = outcomes_by_path["portable"]
     assert "disabled" not in matched and fresh == ["idle", "in flight"]  # the scenarios do what they say
+
+
+# label → whose webhook it is (of the world's vendor, distributor), its type and state. The event is
+# a fulfillment_request of the vendor's first product.
+MATCH_SCENARIOS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "vendor's": ("vendor", {}, {}),
+    "vendor's, disabled": ("vendor", {}, {"active": False}),
+    "vendor's, out of order": ("vendor", {}, {"out_of_order": True}),
+    "vendor's, retry pending": ("vendor", {}, {"next_trigger_at": FUTURE, "trigger_attempts": 1}),
+    "vendor's, other product": ("vendor", {"product": 1}, {}),
+    "vendor's, other object class": ("vendor", {"type_key": "tier_config_request.event"}, {}),
+    "vendor's, validation": ("vendor", {"type_key": "fulfillment_request.validator"}, {}),
+    "vendor's, inquiring validation": ("vendor", {"type_key": "fulfillment_request.inquiring_validator"}, {}),
+    "distributor's": ("distributor", {}, {}),
+    "distributor's, disabled": ("distributor", {}, {"active": False}),
+    "distributor's, other product": ("distributor", {"product": 1}, {}),
+}
+TOKENS = ("vendor", "distributor", "vendor platform", "other vendor")
+# what each token's event matches and makes due, and whether the event API takes it at all
+VENDORS = ["vendor's", "vendor's, out of order", "vendor's, retry pending"]
+DISTRIBUTORS = ["distributor's"]
+EXPECTED_MATCHES = {
+    "vendor": (True, VENDORS, ["vendor's"]),
+    "distributor": (True, DISTRIBUTORS, DISTRIBUTORS),
+    "vendor platform": (True, sorted(VENDORS + DISTRIBUTORS), sorted(["vendor's", *DISTRIBUTORS])),
+    "other vendor": (False, [], []),
+}
+
+
+def set_up_world(path: str) -> tuple[dict[str, Tenant], str, dict[str, str]]:
+    """A vendor with two products, a distributor and another vendor of their own, and a webhook per
+    matching scenario on the vendor's products; returns them, the event's product and label → id."""
+    tenants = {
+        "vendor": make_tenant("vendor", f"{path} vendor", f"{path}-vendor@twins.test", [("P", False), ("Q", False)]),
+        "distributor": make_tenant("distributor", f"{path} distributor", f"{path}-distributor@twins.test"),
+        "other vendor": make_tenant("vendor", f"{path} other", f"{path}-other@twins.test", [("O", False)]),
+    }
+    products = tenants["vendor"].products
+    now = utcnow()
+    ids = {}
+    for name, (owner, fields, state_before) in MATCH_SCENARIOS.items():
+        product = products[fields.get("product", 0)]
+        type_key = fields.get("type_key", "fulfillment_request.event")
+        hook = make_webhook(tenants[owner], label=name, product_id=product.id, type_key=type_key)
+        values = {key: now + value if isinstance(value, timedelta) else value for key, value in state_before.items()}
+        if values:
+            db.session.execute(update(Webhook).where(Webhook.id == hook.id).values(values))
+        ids[name] = hook.id
+    db.session.commit()
+    return tenants, products[0].id, ids
+
+
+def token_of(tenants: dict[str, Tenant], kind: str) -> ApiToken:
+    owner = kind.removesuffix(" platform")
+    token, _ = tokens.create_token(tenants[owner].account, "twins", platform=owner != kind)
+    return token
+
+
+def product_found_portably(token: ApiToken, product_id: str, matched: list[str]) -> bool:
+    """Whether the event API takes the event (else: 404), as :func:`.ingest.ingest_portable` decides."""
+    return bool(matched) or bool(tenancy.usable_product(token.account, product_id, platform=token.is_platform))
+
+
+@pytest.mark.parametrize("kind", TOKENS)
+def test_matching_webhooks_agrees(app, postgresql, kind):
+    """The event statement's ``matched`` CTE selects the webhooks :func:`.triggers.count_event` does."""
+    outcomes_by_path = {}
+    for path in ("portable", "postgresql"):
+        tenants, product_id, ids = set_up_world(path)
+        token = token_of(tenants, kind)
+        presets = presets_of(ids)
+        since = utcnow()
+        bodies = events_for(product_id, 1)
+        if path == "portable":
+            matched, fresh = count_portably(token, bodies)
+            found = product_found_portably(token, product_id, matched)
+        else:
+            [outcome] = run_on_postgresql(token, bodies)
+            matched, fresh, found = outcome.webhook_ids or [], outcome.fresh_ids, outcome.found
+        names = {webhook_id: name for name, webhook_id in ids.items()}
+        outcomes_by_path[path] = (
+            found,
+            sorted(names[i] for i in matched),
+            sorted(names[i] for i in fresh),
+            state(ids, since, presets),
+        )
+    assert outcomes_by_path["postgresql"] == outcomes_by_path["portable"]
+    found, matched, fresh, _ = outcomes_by_path["portable"]
+    assert (found, matched, fresh) == EXPECTED_MATCHES[kind]  # the scenarios do what they say
 
 
 SUCCESS_SCENARIOS: dict[str, dict[str, Any]] = {

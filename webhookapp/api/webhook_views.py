@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import g, jsonify, request
@@ -16,6 +16,7 @@ from webhookapp.api import rql
 from webhookapp.api.routes import blueprint, json_body, token_required
 from webhookapp.api.serializers import attempt_json, webhook_json, writable_fields
 from webhookapp.core.errors import ServiceError
+from webhookapp.core.times import aware_utc
 from webhookapp.engine.direct import redelivery, validations
 from webhookapp.infra import paging
 from webhookapp.models import Attempt, Webhook
@@ -33,7 +34,7 @@ def datetime_value(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise rql.RQLError(f"'{text}' is not an ISO 8601 date and time.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware_utc(moment)
 
 
 WEBHOOK_FIELDS = {

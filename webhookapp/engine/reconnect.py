@@ -4,6 +4,7 @@ A restart, a failover or ``pg_terminate_backend`` kills every pooled connection 
 statement that fails because its connection died never committed (or, in autocommit, did the
 whole of its work or none of it), so it is run again on a fresh connection; SQLAlchemy
 invalidates the whole pool when it sees one dead connection, so the next try gets a new one.
+:func:`retrying` is the one loop that does so, for the session and for raw driver connections alike.
 """
 
 from __future__ import annotations
@@ -30,17 +31,28 @@ def unreachable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-def retrying(work: Callable[[], T], *, tries: int = RECONNECT_TRIES) -> T:
-    """``work()``; when the database was unreachable, roll the session back and try again, up to
-    ``tries`` times in all, pausing a little longer each time. Other errors pass through."""
+def retrying(
+    work: Callable[[], T],
+    *,
+    tries: int = RECONNECT_TRIES,
+    dropped: Callable[[BaseException], bool] = unreachable,
+    recover: Callable[[], None] | None = None,
+) -> T:
+    """``work()``; when the database was unreachable (``dropped`` says so of the error), let the
+    dead connection go (``recover``; by default, roll the session back) and try again, up to
+    ``tries`` times in all, pausing a little longer each time. Other errors pass through.
+
+    Code that runs SQL on a raw driver connection passes its driver's error test and a
+    ``recover`` of its own (the event API's PostgreSQL statement: see
+    :mod:`webhookapp.engine.ingest.postgresql`)."""
     for attempt in range(1, tries + 1):
         try:
             return work()
-        except SQLAlchemyError as exc:
-            if not unreachable(exc) or attempt == tries:
+        except Exception as exc:
+            if not dropped(exc) or attempt == tries:
                 raise
             log.warning("The database connection failed (%s); trying again on a fresh one.", type(exc).__name__)
-            _discard_session()
+            (recover or _discard_session)()
             time.sleep(RECONNECT_PAUSE * attempt)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 

@@ -112,7 +112,9 @@ def _previous(account_id: str, client_event_id: str) -> IngestResult | None:
 
 
 def ingest_as(authorization: str | None, body: Any, *, wake: bool = True) -> IngestResult:
-    """Accept one event for the token that ``authorization`` (``ApiKey|Bearer <token>``) presents.
+    """Accept one event for the token that ``authorization`` (``ApiKey|Bearer <token>``) presents:
+    the event row, the webhooks' counts and their pending triggers are committed together; then,
+    if ``wake``, the workers are woken for the triggers the event made due.
 
     Raises :class:`Unauthenticated` without a valid token and :class:`ServiceError` for refused
     input. On PostgreSQL the token is checked by the same statement that stores the event.
@@ -126,18 +128,6 @@ def ingest_as(authorization: str | None, body: Any, *, wake: bool = True) -> Ing
     token = tenancy.authenticate_header(authorization)
     if token is None:
         raise Unauthenticated
-    return ingest_portable(token, values, wake=wake)
-
-
-def ingest(token: ApiToken, body: Any, *, wake: bool = True) -> IngestResult:
-    """Accept one event for ``token``'s account (every account for a platform token).
-
-    The event row, the webhooks' counts and their pending triggers are committed together, then
-    the workers are woken for the triggers the event made due.
-    """
-    values = validate(body)
-    if on_postgresql():
-        return _ingest_postgresql(token.token_hash, values, wake)
     return ingest_portable(token, values, wake=wake)
 
 

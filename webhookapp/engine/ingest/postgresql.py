@@ -17,17 +17,18 @@ lone events, a group of four a third. Row locks are taken in id order, as everyw
 
 from __future__ import annotations
 
+import itertools
 import threading
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
 
+from webhookapp.core.times import naive_utc
 from webhookapp.engine import dispatch
-from webhookapp.engine.timing import RECONNECT_PAUSE, RECONNECT_TRIES
+from webhookapp.engine.reconnect import retrying
 from webhookapp.engine.triggers.postgresql import COUNT_EVENT, COUNT_GROUP
 from webhookapp.infra.extensions import db
 from webhookapp.models import VENDOR
@@ -58,7 +59,9 @@ _MATCHES = f"""
     ),
 """
 """The token, its use noted, the matching webhooks locked in id order, and whether the product is
-the token's to see: the same for one event or a group."""
+the token's to see: the same for one event or a group. ``matched`` is the twin of the webhooks
+:func:`.triggers.count_event` matches, written against the ``token`` CTE so that the token is
+checked by the same statement; ``tests/test_trigger_twins.py`` checks that both select alike."""
 
 STATEMENT = (
     _MATCHES
@@ -199,16 +202,14 @@ def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
     autocommit it did all of its work or none; if it had in fact committed before the connection
     went, the second run finds its event ids taken, and the events are read back instead.
     """
-    for attempt in range(1, RECONNECT_TRIES + 1):
-        try:
-            return _run_once(engine, group, again=attempt > 1)
-        except psycopg.OperationalError:
-            if attempt == RECONNECT_TRIES:
-                raise
-            # Every pooled connection died with this one: start the pool afresh.
-            engine.dispose()
-            time.sleep(RECONNECT_PAUSE * attempt)
-    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+    runs = itertools.count(1)
+    return retrying(
+        lambda: _run_once(engine, group, again=next(runs) > 1),
+        # The driver's own error: the statement runs on a raw connection, not through SQLAlchemy.
+        dropped=lambda exc: isinstance(exc, psycopg.OperationalError),
+        # Every pooled connection died with this one: start the pool afresh.
+        recover=engine.dispose,
+    )
 
 
 def _run_once(engine: Engine, group: list[_Waiting], *, again: bool) -> list[Outcome]:
@@ -279,7 +280,7 @@ _groups = GroupCommit()
 
 def parameters(digest: str, values: dict[str, Any], *, event_id: str, now: datetime) -> dict[str, Any]:
     """The statement's parameters for the validated event ``values`` and the token with SHA-256 ``digest``."""
-    naive_now = now.astimezone(UTC).replace(tzinfo=None)  # the columns hold naive UTC
+    naive_now = naive_utc(now)  # the raw statement bypasses the column type
     return {
         "digest": digest,
         "vendor": VENDOR,

@@ -15,12 +15,12 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON
 from sqlalchemy.dialects import postgresql
 
+from webhookapp.core.times import naive_utc
 from webhookapp.engine.triggers.postgresql import SUCCEED
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, UTCDateTime
@@ -70,10 +70,6 @@ def statement() -> tuple[str, tuple[str, ...]]:
     return text, columns
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)  # as the columns hold it
-
-
 def _json_text(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
@@ -88,7 +84,7 @@ def _converters() -> dict[str, Callable[[Any], Any]]:
         if isinstance(column_type, JSON):
             converters[name] = _json_text
         elif isinstance(column_type, UTCDateTime):
-            converters[name] = _naive_utc
+            converters[name] = naive_utc  # as the columns hold it
     return converters
 
 

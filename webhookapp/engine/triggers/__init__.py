@@ -62,7 +62,8 @@ def _due_conditions(now: ColumnElement[datetime]) -> tuple[ColumnElement[bool], 
 @functools.cache
 def _count_event_statement(platform: bool) -> Update:
     """Built once per kind of token: building a statement this size costs more than running it.
-    Twin: :data:`webhookapp.engine.triggers.postgresql.COUNT_EVENT`."""
+    Twin: :data:`webhookapp.engine.triggers.postgresql.COUNT_EVENT`; the webhooks it matches, the
+    ``matched`` CTE of :data:`webhookapp.engine.ingest.postgresql.STATEMENT`."""
     now = bindparam("b_now", type_=UTCDateTime())
     conditions = [
         TABLE.c.product_id == bindparam("b_product_id"),
@@ -221,6 +222,11 @@ def claim_due(limit: int, webhook_ids: list[str] | None = None) -> list[Claim]:
 # -- succeed, fail and schedule a retry, go out of order -------------------------------------
 
 
+RELEASED_LEASE: dict[str, int | None] = {"lease_expires_at": None, "lease_attempt": 0, "lease_id": None}
+"""A webhook's lease columns once no attempt is in flight: what every release writes, here and in
+the SQL of :data:`webhookapp.engine.triggers.postgresql.SUCCEED`."""
+
+
 def _ours() -> ColumnElement[bool]:
     """The lease is released only by the claim that holds it, so a late outcome after the sweeper
     has handed the trigger on changes nothing but the counts."""
@@ -229,11 +235,7 @@ def _ours() -> ColumnElement[bool]:
 
 def _release() -> dict[str, Any]:
     ours = _ours()
-    return {
-        "lease_expires_at": case((ours, None), else_=TABLE.c.lease_expires_at),
-        "lease_attempt": case((ours, 0), else_=TABLE.c.lease_attempt),
-        "lease_id": case((ours, None), else_=TABLE.c.lease_id),
-    }
+    return {name: case((ours, released), else_=TABLE.c[name]) for name, released in RELEASED_LEASE.items()}
 
 
 @functools.cache
@@ -275,7 +277,7 @@ def finish(claim: Claim, success: bool) -> datetime | None:
     Events that arrived during the attempt fold into the retry.
     """
     retry_at = None
-    values: dict[str, Any] = {"lease_id": None, "lease_expires_at": None, "lease_attempt": 0}
+    values: dict[str, Any] = dict(RELEASED_LEASE)
     if not success:
         if claim.attempt >= int(current_app.config["WEBHOOK_MAX_ATTEMPTS"]):
             values["out_of_order"] = True
@@ -301,9 +303,7 @@ def _back_to_pending(now: datetime) -> dict[str, Any]:
     """An attempt in flight that will not end (its lease ran out, or its worker stops) becomes a
     pending trigger again, due at once: its lease goes, and the failed attempts before it count."""
     return {
-        "lease_id": None,
-        "lease_expires_at": None,
-        "lease_attempt": 0,
+        **RELEASED_LEASE,
         # SET expressions see the old row: keep a pending trigger's count, else resume the lost one's.
         "trigger_attempts": case(
             (TABLE.c.next_trigger_at.is_(None), TABLE.c.lease_attempt - 1), else_=TABLE.c.trigger_attempts
@@ -339,12 +339,13 @@ def reclaim_expired() -> int:
 def hand_back(claims: list[Claim]) -> int:
     """Give claimed triggers that were never sent back to the pending state, due now, as the
     sweeper would once their lease ran out (a stopping worker; docs/architecture.md, "Reliability").
-    Only leases still held change; commits and returns how many did."""
+    Only leases still held change; commits and returns how many did. Rows are written in id order."""
     if not claims:
         return 0
     now = utcnow()
     statement = update(TABLE).where(TABLE.c.id == bindparam("b_id"), _ours()).values(_back_to_pending(now))
-    result = db.session.execute(statement, [{"b_id": claim.webhook.id, "lease": claim.lease_id} for claim in claims])
+    rows = [{"b_id": claim.webhook.id, "lease": claim.lease_id} for claim in claims]
+    result = db.session.execute(statement, sorted(rows, key=lambda row: row["b_id"]))
     db.session.commit()
     return result.rowcount
 

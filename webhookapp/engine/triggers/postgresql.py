@@ -10,6 +10,8 @@ PostgreSQL, so the transitions they make are written here a second time, as CTEs
 
 from __future__ import annotations
 
+from webhookapp.engine.triggers import RELEASED_LEASE
+
 
 def count_events(*, how_many: str, last_event_at: str, api_url: str) -> str:
     """Twin of :func:`.triggers.count_event`: a ``counted`` CTE that counts ``how_many`` events on
@@ -39,7 +41,18 @@ COUNT_GROUP = count_events(
 )
 """A group of events: as many as were stored; the time and API URL of the ``latest`` CTE's."""
 
-SUCCEED = """    counted AS (
+
+def _release_if_ours(row: str, claim: str) -> str:
+    """SET clauses that release the lease of webhook ``row`` if the claim ``claim`` still holds it:
+    :data:`.triggers.RELEASED_LEASE` in SQL, the twin of the portable succeed's release."""
+    return ",\n            ".join(
+        f"{name} = CASE WHEN {row}.lease_id = {claim}.lease_id THEN {'NULL' if released is None else released} "
+        f"ELSE {row}.{name} END"
+        for name, released in RELEASED_LEASE.items()
+    )
+
+
+SUCCEED = f"""    counted AS (
         UPDATE webhooks w
         SET triggers_count = w.triggers_count + 1,
             success_count = w.success_count + 1,
@@ -50,9 +63,7 @@ SUCCEED = """    counted AS (
                 'attempt_id', inserted.id
             ),
             -- The lease is released only by the claim that holds it.
-            lease_expires_at = CASE WHEN w.lease_id = b.lease_id THEN NULL ELSE w.lease_expires_at END,
-            lease_attempt = CASE WHEN w.lease_id = b.lease_id THEN 0 ELSE w.lease_attempt END,
-            lease_id = CASE WHEN w.lease_id = b.lease_id THEN NULL ELSE w.lease_id END
+            {_release_if_ours("w", "b")}
         FROM batch b JOIN inserted ON inserted.webhook_id = b.webhook_id
         WHERE w.id = b.webhook_id
         RETURNING w.id
