@@ -1,7 +1,7 @@
 """Flask extensions, created unbound and initialised by the app factory."""
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -28,6 +28,18 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy.model import Model as FlaskModel
+
+    class Model(FlaskModel, Base):
+        """What ``db.Model`` is at run time (Flask-SQLAlchemy's mixins on our declarative base),
+        spelled as a class: mypy cannot use an attribute of ``db`` as a base class."""
+
+        __abstract__ = True
+
+else:
+    Model = db.Model
 migrate = Migrate()
 csrf = CSRFProtect()
 # Storage, strategy and switches come from the RATELIMIT_* settings (config.py); the limits
