@@ -181,7 +181,7 @@ def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
         values = value.args if isinstance(value, Node) and value.name == "" else [value]
         if not all(isinstance(item, str) for item in values):
             raise RQLError(f"{name}() takes a list of values, as in {name}(field,(a,b)).")
-        converted = [field.value(node.args[0], item) for item in values]
+        converted = [field.value(node.args[0], item) for item in values if isinstance(item, str)]  # all are (above)
         if not converted:
             return false() if name == "in" else true()
         if field.match is not None:
@@ -194,16 +194,21 @@ def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
     if name in COMPARISONS:
         if not field.comparable:
             raise RQLError(f"{name}() applies to times and numbers; {node.args[0]} is not one.")
-        return getattr(field.column, COMPARISONS[name])(field.value(node.args[0], value))
+        compared: ColumnElement[bool] = getattr(field.column, COMPARISONS[name])(field.value(node.args[0], value))
+        return compared
     if name in ("like", "ilike"):
         if not field.text or field.match is not None:
             raise RQLError(f"{name}() applies to text fields; {node.args[0]} is not one.")
         pattern = _like_pattern(value)
-        return field.column.like(pattern, escape="\\") if name == "like" else field.column.ilike(pattern, escape="\\")
+        liked: ColumnElement[bool] = (
+            field.column.like(pattern, escape="\\") if name == "like" else field.column.ilike(pattern, escape="\\")
+        )
+        return liked
     converted = field.value(node.args[0], value)
     if field.match is not None:
         return field.match(converted) if name == "eq" else not_(field.match(converted))
-    return field.column == converted if name == "eq" else field.column != converted
+    equal: ColumnElement[bool] = field.column == converted if name == "eq" else field.column != converted
+    return equal
 
 
 def _expect_node(arg: Node | str, parent: str) -> Node:

@@ -1,8 +1,9 @@
 """Flask extensions, created unbound and initialised by the app factory."""
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -12,6 +13,7 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
+from werkzeug.local import LocalProxy
 
 # Named constraints keep Alembic migrations portable between SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -50,6 +52,13 @@ login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in to continue."
 login_manager.login_message_category = "info"
+
+
+def app_object() -> Flask:
+    """The app behind ``current_app``, for work that outlives the current app context (a thread,
+    a callback kept for later)."""
+    # Flask declares the proxy as a Flask; it is a LocalProxy, which can give the app itself.
+    return cast("LocalProxy[Flask]", current_app)._get_current_object()
 
 
 def on_postgresql() -> bool:
