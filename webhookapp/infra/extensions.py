@@ -1,7 +1,7 @@
 """Flask extensions, created unbound and initialised by the app factory."""
 
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from flask import Flask, current_app
 from flask_limiter import Limiter
@@ -10,7 +10,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import Engine, MetaData, Table, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 from werkzeug.local import LocalProxy
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         spelled as a class: mypy cannot use an attribute of ``db`` as a base class."""
 
         __abstract__ = True
+        __table__: ClassVar[Table]  # every model maps one table (SQLAlchemy allows any FROM clause)
 
 else:
     Model = db.Model
