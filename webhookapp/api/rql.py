@@ -181,7 +181,7 @@ def _condition(node: Node, fields: Mapping[str, Field]) -> ColumnElement[bool]:
         values = value.args if isinstance(value, Node) and value.name == "" else [value]
         if not all(isinstance(item, str) for item in values):
             raise RQLError(f"{name}() takes a list of values, as in {name}(field,(a,b)).")
-        converted = [field.value(node.args[0], item) for item in values if isinstance(item, str)]  # all are (above)
+        converted = [field.value(node.args[0], item) for item in values if isinstance(item, str)]  # all are, as checked
         if not converted:
             return false() if name == "in" else true()
         if field.match is not None:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 else:
     Model = db.Model
+
 migrate = Migrate()
 csrf = CSRFProtect()
 # Storage, strategy and switches come from the RATELIMIT_* settings (config.py); the limits

@@ -80,7 +80,7 @@ def resolve_checked(host: str, port: int, allowed: Iterable[Network]) -> Sequenc
         raise ConnectionError(f"Cannot resolve {host}: {exc.strerror}") from None
     allowed = tuple(allowed)
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])  # str: an IP socket address
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])  # the host of an IP socket address
         reason = blocked_reason(address, allowed)
         if reason:
             raise BlockedAddress(f"Refused to connect to {host}: {reason}.")
