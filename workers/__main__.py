@@ -33,7 +33,7 @@ class DeliveryWorker(SimpleWorker):
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         delivery.request_stop()
-        super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # rq leaves it unannotated
 
 
 def run_cron(stop: threading.Event, interval: int) -> None:

@@ -95,7 +95,7 @@ def operation(
 def validation_answers() -> dict[str, Any]:
     """The handler's answers with its JSON: any 2xx as 200, and its "invalid request" statuses."""
     answer = content(ref("ValidationAnswer"))
-    found = {
+    found: dict[str, Any] = {
         "200": {
             "description": "The handler accepted the request (any 2xx); its JSON is returned as is.",
             "content": answer,

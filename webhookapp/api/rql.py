@@ -226,7 +226,8 @@ def _comparison(operand: Operand) -> ColumnElement[bool]:
     if not operand.field.comparable:
         raise RQLError(f"{operand.operator}() applies to times and numbers; {operand.name} is not one.")
     converted = operand.field.value(operand.name, value)
-    return getattr(operand.field.column, COMPARISONS[operand.operator])(converted)
+    compared: ColumnElement[bool] = getattr(operand.field.column, COMPARISONS[operand.operator])(converted)
+    return compared
 
 
 def _like(operand: Operand) -> ColumnElement[bool]:
@@ -236,9 +237,9 @@ def _like(operand: Operand) -> ColumnElement[bool]:
     if not field.text or field.match is not None:
         raise RQLError(f"{operand.operator}() applies to text fields; {operand.name} is not one.")
     pattern = _like_pattern(value)
-    if operand.operator == "like":
-        return field.column.like(pattern, escape="\\")
-    return field.column.ilike(pattern, escape="\\")
+    like = field.column.like if operand.operator == "like" else field.column.ilike
+    liked: ColumnElement[bool] = like(pattern, escape="\\")
+    return liked
 
 
 def _equality(operand: Operand) -> ColumnElement[bool]:
@@ -247,7 +248,8 @@ def _equality(operand: Operand) -> ColumnElement[bool]:
     converted = field.value(operand.name, operand.plain())
     if field.match is not None:
         return field.match(converted) if operand.operator == "eq" else not_(field.match(converted))
-    return field.column == converted if operand.operator == "eq" else field.column != converted
+    equal: ColumnElement[bool] = field.column == converted if operand.operator == "eq" else field.column != converted
+    return equal
 
 
 _COMBINATIONS: dict[str, Callable[[Node, Mapping[str, Field]], ColumnElement[bool]]] = {

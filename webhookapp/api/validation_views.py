@@ -18,4 +18,4 @@ def validate() -> tuple[Response, int]:
     if not answer.answered:
         raise ServiceError(502, "VAL_502", answer.error or "The validation handler did not answer.")
     # Any 2xx is "valid": answer 200, as a client expects; 400 and 422 are passed on as they are.
-    return jsonify(answer.body), 200 if answer.status and answer.status < 300 else answer.status
+    return jsonify(answer.body), answer.status if answer.status and answer.status >= 300 else 200

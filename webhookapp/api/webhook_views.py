@@ -55,7 +55,7 @@ ATTEMPT_FIELDS = {
 
 
 def paginated(
-    query: Select,
+    query: Select[Any],
     fields: dict[str, rql.Field],
     default_order: list[Any],
     render: Any,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_limiter import RequestLimit
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import login_required, login_user, logout_user
 from werkzeug import Response
 
 from webhookapp.auth.forms import LoginForm
+from webhookapp.auth.sessions import signed_in_user
 from webhookapp.core.urls import safe_local_path
 from webhookapp.infra import throttling
 from webhookapp.services import accounts
@@ -32,13 +33,14 @@ def too_many_failures(limit: RequestLimit) -> Response:
 def login() -> str | Response:
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        # Both required: a validated form has them (the fields declare str | None).
+        user = accounts.authenticate(form.email.data or "", form.password.data or "")
         if user is not None:
             login_user(user, remember=form.remember.data)
             flash(f"Welcome, {user.name or user.email}.", "success")
             return redirect(safe_local_path(request.args.get("next"), url_for("webhooks.index")))
         throttling.login_failed()
-        form.password.errors.append("Invalid email or password.")
+        form.password.errors = [*form.password.errors, "Invalid email or password."]
     return render_template("auth/login.html", form=form)
 
 
@@ -50,7 +52,7 @@ blueprint.add_url_rule(
 @blueprint.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response:
-    accounts.end_sessions(current_user)
+    accounts.end_sessions(signed_in_user())
     logout_user()
     flash("You have been logged out.", "info")
     return redirect(url_for("auth.login"))

@@ -4,9 +4,11 @@ that never uses one."""
 from __future__ import annotations
 
 import secrets
+from typing import cast
 
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_login import current_user
 
 from webhookapp.infra.extensions import db, login_manager
 from webhookapp.models import User
@@ -29,6 +31,12 @@ def load_user(session_id: str) -> User | None:
     if user is None or not token or not secrets.compare_digest(token, user.session_token):
         return None
     return user
+
+
+def signed_in_user() -> User:
+    """The user of this request, for views behind the login wall (``infra/http_guards.py``):
+    only a logged-in user reaches them, so Flask-Login's proxy stands for a :class:`User`."""
+    return cast(User, current_user)  # the proxy is untyped: it stands for whatever user_loader gave
 
 
 def init_app(app: Flask) -> None:

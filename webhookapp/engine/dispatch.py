@@ -46,7 +46,8 @@ def redis_connection() -> Redis:
         extensions["webhookapp.redis"] = Redis.from_url(
             url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_SOCKET_TIMEOUT
         )
-    return extensions["webhookapp.redis"]
+    connection: Redis = extensions["webhookapp.redis"]
+    return connection
 
 
 def queue() -> Queue:
@@ -73,7 +74,8 @@ def _ring() -> Script:
     extensions = current_app.extensions
     if "webhookapp.ring" not in extensions:
         extensions["webhookapp.ring"] = redis_connection().register_script(_RING)
-    return extensions["webhookapp.ring"]
+    script: Script = extensions["webhookapp.ring"]
+    return script
 
 
 def wake(webhook_ids: list[str] | None = None) -> bool:

@@ -12,11 +12,12 @@ import os
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, has_app_context
 
 from webhookapp.engine import delivery, maintenance
 from webhookapp.engine.maintenance import alerts, hourly
 from webhookapp.engine.reconnect import close_session, or_else
+from webhookapp.infra.extensions import app_object
 
 T = TypeVar("T")
 _factory: Callable[[], Flask] | None = None
@@ -33,7 +34,7 @@ def worker_app() -> Flask:
     """The app jobs run in: the caller's when one is active (tests), else one per process."""
     global _app
     if has_app_context():
-        return current_app._get_current_object()
+        return app_object()
     if _app is None or _app[0] != os.getpid():
         if _factory is None:
             raise RuntimeError("No application for jobs: start workers with `python -m workers`.")

@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 API_ROOT = "/public/v1/"
@@ -117,7 +118,7 @@ class Config:
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 
     @classmethod
-    def finalize(cls, config: dict) -> None:
+    def finalize(cls, config: dict[str, Any]) -> None:
         """Fill settings that depend on the environment chosen; raise if one is missing."""
         if not config.get("SECRET_KEY"):
             config["SECRET_KEY"] = _instance_secret_key()
@@ -154,7 +155,7 @@ class ProductionConfig(Config):
     REMEMBER_COOKIE_SECURE = True
 
     @classmethod
-    def finalize(cls, config: dict) -> None:
+    def finalize(cls, config: dict[str, Any]) -> None:
         if not config.get("SECRET_KEY"):
             raise RuntimeError("SECRET_KEY must be set in production (WEBHOOKAPP_CONFIG=production).")
         if not config.get("WEBHOOK_API_URL"):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, event
+from sqlalchemy import CursorResult, Engine, Result, event
 
 from webhookapp.infra.extensions import ping_idle_connections
 
@@ -16,6 +16,12 @@ def prepare(engine: Engine) -> None:
         private_file(engine.url.database)
         event.listen(engine, "connect", sqlite_pragmas)
     ping_idle_connections(engine)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. ``Session.execute`` is declared to return a
+    ``Result``; for these statements it is a ``CursorResult``, which counts them."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def private_file(path: str | None) -> None:

@@ -1,17 +1,19 @@
 """Flask extensions, created unbound and initialised by the app factory."""
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import Engine, MetaData, Table, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
+from werkzeug.local import LocalProxy
 
 # Named constraints keep Alembic migrations portable between SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -28,6 +30,20 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy.model import Model as FlaskModel
+
+    class Model(FlaskModel, Base):
+        """What ``db.Model`` is at run time (Flask-SQLAlchemy's mixins on our declarative base),
+        spelled as a class: mypy cannot use an attribute of ``db`` as a base class."""
+
+        __abstract__ = True
+        __table__: ClassVar[Table]  # every model maps one table (SQLAlchemy allows any FROM clause)
+
+else:
+    Model = db.Model
+
 migrate = Migrate()
 csrf = CSRFProtect()
 # Storage, strategy and switches come from the RATELIMIT_* settings (config.py); the limits
@@ -38,6 +54,13 @@ login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in to continue."
 login_manager.login_message_category = "info"
+
+
+def app_object() -> Flask:
+    """The app behind ``current_app``, for work that outlives the current app context (a thread,
+    a callback kept for later)."""
+    # Flask declares the proxy as a Flask; it is a LocalProxy, which can give the app itself.
+    return cast("LocalProxy[Flask]", current_app)._get_current_object()
 
 
 def on_postgresql() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import werkzeug
 from flask import Flask, Response, abort, request
 from flask_login import current_user
 
@@ -33,7 +34,7 @@ def register_login_wall(app: Flask) -> None:
     """Every page needs a login unless its endpoint is listed as public (deny by default)."""
 
     @app.before_request
-    def require_login() -> Response | None:
+    def require_login() -> werkzeug.Response | None:
         if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
             return None
         if request.path.startswith("/public/"):

@@ -46,12 +46,12 @@ class Count:
         return self.value > 0
 
 
-def _keys(query: Select, key: InstrumentedAttribute) -> Select:
+def _keys(query: Select[Any], key: InstrumentedAttribute[Any]) -> Select[Any]:
     """``query`` selecting only ``key``: what an index can answer without the table."""
     return query.with_only_columns(key, maintain_column_froms=True)
 
 
-def bounded_count(query: Select, key: InstrumentedAttribute, bound: int | None = None) -> Count:
+def bounded_count(query: Select[Any], key: InstrumentedAttribute[Any], bound: int | None = None) -> Count:
     """How many rows ``query`` has, counting no further than ``bound`` (:data:`COUNT_BOUND`)."""
     bound = COUNT_BOUND if bound is None else bound
     limited = _keys(query, key).order_by(None).limit(bound + 1).subquery()
@@ -60,7 +60,7 @@ def bounded_count(query: Select, key: InstrumentedAttribute, bound: int | None =
 
 
 def deferred_rows(
-    query: Select, key: InstrumentedAttribute, offset: int, limit: int, options: Sequence[Any] = ()
+    query: Select[Any], key: InstrumentedAttribute[Any], offset: int, limit: int, options: Sequence[Any] = ()
 ) -> list[Any]:
     """The rows of ``query`` (ordered) at ``offset``: keys first, then those ``limit`` rows."""
     keys = list(db.session.scalars(_keys(query, key).offset(offset).limit(limit)))
@@ -89,24 +89,27 @@ class _Explain(Executable, ClauseElement):
 
     inherit_cache = False
 
-    def __init__(self, statement: Select):
+    def __init__(self, statement: Select[Any]):
         self.statement = statement
 
 
 @compiles(_Explain, "postgresql")
 def _explain_postgresql(element: _Explain, compiler: Any, **kw: Any) -> str:
-    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+    sql: str = compiler.process(element.statement, **kw)
+    return "EXPLAIN (FORMAT JSON) " + sql
 
 
-def estimated_count(query: Select, key: InstrumentedAttribute) -> int | None:
+def estimated_count(query: Select[Any], key: InstrumentedAttribute[Any]) -> int | None:
     """PostgreSQL's estimate of the rows of ``query`` (None elsewhere)."""
     if not on_postgresql():
         return None
-    plan = db.session.execute(_Explain(_keys(query, key).order_by(None))).scalar()
+    plan = db.session.execute(_Explain(_keys(query, key).order_by(None))).scalar_one()  # one row: the plan
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def api_total(query: Select, key: InstrumentedAttribute, offset: int, returned: int, limit: int) -> tuple[int, bool]:
+def api_total(
+    query: Select[Any], key: InstrumentedAttribute[Any], offset: int, returned: int, limit: int
+) -> tuple[int, bool]:
     """The total of an offset page for ``Content-Range``, and whether it is exact.
 
     A short page ends the list, so its total is known for free. Otherwise: an exact count up to
@@ -123,7 +126,8 @@ def api_total(query: Select, key: InstrumentedAttribute, offset: int, returned: 
             return counted.value, True
     estimate = estimated_count(query, key)
     if estimate is None:
-        return db.session.scalar(select(func.count()).select_from(_keys(query, key).order_by(None).subquery())), True
+        counted_all = select(func.count()).select_from(_keys(query, key).order_by(None).subquery())
+        return db.session.scalar(counted_all) or 0, True
     return max(estimate, proven, COUNT_BOUND + 1), False  # more than the bound: counted above
 
 
@@ -171,9 +175,9 @@ class KeysetPage:
 
 
 def keyset_page(
-    query: Select,
-    moment: InstrumentedAttribute,
-    key: InstrumentedAttribute,
+    query: Select[Any],
+    moment: InstrumentedAttribute[Any],
+    key: InstrumentedAttribute[Any],
     *,
     per_page: int,
     before: str | None = None,
@@ -223,5 +227,5 @@ def keyset_page(
     return page(rows[:per_page], newer=False, older=len(rows) > per_page, start=1)
 
 
-def _rows(query: Select, limit: int) -> list[Any]:
+def _rows(query: Select[Any], limit: int) -> list[Any]:
     return list(db.session.scalars(query.limit(limit)))

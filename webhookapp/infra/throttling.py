@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 from flask_limiter import RequestLimit
@@ -23,6 +23,8 @@ from werkzeug import Response
 
 from webhookapp.core.errors import ServiceError
 from webhookapp.infra.extensions import limiter
+
+Hook = TypeVar("Hook")
 
 
 def init_app(app: Flask, blueprint: str = "auth") -> None:
@@ -34,12 +36,18 @@ def init_app(app: Flask, blueprint: str = "auth") -> None:
     app to the auth blueprint.
     """
     limiter.init_app(app)
-    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
-        ours = [hook for hook in hooks.get(None, []) if getattr(hook, "__self__", None) is limiter
-                or getattr(hook, "args", ())[:1] == (limiter,)]  # fmt: skip
-        for hook in ours:
-            hooks[None].remove(hook)
-            hooks.setdefault(blueprint, []).append(hook)
+    _move_limiter_hooks(app.before_request_funcs, blueprint)
+    _move_limiter_hooks(app.after_request_funcs, blueprint)
+    _move_limiter_hooks(app.teardown_request_funcs, blueprint)
+
+
+def _move_limiter_hooks(hooks: dict[str | None, list[Hook]], blueprint: str) -> None:
+    """Move the limiter's app-wide hooks of one kind (``before_request``, ...) to ``blueprint``."""
+    ours = [hook for hook in hooks.get(None, []) if getattr(hook, "__self__", None) is limiter
+            or getattr(hook, "args", ())[:1] == (limiter,)]  # fmt: skip
+    for hook in ours:
+        hooks[None].remove(hook)
+        hooks.setdefault(blueprint, []).append(hook)
 
 
 def _login_failed(_response: Response) -> bool:
@@ -59,9 +67,10 @@ def throttled_login(view: Callable[..., Any], on_breach: Callable[[RequestLimit]
     """``view`` (the login page) with both limits on its failed POSTs; ``on_breach`` answers a
     throttled request."""
     def limit() -> str:
-        return current_app.config["LOGIN_FAILURE_LIMIT"]
+        text: str = current_app.config["LOGIN_FAILURE_LIMIT"]
+        return text
 
-    common = {"methods": ["POST"], "deduct_when": _login_failed, "on_breach": on_breach}
+    common: dict[str, Any] = {"methods": ["POST"], "deduct_when": _login_failed, "on_breach": on_breach}
     view = limiter.limit(limit, scope="login-address", **common)(view)
     return limiter.limit(limit, key_func=_login_email, scope="login-email", **common)(view)
 

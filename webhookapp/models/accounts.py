@@ -12,14 +12,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webhookapp.core.times import utcnow
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import Model
 from webhookapp.models.columns import UTCDateTime
 
 VENDOR = "vendor"
 DISTRIBUTOR = "distributor"
 
 
-class Account(db.Model):
+class Account(Model):
     """A vendor (``VA-…``) or a distributor (``PA-…``)."""
 
     __tablename__ = "accounts"
@@ -39,7 +39,7 @@ class Account(db.Model):
         return f"<Account {self.id}>"
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A person who logs in with email and password; belongs to one account."""
 
     __tablename__ = "users"
@@ -76,7 +76,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.email}>"
 
 
-class Product(db.Model):
+class Product(Model):
     """What a webhook watches; owned by a vendor, usable by that vendor and every distributor."""
 
     __tablename__ = "products"
@@ -97,7 +97,7 @@ class Product(db.Model):
         return f"<Product {self.id}>"
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """An account's API token; only a SHA-256 digest of the secret is stored."""
 
     __tablename__ = "api_tokens"

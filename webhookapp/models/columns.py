@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, TypeDecorator
 from webhookapp.core.times import aware_utc, naive_utc
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Stores naive UTC, returns aware UTC, on SQLite and PostgreSQL alike."""
 
     impl = DateTime

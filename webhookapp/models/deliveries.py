@@ -8,11 +8,11 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, Un
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webhookapp.core.times import utcnow
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import Model
 from webhookapp.models.columns import UTCDateTime
 
 
-class Event(db.Model):
+class Event(Model):
     """A queue-change event accepted by ``POST /public/v1/events``."""
 
     __tablename__ = "events"
@@ -36,7 +36,7 @@ class Event(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class Attempt(db.Model):
+class Attempt(Model):
     """One HTTP call to a handler: the request as sent (JWT signature redacted) and the outcome.
 
     ``webhook_id`` has no foreign key: a deleted webhook's attempts are removed in the background
@@ -86,7 +86,7 @@ class Attempt(db.Model):
         return "Success" if self.success else "Failure"
 
 
-class AttemptHour(db.Model):
+class AttemptHour(Model):
     """A webhook's attempts in one whole hour, summed up once that hour is over: the details
     page's chart reads these rather than every attempt (docs/architecture.md, "Scale").
 
@@ -103,7 +103,7 @@ class AttemptHour(db.Model):
     duration_buckets: Mapped[list[int]] = mapped_column(JSON, default=list)
 
 
-class DeletedWebhook(db.Model):
+class DeletedWebhook(Model):
     """A deleted webhook whose attempts are still being removed, in batches, by the workers."""
 
     __tablename__ = "deleted_webhooks"
@@ -112,7 +112,7 @@ class DeletedWebhook(db.Model):
     deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class MaintenanceLease(db.Model):
+class MaintenanceLease(Model):
     """Who runs a maintenance task (pruning) now, until when: one worker at a time, and a worker
     that dies lets another take over once its lease expires."""
 

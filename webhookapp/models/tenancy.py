@@ -37,7 +37,7 @@ def presented_digest(header: str | None) -> str | None:
 
 
 @functools.cache
-def _active_token_statement() -> Select:
+def _active_token_statement() -> Select[ApiToken]:
     """Built once: every API request runs it."""
     return (
         select(ApiToken)

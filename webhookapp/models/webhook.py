@@ -10,14 +10,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webhookapp.core.catalog import WebhookType, by_pair
 from webhookapp.core.times import utcnow
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import Model
 from webhookapp.models.accounts import Account, Product
 from webhookapp.models.columns import UTCDateTime
 
 WEBHOOK_FILLFACTOR = 70
 
 
-class Webhook(db.Model):
+class Webhook(Model):
     """A configured webhook with its delivery statistics (docs/architecture.md, "Catalog and webhooks")."""
 
     __tablename__ = "webhooks"
@@ -136,7 +136,7 @@ class Webhook(db.Model):
         return f"<Webhook {self.id}>"
 
 
-class WizardDraft(db.Model):
+class WizardDraft(Model):
     """What a person has typed so far in the creation wizard, kept server-side."""
 
     __tablename__ = "wizard_drafts"
@@ -148,7 +148,7 @@ class WizardDraft(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WebhookSearch(db.Model):
+class WebhookSearch(Model):
     """What the list's search box reads for a webhook: its name, id and endpoint URL in one text.
 
     Kept beside the webhook, not on it: events and deliveries rewrite webhook rows many times a

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from flask import Flask, current_app
+from flask import Flask
 from redis import Redis
 
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import app_object, db
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def readiness(timeout: float = CHECK_TIMEOUT) -> dict[str, str]:
 
     The checks run concurrently, so the whole takes at most ``timeout`` seconds.
     """
-    app = current_app._get_current_object()
+    app = app_object()
     running: dict[str, threading.Lock] = app.extensions.setdefault("webhookapp.health.running", {})
     results: dict[str, str] = {}
     threads: dict[str, threading.Thread] = {}

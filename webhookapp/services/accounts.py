@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from webhookapp.core import rules
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.ids import ACCOUNT_GROUPS, PRODUCT_GROUPS, new_id
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import Model, db
 from webhookapp.models import DISTRIBUTOR, VENDOR, Account, Product, User
 
 ACCOUNT_PREFIXES = {VENDOR: "VA", DISTRIBUTOR: "PA"}
@@ -24,7 +24,7 @@ class AccountError(ServiceError):
         super().__init__(400, "ACC_001", message)
 
 
-def _unused_id(model: type[db.Model], prefix: str, groups: int) -> str:
+def _unused_id(model: type[Model], prefix: str, groups: int) -> str:
     while True:
         candidate = new_id(prefix, groups)
         if db.session.get(model, candidate) is None:

@@ -52,7 +52,7 @@ def of_webhook(webhook: Webhook) -> ColumnElement[bool]:
     )
 
 
-def webhook_events_query(webhook: Webhook) -> Select:
+def webhook_events_query(webhook: Webhook) -> Select[Event]:
     """The events ``webhook`` matched (order them newest first: ``created_at``, ``id``)."""
     return select(Event).where(of_webhook(webhook))
 

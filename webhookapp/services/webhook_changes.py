@@ -8,7 +8,7 @@ checked. Trigger state changes go through ``engine.triggers``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import delete
@@ -65,7 +65,7 @@ def check_type(account: Account, product: Product | None, type_key: str | None) 
 
 def _clean(fields: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
     """Apply the field rules to every field present in ``fields``; collect messages in ``errors``."""
-    field_rules = {
+    field_rules: dict[str, Callable[[Any], Any]] = {
         "label": rules.label,
         "description": rules.description,
         "external_url": rules.external_url,
@@ -109,7 +109,7 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
         entry = check_type(account, product, fields.get("type_key"))
     except rules.RuleError as exc:
         errors["type_key"] = [str(exc)]
-    if errors:
+    if errors or product is None:  # no product is an error above
         raise WebhookValidationError(errors)
     if cleaned["http_method"] != "POST":
         cleaned["data"] = {}

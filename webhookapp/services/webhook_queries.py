@@ -57,7 +57,7 @@ SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
 
 def list_query(
     account: Account, search: str = "", status: str = "", type_key: str = "", product_id: str = "", sort: str = ""
-) -> Select:
+) -> Select[Webhook]:
     """The account's webhooks narrowed by name search, status, type and product, in the order
     ``sort`` names (:data:`SORTS`; newest first by default)."""
     query = select(Webhook).where(Webhook.account_id == account.id)
@@ -93,7 +93,7 @@ def list_page(account: Account, page: int, per_page: int, **filters: str) -> pag
     )  # fmt: skip
 
 
-def attempts_query(webhook: Webhook, outcome: str = "") -> Select:
+def attempts_query(webhook: Webhook, outcome: str = "") -> Select[Attempt]:
     """The webhook's delivery attempts; ``outcome`` is success, failure or empty."""
     query = select(Attempt).where(Attempt.webhook_id == webhook.id)
     if outcome in ("success", "failure"):

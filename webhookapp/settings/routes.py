@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
-from flask_login import current_user
 from werkzeug import Response
 
+from webhookapp.auth.sessions import signed_in_user
 from webhookapp.services import tokens as service
 from webhookapp.settings.forms import TokenForm
 
@@ -15,7 +15,7 @@ blueprint = Blueprint("settings", __name__, url_prefix="/settings")
 def _render_tokens(form: TokenForm, new_token: str | None = None, status: int = 200) -> Response:
     response = make_response(
         render_template(
-            "settings/tokens.html", form=form, tokens=service.list_tokens(current_user.account), new_token=new_token
+            "settings/tokens.html", form=form, tokens=service.list_tokens(signed_in_user().account), new_token=new_token
         ),
         status,
     )
@@ -36,7 +36,8 @@ def create_token() -> Response:
     if not form.validate():
         return _render_tokens(form, status=400)
     try:
-        token, plain = service.create_token(current_user.account, form.name.data, creation_key=form.creation_key.data)
+        name = form.name.data or ""  # required: a validated form has one
+        token, plain = service.create_token(signed_in_user().account, name, creation_key=form.creation_key.data)
     except service.AlreadyCreated as exc:
         flash(str(exc), "info")
         return redirect(url_for("settings.tokens"))
@@ -48,7 +49,7 @@ def create_token() -> Response:
 @blueprint.route("/tokens/<int:token_id>/revoke", methods=["GET", "POST"])
 def revoke_token(token_id: int) -> str | Response:
     """GET asks for confirmation (scripts using the token stop at once); POST revokes."""
-    token = service.get_token(current_user.account, token_id)
+    token = service.get_token(signed_in_user().account, token_id)
     if token is None:
         abort(404)
     if request.method == "GET":

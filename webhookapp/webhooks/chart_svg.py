@@ -87,7 +87,7 @@ def nice_ceiling(value: float) -> float:
     """The smallest of 1, 2, 5 × 10ⁿ not below ``value`` (1 for nothing): an axis's top."""
     if value <= 0:
         return 1
-    power = 10 ** math.floor(math.log10(value))
+    power: float = 10 ** math.floor(math.log10(value))  # an int from 1 up, a float below
     return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
 
 
@@ -152,7 +152,9 @@ def layout(chart: Chart) -> ChartView:
     bars_bottom, lines_bottom = BARS_TOP + BARS_HEIGHT, LINES_TOP + LINES_HEIGHT
     top_count = nice_ceiling(max((hour.total for hour in chart.hours), default=0))
     top_ms = nice_ceiling(max((hour.p95 or 0 for hour in chart.hours), default=0))
-    bars, p50, p95 = [], [], []
+    bars: list[Bar] = []
+    p50: list[tuple[float, float] | None] = []
+    p95: list[tuple[float, float] | None] = []
     for index, hour in enumerate(chart.hours):
         x = LEFT + index * slot + (slot - width) / 2
         ok_height = BARS_HEIGHT * hour.successes / top_count

@@ -8,18 +8,18 @@ renders nothing. Another account's webhook is a 404, as on the page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from flask import Blueprint, abort, current_app, get_template_attribute, jsonify, make_response, request
-from flask_login import current_user
 from markupsafe import Markup
 from werkzeug import Response
 
+from webhookapp.auth.sessions import signed_in_user
 from webhookapp.models import Webhook
 from webhookapp.services import live
 from webhookapp.services import webhook_queries as queries
 from webhookapp.webhooks import tabs
-from webhookapp.webhooks.routes import TAB_LOADERS
+from webhookapp.webhooks.tab_loaders import TAB_LOADERS
 
 blueprint = Blueprint("live", __name__)
 PARTS = "webhooks/_live.html"
@@ -32,14 +32,15 @@ def in_flight(webhook: Webhook) -> live.Sending | None:
 
 
 def _part(name: str) -> Callable[..., Markup]:
-    return get_template_attribute(PARTS, name)
+    macro: Callable[..., Markup] = get_template_attribute(PARTS, name)
+    return macro
 
 
 @blueprint.get("/webhooks/<webhook_id>/live")
 def details(webhook_id: str) -> Response:
     """The details page's regions for ``tab``: the status everywhere, the statistics on their
     tab, the deliveries on the newest page of theirs (``paged`` marks an older page, left alone)."""
-    found = live.webhook_with_newest_attempt(current_user.account_id, webhook_id)
+    found = live.webhook_with_newest_attempt(signed_in_user().account_id, webhook_id)
     if found is None:
         abort(404)
     webhook, newest = found
@@ -64,7 +65,7 @@ def webhooks() -> Response:
     separated): as many as a page holds, the account's own; others are left out."""
     asked = [webhook_id for webhook_id in request.args.get("ids", "").split(",") if webhook_id]
     asked = list(dict.fromkeys(asked))[: current_app.config["WEBHOOKS_PER_PAGE"]]
-    hooks = live.own_webhooks(current_user.account_id, asked)
+    hooks = live.own_webhooks(signed_in_user().account_id, asked)
     rates = queries.success_rates([webhook.id for webhook in hooks])
     version = live.version(*(live.state(webhook) for webhook in hooks), sorted(rates.items()))
     if request.if_none_match.contains(version):
@@ -76,7 +77,7 @@ def webhooks() -> Response:
     return _answer(version, regions, live.poll_after_ms(hooks))
 
 
-def _answer(version: str, regions: dict[str, str], poll_after_ms: int) -> Response:
+def _answer(version: str, regions: Mapping[str, str], poll_after_ms: int) -> Response:
     response = jsonify(version=version, regions={name: str(html) for name, html in regions.items()},
                        poll_after_ms=poll_after_ms)  # fmt: skip
     return _conditional(response, version)

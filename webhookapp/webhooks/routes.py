@@ -16,9 +16,9 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user
 from werkzeug import Response
 
+from webhookapp.auth.sessions import signed_in_user
 from webhookapp.core import catalog
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.urls import safe_local_path
@@ -43,7 +43,7 @@ def _page() -> int:
 
 def own_webhook(webhook_id: str) -> Webhook:
     """The signed-in account's webhook with this id; a 404 for any other id."""
-    webhook = queries.get_webhook(current_user.account, webhook_id)
+    webhook = queries.get_webhook(signed_in_user().account, webhook_id)
     if webhook is None:
         abort(404)
     return webhook
@@ -59,13 +59,13 @@ def index() -> str:
     search = request.args.get("q", "").strip()[:100]
     status = request.args.get("status", "")
     type_key = request.args.get("type", "")
-    products = queries.products_in_use(current_user.account)
+    products = queries.products_in_use(signed_in_user().account)
     product_id = request.args.get("product", "")
     product_id = product_id if any(product.id == product_id for product in products) else ""
     sort = request.args.get("sort", "")
     sort = sort if sort in queries.SORTS else ""
     page = queries.list_page(
-        current_user.account, _page(), current_app.config["WEBHOOKS_PER_PAGE"],
+        signed_in_user().account, _page(), current_app.config["WEBHOOKS_PER_PAGE"],
         search=search, status=status, type_key=type_key, product_id=product_id, sort=sort,
     )  # fmt: skip
     return render_template(

@@ -22,14 +22,15 @@ def from_edit(webhook: Webhook, form: EditForm) -> AttemptResult | None:
     errors, which are then on its fields."""
     if not form.validate():
         return None
+    # A validated form has a name and a URL (the fields declare str | None).
     settings = WebhookSnapshot(
         id=webhook.id,
-        label=form.label.data,
+        label=form.label.data or "",
         object_class=webhook.object_class,
         account_id=webhook.account_id,
         product_id=webhook.product_id,
         http_method=form.http_method.data,
-        external_url=form.external_url.data,
+        external_url=form.external_url.data or "",
         jwt_secret=form.jwt_secret.data or webhook.jwt_secret,
         headers=rules.headers(form.header_pairs()),
         data=(form.parsed_data or {}) if form.http_method.data == "POST" else {},
@@ -64,8 +65,8 @@ def from_wizard(account: Account, draft: WizardDraft, form: HttpSettingsForm) ->
         account_id=account.id,
         product_id=product.id,
         http_method=method,
-        external_url=form.external_url.data,
-        jwt_secret=form.jwt_secret.data,
+        external_url=form.external_url.data or "",  # validated, as is the secret: neither is empty
+        jwt_secret=form.jwt_secret.data or "",
         headers=rules.headers(form.header_pairs()),
         data=_draft_data(values.get("data_text")) if method == "POST" else {},
         last_success_at=None,

@@ -13,7 +13,6 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from werkzeug import Response
 
 from webhookapp.core import rules
@@ -25,6 +24,7 @@ from webhookapp.webhooks import sendtest
 from webhookapp.webhooks.forms import DataForm, GeneralForm, HttpSettingsForm, ProductForm, TypeForm, apply_row_action
 
 blueprint = Blueprint("wizard", __name__, url_prefix="/webhooks/new")
+StepForm = GeneralForm | ProductForm | TypeForm | HttpSettingsForm | DataForm
 
 STEPS = ("general", "product", "type", "http", "data")
 TITLES = {
@@ -48,7 +48,7 @@ FIELD_STEPS = {
 }
 
 
-def _make_form(step: str, draft: WizardDraft, formdata: Any = None) -> FlaskForm:
+def _make_form(step: str, draft: WizardDraft, formdata: Any = None) -> StepForm:
     """The step's form, filled from the request when posted, else from the draft."""
     values = dict(draft.data)
     account = current_user.account
@@ -67,15 +67,15 @@ def _make_form(step: str, draft: WizardDraft, formdata: Any = None) -> FlaskForm
     return DataForm(formdata=formdata, data={"custom_data": values.get("data_text", "")})
 
 
-def _typed_values(step: str, form: FlaskForm) -> dict[str, Any]:
-    """What the person typed on this step, raw, as the draft keeps it."""
-    if step == "general":
+def _typed_values(form: StepForm) -> dict[str, Any]:
+    """What the person typed on the step of ``form``, raw, as the draft keeps it."""
+    if isinstance(form, GeneralForm):
         return {"label": form.label.data or "", "description": form.description.data or "", "active": form.active.data}
-    if step == "product":
+    if isinstance(form, ProductForm):
         return {"product_id": form.product_id.data}
-    if step == "type":
+    if isinstance(form, TypeForm):
         return {"type_key": form.type_key.data}
-    if step == "http":
+    if isinstance(form, HttpSettingsForm):
         return {
             "external_url": form.external_url.data or "",
             "jwt_secret": form.jwt_secret.data or "",
@@ -122,11 +122,11 @@ def _submit(draft: WizardDraft, step: str, action: str) -> str | Response | tupl
         return redirect(url_for("webhooks.index"))
     position = STEPS.index(step)
     form = _make_form(step, draft, formdata=request.form)
-    typed = _typed_values(step, form)
+    typed = _typed_values(form)
     if action == "back":
         drafts.save_step(draft, typed)
         return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[max(position - 1, 0)]))
-    if step == "http" and (answer := _http_action(draft, form, action)) is not None:
+    if isinstance(form, HttpSettingsForm) and (answer := _http_action(draft, form, action)) is not None:
         return answer
     if not form.validate():
         drafts.save_step(draft, typed, step=step, completed=False)
@@ -137,14 +137,14 @@ def _submit(draft: WizardDraft, step: str, action: str) -> str | Response | tupl
     return _create(draft)
 
 
-def _http_action(draft: WizardDraft, form: FlaskForm, action: str) -> str | tuple[str, int] | None:
+def _http_action(draft: WizardDraft, form: HttpSettingsForm, action: str) -> str | tuple[str, int] | None:
     """The HTTP step's buttons that stay on the page (add or remove a header, send a test), else None."""
     if apply_row_action(form, action):
-        drafts.save_step(draft, _typed_values("http", form), step="http", completed=False)
+        drafts.save_step(draft, _typed_values(form), step="http", completed=False)
         return _render(draft, "http", form)
     if action == "send_test":
         result = sendtest.from_wizard(current_user.account, draft, form)
-        drafts.save_step(draft, _typed_values("http", form), step="http", completed=result is not None)
+        drafts.save_step(draft, _typed_values(form), step="http", completed=result is not None)
         return _render(draft, "http", form, test_result=result), 200 if result else 400
     return None
 
@@ -168,13 +168,13 @@ def _create(draft: WizardDraft) -> Response:
     return redirect(url_for("webhooks.details", webhook_id=webhook.id))
 
 
-def _render(draft: WizardDraft, step: str, form: FlaskForm, test_result: AttemptResult | None = None) -> str:
+def _render(draft: WizardDraft, step: str, form: StepForm, test_result: AttemptResult | None = None) -> str:
     account = current_user.account
     context: dict[str, Any] = {}
     if step == "type":
         product = tenancy.usable_product(account, draft.data.get("product_id"))
         context = {"choices": service.type_choices(account, product), "product": product}
-    elif step == "product":
+    elif isinstance(form, ProductForm):  # the product step
         context = {"products": form.products}
     return render_template(
         f"wizard/{step}.html",

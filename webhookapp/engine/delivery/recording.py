@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from webhookapp.core.times import utcnow
@@ -24,7 +23,7 @@ from webhookapp.engine.reconnect import close_session, retrying, unreachable
 from webhookapp.engine.timing import LINGER, RECONNECT_PAUSE, RECORD_PATIENCE
 from webhookapp.engine.types import AttemptResult, Claim, Finished
 from webhookapp.infra import metrics
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import app_object, db
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ def record_patiently(finished: list[Finished], patience: float = RECORD_PATIENCE
 
 def recorder() -> Callable[[list[Finished]], None]:
     """Records outcomes from a send thread after the job has handed over, in an app context of its own."""
-    app = current_app._get_current_object()
+    app = app_object()
 
     def record_in_app(finished: list[Finished]) -> None:
         with app.app_context():

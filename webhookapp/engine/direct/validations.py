@@ -94,7 +94,8 @@ def synchronous_sender() -> Sender:
             allowed_networks=current_app.config["WEBHOOK_ALLOWED_NETWORKS"],
             timeout=float(current_app.config["WEBHOOK_VALIDATION_TIMEOUT"]),
         )
-    return extensions["webhookapp.validation_sender"]
+    sender: Sender = extensions["webhookapp.validation_sender"]
+    return sender
 
 
 def find_webhook(token: ApiToken, product: Product, type_: str) -> Webhook | None:

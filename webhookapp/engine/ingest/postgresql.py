@@ -21,7 +21,7 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from sqlalchemy import Engine
@@ -214,7 +214,8 @@ def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
 
 def _run_once(engine: Engine, group: list[_Waiting], *, again: bool) -> list[Outcome]:
     pooled = engine.raw_connection()
-    connection = pooled.driver_connection
+    # Declared Optional: None only once the pool has invalidated it, never just after checkout.
+    connection = cast("psycopg.Connection[Any]", pooled.driver_connection)
     cursor = _cursor(pooled)
     try:
         connection.autocommit = True
@@ -243,7 +244,7 @@ def _run_once(engine: Engine, group: list[_Waiting], *, again: bool) -> list[Out
     return [Outcome(row[0], bool(row[1]), None if row[2] is None else list(row[2]), row[3] or []) for row in rows]
 
 
-def _stored(cursor: Any, group: list[_Waiting]) -> list[tuple]:
+def _stored(cursor: Any, group: list[_Waiting]) -> list[tuple[Any, ...]]:
     """The rows the statement would have returned, from the events it stored: whom the token
     belongs to, the matched webhooks (None for an event refused as a known client id). Nobody is
     woken for them; the sweeper finds the triggers they made due."""

@@ -30,6 +30,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webhookapp.core.times import utcnow
+from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
 
@@ -101,11 +102,12 @@ def _delete_hours(before: datetime) -> int:
     more)."""
     removed = 0
     while (oldest := db.session.scalar(select(func.min(AttemptHour.hour)))) is not None and oldest < before:
-        removed += db.session.execute(
+        a_day = (
             delete(AttemptHour)
             .where(AttemptHour.hour < min(before, oldest + timedelta(days=1)))
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
+        removed += rowcount(db.session.execute(a_day))
         db.session.commit()
     return removed
 
@@ -149,13 +151,14 @@ def prune() -> dict[str, int] | None:
 def take_lease(name: str, seconds: float = LEASE_SECONDS) -> str | None:
     """Hold the lease ``name`` for ``seconds`` if nobody else holds it; returns the holder id."""
     holder, now = secrets.token_hex(8), utcnow()
-    taken = db.session.execute(
+    take = (
         update(MaintenanceLease)
         .where(MaintenanceLease.name == name)
         .where((MaintenanceLease.expires_at.is_(None)) | (MaintenanceLease.expires_at < now))
         .values(holder=holder, expires_at=now + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    taken = rowcount(db.session.execute(take))
     if not taken:
         exists = db.session.scalar(select(MaintenanceLease.name).where(MaintenanceLease.name == name))
         if exists:
@@ -172,12 +175,13 @@ def take_lease(name: str, seconds: float = LEASE_SECONDS) -> str | None:
 
 def renew_lease(name: str, holder: str, seconds: float = LEASE_SECONDS) -> bool:
     """Extend a lease we hold; False if it expired and another worker took it (stop then)."""
-    renewed = db.session.execute(
+    renew = (
         update(MaintenanceLease)
         .where(MaintenanceLease.name == name, MaintenanceLease.holder == holder)
         .values(expires_at=utcnow() + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    renewed = rowcount(db.session.execute(renew))
     db.session.commit()
     return bool(renewed)
 

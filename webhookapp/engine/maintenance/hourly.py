@@ -135,7 +135,8 @@ def _hour_number() -> ColumnElement[int]:
     """Hours since the epoch of ``started_at`` (naive UTC in both databases)."""
     if db.session.get_bind().dialect.name == "postgresql":
         return cast(func.floor(func.extract("epoch", Attempt.started_at) / 3600), BigInteger)
-    return cast(func.strftime("%s", Attempt.started_at), Integer) / 3600
+    # Floor division: SQLAlchemy renders "/" as true division, which would group by the second.
+    return cast(func.strftime("%s", Attempt.started_at), Integer) // 3600
 
 
 def sum_range(start: datetime, end: datetime, webhook_id: str | None = None) -> dict[tuple[str, datetime], HourSum]:

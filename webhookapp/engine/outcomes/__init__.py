@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 from webhookapp.engine import triggers
 from webhookapp.engine.outcomes import postgresql as outcomes_postgresql
 from webhookapp.engine.types import AttemptResult, Claim, Finished, PreparedCall, Success
+from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db, on_postgresql
 from webhookapp.models import Attempt, Webhook
 
@@ -77,7 +78,7 @@ def record_attempt(webhook_id: str, number: int, call: PreparedCall, result: Att
         .values(triggers_count=Webhook.triggers_count + 1, **outcome)
         .execution_options(synchronize_session=False)
     )
-    if counted.rowcount == 0:
+    if rowcount(counted) == 0:
         db.session.rollback()
         return None
     attempt = Attempt(**attempt_row(webhook_id, number, call, result, kind))

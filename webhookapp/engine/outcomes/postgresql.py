@@ -102,6 +102,6 @@ def complete_successes(rows: list[dict[str, Any]]) -> int:
     # The session's own connection and transaction, through SQLAlchemy so that a dropped
     # connection is seen as one; parameters in binary (psycopg's %(name)b), which arrays of JSON
     # and bodies need: in text they are escaped character by character.
-    recorded = db.session.connection().exec_driver_sql(text, arrays).scalar_one()
+    recorded: int = db.session.connection().exec_driver_sql(text, arrays).scalar_one()
     db.session.commit()
     return recorded

@@ -123,8 +123,8 @@ class Sender:
             body, truncated, late = _read_capped(response, deadline)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             late = time.monotonic() > deadline
-            error = self._late() if late else f"Reading the response failed: {_describe(exc)}"
-            return result(success=False, status=response.status_code, error=error)
+            failure = self._late() if late else f"Reading the response failed: {_describe(exc)}"
+            return result(success=False, status=response.status_code, error=failure)
         finally:
             response.close()
         status = response.status_code
@@ -133,7 +133,7 @@ class Sender:
         headers = {scrub(name): scrub(value) for name, value in dict(response.headers).items()}
         text = scrub(body.decode(_codec(response.encoding), errors="replace"))
         if late:
-            error = self._late()
+            error: str | None = self._late()
         elif 300 <= status < 400:
             error = f"Redirects are not followed (HTTP {status} to {response.headers.get('Location', '?')})."
         elif not 200 <= status < 300:

@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -23,6 +23,8 @@ from urllib3.poolmanager import PoolManager
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# One answer of socket.getaddrinfo: family, socket type, protocol, canonical name, socket address.
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Ranges the ipaddress flags do not all cover.
@@ -70,7 +72,7 @@ def blocked_reason(address: Address, allowed: Iterable[Network] = ()) -> str | N
     return None
 
 
-def resolve_checked(host: str, port: int, allowed: Iterable[Network]) -> list[tuple]:
+def resolve_checked(host: str, port: int, allowed: Iterable[Network]) -> Sequence[AddressInfo]:
     """``getaddrinfo`` results for ``host``, refusing the lot if any address is blocked."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -78,14 +80,14 @@ def resolve_checked(host: str, port: int, allowed: Iterable[Network]) -> list[tu
         raise ConnectionError(f"Cannot resolve {host}: {exc.strerror}") from None
     allowed = tuple(allowed)
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])  # the host of an IP socket address
         reason = blocked_reason(address, allowed)
         if reason:
             raise BlockedAddress(f"Refused to connect to {host}: {reason}.")
     return infos
 
 
-def _connect_checked(conn: HTTPConnection) -> socket.socket:
+def _connect_checked(conn: _Guarded) -> socket.socket:
     """Open a socket to a checked address of ``conn.host`` (used by both connection classes)."""
     try:
         infos = resolve_checked(conn._dns_host, conn.port, conn.allowed_networks)
@@ -129,8 +131,8 @@ def blocked_cause(exc: BaseException) -> BlockedAddress | None:
 ACTIVE: dict[int, HTTPConnection] = {}
 
 
-class _Guarded:
-    """Connects through the guard and registers itself for the watchdog; mixed into both classes."""
+class _Guarded(HTTPConnection):
+    """Connects through the guard and registers itself for the watchdog; the base of both classes."""
 
     allowed_networks: tuple[Network, ...] = ()
 
@@ -159,7 +161,7 @@ def cut(thread_id: int) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def guarded_pool_manager(allowed: tuple[Network, ...], **kwargs) -> PoolManager:
+def guarded_pool_manager(allowed: tuple[Network, ...], **kwargs: Any) -> PoolManager:
     """A urllib3 PoolManager whose connections only reach addresses the guard accepts."""
     http_conn = type("AllowedHTTPConnection", (GuardedHTTPConnection,), {"allowed_networks": allowed})
     https_conn = type("AllowedHTTPSConnection", (GuardedHTTPSConnection,), {"allowed_networks": allowed})

@@ -24,6 +24,7 @@ from webhookapp.core.times import utcnow
 from webhookapp.engine.timing import LEASE_MARGIN_MAX
 from webhookapp.engine.types import SNAPSHOT_COLUMNS, Claim, CountedEvent, Success, snapshot
 from webhookapp.infra import metrics
+from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
 from webhookapp.models import UTCDateTime, Webhook
 
@@ -52,7 +53,7 @@ def _sendable() -> tuple[ColumnElement[bool], ...]:
     return (TABLE.c.active.is_(True), TABLE.c.out_of_order.is_(False), TABLE.c.type == "event")
 
 
-def _due_conditions(now: ColumnElement[datetime]) -> tuple[ColumnElement[bool], ...]:
+def _due_conditions(now: datetime | ColumnElement[datetime]) -> tuple[ColumnElement[bool], ...]:
     return (*_sendable(), TABLE.c.next_trigger_at <= now, TABLE.c.lease_expires_at.is_(None))
 
 
@@ -291,7 +292,7 @@ def finish(claim: Claim, success: bool) -> datetime | None:
         .values(values)
         .execution_options(synchronize_session=False)
     )
-    if not success and released.rowcount:  # the transition happened: the lease was still ours
+    if not success and rowcount(released):  # the transition happened: the lease was still ours
         (metrics.RETRIES_SCHEDULED if retry_at else metrics.WENT_OUT_OF_ORDER).inc()
     return retry_at
 
@@ -347,16 +348,16 @@ def hand_back(claims: list[Claim]) -> int:
     rows = [{"b_id": claim.webhook.id, "lease": claim.lease_id} for claim in claims]
     result = db.session.execute(statement, sorted(rows, key=lambda row: row["b_id"]))
     db.session.commit()
-    return result.rowcount
+    return rowcount(result)
 
 
-def due_count_query(now: datetime) -> Select:
+def due_count_query(now: datetime) -> Select[int]:
     """How many triggers a claim at ``now`` would find (the metrics' due gauge): the pending
     ones alone, read through ``ix_webhooks_due``."""
     return select(func.count()).select_from(TABLE).where(*_due_conditions(now))
 
 
-def next_due_query() -> Select:
+def next_due_query() -> Select[datetime]:
     """The earliest due time of a pending trigger that could be sent (past times included)."""
     return select(func.min(TABLE.c.next_trigger_at)).where(*_sendable(), TABLE.c.lease_expires_at.is_(None))
 
