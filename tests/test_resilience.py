@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, start_worker, stop
-from webhookapp.engine import ingest
+from webhookapp.engine import ingest, runtime
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.services import tokens
@@ -88,7 +88,12 @@ def test_events_accepted_while_redis_is_down_are_delivered_once_it_is_back(app, 
 def test_a_web_process_dying_between_commit_and_enqueue_loses_nothing(app, vendor, handler):
     hook = make_webhook(vendor, external_url=handler.behave("/crash"))
     token, _ = tokens.create_token(vendor.account, "crash")
-    ingest.ingest(token, {"object_class": "fulfillment_request", "product_id": hook.product_id}, wake=False)
+    ingest.ingest(
+        token,
+        {"object_class": "fulfillment_request", "product_id": hook.product_id},
+        runtime.of(app).group_commit,
+        wake=False,
+    )
     worker = start_worker(app)
     try:
         handler.wait_for("/crash", 1, timeout=15)
