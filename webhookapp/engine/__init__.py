@@ -11,6 +11,8 @@
   successes in one statement);
 - :mod:`.validations` calls validation webhooks synchronously;
 - :mod:`.redelivery` sends a recorded attempt again now (Redeliver), apart from the trigger state;
+- :mod:`.runtime` holds a process's state (the send threads and HTTP clients, the stop request,
+  the event API's group commits), one per app, handed to what needs it;
 - :mod:`.types` holds the data that flows between them, :mod:`.timing` the engine's constants.
 
 The web side (``webhookapp.services``) and the blueprints call in; the engine never calls out
