@@ -41,7 +41,7 @@ class DeliveryWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
-        # The job's success or failure is stored within the context too: RQ's callbacks see it.
+        # Around all of RQ's handling of the job, its callbacks included: job code always has the app.
         with self.app.app_context():
             return super().perform_job(job, queue, execution)
 

@@ -42,7 +42,7 @@ def drain(runtime: Runtime, webhook_ids: list[str] | None = None, budget: float 
     hung handler) record their own outcome when they end, so the worker is free for its next job.
     """
     pool = runtime.delivery()
-    slots = int(current_app.config["WEBHOOK_WORKER_THREADS"])
+    slots = pool.threads
     flight = Flight(pool.executor, pool.sender, slots)
     stopping = runtime.stopping
     if webhook_ids:

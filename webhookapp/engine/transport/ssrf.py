@@ -127,7 +127,7 @@ def blocked_cause(exc: BaseException) -> BlockedAddress | None:
 # The connection each thread is using, by thread id: kept by the client that owns the pool
 # (:class:`.sender.Sender`), so that its watchdog can cut a request that outlives its deadline
 # (read timeouts bound each socket read, not a handler trickling a byte at a time).
-ActiveConnections = dict[int, HTTPConnection]
+ActiveConnections = dict[int, "_Guarded"]
 
 
 class _Guarded:
@@ -140,7 +140,7 @@ class _Guarded:
         return _connect_checked(self)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        self.active[threading.get_ident()] = self  # type: ignore[assignment]
+        self.active[threading.get_ident()] = self
         super().request(*args, **kwargs)
 
 
