@@ -127,10 +127,11 @@ class DeliveryBench:
         return int(row[0]), int(row[1])
 
     def ingest(self, product: str) -> list[str]:
-        from webhookapp.engine import ingest
+        from webhookapp.engine import ingest, runtime
 
         body = {"object_class": "fulfillment_request", "product_id": self.product_ids[product]}
-        return ingest.ingest_as(self.authorization, body).webhook_ids  # the endpoint's own call
+        groups = runtime.of(self.app).group_commit
+        return ingest.ingest_as(self.authorization, body, groups).webhook_ids  # the endpoint's own call
 
     def wait_recorded(self, product: str, successes: int) -> None:
         def recorded() -> bool:

@@ -17,6 +17,7 @@ from redis import Redis
 
 from tests.servers import HandlerServer, RedisServer
 from webhookapp import create_app
+from webhookapp.engine import runtime
 from webhookapp.infra.config import normalise_database_url
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account, Product, User, Webhook
@@ -69,6 +70,7 @@ def app(tmp_path, redis_url: str) -> Iterator[Flask]:
         db.drop_all()
         db.create_all()
         yield app
+        runtime.of(app).close()  # its sends in flight end and are recorded before the tables go
         db.session.remove()
         db.drop_all()
         db.engine.dispose()

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 from tests.conftest import make_webhook
 from tests.engine import run_worker
 from webhookapp.core.times import utcnow
-from webhookapp.engine import dispatch, jobs, maintenance
+from webhookapp.engine import dispatch, maintenance
 from webhookapp.engine.maintenance import hourly
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, AttemptHour
@@ -137,12 +137,10 @@ def test_one_worker_sums_at_a_time(app, vendor, now):
     assert hourly.sum_settled(now) == hourly.WINDOW_HOURS
 
 
-def test_the_cron_queues_the_hourly_job_and_a_worker_runs_it(monkeypatch, app, vendor):
-    monkeypatch.setattr(jobs, "_factory", lambda: app)
-    monkeypatch.setattr(jobs, "_app", None)
+def test_the_cron_queues_the_hourly_job_and_a_worker_runs_it(app, vendor):
     queue = Queue(dispatch.QUEUE_NAME, connection=dispatch.redis_connection())
     stop = threading.Event()
-    cron = threading.Thread(target=run_cron, args=(stop, 60), daemon=True)
+    cron = threading.Thread(target=run_cron, args=(app, stop, 60), daemon=True)
     cron.start()
     try:
         for _ in range(100):

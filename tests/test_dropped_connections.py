@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, start_worker, stop
-from webhookapp.engine import delivery, dispatch, reconnect, triggers
+from webhookapp.engine import delivery, dispatch, reconnect, runtime, triggers
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Event, Webhook
 
@@ -88,13 +88,13 @@ def test_a_drain_records_every_outcome_while_connections_drop(app, vendor, handl
     dropper = threading.Thread(target=keep_dropping, daemon=True)
     dropper.start()
     try:
-        delivery.drain(budget=3)
+        delivery.drain(runtime.of(app), budget=3)
     finally:
         stop_dropping.set()
         dropper.join()
     reconnect.close_session()  # this test's own connection may have died with the others
     time.sleep(3.2)  # any claim lost with its connection is reclaimed once its lease runs out
-    delivery.drain(budget=5)
+    delivery.drain(runtime.of(app), budget=5)
     recorded_once(targets, handler)
 
 

@@ -15,7 +15,7 @@ from rq import Queue
 from tests.conftest import database_url, make_webhook
 from tests.engine import api_token, run_worker
 from webhookapp import create_app
-from webhookapp.engine import delivery, dispatch, ingest
+from webhookapp.engine import delivery, dispatch, ingest, runtime
 from webhookapp.infra.extensions import db
 from webhookapp.models import Event, Webhook
 from webhookapp.services import tokens
@@ -294,7 +294,7 @@ def test_delete_on_the_event_endpoint_is_a_json_405(client, token):
 def test_an_event_committed_without_a_wake_up_is_delivered_by_the_sweeper(app, vendor, handler):
     hook = make_webhook(vendor, external_url=handler.behave("/swept"))
     _row, plain = tokens.create_token(vendor.account, "erp")
-    result = ingest.ingest_as(f"ApiKey {plain}", event_for(hook.product_id), wake=False)
+    result = ingest.ingest_as(f"ApiKey {plain}", event_for(hook.product_id), runtime.of(app).group_commit, wake=False)
     assert result.webhook_ids == [hook.id]
     connection = Redis.from_url(app.config["REDIS_URL"])
     assert Queue(dispatch.QUEUE_NAME, connection=connection).count == 0  # the web process "died" here

@@ -8,7 +8,7 @@ import time
 from sqlalchemy import func, select
 
 from tests.conftest import make_webhook
-from webhookapp.engine import delivery, dispatch, timing, triggers
+from webhookapp.engine import delivery, dispatch, runtime, timing, triggers
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
@@ -36,7 +36,7 @@ def test_slow_handlers_are_called_concurrently_beyond_the_fast_window(app, vendo
     make_due(hooks)
     assert len(hooks) > 4 * timing.FAST_WINDOW
     started = time.monotonic()
-    assert delivery.drain(budget=10) == len(hooks)
+    assert delivery.drain(runtime.of(app), budget=10) == len(hooks)
     # One after another would take 24 × 0.5 s; the window opens as each send turns slow.
     assert time.monotonic() - started < 3 * delay
     arrivals = [request.at for request in handler.requests_to("/slow")]
@@ -48,23 +48,19 @@ def test_slow_handlers_are_called_concurrently_beyond_the_fast_window(app, vendo
 
 
 def test_a_job_handing_over_sends_every_attempt_it_claimed_and_records_it(app, vendor, handler):
-    app.config["WEBHOOK_WORKER_THREADS"] = 8
-    delivery._pool = None  # a pool of this size
-    try:
-        url = handler.behave("/slowish", delay=0.3)
-        hooks = [make_webhook(vendor, label=f"Hook {n}", external_url=url) for n in range(12)]
-        make_due(hooks)
-        delivery.drain(budget=0.05)  # claims 8, starts some, hands the rest over
-        handler.wait_for("/slowish", 8, timeout=10)
-        deadline = time.monotonic() + 10
-        while counts()[0] < 8:
-            assert time.monotonic() < deadline, f"claimed attempts were not recorded: {counts()}"
-            time.sleep(0.05)
-        assert counts() == (8, 0, 4)  # the four never claimed are still due
-        assert delivery.drain(budget=5) == 4
-        assert counts() == (12, 0, 0)
-    finally:
-        delivery._pool = None
+    app.config["WEBHOOK_WORKER_THREADS"] = 8  # the app's runtime builds a pool of this size at first use
+    url = handler.behave("/slowish", delay=0.3)
+    hooks = [make_webhook(vendor, label=f"Hook {n}", external_url=url) for n in range(12)]
+    make_due(hooks)
+    delivery.drain(runtime.of(app), budget=0.05)  # claims 8, starts some, hands the rest over
+    handler.wait_for("/slowish", 8, timeout=10)
+    deadline = time.monotonic() + 10
+    while counts()[0] < 8:
+        assert time.monotonic() < deadline, f"claimed attempts were not recorded: {counts()}"
+        time.sleep(0.05)
+    assert counts() == (8, 0, 4)  # the four never claimed are still due
+    assert delivery.drain(runtime.of(app), budget=5) == 4
+    assert counts() == (12, 0, 0)
 
 
 def test_a_job_out_of_work_waits_on_the_doorbell_for_the_next_event(app, vendor, handler):
@@ -77,7 +73,7 @@ def test_a_job_out_of_work_waits_on_the_doorbell_for_the_next_event(app, vendor,
     def job() -> None:
         with app.app_context():
             started = time.monotonic()
-            outcome["attempts"] = delivery.drain(budget=10)
+            outcome["attempts"] = delivery.drain(runtime.of(app), budget=10)
             outcome["seconds"] = time.monotonic() - started
             db.session.remove()
 
@@ -101,7 +97,7 @@ def test_a_call_that_cannot_be_signed_fails_alone_and_is_recorded(app, vendor, h
     broken, fine = (make_webhook(vendor, label=f"Hook {n}", external_url=url) for n in range(2))
     broken.headers = ["not", "pairs"]  # what no form lets through: the request cannot be built
     make_due([broken, fine])
-    delivery.drain(budget=5)
+    delivery.drain(runtime.of(app), budget=5)
     db.session.rollback()
     failed = db.session.scalars(select(Attempt).where(Attempt.webhook_id == broken.id)).one()
     assert not failed.success and failed.error.startswith("Could not prepare the request:")

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import make_webhook
-from webhookapp.engine import delivery, triggers
+from webhookapp.engine import delivery, runtime, triggers
 from webhookapp.engine.transport import sender as sender_module
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
@@ -28,7 +28,7 @@ def deliver_with_three_others(vendor, handler, **hostile_answer) -> tuple[Webhoo
     for hook in [hostile, *fine]:
         triggers.make_due_now(hook, count_event=True)
     db.session.commit()
-    delivery.drain(budget=5)
+    delivery.drain(runtime.current(), budget=5)
     db.session.rollback()
     return hostile, fine
 

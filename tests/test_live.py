@@ -15,7 +15,7 @@ from flask import g
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from tests.test_scale import statements
-from webhookapp.engine import delivery
+from webhookapp.engine import delivery, runtime
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
@@ -139,7 +139,7 @@ def test_an_attempt_in_flight_shows_as_sending(app, client, auth, vendor, handle
 
     def work() -> None:  # the delivery job's loop, in a thread (RQ's worker wants the main one)
         with app.app_context():
-            delivery.drain(budget=5)
+            delivery.drain(runtime.of(app), budget=5)
             db.session.remove()
 
     worker = threading.Thread(target=work)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, start_worker, stop
-from webhookapp.engine import ingest
+from webhookapp.engine import ingest, runtime
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.services import tokens
@@ -89,7 +89,8 @@ def test_a_web_process_dying_between_commit_and_enqueue_loses_nothing(app, vendo
     hook = make_webhook(vendor, external_url=handler.behave("/crash"))
     _token, plain = tokens.create_token(vendor.account, "crash")
     body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
-    ingest.ingest_as(f"ApiKey {plain}", body, wake=False)  # what the event API calls, without its wake-up
+    # What the event API calls, without its wake-up:
+    ingest.ingest_as(f"ApiKey {plain}", body, runtime.of(app).group_commit, wake=False)
     worker = start_worker(app)
     try:
         handler.wait_for("/crash", 1, timeout=15)

@@ -14,7 +14,7 @@ from tests.conftest import make_webhook
 from tests.engine import api_token
 from webhookapp.core import rules
 from webhookapp.core.times import utcnow
-from webhookapp.engine import delivery, triggers
+from webhookapp.engine import delivery, runtime, triggers
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
@@ -67,7 +67,7 @@ def test_a_handler_naming_an_unknown_charset_is_still_recorded(app, vendor, hand
     hook = make_webhook(vendor, external_url=url)
     triggers.make_due_now(hook, count_event=True)
     db.session.commit()
-    delivery.drain(budget=5)
+    delivery.drain(runtime.of(app), budget=5)
     [attempt] = db.session.scalars(db.select(Attempt)).all()
     assert attempt.success and attempt.response_body == "ok"
 
@@ -77,7 +77,7 @@ def test_a_drain_returns_at_its_budget_and_a_hung_send_records_itself(app, vendo
     triggers.make_due_now(slow, count_event=True)
     db.session.commit()
     started = time.monotonic()
-    delivery.drain(budget=0.3)
+    delivery.drain(runtime.of(app), budget=0.3)
     assert time.monotonic() - started < 1.0  # did not wait for the hung handler
     deadline = time.monotonic() + 5
     while fresh(slow.id).success_count == 0:
@@ -163,17 +163,15 @@ class HeaderTrickleHandler(socketserver.BaseRequestHandler):
 
 
 def test_a_handler_trickling_its_headers_is_cut_off_at_the_delivery_timeout(app, vendor):
-    app.config["WEBHOOK_DELIVERY_TIMEOUT"] = 0.6
-    delivery._pool = None  # a sender with this timeout
+    app.config["WEBHOOK_DELIVERY_TIMEOUT"] = 0.6  # the app's runtime builds its sender at first use
     server = HeaderTrickler()
     try:
         hook = make_webhook(vendor, external_url=server.url)
         triggers.make_due_now(hook, count_event=True)
         db.session.commit()
-        delivery.drain(budget=5)
+        delivery.drain(runtime.of(app), budget=5)
         [attempt] = db.session.scalars(db.select(Attempt)).all()
         assert not attempt.success and "did not answer in time" in attempt.error
         assert attempt.duration_ms < 1200
     finally:
         server.close()
-        delivery._pool = None

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
-from webhookapp.engine import delivery
+from webhookapp.engine import runtime
 from webhookapp.engine.transport.ssrf import blocked_reason, parse_networks
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
@@ -79,14 +79,10 @@ def test_parse_networks_skips_blanks_and_accepts_host_bits():
 
 @pytest.fixture
 def fresh_sender(app) -> Iterator[None]:
-    """The delivery module keeps one Sender per process, built from the config of its first use."""
-    delivery._pool = None
+    """A runtime of the test's own: its Sender is built at first use, from the config as the test set it."""
+    made = runtime.install(app)
     yield
-    if delivery._pool is not None:
-        _pid, executor, sender = delivery._pool
-        executor.shutdown(wait=True)
-        sender._adapter.close()
-    delivery._pool = None
+    made.close()
 
 
 @pytest.fixture

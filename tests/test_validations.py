@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import api_token
+from webhookapp.engine import runtime
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
@@ -170,7 +171,7 @@ def test_statistics_and_attempt_log_count_validations(client, token, vendor, hoo
 )
 def test_a_failing_handler_is_a_502_with_a_clear_error(app, client, token, vendor, hook, server, draft, mode, fragment):
     app.config["WEBHOOK_VALIDATION_TIMEOUT"] = 0.5
-    app.extensions.pop("webhookapp.validation_sender", None)
+    runtime.install(app)  # a runtime of its own: its validation sender is built with this timeout
     server.mode = mode
     started = time.monotonic()
     response = validate(client, token, {"type": "validator", "product_id": vendor.products[0].id, "request": draft})

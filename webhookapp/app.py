@@ -15,6 +15,7 @@ from flask import Flask, render_template, request
 
 from webhookapp.auth import sessions
 from webhookapp.core.errors import ServiceError
+from webhookapp.engine import runtime
 from webhookapp.infra import database, http_guards, logs, templating, throttling
 from webhookapp.infra.config import CONFIGS
 from webhookapp.infra.extensions import csrf, db, login_manager, migrate
@@ -56,7 +57,9 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
 
 def register_extensions(app: Flask) -> None:
-    """The Flask extensions, the database's connection rules, throttling and the session rules."""
+    """The Flask extensions, the database's connection rules, throttling, the session rules and
+    the process's runtime (:mod:`webhookapp.engine.runtime`)."""
+    runtime.install(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     csrf.init_app(app)

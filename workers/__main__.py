@@ -13,39 +13,52 @@ import os
 import threading
 import time
 from types import FrameType
+from typing import Any
 
+from flask import Flask
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
+from rq.executions import Execution
+from rq.job import Job
 
 from webhookapp import create_app
-from webhookapp.engine import delivery, dispatch, jobs
+from webhookapp.engine import dispatch, jobs, runtime
 from webhookapp.infra import logs
 
 log = logging.getLogger("workers")
 
 
 class DeliveryWorker(SimpleWorker):
-    """RQ's worker whose warm shutdown (SIGTERM, or Ctrl-C) also reaches the running delivery job:
-    it stops taking work, hands back what it has not sent and ends once its sends in flight have
-    ended and are recorded (docs/architecture.md, "Reliability"). A second signal is RQ's cold
-    shutdown: the process exits at once and the sweeper takes back its leases."""
+    """RQ's worker, running each job in its app's context, whose warm shutdown (SIGTERM, or
+    Ctrl-C) also reaches the running delivery job: it stops taking work, hands back what it has
+    not sent and ends once its sends in flight have ended and are recorded (docs/architecture.md,
+    "Reliability"). A second signal is RQ's cold shutdown: the process exits at once and the
+    sweeper takes back its leases."""
+
+    def __init__(self, *args: Any, app: Flask, **kwargs: Any):
+        self.app = app
+        super().__init__(*args, **kwargs)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        # Around all of RQ's handling of the job, its callbacks included: job code always has the app.
+        with self.app.app_context():
+            return super().perform_job(job, queue, execution)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        delivery.request_stop()
+        runtime.of(self.app).request_stop()
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # rq leaves it unannotated
 
 
-def run_cron(stop: threading.Event, interval: int) -> None:
+def run_cron(app: Flask, stop: threading.Event, interval: int) -> None:
     """Enqueue the sweeper every ``interval`` seconds, the alert scan every ``WEBHOOK_ALERT_INTERVAL``
     seconds, and pruning and the chart's hourly sums hourly, surviving Redis outages."""
-    with jobs.worker_app().app_context():
+    with app.app_context():
         cron = CronScheduler(connection=dispatch.redis_connection(), name=f"webhookapp-{threading.get_native_id()}")
     # ttl: a sweep that could not start within a few seconds is pointless; do not let them pile up.
     cron.register(jobs.sweep, queue_name=dispatch.QUEUE_NAME, interval=interval, ttl=max(2 * interval, 5), result_ttl=0)
     cron.register(jobs.prune, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
-    with jobs.worker_app().app_context():
-        alert_interval = jobs.worker_app().config["WEBHOOK_ALERT_INTERVAL"]
+    alert_interval = app.config["WEBHOOK_ALERT_INTERVAL"]
     cron.register(jobs.send_alerts, queue_name=dispatch.QUEUE_NAME, interval=alert_interval,
                   ttl=max(2 * alert_interval, 5), result_ttl=0)  # fmt: skip
     cron.register(jobs.sum_hours, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
@@ -66,17 +79,16 @@ def main() -> None:
     # RQ would log every sweep, every second; our own loggers say what was delivered.
     logging.getLogger("rq.cron").setLevel(logging.WARNING)
 
-    jobs.use_app_factory(create_app)
-    app = jobs.worker_app()
+    app = create_app()
     with app.app_context():
         connection = dispatch.redis_connection()
     stop = threading.Event()
     if not options.no_cron:
-        threading.Thread(target=run_cron, args=(stop, app.config["WEBHOOK_SWEEP_INTERVAL"]), daemon=True).start()
+        threading.Thread(target=run_cron, args=(app, stop, app.config["WEBHOOK_SWEEP_INTERVAL"]), daemon=True).start()
     queue = Queue(dispatch.QUEUE_NAME, connection=connection)
     # SimpleWorker runs jobs in this process: no fork per job, and the thread pool and HTTP
     # connections survive from one job to the next. A delivery job never runs user code.
-    worker = DeliveryWorker([queue], connection=connection)
+    worker = DeliveryWorker([queue], connection=connection, app=app)
     while True:
         try:
             worker.work(with_scheduler=True, burst=options.burst, logging_level="WARNING")
@@ -84,10 +96,10 @@ def main() -> None:
         except RedisError as exc:
             log.warning("Lost Redis (%s); retrying in 1 s.", exc)
             time.sleep(1)
-            worker = DeliveryWorker([queue], connection=connection)
+            worker = DeliveryWorker([queue], connection=connection, app=app)
     stop.set()
     with app.app_context():
-        delivery.finish_sends()  # sends a finished job left in flight record themselves first
+        runtime.of(app).finish_sends()  # sends a finished job left in flight record themselves first
     log.info("Worker stopped.")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # as gunicorn's child_exit hook does (gunicorn.conf.py)
         from prometheus_client import multiprocess

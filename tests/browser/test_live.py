@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, run_worker
-from webhookapp.engine import delivery
+from webhookapp.engine import delivery, runtime
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
@@ -122,7 +122,7 @@ def test_an_attempt_in_flight_shows_as_sending(logged_in: Page, live_server, han
 
     def job() -> None:  # the delivery job's loop, in a thread (RQ's worker wants the main one)
         with live_server.db():
-            delivery.drain(budget=8)
+            delivery.drain(runtime.current(), budget=8)
 
     worker = threading.Thread(target=job)
     worker.start()

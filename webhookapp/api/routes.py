@@ -17,7 +17,7 @@ from werkzeug import Response
 
 from webhookapp.api import callbacks
 from webhookapp.core.errors import ServiceError, Unauthenticated
-from webhookapp.engine import ingest
+from webhookapp.engine import ingest, runtime
 from webhookapp.infra import metrics, throttling
 from webhookapp.models import tenancy
 
@@ -99,7 +99,8 @@ def post_event() -> tuple[Response, int]:
 
 def _ingest_event(authorization: str | None) -> ingest.IngestResult:
     try:
-        return ingest.ingest_as(authorization, json_body(current_app.config["EVENT_MAX_BYTES"]))
+        body = json_body(current_app.config["EVENT_MAX_BYTES"])
+        return ingest.ingest_as(authorization, body, runtime.current().group_commit)
     except Unauthenticated:
         raise
     except ServiceError:

@@ -27,6 +27,8 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
 - :mod:`webhookapp.engine.maintenance` prunes old rows and purges deleted webhooks' attempts,
   :mod:`webhookapp.engine.maintenance.hourly` sums attempts per hour for the chart, and
   :mod:`webhookapp.engine.maintenance.alerts` mails the users when a webhook goes Out of order;
+- :mod:`webhookapp.engine.runtime` holds a process's state (the send threads and HTTP clients,
+  the stop request, the event API's group commits), one per app, handed to what needs it;
 - :mod:`webhookapp.engine.types` holds the data that flows between them,
   :mod:`webhookapp.engine.timing` the engine's constants.
 

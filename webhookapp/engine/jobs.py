@@ -1,49 +1,37 @@
 """RQ job functions (docs/architecture.md, "Layers"). They take ids (never objects), run in an
 app context and call the engine.
 
-The app they run in is the caller's when one is active (tests), else the one the worker entry
-point (``python -m workers``) hands over with :func:`use_app_factory`: the engine does not
-import the application factory that sits above it.
+The app context is the worker's: ``python -m workers`` pushes its app's context around every job
+it performs, and tests call jobs inside their own. The engine does not import the application
+factory that sits above it. RQ stores each job by its dotted path, so these names stay.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Flask, has_app_context
+from flask import current_app, has_app_context
 
-from webhookapp.engine import delivery, maintenance
+from webhookapp.engine import delivery, maintenance, runtime
 from webhookapp.engine.maintenance import alerts, hourly
 from webhookapp.engine.reconnect import close_session, or_else
-from webhookapp.infra.extensions import app_object
 
 T = TypeVar("T")
-_factory: Callable[[], Flask] | None = None
-_app: tuple[int, Flask] | None = None
 
 
-def use_app_factory(factory: Callable[[], Flask]) -> None:
-    """Have jobs run outside an app context build their app with ``factory`` (once per process)."""
-    global _factory
-    _factory = factory
-
-
-def worker_app() -> Flask:
-    """The app jobs run in: the caller's when one is active (tests), else one per process."""
-    global _app
-    if has_app_context():
-        return app_object()
-    if _app is None or _app[0] != os.getpid():
-        if _factory is None:
-            raise RuntimeError("No application for jobs: start workers with `python -m workers`.")
-        _app = (os.getpid(), _factory())
-    return _app[1]
+class NoAppContext(RuntimeError):
+    """A job called outside an app context: it cannot know its database, Redis or settings."""
 
 
 def _in_app(work: Callable[[], T]) -> T:
-    with worker_app().app_context():
+    """Run ``work`` in a fresh context of the app in context, so that its database session is the
+    job's own and is closed after it."""
+    if not has_app_context():
+        raise NoAppContext(
+            "Jobs run in an app context: start workers with `python -m workers`, or push one (app.app_context())."
+        )
+    with current_app.app_context():
         try:
             return work()
         finally:
@@ -52,7 +40,7 @@ def _in_app(work: Callable[[], T]) -> T:
 
 def deliver_due(webhook_ids: list[str] | None = None) -> int:
     """Deliver the due triggers of these webhooks, then any others due; a duplicate job finds none."""
-    return _in_app(lambda: delivery.drain(webhook_ids))
+    return _in_app(lambda: delivery.drain(runtime.current(), webhook_ids))
 
 
 def sweep() -> bool:

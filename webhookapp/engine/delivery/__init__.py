@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
 
@@ -27,58 +25,26 @@ from webhookapp.engine import dispatch, signing, triggers
 from webhookapp.engine.delivery import recording
 from webhookapp.engine.delivery.flight import Flight
 from webhookapp.engine.reconnect import or_else
+from webhookapp.engine.runtime import Runtime
 from webhookapp.engine.timing import DRAIN_BUDGET, LINGER, POLL, RECLAIM_EVERY
-from webhookapp.engine.transport.sender import Sender
 from webhookapp.engine.types import AttemptResult, Claim, Finished, PreparedCall
 
 log = logging.getLogger(__name__)
 
-_pool: tuple[int, ThreadPoolExecutor, Sender] | None = None
-_stopping = threading.Event()
 
-
-def request_stop() -> None:
-    """A worker's warm shutdown: the running delivery job stops taking work, hands back the calls
-    it has not started and returns once its sends in flight have ended (within the delivery
-    timeout) and are recorded."""
-    _stopping.set()
-
-
-def finish_sends() -> None:
-    """At a worker's exit: wait for the sends a finished job left in flight to end and record
-    their own outcome, so that none is lost with the process."""
-    global _pool
-    if _pool is not None and _pool[0] == os.getpid():
-        _pool[1].shutdown(wait=True)
-        _pool = None
-
-
-def _executor_and_sender() -> tuple[ThreadPoolExecutor, Sender]:
-    """One thread pool and HTTP client per process (a forked child builds its own)."""
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        config = current_app.config
-        threads = int(config["WEBHOOK_WORKER_THREADS"])
-        sender = Sender(
-            allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
-            timeout=float(config["WEBHOOK_DELIVERY_TIMEOUT"]),
-            pool_size=threads,
-        )
-        _pool = (os.getpid(), ThreadPoolExecutor(threads, thread_name_prefix="deliver"), sender)
-    return _pool[1], _pool[2]
-
-
-def drain(webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) -> int:
+def drain(runtime: Runtime, webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) -> int:
     """Deliver what is due, ``webhook_ids`` first; returns the number of attempts made.
 
-    Claims are taken in batches of up to the thread count, signed at once and started as the
-    window of :mod:`.flight` allows. At the end of ``budget`` the job starts what it has claimed
-    and returns at once: sends still in flight (a hung handler) record their own outcome when
-    they end, so the worker is free for its next job.
+    Sends run on the ``runtime``'s thread pool, and the loop ends early once the runtime is told
+    to stop (:meth:`.Runtime.request_stop`). Claims are taken in batches of up to the thread
+    count, signed at once and started as the window of :mod:`.flight` allows. At the end of
+    ``budget`` the job starts what it has claimed and returns at once: sends still in flight (a
+    hung handler) record their own outcome when they end, so the worker is free for its next job.
     """
-    executor, sender = _executor_and_sender()
-    slots = int(current_app.config["WEBHOOK_WORKER_THREADS"])
-    flight = Flight(executor, sender, slots)
+    pool = runtime.delivery()
+    slots = pool.threads
+    flight = Flight(pool.executor, pool.sender, slots)
+    stopping = runtime.stopping
     if webhook_ids:
         # The announced ones go out first.
         _prepare(flight, or_else(functools.partial(triggers.claim_due, slots, webhook_ids), []))
@@ -91,7 +57,7 @@ def drain(webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) ->
     attempts = 0
     unrecorded: list[Finished] = []  # outcomes the database could not take yet
     while True:
-        if _stopping.is_set():
+        if stopping.is_set():
             return attempts + _wind_down(flight, unrecorded)
         if time.monotonic() >= deadline:
             recording.record_patiently(unrecorded + flight.hand_over(recording.recorder()))
@@ -106,7 +72,7 @@ def drain(webhook_ids: list[str] | None = None, budget: float = DRAIN_BUDGET) ->
             next_reclaim = time.monotonic() + RECLAIM_EVERY
         if flight or unrecorded:
             idle_until = time.monotonic() + idle_wait
-        elif _linger(deadline, idle_until):
+        elif _linger(stopping, deadline, idle_until):
             continue
         else:
             return attempts
@@ -161,14 +127,14 @@ def _wind_down(flight: Flight, unrecorded: list[Finished]) -> int:
     return attempts
 
 
-def _linger(deadline: float, idle_until: float) -> bool:
+def _linger(stopping: threading.Event, deadline: float, idle_until: float) -> bool:
     """Wait for more work; False when there is none to wait for.
 
     A retry due within LINGER seconds is slept for; otherwise the job waits on the doorbell until
     ``idle_until`` (``WEBHOOK_IDLE_WAIT`` after its last send), so that the next event of a quiet
     system is claimed at once instead of through a new job.
     """
-    if _stopping.is_set():
+    if stopping.is_set():
         return False
     due = or_else(triggers.next_due_at, None)
     if due is not None:

@@ -16,13 +16,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
 from webhookapp.core import catalog, rules
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import utcnow
-from webhookapp.engine import outcomes, signing, triggers
+from webhookapp.engine import outcomes, runtime, signing, triggers
 from webhookapp.engine.transport.sender import Sender
 from webhookapp.engine.types import AttemptResult, snapshot
 from webhookapp.infra.extensions import db
@@ -87,15 +86,9 @@ class ValidationAnswer:
 
 def synchronous_sender() -> Sender:
     """The web process's HTTP client for the calls it waits on (validations, Redeliver): the
-    delivery transport and its SSRF guard, with ``WEBHOOK_VALIDATION_TIMEOUT``."""
-    extensions = current_app.extensions
-    if "webhookapp.validation_sender" not in extensions:
-        extensions["webhookapp.validation_sender"] = Sender(
-            allowed_networks=current_app.config["WEBHOOK_ALLOWED_NETWORKS"],
-            timeout=float(current_app.config["WEBHOOK_VALIDATION_TIMEOUT"]),
-        )
-    sender: Sender = extensions["webhookapp.validation_sender"]
-    return sender
+    delivery transport and its SSRF guard, with ``WEBHOOK_VALIDATION_TIMEOUT``; the runtime's
+    (:meth:`.Runtime.validation_sender`)."""
+    return runtime.current().validation_sender()
 
 
 def find_webhook(token: ApiToken, product: Product, type_: str) -> Webhook | None:

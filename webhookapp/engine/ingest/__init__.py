@@ -111,30 +111,35 @@ def _previous(account_id: str, client_event_id: str) -> IngestResult | None:
     return IngestResult(event.id, list(event.webhook_ids), True) if event else None
 
 
-def ingest_as(authorization: str | None, body: Any, *, wake: bool = True) -> IngestResult:
+def ingest_as(
+    authorization: str | None, body: Any, groups: ingest_postgresql.GroupCommit, *, wake: bool = True
+) -> IngestResult:
     """Accept one event for the token that ``authorization`` (``ApiKey|Bearer <token>``) presents:
     the event row, the webhooks' counts and their pending triggers are committed together; then,
     if ``wake``, the workers are woken for the triggers the event made due.
 
     Raises :class:`Unauthenticated` without a valid token and :class:`ServiceError` for refused
-    input. On PostgreSQL the token is checked by the same statement that stores the event.
+    input. On PostgreSQL the token is checked by the same statement that stores the event, in a
+    group of ``groups`` (the process's: :attr:`.Runtime.group_commit`).
     """
     digest = tenancy.presented_digest(authorization)
     if digest is None:
         raise Unauthenticated
     values = validate(body)
     if on_postgresql():
-        return _ingest_postgresql(digest, values, wake)
+        return _ingest_postgresql(groups, digest, values, wake)
     token = tenancy.authenticate_header(authorization)
     if token is None:
         raise Unauthenticated
     return ingest_portable(token, values, wake=wake)
 
 
-def _ingest_postgresql(digest: str, values: dict[str, Any], wake: bool) -> IngestResult:
+def _ingest_postgresql(
+    groups: ingest_postgresql.GroupCommit, digest: str, values: dict[str, Any], wake: bool
+) -> IngestResult:
     event_id = new_id("EV", 4)
     with logs.context(event_id=event_id):  # a failed wake-up says which event it was for
-        outcome = ingest_postgresql.store(digest, values, event_id=event_id, now=utcnow(), wake=wake)
+        outcome = ingest_postgresql.store(groups, digest, values, event_id=event_id, now=utcnow(), wake=wake)
     if outcome.account_id is None:
         raise Unauthenticated
     if not outcome.found:

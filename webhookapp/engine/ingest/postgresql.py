@@ -276,9 +276,6 @@ def _cursor(pooled: Any) -> Any:
     return cursor
 
 
-_groups = GroupCommit()
-
-
 def parameters(digest: str, values: dict[str, Any], *, event_id: str, now: datetime) -> dict[str, Any]:
     """The statement's parameters for the validated event ``values`` and the token with SHA-256 ``digest``."""
     naive_now = naive_utc(now)  # the raw statement bypasses the column type
@@ -296,7 +293,10 @@ def parameters(digest: str, values: dict[str, Any], *, event_id: str, now: datet
     }
 
 
-def store(digest: str, values: dict[str, Any], *, event_id: str, now: datetime, wake: bool = True) -> Outcome:
-    """Store the validated event ``values`` for the token with SHA-256 ``digest``; then, if ``wake``,
-    wake the workers for the triggers it made due."""
-    return _groups.store(db.engine, parameters(digest, values, event_id=event_id, now=now), wake)
+def store(
+    groups: GroupCommit, digest: str, values: dict[str, Any], *, event_id: str, now: datetime, wake: bool = True
+) -> Outcome:
+    """Store the validated event ``values`` for the token with SHA-256 ``digest``, in a group of
+    ``groups`` (the process's, :attr:`.Runtime.group_commit`); then, if ``wake``, wake the workers
+    for the triggers it made due."""
+    return groups.store(db.engine, parameters(digest, values, event_id=event_id, now=now), wake)

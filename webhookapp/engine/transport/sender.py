@@ -32,13 +32,14 @@ CHUNK = 8192
 
 
 class _GuardedAdapter(HTTPAdapter):
-    def __init__(self, allowed: tuple[ssrf.Network, ...], pool_size: int):
+    def __init__(self, allowed: tuple[ssrf.Network, ...], active: ssrf.ActiveConnections, pool_size: int):
         self._allowed = allowed
+        self._active = active
         super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
         self.poolmanager = ssrf.guarded_pool_manager(
-            self._allowed, num_pools=connections, maxsize=maxsize, block=block, **kwargs
+            self._allowed, self._active, num_pools=connections, maxsize=maxsize, block=block, **kwargs
         )
 
 
@@ -53,25 +54,32 @@ class Sender:
 
     def __init__(self, *, allowed_networks: list[str], timeout: float, pool_size: int = 64):
         self.timeout = timeout
-        self._adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), pool_size)
+        self._active: ssrf.ActiveConnections = {}  # thread → the connection of its request
+        self._adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), self._active, pool_size)
         self._deadlines: dict[int, float] = {}  # thread → when its request must be over
         self._watchdog: threading.Thread | None = None
         self._watchdog_lock = threading.Lock()
+        self._closed = threading.Event()
 
     def _watch(self) -> None:
-        """Cut requests past their deadline, every WATCHDOG_TICK seconds, for the process's life."""
-        while True:
-            time.sleep(WATCHDOG_TICK)
+        """Cut requests past their deadline, every WATCHDOG_TICK seconds, until :meth:`close`."""
+        while not self._closed.wait(WATCHDOG_TICK):
             now = time.monotonic()
             for thread_id, deadline in list(self._deadlines.items()):
                 if now > deadline:
-                    ssrf.cut(thread_id)
+                    ssrf.cut(self._active, thread_id)
 
     def _start_watchdog(self) -> None:
         with self._watchdog_lock:
             if self._watchdog is None or not self._watchdog.is_alive():
                 self._watchdog = threading.Thread(target=self._watch, name="delivery-watchdog", daemon=True)
                 self._watchdog.start()
+
+    def close(self) -> None:
+        """Stop the watchdog and close the kept connections: the sender is done with (a test's
+        app, a worker at its exit). Call it once no send is running."""
+        self._closed.set()
+        self._adapter.close()
 
     def send(self, call: PreparedCall) -> AttemptResult:
         """Make the call; success is a 2xx answer, fully read within the delivery timeout.
@@ -91,7 +99,7 @@ class Sender:
             return AttemptResult(started_at=started_at, duration_ms=0.0, success=False, error=scrub(_describe(exc)))
         finally:
             self._deadlines.pop(thread_id, None)
-            ssrf.ACTIVE.pop(thread_id, None)
+            self._active.pop(thread_id, None)
 
     def _late(self) -> str:
         return _late_message(self.timeout)

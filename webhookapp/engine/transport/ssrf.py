@@ -126,21 +126,23 @@ def blocked_cause(exc: BaseException) -> BlockedAddress | None:
     return None
 
 
-# The connection each thread is using, so that a watchdog can cut a request that outlives its
-# deadline (read timeouts bound each socket read, not a handler trickling a byte at a time).
-ACTIVE: dict[int, HTTPConnection] = {}
+# The connection each thread is using, by thread id: kept by the client that owns the pool
+# (:class:`.sender.Sender`), so that its watchdog can cut a request that outlives its deadline
+# (read timeouts bound each socket read, not a handler trickling a byte at a time).
+ActiveConnections = dict[int, "_Guarded"]
 
 
 class _Guarded(HTTPConnection):
     """Connects through the guard and registers itself for the watchdog; the base of both classes."""
 
     allowed_networks: tuple[Network, ...] = ()
+    active: ActiveConnections  # the pool manager's own (guarded_pool_manager)
 
     def _new_conn(self) -> socket.socket:
         return _connect_checked(self)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        ACTIVE[threading.get_ident()] = self
+        self.active[threading.get_ident()] = self
         super().request(*args, **kwargs)
 
 
@@ -152,19 +154,21 @@ class GuardedHTTPSConnection(_Guarded, HTTPSConnection):
     pass
 
 
-def cut(thread_id: int) -> None:
+def cut(active: ActiveConnections, thread_id: int) -> None:
     """Shut the socket of the request ``thread_id`` is making: its blocked read fails at once."""
-    connection = ACTIVE.get(thread_id)
+    connection = active.get(thread_id)
     sock = getattr(connection, "sock", None)
     if sock is not None:
         with contextlib.suppress(OSError):  # already closed
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def guarded_pool_manager(allowed: tuple[Network, ...], **kwargs: Any) -> PoolManager:
-    """A urllib3 PoolManager whose connections only reach addresses the guard accepts."""
-    http_conn = type("AllowedHTTPConnection", (GuardedHTTPConnection,), {"allowed_networks": allowed})
-    https_conn = type("AllowedHTTPSConnection", (GuardedHTTPSConnection,), {"allowed_networks": allowed})
+def guarded_pool_manager(allowed: tuple[Network, ...], active: ActiveConnections, **kwargs: Any) -> PoolManager:
+    """A urllib3 PoolManager whose connections only reach addresses the guard accepts, each
+    noting itself in ``active`` while it makes a request."""
+    attributes = {"allowed_networks": allowed, "active": active}
+    http_conn = type("AllowedHTTPConnection", (GuardedHTTPConnection,), attributes)
+    https_conn = type("AllowedHTTPSConnection", (GuardedHTTPSConnection,), attributes)
     manager = PoolManager(**kwargs)
     manager.pool_classes_by_scheme = {
         "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
