@@ -16,7 +16,7 @@ from flask import Flask, render_template, request
 from webhookapp.auth import sessions
 from webhookapp.core.errors import ServiceError
 from webhookapp.engine import runtime
-from webhookapp.infra import database, http_guards, logs, templating, throttling
+from webhookapp.infra import crypto, database, http_guards, logs, templating, throttling
 from webhookapp.infra.config import CONFIGS
 from webhookapp.infra.extensions import csrf, db, login_manager, migrate
 from webhookapp.ops import dashboard
@@ -45,6 +45,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
         logs.configure(app.config["LOG_FORMAT"])  # before anything asks for app.logger
     os.makedirs(app.instance_path, exist_ok=True)  # the default SQLite database lives there
     app.config["VERSION"] = __version__
+    crypto.install(app)  # a malformed key stops the start here, naming the setting
 
     register_extensions(app)
     register_blueprints(app)

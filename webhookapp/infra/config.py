@@ -10,8 +10,11 @@ import ipaddress
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from webhookapp.infra.crypto import new_key
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 API_ROOT = "/public/v1/"
@@ -52,6 +55,9 @@ class Config:
     """Settings shared by every environment."""
 
     SECRET_KEY: str | None = os.environ.get("SECRET_KEY")
+    # Keys of the secrets stored encrypted (infra/crypto.py): comma-separated, the first encrypts,
+    # every one decrypts. Development keeps one in instance/encryption_key; production needs it.
+    WEBHOOK_ENCRYPTION_KEYS = os.environ.get("WEBHOOK_ENCRYPTION_KEYS", "")
     SQLALCHEMY_DATABASE_URI = _database_url(f"sqlite:///{INSTANCE_DIR / 'webhookapp.sqlite'}")
     # No pool_pre_ping: connections are pinged only after resting (extensions.ping_idle_connections).
     # hide_parameters: a failed statement's parameters (JWT secrets, header values) never reach
@@ -122,6 +128,8 @@ class Config:
         """Fill settings that depend on the environment chosen; raise if one is missing."""
         if not config.get("SECRET_KEY"):
             config["SECRET_KEY"] = _instance_secret_key()
+        if not config.get("WEBHOOK_ENCRYPTION_KEYS"):
+            config["WEBHOOK_ENCRYPTION_KEYS"] = _instance_file("encryption_key", new_key)
         if not config.get("WEBHOOK_API_URL"):
             # make run sets it from HOST and PORT; a bare `flask run` is on the same defaults.
             host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "5000")
@@ -146,6 +154,8 @@ class TestingConfig(Config):
     WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
     WEBHOOK_IDLE_WAIT = 0.0  # a drain called by a test returns as soon as its work is done
     WEBHOOK_API_URL = f"http://localhost{API_ROOT}"  # the test client's own address
+    # A fixed key, so that a test may read what another process of the same suite stored.
+    WEBHOOK_ENCRYPTION_KEYS = "dGVzdGluZy1rZXktMzItYnl0ZXMtbG9uZy0tLS0tLS0="
 
 
 class ProductionConfig(Config):
@@ -158,6 +168,12 @@ class ProductionConfig(Config):
     def finalize(cls, config: dict[str, Any]) -> None:
         if not config.get("SECRET_KEY"):
             raise RuntimeError("SECRET_KEY must be set in production (WEBHOOKAPP_CONFIG=production).")
+        if not config.get("WEBHOOK_ENCRYPTION_KEYS"):
+            raise RuntimeError(
+                "WEBHOOK_ENCRYPTION_KEYS must be set in production (WEBHOOKAPP_CONFIG=production): the "
+                "stored webhook secrets are encrypted with it. Make a key with `flask --app wsgi secrets "
+                "new-key` and keep it apart from the database's backups."
+            )
         if not config.get("WEBHOOK_API_URL"):
             # Only this service's public address lets handlers call back; it cannot be guessed
             # behind a proxy, and a worker has no request to read it from.
@@ -179,11 +195,16 @@ CONFIGS: dict[str, type[Config]] = {
 
 def _instance_secret_key() -> str:
     """A random key kept in ``instance/`` so that logins survive a restart of ``make run``."""
-    path = INSTANCE_DIR / "secret_key"
+    return _instance_file("secret_key", lambda: secrets.token_hex(32))
+
+
+def _instance_file(name: str, make: Callable[[], str]) -> str:
+    """A value kept in ``instance/NAME`` (readable by its owner alone), made once with ``make``."""
+    path = INSTANCE_DIR / name
     if path.exists():
         return path.read_text().strip()
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    path.write_text(key)
+    value = make()
+    path.write_text(value)
     path.chmod(0o600)
-    return key
+    return value
