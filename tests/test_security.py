@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import make_webhook
 from webhookapp import create_app
 from webhookapp.app import ROOT
+from webhookapp.infra.crypto import CryptoError, new_key
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
@@ -106,13 +107,27 @@ def test_production_refuses_to_start_without_secret_key():
 
 
 @pytest.mark.parametrize("empty", [None, ""])
+def test_production_refuses_to_start_without_encryption_keys(empty):
+    with pytest.raises(RuntimeError, match=r"^WEBHOOK_ENCRYPTION_KEYS must be set in production.*secrets new-key"):
+        create_app("production", {"SECRET_KEY": "k" * 32, "WEBHOOK_ENCRYPTION_KEYS": empty})
+
+
+def test_a_malformed_encryption_key_stops_the_start_naming_the_setting():
+    with pytest.raises(CryptoError, match=r"^WEBHOOK_ENCRYPTION_KEYS: key 1 is not 32 bytes"):
+        create_app("testing", {"WEBHOOK_ENCRYPTION_KEYS": "not-a-key"})
+
+
+@pytest.mark.parametrize("empty", [None, ""])
 def test_production_refuses_an_empty_secret_key(empty):
     with pytest.raises(RuntimeError, match=r"^SECRET_KEY must be set in production"):
         create_app("production", {"SECRET_KEY": empty})
 
 
 def test_production_with_a_secret_key_uses_secure_cookies_and_hsts():
-    app = create_app("production", {"SECRET_KEY": "k" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    app = create_app(
+        "production",
+        {"SECRET_KEY": "k" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://", "WEBHOOK_ENCRYPTION_KEYS": new_key()},
+    )
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["REMEMBER_COOKIE_SECURE"] is True
     assert app.config["WTF_CSRF_ENABLED"] is True
