@@ -174,7 +174,7 @@ def test_a_405_from_the_api_says_what_is_allowed(client):
 # A form cannot carry a lone surrogate (browsers replace it); the API tests above send them.
 @pytest.mark.parametrize("text", ['{"n": ' + "9" * 5000 + "}", '{"note": "a\\u0000"}'], ids=["huge integer", "NUL"])
 def test_the_wizard_refuses_unstorable_additional_data_next_to_the_field(client, auth, vendor, text):
-    from tests.test_wizard import Wizard, field_errors
+    from tests.pages import Wizard, field_errors
 
     auth.login()
     wizard = Wizard(client, vendor.products[0].id)

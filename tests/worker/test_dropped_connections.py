@@ -8,7 +8,6 @@ import threading
 import time
 
 import psycopg
-import pytest
 from redis import Redis
 from rq import Queue
 from rq.job import Job
@@ -25,13 +24,6 @@ TERMINATE = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
 )
-
-
-@pytest.fixture
-def postgresql(app) -> str:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("dropped connections are a PostgreSQL fault")
-    return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def drop_connections(url: str) -> int:

@@ -24,8 +24,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import make_webhook
-from tests.engine import api_token
 from webhookapp import create_app
 from webhookapp.api import rql
 from webhookapp.api.event_views import EVENT_FIELDS
@@ -47,15 +45,10 @@ CHECKS = [
 schema = schemathesis.openapi.from_wsgi("/public/v1/openapi.json", create_app("testing"))
 
 
-@pytest.fixture
-def token(vendor) -> str:
-    make_webhook(vendor)  # something for the list, get and attempts operations to find
-    return api_token(vendor.account)
-
-
 @schema.parametrize()
 @hypothesis.settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
-def test_every_operation_answers_as_documented(app, case, token):
+def test_every_operation_answers_as_documented(app, case, hook, token):
+    """``hook`` is something for the list, get and attempts operations to find."""
     case.call_and_validate(headers={"Authorization": f"ApiKey {token}"}, checks=CHECKS, app=app)
 
 

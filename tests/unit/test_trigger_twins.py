@@ -42,12 +42,6 @@ COUNT_SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture
-def postgresql(app) -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("the twins are PostgreSQL's")
-
-
 def set_up(kind: str, label: str, scenarios: dict[str, dict[str, Any]]) -> tuple[Any, dict[str, str]]:
     """A vendor of its own with one product and a webhook per scenario; returns it and label → id."""
     tenant = make_tenant("vendor", f"{kind} {label}", f"{kind}-{label}@twins.test".replace(" ", "-"), [("P", False)])

@@ -4,16 +4,13 @@ fixed number of statements, and the indexes PostgreSQL reads them through."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from rq import Queue
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from tests.conftest import make_webhook
-from tests.engine import api_token, run_worker
+from tests.engine import api_token, run_worker, statements
 from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch, maintenance
 from webhookapp.infra.extensions import db
@@ -45,21 +42,6 @@ def add_events(account_id: str, count: int, *, days_ago: float) -> None:
 def attempts_of(hook_id: str) -> int:
     db.session.expire_all()
     return db.session.scalar(select(func.count()).select_from(Attempt).where(Attempt.webhook_id == hook_id))
-
-
-@contextlib.contextmanager
-def statements() -> Iterator[list[str]]:
-    """The SQL statements run on the app's engine inside the block."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 # -- deleting ------------------------------------------------------------------------------
@@ -180,19 +162,13 @@ def test_list_pages_cost_the_same_statements_for_5_or_25_webhooks(client, auth, 
 # -- PostgreSQL: the indexes the pages read ------------------------------------------------
 
 
-@pytest.fixture
-def postgresql_only(app):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("query plans and storage are PostgreSQL's")
-
-
 def explain(statement) -> str:
     compiled = statement.compile(db.engine)
     rows = db.session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.construct_params())
     return "\n".join(row[0] for row in rows)
 
 
-def test_deep_pages_and_counts_read_the_indexes_alone(postgresql_only, vendor):
+def test_deep_pages_and_counts_read_the_indexes_alone(postgresql, vendor):
     from webhookapp.infra import paging
 
     hook = make_webhook(vendor)
@@ -234,12 +210,12 @@ def test_deep_pages_and_counts_read_the_indexes_alone(postgresql_only, vendor):
     db.session.rollback()
 
 
-def test_webhook_rows_leave_room_for_in_place_updates(postgresql_only, vendor):
+def test_webhook_rows_leave_room_for_in_place_updates(postgresql, vendor):
     options = db.session.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'webhooks'"))
     assert options == ["fillfactor=70"]
 
 
-def test_past_the_bound_the_api_total_is_an_estimate_and_says_so(monkeypatch, postgresql_only, client, vendor):
+def test_past_the_bound_the_api_total_is_an_estimate_and_says_so(monkeypatch, postgresql, client, vendor):
     from webhookapp.infra import paging
 
     monkeypatch.setattr(paging, "COUNT_BOUND", 5)
@@ -254,7 +230,7 @@ def test_past_the_bound_the_api_total_is_an_estimate_and_says_so(monkeypatch, po
     assert short.headers["Content-Range"] == "items 10-11/12" and "X-Total-Estimated" not in short.headers
 
 
-def test_events_update_the_webhook_rows_in_place(postgresql_only, vendor):
+def test_events_update_the_webhook_rows_in_place(postgresql, vendor):
     """After the event that makes a trigger pending, the events it absorbs change no indexed
     column, and the room that the fillfactor leaves lets PostgreSQL update the rows in place."""
     from webhookapp.engine import triggers

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
 
-from tests.conftest import database_url, make_webhook
+from tests.conftest import make_webhook
 from tests.engine import api_token, run_worker
-from webhookapp import create_app
 from webhookapp.engine import delivery, dispatch, ingest
 from webhookapp.infra.extensions import db
 from webhookapp.models import Event, Webhook
@@ -54,16 +52,6 @@ def assert_error(response, status: int, *fragments: str) -> None:
     assert body["errors"] and all(isinstance(message, str) and message for message in body["errors"])
     for fragment in fragments:
         assert any(fragment in message for message in body["errors"]), (fragment, body["errors"])
-
-
-@pytest.fixture
-def hook(vendor) -> Webhook:
-    return make_webhook(vendor)
-
-
-@pytest.fixture
-def token(vendor) -> str:
-    return api_token(vendor.account)
 
 
 def test_an_event_matches_only_active_event_webhooks_of_its_class_and_product(client, vendor, distributor, token):
@@ -260,16 +248,6 @@ def test_a_distributor_token_matches_only_the_distributors_webhooks(client, vend
     response = post(client, api_token(distributor.account), event_for(hook.product_id))
     assert response.status_code == 202 and response.get_json()["webhooks"] == [dist_hook.id]
     assert counted(hook, dist_hook) == [0, 1]
-
-
-@pytest.fixture
-def csrf_client(app, tmp_path, redis_url) -> Iterator[FlaskClient]:
-    overrides = {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "REDIS_URL": redis_url, "WTF_CSRF_ENABLED": True}
-    csrf_app = create_app("testing", overrides)
-    assert csrf_app.config["WTF_CSRF_ENABLED"] is True
-    yield csrf_app.test_client()
-    with csrf_app.app_context():
-        db.engine.dispose()
 
 
 def test_csrf_does_not_apply_to_the_event_api(csrf_client, hook, token):

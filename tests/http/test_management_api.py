@@ -35,11 +35,6 @@ def webhook_count() -> int:
 
 
 @pytest.fixture
-def token(vendor) -> str:
-    return api_token(vendor.account)
-
-
-@pytest.fixture
 def body(vendor, handler) -> dict:
     """A create body with every writable field, product given flat."""
     return {

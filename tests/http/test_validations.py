@@ -29,7 +29,7 @@ from webhookapp.models import Attempt, Webhook
 URL = "/public/v1/validations"
 HOOKS = "/public/v1/notifications/webhooks"
 # A draft purchase request shaped like the platform's, with our own values.
-DRAFT = Path(__file__).resolve().parent / "data" / "draft-purchase-request.json"
+DRAFT = Path(__file__).resolve().parents[1] / "data" / "draft-purchase-request.json"
 SECRET = "validation-secret-" * 3
 DIGITS_ONLY = "Only digits are allowed."
 
@@ -103,14 +103,9 @@ def draft() -> dict:
 
 
 @pytest.fixture
-def hook(vendor, server) -> Webhook:
-    return make_webhook(vendor, label="Draft check", type_key="fulfillment_request.validator",
-                        external_url=server.url, jwt_secret=SECRET)  # fmt: skip
-
-
-@pytest.fixture
-def token(vendor) -> str:
-    return api_token(vendor.account)
+def hook_fields(server) -> dict[str, Any]:
+    return {"label": "Draft check", "type_key": "fulfillment_request.validator", "external_url": server.url,
+            "jwt_secret": SECRET}  # fmt: skip
 
 
 def validate(client, token: str, body: Any):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.test_wizard import STEPS, Wizard, field_errors, input_value, inputs, text, textarea_value
+from tests.pages import STEPS, Wizard, field_errors, input_value, inputs, text, textarea_value
 from webhookapp.core import catalog
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook

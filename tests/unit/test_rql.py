@@ -9,7 +9,6 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import make_webhook
-from tests.engine import api_token
 from webhookapp.api.rql import Node, RQLError, parse_expression
 
 URL = "/public/v1/notifications/webhooks"
@@ -59,11 +58,6 @@ def test_parse_expression_trailing_text_names_the_parsed_term():
 
 
 # --- filters on GET /public/v1/notifications/webhooks ------------------------------------------
-
-
-@pytest.fixture
-def token(vendor) -> str:
-    return api_token(vendor.account)
 
 
 @pytest.fixture

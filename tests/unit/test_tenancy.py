@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PASSWORD, make_tenant, make_webhook
-from tests.test_wizard import Wizard, field_errors
+from tests.pages import Wizard, field_errors
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 from webhookapp.services import accounts

@@ -6,11 +6,11 @@ import html
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from tests.conftest import make_webhook
-from tests.test_wizard import checked_value, field_errors, input_value, inputs, textarea_value
+from tests.pages import checked_value, field_errors, input_value, inputs, textarea_value
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
@@ -51,18 +51,22 @@ def form(**changes: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def hook(vendor) -> Webhook:
-    webhook = make_webhook(
-        vendor,
-        label="Orders",
-        description="Order queue",
-        jwt_secret=OLD_SECRET,
-        headers={"X-Api-Key": "abc"},
-        data={"purpose": "demo"},
-    )
-    webhook.modified_at = LONG_AGO
+def hook_fields() -> dict[str, Any]:
+    return {
+        "label": "Orders",
+        "description": "Order queue",
+        "jwt_secret": OLD_SECRET,
+        "headers": {"X-Api-Key": "abc"},
+        "data": {"purpose": "demo"},
+    }
+
+
+@pytest.fixture
+def hook(hook: Webhook) -> Webhook:
+    """The suite's ``hook``, last modified long ago (so a save shows as a change of time)."""
+    hook.modified_at = LONG_AGO
     db.session.commit()
-    return webhook
+    return hook
 
 
 @pytest.fixture

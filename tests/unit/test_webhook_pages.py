@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -25,15 +26,14 @@ def stored(webhook_id: str) -> Webhook | None:
 
 
 @pytest.fixture
-def hook(vendor) -> Webhook:
-    return make_webhook(
-        vendor,
-        label="Billing <hook>",
-        description="Calls the ERP",
-        jwt_secret=SECRET,
-        headers={"X-Api-Key": "abc"},
-        data={"purpose": "demo"},
-    )
+def hook_fields() -> dict[str, Any]:
+    return {
+        "label": "Billing <hook>",
+        "description": "Calls the ERP",
+        "jwt_secret": SECRET,
+        "headers": {"X-Api-Key": "abc"},
+        "data": {"purpose": "demo"},
+    }
 
 
 def test_details_show_every_setting(client, auth, vendor, hook):

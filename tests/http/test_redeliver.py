@@ -17,8 +17,8 @@ from sqlalchemy import inspect
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from tests.openapi_conformance import assert_conforms
+from tests.pages import REFUSED, csrf_token, login
 from tests.servers import HandlerServer
-from tests.test_csrf import REFUSED, csrf_client, csrf_token, login  # noqa: F401 (csrf_client: a fixture)
 from webhookapp.api.openapi_webhook_paths import WEBHOOK_PATH
 from webhookapp.core.times import utcnow
 from webhookapp.engine import outcomes, signing
@@ -295,7 +295,7 @@ def test_a_webhook_deleted_while_the_request_was_out_keeps_no_attempt(app, vendo
     assert [attempt.id for attempt in attempts_of(hook.id)] == [first_id]  # the purge job's to remove
 
 
-def test_the_form_needs_its_csrf_token(app, client, vendor, handler, csrf_client):  # noqa: F811
+def test_the_form_needs_its_csrf_token(app, client, vendor, handler, csrf_client):
     hook, first = delivered(app, client, vendor, handler, 200)
     login(csrf_client, vendor.email)
     url = f"/webhooks/{hook.id}/attempts/{first.id}"

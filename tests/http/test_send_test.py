@@ -5,17 +5,23 @@ signed with the typed secret; nothing saved, nothing recorded."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime
 
 import jwt
 import pytest
-from flask.testing import FlaskClient
 
-from tests.conftest import database_url, make_webhook
-from tests.test_csrf import REFUSED, csrf_token, login
-from tests.test_wizard import Wizard, checked_value, field_errors, input_value, text, textarea_value
-from webhookapp import create_app
+from tests.conftest import make_webhook
+from tests.pages import (
+    REFUSED,
+    Wizard,
+    checked_value,
+    csrf_token,
+    field_errors,
+    input_value,
+    login,
+    text,
+    textarea_value,
+)
 from webhookapp.engine.signing import PAYLOAD_KEYS
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
@@ -133,16 +139,6 @@ def test_edit_page_offers_the_button_and_a_status_region(client, auth, vendor):
     body = client.get(f"/webhooks/{hook.id}/edit").get_data(as_text=True)
     assert '<button type="submit" name="action" value="send_test"' in body
     assert '<div role="status">' in body and 'class="test-result' not in body
-
-
-@pytest.fixture
-def csrf_client(app, tmp_path, redis_url) -> Iterator[FlaskClient]:
-    """A client of a second app on the same database, with CSRF checked as in production."""
-    overrides = {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "REDIS_URL": redis_url, "WTF_CSRF_ENABLED": True}
-    csrf_app = create_app("testing", overrides)
-    yield csrf_app.test_client()
-    with csrf_app.app_context():
-        db.engine.dispose()
 
 
 def test_send_test_needs_the_csrf_token(csrf_client, vendor, handler):

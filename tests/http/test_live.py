@@ -8,13 +8,13 @@ import html
 import re
 import threading
 import time
+from typing import Any
 
 import pytest
 from flask import g
 
 from tests.conftest import make_webhook
-from tests.engine import api_token, post_event, run_worker
-from tests.test_scale import statements
+from tests.engine import api_token, post_event, run_worker, statements
 from webhookapp.engine import delivery
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
@@ -72,8 +72,8 @@ def send_event(client, vendor, hook: Webhook) -> None:
 
 
 @pytest.fixture
-def hook(app, vendor, handler) -> Webhook:
-    return make_webhook(vendor, label="Orders <live>", external_url=handler.behave("/orders"))
+def hook_fields(handler) -> dict[str, Any]:
+    return {"label": "Orders <live>", "external_url": handler.behave("/orders")}
 
 
 def test_the_details_regions_follow_a_real_delivery(app, client, auth, vendor, handler, hook):

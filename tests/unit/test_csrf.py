@@ -8,42 +8,19 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, database_url, make_webhook
-from webhookapp import create_app
+from tests.conftest import PASSWORD, make_webhook
+from tests.pages import REFUSED, csrf_token, login
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 from webhookapp.webhooks.tabs import TABS
 
-REFUSED = "The form had expired or was not sent from this site."
-
-
-def csrf_token(response) -> str:
-    assert response.status_code == 200
-    return re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', response.get_data(as_text=True)).group(1)
-
 
 def is_logged_in(client: FlaskClient) -> bool:
     return client.get("/webhooks").status_code == 200
-
-
-@pytest.fixture
-def csrf_client(app, tmp_path) -> Iterator[FlaskClient]:
-    csrf_app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "WTF_CSRF_ENABLED": True})
-    assert csrf_app.config["WTF_CSRF_ENABLED"] is True
-    yield csrf_app.test_client()
-    with csrf_app.app_context():
-        db.engine.dispose()
-
-
-def login(client: FlaskClient, email: str) -> None:
-    token = csrf_token(client.get("/login"))
-    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 302
 
 
 @pytest.mark.parametrize("token", [None, "", "forged-token"])
