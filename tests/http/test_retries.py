@@ -44,9 +44,10 @@ def test_failures_retry_at_increasing_intervals_then_out_of_order(app, client, v
 
     received = handler.wait_for("/fail", 4)
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(received)]
+    # Each retry came at least its rung of the ladder after the attempt before (a busy machine only
+    # adds), and the rungs double: 0.2, 0.4, 0.8 s. How the ladder grows is checked exactly above.
     for n, gap in enumerate(gaps, start=1):
         assert gap >= 0.2 * 2 ** (n - 1) - 0.01, gaps
-    assert gaps[0] < gaps[1] < gaps[2], gaps
     stored = fresh(hook.id)
     assert stored.status == "Out of order" and stored.out_of_order
     assert (stored.triggers_count, stored.failure_count, stored.failures_since_last_success) == (4, 4, 4)

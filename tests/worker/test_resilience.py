@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -97,23 +98,21 @@ def test_a_web_process_dying_between_commit_and_enqueue_loses_nothing(app, vendo
 
 
 def test_a_hung_handler_does_not_hold_up_other_webhooks(app, client, vendor, handler):
-    hung = make_webhook(vendor, label="Hung", external_url=handler.behave("/hung", delay=6))
+    # The hung handler answers only when the test is over: the quick one is served meanwhile,
+    # however long the machine takes, or not at all.
+    hung = make_webhook(vendor, label="Hung", external_url=handler.behave("/hung", held_until=threading.Event()))
     other_product = vendor.products[1].id
     quick = make_webhook(vendor, label="Quick", product_id=other_product, external_url=handler.behave("/quick"))
     token = api_token(vendor.account)
-    worker = start_worker(app, WEBHOOK_DELIVERY_TIMEOUT=5)
+    worker = start_worker(app, WEBHOOK_DELIVERY_TIMEOUT=60)
     try:
         post_event(client, token, object_class="fulfillment_request", product_id=hung.product_id)
         handler.wait_for("/hung", 1, timeout=15)
-        started = time.monotonic()
         post_event(client, token, object_class="fulfillment_request", product_id=quick.product_id)
-        handler.wait_for("/quick", 1, timeout=4)
-        assert time.monotonic() - started < 1.0
+        handler.wait_for("/quick", 1, timeout=15)
         # and again, while the first handler still hangs
-        started = time.monotonic()
         post_event(client, token, object_class="fulfillment_request", product_id=quick.product_id)
-        handler.wait_for("/quick", 2, timeout=4)
-        assert time.monotonic() - started < 1.0
+        handler.wait_for("/quick", 2, timeout=15)
         assert fresh(hung.id).lease_expires_at is not None  # still in flight
     finally:
         stop(worker)
