@@ -49,11 +49,12 @@ def test_whatever_a_handler_answers_is_recorded_with_the_rest_of_its_batch(app, 
     assert len(handler.requests_to("/hostile")) == 1  # recorded at once: no second delivery
 
 
-def test_an_outcome_the_database_refuses_does_not_keep_its_batch_unrecorded(app, vendor, handler, monkeypatch):
+@pytest.mark.postgresql  # SQLite stores NUL characters
+def test_an_outcome_the_database_refuses_does_not_keep_its_batch_unrecorded(
+    app, postgresql, vendor, handler, monkeypatch
+):
     """Were an answer to slip through unscrubbed, PostgreSQL would refuse the whole batch: the batch
     is then recorded one outcome at a time, and the refused one without the response."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite stores NUL characters")
     monkeypatch.setattr(sender_module, "scrub", lambda text: text)
     hostile, fine = deliver_with_three_others(vendor, handler, body=b"ok\x00")
     for hook in [hostile, *fine]:

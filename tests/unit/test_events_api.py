@@ -123,9 +123,9 @@ def test_refused_queries_say_why(client, vendor, query, message):
     assert any(message in error for error in response.get_json()["errors"]), response.get_json()
 
 
-def test_a_webhook_s_events_are_a_range_of_the_index_on_postgresql(app, vendor):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("query plans are PostgreSQL's")
+@pytest.mark.postgresql
+def test_a_webhook_s_events_are_a_range_of_the_index_on_postgresql(app, postgresql, vendor):
+    """Query plans are PostgreSQL's."""
     hook = make_webhook(vendor)
     # 30,000 events of 30 products; half of the webhook's product's matched it (it was disabled
     # for a while). However many name it, its product and class are a range of the index.

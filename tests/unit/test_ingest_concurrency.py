@@ -46,13 +46,6 @@ def test_a_claim_takes_no_more_than_its_limit(app, vendor):
     assert triggers.claim_due(100) == []
 
 
-@pytest.fixture
-def group_commit(app) -> None:
-    """Group commit is the PostgreSQL path."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("group commit is the PostgreSQL path")
-
-
 @contextlib.contextmanager
 def rows_held(app, sql: str) -> Iterator[None]:
     """Another transaction holds the rows ``sql`` locks until the block ends."""
@@ -87,7 +80,8 @@ def post_grouped(app, token: str, leader: dict, followers: list[dict], lock_sql:
         return [first.result(10), *(future.result(10) for future in rest)]
 
 
-def test_events_arriving_while_their_product_is_being_written_are_committed_as_one_group(app, group_commit, vendor):
+@pytest.mark.postgresql  # group commit is the PostgreSQL path
+def test_events_arriving_while_their_product_is_being_written_are_committed_as_one_group(app, postgresql, vendor):
     """PostgreSQL: the followers of a busy product go in one statement (one transaction, one xmin)."""
     hooks = [make_webhook(vendor, label=f"Hook {n}") for n in range(3)]
     token = api_token(vendor.account)
@@ -110,7 +104,8 @@ def test_events_arriving_while_their_product_is_being_written_are_committed_as_o
     assert all(answer["webhooks"] == hook_ids for _, answer in answers)
 
 
-def test_a_group_stores_its_events_in_order_and_answers_a_repeated_client_id_as_a_duplicate(app, group_commit, vendor):
+@pytest.mark.postgresql  # group commit is the PostgreSQL path
+def test_a_group_stores_its_events_in_order_and_answers_a_repeated_client_id_as_a_duplicate(app, postgresql, vendor):
     hook = make_webhook(vendor)
     token = api_token(vendor.account)
     body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
@@ -139,7 +134,8 @@ def test_a_group_stores_its_events_in_order_and_answers_a_repeated_client_id_as_
     ]
 
 
-def test_events_for_other_webhooks_are_not_held_up_by_a_busy_group(app, group_commit, vendor):
+@pytest.mark.postgresql  # group commit is the PostgreSQL path
+def test_events_for_other_webhooks_are_not_held_up_by_a_busy_group(app, postgresql, vendor):
     """Another object class matches other webhooks: its events form their own group, at once."""
     fulfillment = make_webhook(vendor)
     tier = make_webhook(vendor, label="Tier hook", type_key="tier_config_request.event")
@@ -164,7 +160,8 @@ def test_events_for_other_webhooks_are_not_held_up_by_a_busy_group(app, group_co
     assert db.session.get(Webhook, tier_id).events_count == 2
 
 
-def test_a_group_for_a_product_the_token_cannot_see_is_refused_whole(app, group_commit, vendor, other_vendor):
+@pytest.mark.postgresql  # group commit is the PostgreSQL path
+def test_a_group_for_a_product_the_token_cannot_see_is_refused_whole(app, postgresql, vendor, other_vendor):
     make_webhook(other_vendor)
     token = api_token(vendor.account)  # never used yet: its first statement notes its use, and waits here
     body = {"object_class": "fulfillment_request", "product_id": other_vendor.products[0].id}
@@ -174,11 +171,10 @@ def test_a_group_for_a_product_the_token_cannot_see_is_refused_whole(app, group_
     assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 0
 
 
-def test_claims_and_the_next_due_time_read_the_pending_triggers_alone(app, vendor):
+@pytest.mark.postgresql
+def test_claims_and_the_next_due_time_read_the_pending_triggers_alone(app, postgresql, vendor):
     """With many webhooks and few pending triggers, PostgreSQL reaches the due ones through the
     partial index on pending triggers, never by reading every webhook."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("the query plan is PostgreSQL's")
     hook = make_webhook(vendor)
     db.session.execute(text(
         "INSERT INTO webhooks (id, account_id, product_id, label, description, active, out_of_order, object_class,"

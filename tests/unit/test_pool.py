@@ -45,9 +45,8 @@ def test_a_connection_that_rested_is_pinged(app, pings, monkeypatch):
     assert len(pings) == 1
 
 
-def test_a_rested_connection_the_server_cut_is_replaced(app, monkeypatch):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no server to cut a connection")
+@pytest.mark.postgresql  # SQLite has no server to cut a connection
+def test_a_rested_connection_the_server_cut_is_replaced(app, postgresql, monkeypatch):
     first = db.session.scalar(text("SELECT pg_backend_pid()"))
     db.session.remove()
     killer = create_engine(db.engine.url, poolclass=None)
@@ -59,10 +58,9 @@ def test_a_rested_connection_the_server_cut_is_replaced(app, monkeypatch):
     assert second != first
 
 
-def test_the_event_api_keeps_working_after_the_server_cuts_its_connection(app, client, vendor, monkeypatch):
+@pytest.mark.postgresql  # SQLite has no server to cut a connection
+def test_the_event_api_keeps_working_after_the_server_cuts_its_connection(app, postgresql, client, vendor, monkeypatch):
     """The event path keeps a cursor with each pooled connection; it goes with a replaced one."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no server to cut a connection")
     hook = make_webhook(vendor)
     token = api_token(vendor.account)
     body = {"object_class": "fulfillment_request", "product_id": hook.product_id}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from rq import Queue
 from sqlalchemy import func, select, text
 
@@ -168,6 +169,7 @@ def explain(statement) -> str:
     return "\n".join(row[0] for row in rows)
 
 
+@pytest.mark.postgresql
 def test_deep_pages_and_counts_read_the_indexes_alone(postgresql, vendor):
     from webhookapp.infra import paging
 
@@ -210,11 +212,13 @@ def test_deep_pages_and_counts_read_the_indexes_alone(postgresql, vendor):
     db.session.rollback()
 
 
+@pytest.mark.postgresql
 def test_webhook_rows_leave_room_for_in_place_updates(postgresql, vendor):
     options = db.session.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'webhooks'"))
     assert options == ["fillfactor=70"]
 
 
+@pytest.mark.postgresql
 def test_past_the_bound_the_api_total_is_an_estimate_and_says_so(monkeypatch, postgresql, client, vendor):
     from webhookapp.infra import paging
 
@@ -230,6 +234,7 @@ def test_past_the_bound_the_api_total_is_an_estimate_and_says_so(monkeypatch, po
     assert short.headers["Content-Range"] == "items 10-11/12" and "X-Total-Estimated" not in short.headers
 
 
+@pytest.mark.postgresql
 def test_events_update_the_webhook_rows_in_place(postgresql, vendor):
     """After the event that makes a trigger pending, the events it absorbs change no indexed
     column, and the room that the fillfactor leaves lets PostgreSQL update the rows in place."""

@@ -24,6 +24,8 @@ from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.services import tokens
 
+pytestmark = pytest.mark.postgresql  # the twins are PostgreSQL's
+
 FUTURE = timedelta(minutes=5)
 STATE = (
     "active", "out_of_order", "events_count", "last_event_at", "next_trigger_at", "trigger_attempts",

@@ -8,6 +8,7 @@ import threading
 import time
 
 import psycopg
+import pytest
 from redis import Redis
 from rq import Queue
 from rq.job import Job
@@ -19,6 +20,8 @@ from tests.engine import api_token, post_event, start_worker, stop
 from webhookapp.engine import delivery, dispatch, reconnect, triggers
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Event, Webhook
+
+pytestmark = pytest.mark.postgresql  # dropped connections are a PostgreSQL fault
 
 TERMINATE = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
