@@ -30,6 +30,8 @@ from webhookapp.api.event_views import EVENT_FIELDS
 from webhookapp.api.webhook_views import ATTEMPT_FIELDS, WEBHOOK_FIELDS
 from webhookapp.core import rules
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 CHECKS = [
     not_a_server_error,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import make_webhook
@@ -76,6 +77,7 @@ def test_a_job_handing_over_sends_every_attempt_it_claimed_and_records_it(app, v
         delivery._pool = None
 
 
+@pytest.mark.slow  # waits out an idle time of 3 s
 def test_a_job_out_of_work_waits_on_the_doorbell_for_the_next_event(app, vendor, handler):
     app.config["WEBHOOK_IDLE_WAIT"] = 3.0
     first = make_webhook(vendor, label="First", external_url=handler.behave("/first"))

@@ -36,6 +36,7 @@ def test_retry_delays_grow_from_the_base_and_are_capped(app):
     assert triggers.retry_delay(3) == 300
 
 
+@pytest.mark.slow
 def test_failures_retry_at_increasing_intervals_then_out_of_order(app, client, vendor, handler, fast_retries):
     hook = make_webhook(vendor, external_url=handler.behave("/fail", status=500))
     token = api_token(vendor.account)
@@ -72,6 +73,7 @@ def test_failures_retry_at_increasing_intervals_then_out_of_order(app, client, v
     assert (stored.success_count, stored.failures_since_last_success) == (1, 0)
 
 
+@pytest.mark.slow
 def test_reenabling_without_new_events_sends_nothing(app, client, auth, vendor, handler, fast_retries):
     hook = make_webhook(vendor, external_url=handler.behave("/quiet", status=503))
     post_event(client, api_token(vendor.account), object_class="fulfillment_request", product_id=hook.product_id)
@@ -84,6 +86,7 @@ def test_reenabling_without_new_events_sends_nothing(app, client, auth, vendor, 
     assert fresh(hook.id).next_trigger_at is None
 
 
+@pytest.mark.slow
 def test_a_hundred_events_while_pending_make_one_delivery(app, client, vendor, handler):
     hook = make_webhook(vendor, external_url=handler.behave("/bell"))
     token = api_token(vendor.account)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import make_webhook
@@ -39,6 +40,7 @@ def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 30)
     raise AssertionError(f"{url} did not answer")
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_make_run_stops_everything_quietly_redis_last(app, tmp_path: Path):
     """The devserver runs migrations-free here (the app fixture made the tables) on its own SQLite
     file, with a private Redis; Ctrl-C goes to its whole foreground group, as a terminal's does."""
@@ -76,6 +78,7 @@ def test_ctrl_c_on_make_run_stops_everything_quietly_redis_last(app, tmp_path: P
         raise AssertionError(f"port {closed} still answers after the stop")
 
 
+@pytest.mark.slow
 def test_a_worker_told_to_stop_finishes_its_send_in_flight(app, client, vendor, handler):
     hook = make_webhook(vendor, external_url=handler.behave("/slow", delay=2.0))
     token = api_token(vendor.account)

@@ -63,6 +63,7 @@ def test_the_event_api_answers_after_the_database_drops_its_connections(app, cli
     assert db.session.get(Webhook, hook.id).events_count == 7
 
 
+@pytest.mark.slow
 def test_a_drain_records_every_outcome_while_connections_drop(app, vendor, handler, postgresql):
     app.config["WEBHOOK_DELIVERY_TIMEOUT"] = 1.0  # leases of 3 s: a lost claim comes back soon
     hooks = [
@@ -93,6 +94,7 @@ def test_a_drain_records_every_outcome_while_connections_drop(app, vendor, handl
     recorded_once(targets, handler)
 
 
+@pytest.mark.slow
 def test_real_workers_deliver_everything_while_connections_drop(app, client, vendor, handler, postgresql):
     hooks = [
         make_webhook(vendor, label=f"Hook {n}", external_url=handler.behave(f"/w{n}", delay=0.02)) for n in range(12)

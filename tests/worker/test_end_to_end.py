@@ -7,11 +7,14 @@ import sys
 import time
 
 import jwt
+import pytest
 import requests
 
 from tests.conftest import make_webhook
 from tests.engine import ROOT, api_token, start_worker, stop, worker_env
 from tests.servers import free_port
+
+pytestmark = pytest.mark.slow  # gunicorn and a worker, started for real
 
 
 def start_web(app, port: int) -> subprocess.Popen:

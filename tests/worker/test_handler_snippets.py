@@ -134,6 +134,7 @@ def call(port: int, path: str, token: str, body: object) -> int:
 
 
 @pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
+@pytest.mark.slow
 def test_a_post_handler_accepts_deliveries_and_refuses_a_wrong_or_expired_jwt(
     app, client, auth, vendor, runtime, tmp_path
 ):
@@ -171,6 +172,7 @@ def test_a_post_handler_accepts_deliveries_and_refuses_a_wrong_or_expired_jwt(
 
 
 @pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
+@pytest.mark.slow
 def test_a_handler_given_the_next_secret_too_works_through_a_staged_rotation(
     app, client, auth, vendor, runtime, tmp_path
 ):
@@ -191,6 +193,7 @@ def test_a_handler_given_the_next_secret_too_works_through_a_staged_rotation(
 
 
 @pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
+@pytest.mark.slow
 def test_a_get_handler_reads_the_jwt_alone(app, client, auth, vendor, runtime, tmp_path):
     port = free_port()
     hook = make_webhook(vendor, external_url=f"http://127.0.0.1:{port}/get-hook?from=connect", http_method="GET")
@@ -205,6 +208,7 @@ def test_a_get_handler_reads_the_jwt_alone(app, client, auth, vendor, runtime, t
 
 
 @pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
+@pytest.mark.slow
 def test_a_validation_handler_answers_the_draft(app, client, auth, vendor, runtime, tmp_path):
     port = free_port()
     hook = make_webhook(vendor, type_key="fulfillment_request.validator", product_id=vendor.products[1].id,

@@ -163,6 +163,7 @@ def test_a_scrape_with_redis_down_still_answers_and_says_so(client, redis_server
 # -- multi-process mode ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_web_and_worker_process_counts_in_multiprocess_mode(app, vendor, handler, tmp_path):
     """gunicorn (two workers, gunicorn.conf.py's child_exit hook) and ``python -m workers`` share
     ``PROMETHEUS_MULTIPROC_DIR``; one scrape of the web server sees what all of them counted."""

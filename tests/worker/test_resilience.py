@@ -17,9 +17,13 @@ from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.services import tokens
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("TEST_REDIS_URL")), reason="stops and restarts Redis: needs the suite's private redis-server"
-)
+pytestmark = [
+    pytest.mark.slow,  # real worker processes, killed and started again
+    pytest.mark.skipif(
+        bool(os.environ.get("TEST_REDIS_URL")),
+        reason="stops and restarts Redis: needs the suite's private redis-server",
+    ),
+]
 
 
 def fresh(hook_id: str) -> Webhook:
