@@ -1,6 +1,9 @@
-"""Fixtures in the style of Flask's tutorial: ``app``, ``client``, ``runner``, ``auth``.
+"""Fixtures in the style of Flask's tutorial: ``app``, ``client``, ``runner``, ``auth``, and the
+ones every folder shares: tenants, ``hook``, ``token``, ``csrf_client``, ``postgresql``.
 
 The database is a fresh SQLite file per test, or ``TEST_DATABASE_URL`` (PostgreSQL) when set.
+Tests that need PostgreSQL take the ``postgresql`` fixture (which skips them on SQLite) and carry
+the ``postgresql`` marker, so ``pytest -m postgresql`` selects them.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import hypothesis
 import pytest
@@ -15,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
 
+from tests.engine import api_token
 from tests.servers import HandlerServer, RedisServer
 from webhookapp import create_app
 from webhookapp.engine import runtime
@@ -158,3 +163,40 @@ class AuthActions:
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+@pytest.fixture
+def postgresql(app: Flask) -> str:
+    """The test database's URL for psycopg; skips the test on SQLite (its subject is PostgreSQL's)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL)")
+    return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def hook_fields() -> dict[str, Any]:
+    """The fields ``hook`` is made with beyond :func:`make_webhook`'s defaults; a module overrides it."""
+    return {}
+
+
+@pytest.fixture
+def hook(vendor: Tenant, hook_fields: dict[str, Any]) -> Webhook:
+    """One webhook of ``vendor``'s, made with ``hook_fields``."""
+    return make_webhook(vendor, **hook_fields)
+
+
+@pytest.fixture
+def token(vendor: Tenant) -> str:
+    """An API token of ``vendor``'s account."""
+    return api_token(vendor.account)
+
+
+@pytest.fixture
+def csrf_client(app: Flask, tmp_path, redis_url: str) -> Iterator[FlaskClient]:
+    """A client of a second app on the same database and Redis, with CSRF checked as in production."""
+    overrides = {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "REDIS_URL": redis_url, "WTF_CSRF_ENABLED": True}
+    csrf_app = create_app("testing", overrides)
+    assert csrf_app.config["WTF_CSRF_ENABLED"] is True
+    yield csrf_app.test_client()
+    with csrf_app.app_context():
+        db.engine.dispose()

@@ -1,20 +1,24 @@
-"""Helpers for delivery-engine tests: tokens, posting events, running workers."""
+"""Helpers for delivery-engine tests: tokens, posting events, running workers, counting statements."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, SimpleWorker
+from sqlalchemy import event
 
 from webhookapp.engine import dispatch
+from webhookapp.infra.extensions import db
 from webhookapp.services import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +83,18 @@ def stop(process: subprocess.Popen, *, show_log: bool = False) -> None:
         if show_log:
             print(Path(log_path).read_text())
         os.unlink(log_path)
+
+
+@contextlib.contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements run on the app's engine inside the block."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)

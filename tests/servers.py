@@ -80,10 +80,17 @@ class Received:
         return json.loads(self.body)
 
 
+HELD_AT_MOST = 60.0
+"""Seconds a held answer waits for its release, so that a failing test never hangs the suite."""
+
+
 @dataclass
 class Behaviour:
     status: int = 200
     delay: float = 0.0
+    # When given, the answer waits until the test sets it: a send that is in flight for as long
+    # as the test needs, however slow the machine, instead of for a guessed number of seconds.
+    held_until: threading.Event | None = None
     body: bytes = b'{"ok": true}'
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
@@ -109,6 +116,8 @@ class HandlerServer:
                 with outer.condition:
                     outer.received.append(Received(self.command, self.path, dict(self.headers), body, time.monotonic()))
                     outer.condition.notify_all()
+                if behaviour.held_until is not None:
+                    behaviour.held_until.wait(HELD_AT_MOST)
                 if behaviour.delay:
                     time.sleep(behaviour.delay)
                 try:
@@ -161,6 +170,9 @@ class HandlerServer:
         return self.requests_to(path)
 
     def close(self) -> None:
+        for behaviour in self.behaviours.values():
+            if behaviour.held_until is not None:
+                behaviour.held_until.set()  # held answers end with the test
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)

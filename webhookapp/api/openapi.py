@@ -2,7 +2,7 @@
 
 Paths and responses are written one entry per route and per status the route can answer (the
 webhooks resource's in :mod:`.openapi_webhook_paths`, with the pieces of :mod:`.openapi_parts`);
-the schemas come from :mod:`.openapi_schemas`. ``tests/test_openapi.py`` checks both directions:
+the schemas come from :mod:`.openapi_schemas`. ``tests/http/test_openapi.py`` checks both directions:
 every route is documented, and real responses match the document.
 """
 

@@ -61,7 +61,7 @@ _MATCHES = f"""
 """The token, its use noted, the matching webhooks locked in id order, and whether the product is
 the token's to see: the same for one event or a group. ``matched`` is the twin of the webhooks
 :func:`.triggers.count_event` matches, written against the ``token`` CTE so that the token is
-checked by the same statement; ``tests/test_trigger_twins.py`` checks that both select alike."""
+checked by the same statement; ``tests/unit/test_trigger_twins.py`` checks that both select alike."""
 
 STATEMENT = (
     _MATCHES

@@ -5,7 +5,7 @@ The event API (:mod:`webhookapp.engine.ingest.postgresql`) and success recording
 (:mod:`webhookapp.engine.outcomes.postgresql`) do their whole work in one statement each on
 PostgreSQL, so the transitions they make are written here a second time, as CTEs, beside
 :mod:`webhookapp.engine.triggers`, which owns the portable versions. A test
-(``tests/test_trigger_twins.py``) runs both on the same scenarios and checks they agree.
+(``tests/unit/test_trigger_twins.py``) runs both on the same scenarios and checks they agree.
 """
 
 from __future__ import annotations
