@@ -79,6 +79,7 @@ def test_the_activity_page_filters(client, trail, vendor):
     assert len(rows(client.get("/activity?action=not.an.action&since=garbage"))) == 5  # ignored, not an error
     body = text(client.get("/activity"))
     assert '<option value="alice@acme.test"' in body and '<option value="webhook.secret_revealed"' in body
+    assert '<option value="cli"' in body and '<option value="system"' in body
 
 
 def test_the_activity_page_pages_by_key_without_javascript(client, auth, vendor):

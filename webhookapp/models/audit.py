@@ -24,6 +24,8 @@ from webhookapp.models.columns import UTCDateTime
 
 USER, TOKEN, SYSTEM = "user", "token", "system"
 ACTOR_KINDS = (USER, TOKEN, SYSTEM)
+CLI = "cli"
+"""The system actor's label for the ``flask`` commands."""
 
 ACTIONS = (
     "webhook.created",

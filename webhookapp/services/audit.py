@@ -20,8 +20,7 @@ from webhookapp.models import Actor, ApiToken, User, Webhook
 from webhookapp.models import audit as model
 from webhookapp.services import accounts
 
-CLI = "cli"
-"""The system actor's label for the ``flask`` commands."""
+CLI = model.CLI
 
 WEBHOOK_FIELDS = ("label", "description", "active", "external_url", "http_method", "headers", "data", "jwt_secret")
 """The fields of a webhook an entry's changes compare: what a person or a token can set."""

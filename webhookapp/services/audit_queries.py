@@ -102,4 +102,4 @@ def actor_choices(account: Account) -> list[str]:
     tokens = db.session.execute(
         select(ApiToken.name, ApiToken.prefix).where(ApiToken.account_id == account.id).order_by(ApiToken.name)
     )
-    return [*emails, *(audit.Actor.token_label(name, prefix) for name, prefix in tokens), audit.SYSTEM]
+    return [*emails, *(audit.Actor.token_label(name, prefix) for name, prefix in tokens), audit.CLI, audit.SYSTEM]
