@@ -61,7 +61,7 @@ def test_the_activity_page_shows_who_what_where_and_the_changes(client, trail, v
     assert "alice@acme.test" in body and "127.0.0.1" in body and "Browser/1 <b>" in body
     assert "<b>" not in page.get_data(as_text=True).replace("<b>webhook", "")  # escaped
     assert f'href="/webhooks/{first.id}"' in body
-    assert "True</code> → <code>False" in body
+    assert "true</code> → <code>false" in body
     assert "Theirs" not in body  # another account's entries
 
 

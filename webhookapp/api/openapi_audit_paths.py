@@ -58,8 +58,9 @@ def audit_entry_schema() -> dict[str, Any]:
     text = {"type": ["string", "null"]}
     change = {
         "type": "object",
-        "description": "`before` and `after` for a field that changed (`after` alone for what an action "
-        "used, such as a test request's URL); a secret shows `changed` or `revealed` only, never its value.",
+        "description": "`before` and `after` for a field that changed (`after` alone for a new webhook's "
+        "settings, or what an action used, such as a test request's URL); a secret shows `changed` or "
+        "`revealed` only, never its value.",
         "properties": {"before": {}, "after": {}, "changed": {"const": True}, "revealed": {"const": True}},
         "additionalProperties": False,
     }

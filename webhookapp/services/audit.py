@@ -125,6 +125,16 @@ def webhook_values(webhook: Webhook) -> dict[str, Any]:
     return {name: dict(value) if isinstance(value, dict) else value for name, value in values.items()}
 
 
+def created_changes(webhook: Webhook) -> dict[str, Any]:
+    """A new webhook's settings as ``{field: {"after": value}}``, the empty ones left out."""
+    values = webhook_values(webhook)
+    return {
+        name: {"changed": True} if name in model.SECRET_FIELDS else {"after": value}
+        for name, value in values.items()
+        if value not in (None, "", {})
+    }
+
+
 def webhook_changes(before: Mapping[str, Any], webhook: Webhook) -> dict[str, Any]:
     """What changed in ``webhook`` since ``before`` (:func:`webhook_values`); secrets: changed."""
     return model.diff(before, webhook_values(webhook), WEBHOOK_FIELDS)

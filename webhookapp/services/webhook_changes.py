@@ -134,7 +134,7 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
     triggers.set_enabled(webhook, cleaned.get("active", False))
     db.session.add(webhook)
     db.session.add(WebhookSearch(webhook_id=webhook.id, account_id=account.id, text=WebhookSearch.text_of(webhook)))
-    audit.record_webhook("webhook.created", webhook, audit.webhook_changes({}, webhook))
+    audit.record_webhook("webhook.created", webhook, audit.created_changes(webhook))
     db.session.commit()
     return webhook
 
