@@ -11,7 +11,7 @@ from webhookapp.auth.forms import LoginForm
 from webhookapp.auth.sessions import signed_in_user
 from webhookapp.core.urls import safe_local_path
 from webhookapp.infra import throttling
-from webhookapp.services import accounts
+from webhookapp.services import accounts, audit
 
 blueprint = Blueprint("auth", __name__)
 
@@ -37,9 +37,11 @@ def login() -> str | Response:
         user = accounts.authenticate(form.email.data or "", form.password.data or "")
         if user is not None:
             login_user(user, remember=form.remember.data)
+            audit.note("user.logged_in", **audit.about_user(user))
             flash(f"Welcome, {user.name or user.email}.", "success")
             return redirect(safe_local_path(request.args.get("next"), url_for("webhooks.index")))
         throttling.login_failed()
+        audit.note_failed_login(form.email.data or "")
         form.password.errors = [*form.password.errors, "Invalid email or password."]
     return render_template("auth/login.html", form=form)
 
@@ -52,6 +54,7 @@ blueprint.add_url_rule(
 @blueprint.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response:
+    audit.record("user.logged_out", **audit.about_user(signed_in_user()))  # committed with the sessions' end
     accounts.end_sessions(signed_in_user())
     logout_user()
     flash("You have been logged out.", "info")
