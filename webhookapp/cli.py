@@ -148,8 +148,9 @@ def create_token(
         account, name, platform=platform, scope_names=scope_names or None, expires_at=expires_at
     )
     kind = "Platform token" if token.is_platform else "Token"
+    rights = "every scope" if token.scope_names == list(scopes.ALL_SCOPES) else "scopes " + ", ".join(token.scope_names)
     until = f", expires {isoformat(token.expires_at)}" if token.expires_at else ""
-    click.echo(f"{kind} “{token.name}” created for {account.id} (scopes: {token.scopes}{until}). It is shown once:")
+    click.echo(f"{kind} “{token.name}” created for {account.id} ({rights}{until}). It is shown once:")
     click.echo(plain)
 
 

@@ -58,11 +58,7 @@ def token_required(scope: str, *also: str) -> Callable[[Callable[..., Any]], Cal
             header = request.headers.get("Authorization")
             if callbacks.presented_jwt(header):
                 raise Unauthenticated(callbacks.ONLY_EVENTS)
-            token = tenancy.authorize(header, scope, request.remote_addr)
-            lacking = [name for name in also if not token.allows(name)]
-            if lacking:
-                raise scopes.InsufficientScope(*lacking)
-            g.api_token = token
+            g.api_token = tenancy.authorize(header, scope, request.remote_addr, also=also)
             return view(*args, **kwargs)
 
         wrapped.required_scopes = needed  # type: ignore[attr-defined]  # for the OpenAPI document and tests

@@ -57,9 +57,9 @@ def presented_token(header: str | None) -> ApiToken | None:
     return db.session.scalar(_active_token_statement(), {"digest": presented})
 
 
-def authorize(header: str | None, scope: str, address: str | None) -> ApiToken:
+def authorize(header: str | None, scope: str, address: str | None, *, also: tuple[str, ...] = ()) -> ApiToken:
     """The token an ``Authorization`` header presents, if it is unrevoked, unexpired and has
-    ``scope``; else :class:`.Unauthenticated` (none, or :class:`.scopes.TokenExpired`) or
+    ``scope`` (and every scope of ``also``); else :class:`.Unauthenticated` (none, or :class:`.scopes.TokenExpired`) or
     :class:`.scopes.InsufficientScope` (403).
 
     Notes the use (time and client ``address``) of an accepted token, to the minute. The event
@@ -72,8 +72,9 @@ def authorize(header: str | None, scope: str, address: str | None) -> ApiToken:
     now = utcnow()
     if token.expires_at is not None and token.expired(now):
         raise scopes.TokenExpired(token.expires_at)
-    if not token.allows(scope):
-        raise scopes.InsufficientScope(scope)
+    lacking = [name for name in (scope, *also) if not token.allows(name)]
+    if lacking:
+        raise scopes.InsufficientScope(*lacking)
     _note_use(token, now, address)
     return token
 
