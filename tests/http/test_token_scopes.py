@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.conftest import make_webhook
+from tests.openapi_conformance import assert_conforms
 from webhookapp.api.openapi import document
 from webhookapp.core import scopes
 from webhookapp.core.times import isoformat, utcnow
@@ -107,6 +108,12 @@ def snapshot(hook_id: str) -> tuple:
                                      row.next_trigger_at, row.modified_at)  # fmt: skip
 
 
+def documented_path(route: Route) -> str:
+    """The route's path as the OpenAPI document names it."""
+    path = route.path.removeprefix("/public/v1").replace("{hook}", "{webhook_id}")
+    return path.replace("999999", "{attempt_id}").replace("EV-0000-0000-0000", "{event_id}")
+
+
 def test_every_api_route_is_in_the_table_with_the_scopes_its_view_names(app):
     """A route added later (the audit trail's too) must name its scope: it is checked here."""
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint.startswith("api.")}
@@ -129,6 +136,7 @@ def test_a_token_without_the_route_s_scope_gets_403_naming_it_and_changes_nothin
         refused = send(client, route, hook, plain)
         assert_error(refused, 403, "AUTH_403", f"This token lacks the scope {missing}.")
         assert f'scope="{missing}"' in refused.headers["WWW-Authenticate"]
+        assert_conforms(refused, documented_path(route), route.method.lower())
         assert snapshot(hook.id) == before
         db.session.refresh(token)
         assert token.last_used_at is None  # a refused request is no use of the token
@@ -187,6 +195,7 @@ def test_an_expired_token_answers_401_saying_so(client, vendor, endpoint):
     refused = send(client, ROUTES[endpoint], hook, plain)
     message = f"This token expired on {isoformat(expired_at)}; create a new one on the API tokens page."
     assert_error(refused, 401, "AUTH_001", message)
+    assert_conforms(refused, documented_path(ROUTES[endpoint]), ROUTES[endpoint].method.lower())
     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
     assert snapshot(hook.id) == before
 
@@ -239,8 +248,7 @@ def test_the_openapi_document_names_each_operation_s_scopes(client):
     operations = {(method.upper(), path): operation for path, item in served["paths"].items()
                   for method, operation in item.items() if method.upper() in methods}  # fmt: skip
     for route in ROUTES.values():
-        path = route.path.removeprefix("/public/v1").replace("{hook}", "{webhook_id}")
-        path = path.replace("999999", "{attempt_id}").replace("EV-0000-0000-0000", "{event_id}")
+        path = documented_path(route)
         operation = operations[(route.method, path)]
         assert operation["x-required-scopes"] == list(route.needs), path
         assert all(f"`{name}`" in operation["description"] for name in route.needs), path

@@ -89,7 +89,7 @@ def test_tokens_made_before_scopes_keep_every_scope(fresh_app):
     try:
         with engine.begin() as connection:
             connection.execute(text("INSERT INTO accounts (id, name, kind, created_at) "
-                                    "VALUES ('VA-000-001', 'Old', 'vendor', '2026-01-01 00:00:00')"))
+                                    "VALUES ('VA-000-001', 'Old', 'vendor', '2026-01-01 00:00:00')"))  # fmt: skip
             connection.execute(text(
                 "INSERT INTO api_tokens (account_id, name, token_hash, prefix, is_platform, created_at) "
                 "VALUES ('VA-000-001', 'old', :digest, 'whk_old', false, '2026-01-01 00:00:00')"
