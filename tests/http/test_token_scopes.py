@@ -17,6 +17,7 @@ from sqlalchemy import update
 from tests.conftest import make_webhook
 from tests.openapi_conformance import assert_conforms
 from webhookapp.api.openapi import document
+from webhookapp.api.routes import token_required
 from webhookapp.core import scopes
 from webhookapp.core.times import isoformat, utcnow
 from webhookapp.infra.extensions import db
@@ -114,8 +115,23 @@ def documented_path(route: Route) -> str:
     return path.replace("999999", "{attempt_id}").replace("EV-0000-0000-0000", "{event_id}")
 
 
+def test_every_api_route_names_known_scopes(app):
+    """A route added later (the audit trail's too) must name its scopes; only the document is public."""
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint.startswith("api.")}
+    for endpoint in endpoints - PUBLIC:
+        needed = getattr(app.view_functions[endpoint], "required_scopes", ())
+        assert needed and set(needed) <= set(scopes.ALL_SCOPES), endpoint
+
+
+def test_a_route_without_a_scope_cannot_be_declared():
+    with pytest.raises(TypeError, match="token_required needs the scope"):
+        token_required(lambda: None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Unknown scope 'webhooks:admin'"):
+        token_required("webhooks:admin")
+
+
 def test_every_api_route_is_in_the_table_with_the_scopes_its_view_names(app):
-    """A route added later (the audit trail's too) must name its scope: it is checked here."""
+    """Each route is tried below with and without its scopes: a new route needs a row in ROUTES."""
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint.startswith("api.")}
     assert endpoints - PUBLIC == set(ROUTES)
     for endpoint, route in ROUTES.items():
