@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, NoReturn
 
 import click
 from flask import Flask
 
+from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError
+from webhookapp.core.times import isoformat, utcnow
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account
 from webhookapp.services import accounts, tokens
@@ -101,19 +104,53 @@ def tokens_group() -> None:
     """Manage API tokens."""
 
 
+DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class Duration(click.ParamType[timedelta, Any]):
+    """A lifetime such as ``90s``, ``30m``, ``12h`` or ``30d``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip()
+        number, unit = text[:-1], text[-1:]
+        if unit not in DURATION_UNITS or not number.isdigit() or int(number) == 0:
+            self.fail(f"'{value}' is not a lifetime: a whole number and a unit (s, m, h or d), such as 30d.",
+                      param, ctx)  # fmt: skip
+        try:
+            return timedelta(**{DURATION_UNITS[unit]: int(number)})
+        except OverflowError:
+            self.fail(f"'{value}' is too long a lifetime.", param, ctx)
+
+
 @tokens_group.command("create")
 @click.option("--account", "account_id", required=True)
 @click.option("--name", default="Command line", show_default=True)
 @click.option("--platform", is_flag=True, help="A platform token: its events reach every account's webhooks.")
+@click.option(
+    "--scope", "scope_names", multiple=True, type=click.Choice(scopes.ALL_SCOPES),
+    help="A scope of the token; repeat for more. Default: every scope.",
+)  # fmt: skip
+@click.option("--expires-in", type=Duration(), help="Expire after this long: 90s, 30m, 12h or 30d. Default: never.")
 @reports_errors
-def create_token(account_id: str, name: str, platform: bool) -> None:
+def create_token(
+    account_id: str, name: str, platform: bool, scope_names: tuple[str, ...], expires_in: timedelta | None
+) -> None:
     """Create an API token; the token alone is printed on the last line."""
     account = db.session.get(Account, account_id)
     if account is None:
         _fail(f"No account {account_id}.")
-    token, plain = tokens.create_token(account, name, platform=platform)
+    expires_at = utcnow() + expires_in if expires_in else None
+    token, plain = tokens.create_token(
+        account, name, platform=platform, scope_names=scope_names or None, expires_at=expires_at
+    )
     kind = "Platform token" if token.is_platform else "Token"
-    click.echo(f"{kind} “{token.name}” created for {account.id}. It is shown once:")
+    rights = "every scope" if token.scope_names == list(scopes.ALL_SCOPES) else "scopes " + ", ".join(token.scope_names)
+    until = f", expires {isoformat(token.expires_at)}" if token.expires_at else ""
+    click.echo(f"{kind} “{token.name}” created for {account.id} ({rights}{until}). It is shown once:")
     click.echo(plain)
 
 

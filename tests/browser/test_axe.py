@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import log_in
 from tests.browser.helpers import QUEUE_TYPE, fill_general, next_step, open_wizard
 from tests.conftest import make_webhook
+from webhookapp.core import scopes
 from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt
@@ -78,6 +79,13 @@ def test_list_details_tabs_attempt_and_tokens(logged_in: Page, hook_with_attempt
     assert_accessible(page, "activity, nothing matches")
     page.goto("/settings/tokens")
     assert_accessible(page, "tokens")
+    for name in scopes.ALL_SCOPES:
+        page.locator(f'input[name="scopes"][value="{name}"]').uncheck()
+    page.get_by_label("Expires (UTC)").fill("2020-01-01T00:00")
+    page.get_by_role("button", name="Create token").click()
+    assert_accessible(page, "tokens with errors on the scopes and the expiry")
+    page.locator('input[name="scopes"][value="events:write"]').check()
+    page.get_by_label("Expires (UTC)").fill("")
     page.get_by_label("Token name").fill("Billing system")
     page.get_by_role("button", name="Create token").click()
     assert_accessible(page, "tokens with a new token")

@@ -86,6 +86,30 @@ def test_every_other_endpoint_refuses_the_jwt(client, delivered, method, path):
     assert db.session.get(Webhook, orders.id).events_count == 2  # nothing was done
 
 
+def test_no_route_but_the_events_takes_the_jwt(app, client, delivered):
+    """Every route of the API, this round's and any added later, refuses a delivery JWT: it is no
+    token and has no scopes, only its webhook's events."""
+    orders, _dynamic, mine, _theirs, received, _payload = delivered
+    values = {"webhook_id": orders.id, "attempt_id": 1, "event_id": mine[0]}
+    tried = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api.") or rule.endpoint in READS_EVENTS | {"api.openapi_json"}:
+            continue
+        path = rule.build({name: values.get(name, "1") for name in rule.arguments}, append_unknown=False)[1]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            refused = client.open(path, method=method, json={}, headers={"Authorization": f"Bearer {received}"})
+            assert refused.status_code == 401, (method, path, refused.get_json())
+            assert refused.get_json()["error_code"] == "AUTH_001"
+            tried += 1
+    assert tried >= 13
+    db.session.expire_all()
+    webhook = db.session.get(Webhook, orders.id)
+    assert (webhook.events_count, webhook.jwt_secret_next) == (2, None)  # nothing was done
+
+
+READS_EVENTS = {"api.list_events", "api.get_event"}
+
+
 def test_an_expired_jwt_is_refused_with_a_clear_message(app, client, vendor, handler):
     app.config["WEBHOOK_PROCESSING_TIMEOUT"] = 1  # exp = triggered_at (whole seconds) + 1
     hook = make_webhook(vendor, external_url=handler.behave("/soon"))

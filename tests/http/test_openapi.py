@@ -31,9 +31,10 @@ from tests.servers import HandlerServer
 from webhookapp.api.openapi import EVENT_PATH
 from webhookapp.api.openapi_webhook_paths import WEBHOOK_PATH
 from webhookapp.api.serializers import STATUS_KEYS
-from webhookapp.core import catalog
+from webhookapp.core import catalog, scopes
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
+from webhookapp.services import tokens
 
 TOO_BIG = json.dumps({"padding": "x" * (65 * 1024)})
 OBJECTION = b'{"id": "PR-1", "asset": {"params": [{"id": "p", "value": "", "value_error": "Required."}]}}'
@@ -96,6 +97,12 @@ class Api:
         if attempt_id is None:
             attempt_id = db.session.scalar(db.select(db.func.min(Attempt.id)).where(Attempt.webhook_id == hook.id))
         return self.call("post", self.hook_path(hook, f"/attempts/{attempt_id}/redeliver"), **kwargs)
+
+    def without(self, scope: str) -> Api:
+        """This Api, its token from now on one with every scope but ``scope``."""
+        others = [name for name in scopes.ALL_SCOPES if name != scope]
+        self.token = tokens.create_token(self.vendor.account, "scoped", scope_names=others)[1]
+        return self
 
     def validated(self) -> Webhook:
         """A validation webhook that has answered one validation."""
@@ -316,6 +323,32 @@ CASES = [
     Case("/openapi.json", "get", 200, "no token", lambda a: a.call("get", "/openapi.json", auth=None)),
 ]
 # fmt: on
+
+# path, method, the scope it needs, the request (made with a token lacking that scope)
+SCOPED: list[tuple[str, str, str, Callable[[Api], TestResponse]]] = [
+    (WEBHOOKS, "get", scopes.WEBHOOKS_READ, lambda a: a.call("get", WEBHOOKS)),
+    (WEBHOOKS, "post", scopes.WEBHOOKS_WRITE, lambda a: a.call("post", WEBHOOKS, new_webhook(a))),
+    (WEBHOOK_PATH, "get", scopes.WEBHOOKS_READ, lambda a: a.call("get", a.hook_path(a.hook()))),
+    (WEBHOOK_PATH, "put", scopes.WEBHOOKS_WRITE, lambda a: a.call("put", a.hook_path(a.hook()), {"label": "x"})),
+    (WEBHOOK_PATH, "delete", scopes.WEBHOOKS_WRITE, lambda a: a.call("delete", a.hook_path(a.hook()))),
+    (TRIGGER, "post", scopes.WEBHOOKS_WRITE, lambda a: a.trigger(a.hook())),
+    (ATTEMPTS, "get", scopes.WEBHOOKS_READ, lambda a: a.call("get", a.hook_path(a.hook(), "/attempts"))),
+    (REDELIVER, "post", scopes.WEBHOOKS_WRITE, lambda a: a.redeliver(a.hook(), 1)),
+    (NEXT_SECRET, "post", scopes.WEBHOOKS_SECRETS, lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"))),
+    (NEXT_SECRET, "delete", scopes.WEBHOOKS_WRITE, lambda a: a.call("delete", a.hook_path(a.hook(), "/next-secret"))),
+    (SWITCH_SECRET, "post", scopes.WEBHOOKS_SECRETS,
+     lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret/switch"))),
+    ("/events", "post", scopes.EVENTS_WRITE, lambda a: a.event(a.hook())),
+    ("/events", "get", scopes.EVENTS_READ, lambda a: a.call("get", "/events")),
+    (EVENT_PATH, "get", scopes.EVENTS_READ, lambda a: a.call("get", "/events/EV-000-000-000-000")),
+    ("/validations", "post", scopes.VALIDATIONS_WRITE, lambda a: a.validate(a.validator())),
+    ("/audit", "get", scopes.AUDIT_READ, lambda a: a.call("get", "/audit")),
+    ("/audit/{entry_id}", "get", scopes.AUDIT_READ, lambda a: a.call("get", "/audit/1")),
+]  # fmt: skip
+CASES += [
+    Case(path, method, 403, f"without {scope}", lambda a, scope=scope, request=request: request(a.without(scope)))
+    for path, method, scope, request in SCOPED
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

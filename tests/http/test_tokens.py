@@ -1,18 +1,23 @@
-"""API tokens: the settings page and ``tenancy.authenticate_header``."""
+"""API tokens: the settings page (scopes, expiry, last use) and ``tenancy.authenticate_header``."""
 
 from __future__ import annotations
 
 import hashlib
 import html
 import re
+from datetime import timedelta
 
 import pytest
 
 from tests.conftest import make_tenant
+from webhookapp.core import scopes
+from webhookapp.core.scopes import TokenExpired
+from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import db
 from webhookapp.models import ApiToken, tenancy
 from webhookapp.services import tokens
 
+EVERY = {"scopes": list(scopes.ALL_SCOPES)}  # the create form's checkboxes, as a browser sends them checked
 TOKEN = re.compile(r'<code class="secret-value" id="new-token">(whk_[A-Za-z0-9_-]{43})</code>')
 
 
@@ -32,7 +37,7 @@ def all_tokens() -> list[ApiToken]:
 
 def test_create_shows_the_token_once(client, auth, vendor):
     auth.login()
-    response = client.post("/settings/tokens", data={"name": "ERP connector"})
+    response = client.post("/settings/tokens", data={**EVERY, "name": "ERP connector"})
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     body = text(response)
@@ -45,7 +50,7 @@ def test_create_shows_the_token_once(client, auth, vendor):
 
 def test_only_a_sha256_digest_is_stored(client, auth, vendor):
     auth.login()
-    plain = TOKEN.search(text(client.post("/settings/tokens", data={"name": "ERP"}))).group(1)
+    plain = TOKEN.search(text(client.post("/settings/tokens", data={**EVERY, "name": "ERP"}))).group(1)
     [token] = all_tokens()
     assert token.token_hash == hashlib.sha256(plain.encode()).hexdigest()
     assert token.prefix == plain[:10]
@@ -63,9 +68,10 @@ def test_list_shows_name_prefix_created_and_last_used(client, auth, vendor):
     assert f'<td data-label="Token" class="mono">{token.prefix}…</td>' in body
     assert f'<td data-label="Created">{created}</td>' in body
     assert '<td data-label="Last used">Never</td>' in body
-    tenancy.authenticate_header(f"ApiKey {plain}")
+    tenancy.authenticate_header(f"ApiKey {plain}", "198.51.100.23")
     used = stored(token.id).last_used_at.strftime("%Y-%m-%d %H:%M UTC")
-    assert f'<td data-label="Last used">{used}</td>' in text(client.get("/settings/tokens"))
+    assert (f'<td data-label="Last used">{used}<br><span class="muted small">from <span class="mono">198.51.100.23'
+            "</span></span></td>") in text(client.get("/settings/tokens"))  # fmt: skip
 
 
 def test_empty_page_and_other_accounts_tokens(client, auth, vendor, other_vendor):
@@ -85,7 +91,7 @@ def test_empty_page_and_other_accounts_tokens(client, auth, vendor, other_vendor
 )
 def test_create_refuses_a_bad_name(client, auth, vendor, name, message):
     auth.login()
-    response = client.post("/settings/tokens", data={"name": name})
+    response = client.post("/settings/tokens", data={**EVERY, "name": name})
     assert response.status_code == 400
     assert message in text(response)
     assert TOKEN.search(text(response)) is None
@@ -180,3 +186,72 @@ def test_list_tokens_puts_active_first_and_is_per_account(vendor):
     tokens.create_token(other.account, "Elsewhere")
     assert [t.name for t in tokens.list_tokens(vendor.account)] == ["Second", "First"]
     assert tokens.get_token(other.account, second.id) is None
+
+
+# --- scopes and expiry on the page ------------------------------------------------------------
+
+
+def test_the_create_form_offers_every_scope_checked_and_an_empty_expiry(client, auth, vendor):
+    auth.login()
+    body = text(client.get("/settings/tokens"))
+    for name in scopes.ALL_SCOPES:
+        assert f'<input type="checkbox" name="scopes" value="{name}" checked>' in body
+        assert scopes.SCOPES[name] in body
+    assert re.search(r'<input[^>]* id="expires_at"[^>]* type="datetime-local" value="">', body)
+
+
+def test_create_with_chosen_scopes_and_an_expiry(client, auth, vendor):
+    auth.login()
+    later = (utcnow() + timedelta(days=3)).replace(second=0, microsecond=0)
+    response = client.post("/settings/tokens", data={"name": "Poster", "scopes": ["events:write", "webhooks:read"],
+                                                     "expires_at": later.strftime("%Y-%m-%dT%H:%M")})  # fmt: skip
+    assert response.status_code == 200, text(response)
+    [token] = all_tokens()
+    assert (token.scope_names, token.expires_at) == (["webhooks:read", "events:write"], later)
+    row = text(response).split('<td data-label="Name">Poster</td>')[1].split("</tr>")[0]
+    assert '<li class="mono small" title="Post queue-change events.">events:write</li>' in row
+    assert f'<td data-label="Expires">{later:%Y-%m-%d %H:%M} UTC</td>' in row
+    assert '<span class="badge badge-ok">Active</span>' in row
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({}, "scopes", "Choose at least one scope: what the token may do."),
+        ({"scopes": ["webhooks:admin"]}, "scopes", "'webhooks:admin' is not a valid choice"),
+        ({**EVERY, "expires_at": "2020-01-01T00:00"}, "expires_at", "Choose a time in the future"),
+        ({**EVERY, "expires_at": "tomorrow"}, "expires_at", "Not a valid datetime value."),
+    ],
+)
+def test_create_refuses_bad_scopes_or_expiry_next_to_the_field(client, auth, vendor, data, field, message):
+    auth.login()
+    response = client.post("/settings/tokens", data={"name": "Refused", **data})
+    assert response.status_code == 400
+    errors = re.search(rf'<ul class="field-errors" id="{field}-errors">(.*?)</ul>', text(response), re.S)
+    assert errors and message in errors.group(1)
+    assert all_tokens() == []
+
+
+def test_an_expired_token_is_shown_as_expired(client, auth, vendor):
+    token, plain = tokens.create_token(vendor.account, "Short-lived", expires_at=utcnow() + timedelta(seconds=30))
+    db.session.execute(db.update(ApiToken).where(ApiToken.id == token.id).values(expires_at=utcnow()))
+    db.session.commit()
+    auth.login()
+    body = text(client.get("/settings/tokens"))
+    row = body.split('<td data-label="Name">Short-lived</td>')[1].split("</tr>")[0]
+    assert '<span class="badge badge-off">Expired</span>' in row
+    assert f'<td data-label="Expires">{stored(token.id).expires_at:%Y-%m-%d %H:%M} UTC</td>' in row
+    assert tenancy.authenticate_header(f"ApiKey {plain}") is None
+    with pytest.raises(TokenExpired, match="This token expired on "):
+        tenancy.authorize(f"ApiKey {plain}", scopes.EVENTS_WRITE, None)
+
+
+def test_the_service_refuses_no_scope_an_unknown_one_and_a_past_expiry(vendor):
+    for kwargs, message in (
+        ({"scope_names": []}, "Choose at least one scope."),
+        ({"scope_names": ["events:write", "root"]}, "Unknown scope 'root'"),
+        ({"expires_at": utcnow()}, "The expiry must be in the future."),
+    ):
+        with pytest.raises(tokens.TokenError, match=re.escape(message)):
+            tokens.create_token(vendor.account, "Refused", **kwargs)
+    assert all_tokens() == []

@@ -4,10 +4,12 @@ through ``runner``."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account, ApiToken, Product, User, tenancy
 from webhookapp.services import accounts
@@ -146,7 +148,7 @@ def test_tokens_create_prints_a_working_token_last(runner, vendor, scheme):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) == 2
-    assert lines[0] == f"Token “ERP” created for {vendor.account.id}. It is shown once:"
+    assert lines[0] == f"Token “ERP” created for {vendor.account.id} (every scope). It is shown once:"
     plain = lines[-1]
     assert re.fullmatch(r"whk_[A-Za-z0-9_-]{43}", plain)
     token = tenancy.authenticate_header(f"{scheme} {plain}")
@@ -165,4 +167,45 @@ def test_tokens_create_for_an_unknown_account_fails(runner):
     result = invoke(runner, "tokens", "create", "--account", "VA-999-999")
     assert result.exit_code == 1
     assert "Error: No account VA-999-999." in result.output
+    assert count(ApiToken) == 0
+
+
+def test_tokens_create_with_scopes_and_an_expiry(runner, vendor):
+    before = utcnow()
+    result = invoke(runner, "tokens", "create", "--account", vendor.account.id, "--scope", "events:write",
+                    "--scope", "webhooks:read", "--scope", "events:write", "--expires-in", "30d")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "(scopes webhooks:read, events:write, expires 20" in result.output.splitlines()[0]
+    token = tenancy.presented_token("ApiKey " + result.output.splitlines()[-1])
+    assert token.scope_names == ["webhooks:read", "events:write"]
+    assert before + timedelta(days=30) <= token.expires_at <= utcnow() + timedelta(days=30)
+
+
+@pytest.mark.parametrize(("given", "lifetime"), [("90s", timedelta(seconds=90)), ("30m", timedelta(minutes=30)),
+                                                 ("12h", timedelta(hours=12)), (" 7d", timedelta(days=7))])  # fmt: skip
+def test_tokens_create_expires_in_units(runner, vendor, given, lifetime):
+    before = utcnow()
+    result = invoke(runner, "tokens", "create", "--account", vendor.account.id, "--expires-in", given)
+    assert result.exit_code == 0, result.output
+    token = tenancy.presented_token("ApiKey " + result.output.splitlines()[-1])
+    assert before + lifetime <= token.expires_at <= utcnow() + lifetime
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scope", "webhooks:admin"], "Invalid value for '--scope': 'webhooks:admin' is not one of"),
+        (["--scope", ""], "Invalid value for '--scope'"),
+        (["--expires-in", "30"], "Invalid value for '--expires-in': '30' is not a lifetime"),
+        (["--expires-in", "2w"], "'2w' is not a lifetime: a whole number and a unit (s, m, h or d)"),
+        (["--expires-in", "0d"], "'0d' is not a lifetime"),
+        (["--expires-in", "-5m"], "'-5m' is not a lifetime"),
+        (["--expires-in", "1.5h"], "'1.5h' is not a lifetime"),
+        (["--expires-in", "99999999999d"], "'99999999999d' is too long a lifetime"),
+    ],
+)
+def test_tokens_create_refuses_a_bad_scope_or_lifetime(runner, vendor, args, message):
+    result = invoke(runner, "tokens", "create", "--account", vendor.account.id, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
     assert count(ApiToken) == 0

@@ -12,10 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from webhookapp import create_app
+from webhookapp.core import scopes
 from webhookapp.infra.extensions import db
+from webhookapp.models import tenancy
+from webhookapp.models.tenancy import digest
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("TEST_DATABASE_URL")), reason="migrations are checked on a fresh SQLite file"
@@ -75,3 +78,29 @@ def test_check_fails_on_a_database_that_is_not_migrated(fresh_app):
     """Control: ``db check`` does report a problem, so the test above can fail."""
     result = fresh_app.test_cli_runner().invoke(args=["db", "check"])
     assert result.exit_code != 0
+
+
+def test_tokens_made_before_scopes_keep_every_scope(fresh_app):
+    """0014: a token row from 0010 gets every scope and no expiry; its use still authenticates."""
+    runner = fresh_app.test_cli_runner()
+    result = runner.invoke(args=["db", "upgrade", "0010"])
+    assert result.exit_code == 0, result.output
+    engine = create_engine(fresh_app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO accounts (id, name, kind, created_at) "
+                                    "VALUES ('VA-000-001', 'Old', 'vendor', '2026-01-01 00:00:00')"))  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO api_tokens (account_id, name, token_hash, prefix, is_platform, created_at) "
+                "VALUES ('VA-000-001', 'old', :digest, 'whk_old', false, '2026-01-01 00:00:00')"
+            ), {"digest": digest("whk_old-token")})  # fmt: skip
+        result = runner.invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT scopes, expires_at FROM api_tokens")).one()
+    finally:
+        engine.dispose()
+    assert row.scopes.split() == list(scopes.ALL_SCOPES) and row.expires_at is None
+    with fresh_app.app_context():
+        token = tenancy.authorize("ApiKey whk_old-token", scopes.WEBHOOKS_SECRETS, "192.0.2.7")
+        assert token.name == "old" and token.last_used_address == "192.0.2.7"

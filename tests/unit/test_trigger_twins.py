@@ -6,9 +6,10 @@ recording successes. Each scenario below is played twice on the same database, o
 portable code and once through the fast path, on webhooks set up alike, and the resulting trigger
 state and statistics must be the same (docs/architecture.md, "PostgreSQL fast paths").
 
-Three things are written twice, once in Python and once in the raw SQL, and checked here: which
+Four things are written twice, once in Python and once in the raw SQL, and checked here: which
 webhooks an event matches (:func:`.triggers.count_event` and the event statement's ``matched``
-CTE), how counting makes a trigger due, and when a success releases a lease (the claim must still
+CTE), which tokens may post events (:func:`.tenancy.authorize` and ``USABLE_TOKEN_SQL``), how
+counting makes a trigger due, and when a success releases a lease (the claim must still
 hold it).
 """
 
@@ -21,6 +22,8 @@ import pytest
 from sqlalchemy import update
 
 from tests.conftest import Tenant, make_tenant, make_webhook
+from webhookapp.core import scopes
+from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import utcnow
 from webhookapp.engine import delivery, outcomes, triggers
 from webhookapp.engine.ingest import postgresql as ingest_postgresql
@@ -275,3 +278,48 @@ def test_recording_successes_agrees(app, postgresql):
     rows = outcomes_by_path["portable"][0]
     lease_id = STATE.index("lease_id")
     assert rows["lease handed on"][lease_id] == "another" and rows["first success"][lease_id] is None
+
+
+# label → the token's scopes and state; the event statement must accept exactly those tenancy.authorize accepts
+TOKEN_SCENARIOS: dict[str, dict[str, Any]] = {
+    "every scope": {},
+    "events:write alone": {"scopes": "events:write"},
+    "without events:write": {"scopes": " ".join(s for s in scopes.ALL_SCOPES if s != scopes.EVENTS_WRITE)},
+    "a scope that contains it": {"scopes": "events:writes webhooks:read"},  # no such scope: no prefix match
+    "expires later": {"expires_at": FUTURE},
+    "expired": {"expires_at": -FUTURE},
+    "revoked": {"revoked_at": -FUTURE},
+}
+
+
+@pytest.mark.parametrize("label", TOKEN_SCENARIOS)
+def test_token_checks_agree(app, postgresql, label):
+    """The event statement's ``token`` CTE (:data:`.tenancy.USABLE_TOKEN_SQL`) accepts the tokens
+    :func:`.tenancy.authorize` accepts for ``events:write``, and notes their use alike."""
+    accepted = {}
+    for path in ("portable", "postgresql"):
+        tenant, _ids = set_up(path, f"token {label}", {"idle": {}})
+        token, plain = tokens.create_token(tenant.account, "twins")
+        now = utcnow()
+        values = {key: now + value if isinstance(value, timedelta) else value
+                  for key, value in TOKEN_SCENARIOS[label].items()}  # fmt: skip
+        if values:
+            db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(values))
+            db.session.commit()
+        if path == "portable":
+            try:
+                tenancy.authorize(f"ApiKey {plain}", scopes.EVENTS_WRITE, "198.51.100.1")
+                accepted[path] = True
+            except ServiceError:
+                accepted[path] = False
+        else:
+            waiting = ingest_postgresql._Waiting(ingest_postgresql.parameters(
+                token.token_hash, events_for(tenant.products[0].id, 1)[0], event_id="EV-TWIN-TOKEN", now=utcnow(),
+                address="198.51.100.1"), wake=False)  # fmt: skip
+            [outcome] = ingest_postgresql._run(db.engine, [waiting])
+            accepted[path] = outcome.account_id is not None
+        db.session.expire_all()
+        used = db.session.get(ApiToken, token.id)
+        assert (used.last_used_address == "198.51.100.1") is accepted[path], path
+    assert accepted["postgresql"] == accepted["portable"]
+    assert accepted["portable"] is (label in ("every scope", "events:write alone", "expires later"))

@@ -13,6 +13,7 @@ from werkzeug import Response
 from webhookapp.api import rql
 from webhookapp.api.routes import blueprint, token_required
 from webhookapp.api.webhook_views import datetime_value, paginated
+from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import isoformat
 from webhookapp.models import AuditEntry
@@ -50,14 +51,14 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
 
 
 @blueprint.get("/audit")
-@token_required
+@token_required(scopes.AUDIT_READ)
 def list_audit() -> Response:
     query = select(AuditEntry).where(audit_queries.visible(g.api_token.account_id))
     return paginated(query, AUDIT_FIELDS, list(audit_queries.NEWEST_FIRST), audit_json, key=AuditEntry.id)
 
 
 @blueprint.get("/audit/<int:entry_id>")
-@token_required
+@token_required(scopes.AUDIT_READ)
 def get_audit(entry_id: int) -> Response:
     entry = audit_queries.get_entry(g.api_token.account, entry_id) if entry_id < 2**31 else None
     if entry is None:

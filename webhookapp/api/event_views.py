@@ -26,7 +26,8 @@ from webhookapp.api import callbacks, rql
 from webhookapp.api.routes import blueprint
 from webhookapp.api.serializers import event_json
 from webhookapp.api.webhook_views import datetime_value, paginated
-from webhookapp.core.errors import ServiceError, Unauthenticated
+from webhookapp.core import scopes
+from webhookapp.core.errors import ServiceError
 from webhookapp.models import Event, tenancy
 from webhookapp.services import event_queries
 
@@ -64,7 +65,8 @@ class Reader:
 
 
 def token_or_delivery_jwt(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Authenticate an API token (the account's events) or a delivery JWT (its webhook's)."""
+    """Authenticate an API token with ``events:read`` (the account's events) or a delivery JWT (its
+    webhook's, whatever scopes: it is no token)."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -78,9 +80,7 @@ def token_or_delivery_jwt(view: Callable[..., Any]) -> Callable[..., Any]:
                 fixed_webhooks=frozenset({webhook.id}),
             )  # fmt: skip
         else:
-            token = tenancy.authenticate_header(header)
-            if token is None:
-                raise Unauthenticated
+            token = tenancy.authorize(header, scopes.EVENTS_READ, request.remote_addr)
             g.event_reader = Reader(
                 token.account_id,
                 event_queries.visible_condition(token.account),
@@ -88,6 +88,7 @@ def token_or_delivery_jwt(view: Callable[..., Any]) -> Callable[..., Any]:
             )
         return view(*args, **kwargs)
 
+    wrapped.required_scopes = (scopes.EVENTS_READ,)  # type: ignore[attr-defined]  # or a delivery JWT
     return wrapped
 
 

@@ -33,6 +33,7 @@ from webhookapp.api.openapi_parts import (
 from webhookapp.api.openapi_schemas import ref, schemas
 from webhookapp.api.openapi_webhook_paths import webhook_paths
 from webhookapp.api.routes import blueprint
+from webhookapp.core import scopes
 from webhookapp.version import __version__
 
 OPENAPI_VERSION = "3.1.0"
@@ -66,6 +67,7 @@ def paths() -> dict[str, Any]:
                 body="EventRequest",
                 description="Matches every active `event` webhook of the object class and product in the token's "
                 "account (every account for a platform token). Bad input changes nothing.",
+                needs=(scopes.EVENTS_WRITE,),
             ),
             "get": operation(
                 "listEvents",
@@ -82,6 +84,7 @@ def paths() -> dict[str, Any]:
                 )
                 + " "
                 + CALLBACK,
+                needs=(scopes.EVENTS_READ,),
             ),
         },
         EVENT_PATH: {
@@ -96,6 +99,7 @@ def paths() -> dict[str, Any]:
                 },
                 security=[{SECURITY_SCHEME: []}, {DELIVERY_JWT: []}],
                 description="Another account's event, or, for a delivery JWT, another webhook's, is a 404. " + CALLBACK,
+                needs=(scopes.EVENTS_READ,),
             ),
         },
         "/validations": {
@@ -118,6 +122,7 @@ def paths() -> dict[str, Any]:
                 description="Posts `request` to the product's active webhook of this validation type (the oldest "
                 "if there are several), signed like a delivery, and answers with the handler's JSON and status. "
                 "The call is recorded as an attempt and counted in the webhook's statistics.",
+                needs=(scopes.VALIDATIONS_WRITE,),
             ),
         },
         "/openapi.json": {
@@ -165,7 +170,11 @@ def document() -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "header",
                     "name": "Authorization",
-                    "description": "An API token of the account, sent as `ApiKey <token>` or `Bearer <token>`.",
+                    "description": "An API token of the account, sent as `ApiKey <token>` or `Bearer <token>`. "
+                    "A token has scopes, chosen when it is made; each operation names those it needs "
+                    "(`x-required-scopes`), and a token without them gets a 403 (AUTH_403) naming the scope. "
+                    "An expired token gets a 401 saying when it expired. The scopes: "
+                    + "; ".join(f"`{name}`: {text}" for name, text in scopes.SCOPES.items()),
                 },
                 DELIVERY_JWT: {
                     "type": "http",

@@ -8,6 +8,7 @@ from typing import Any
 from webhookapp.api.audit_views import AUDIT_FIELDS
 from webhookapp.api.openapi_parts import content, error, operation, page, parameter, rql, shared
 from webhookapp.api.openapi_schemas import DATE_TIME, closed, ref
+from webhookapp.core import scopes
 from webhookapp.models import audit
 
 READ_ONLY = "Entries are never changed or deleted through the API: any other method answers 405 (HTTP_405)."
@@ -29,6 +30,7 @@ def audit_paths() -> dict[str, Any]:
                 )
                 + " "
                 + READ_ONLY,
+                needs=[scopes.AUDIT_READ],
             ),
         },
         "/audit/{entry_id}": {
@@ -49,6 +51,7 @@ def audit_paths() -> dict[str, Any]:
                     "404": error("No entry with this id in the token's account.", "AUD_404"),
                 },
                 description=READ_ONLY,
+                needs=[scopes.AUDIT_READ],
             ),
         },
     }

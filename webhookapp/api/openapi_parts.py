@@ -3,6 +3,7 @@ parameters, operations, and the RQL description of list endpoints (:mod:`.openap
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from webhookapp.api.openapi_schemas import ref
@@ -38,7 +39,7 @@ def responses() -> dict[str, Any]:
     return {
         "Unauthorized": {
             **error(
-                "Missing, unknown or revoked API token (or a delivery JWT that is expired, forged, or "
+                "Missing, unknown, revoked or expired API token (or a delivery JWT that is expired, forged, or "
                 "presented anywhere but the events).",
                 "AUTH_001",
             ),
@@ -47,6 +48,16 @@ def responses() -> dict[str, Any]:
                     "required": True,
                     "schema": {"type": "string"},
                     "description": 'Bearer realm="webhookapp"',
+                }
+            },
+        },
+        "InsufficientScope": {
+            **error("A valid API token without the scope this operation needs; the message names it.", "AUTH_403"),
+            "headers": {
+                "WWW-Authenticate": {
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": 'Bearer realm="webhookapp", error="insufficient_scope", scope="<the scopes>"',
                 }
             },
         },
@@ -83,12 +94,29 @@ def page(schema_name: str, description: str) -> dict[str, Any]:
 
 
 def operation(
-    operation_id: str, tag: str, summary: str, answers: dict[str, Any], *, body: str | None = None, **extra: Any
+    operation_id: str,
+    tag: str,
+    summary: str,
+    answers: dict[str, Any],
+    *,
+    body: str | None = None,
+    needs: Sequence[str] = (),
+    **extra: Any,
 ) -> dict[str, Any]:
+    """One operation; ``needs`` are the token scopes its view requires (``api.routes.token_required``):
+    named in its security requirement, ``x-required-scopes`` and description, with the 403."""
     found = {"operationId": operation_id, "tags": [tag], "summary": summary, **extra}
     if body:
         found["requestBody"] = {"required": True, "content": content(ref(body))}
     found["responses"] = {**answers, "401": shared("Unauthorized")} if found.get("security") != [] else answers
+    if needs:
+        others = [entry for entry in found.get("security", []) if SECURITY_SCHEME not in entry]
+        found["security"] = [{SECURITY_SCHEME: list(needs)}, *others]
+        found["x-required-scopes"] = list(needs)
+        named = " and ".join(f"`{name}`" for name in needs)
+        plural = "scopes" if len(needs) > 1 else "scope"
+        found["description"] = f"{found.get('description', '')} An API token needs the {plural} {named}.".strip()
+        found["responses"]["403"] = shared("InsufficientScope")
     return found
 
 

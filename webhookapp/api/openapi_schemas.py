@@ -136,7 +136,14 @@ def webhook_schema() -> dict[str, Any]:
             {**DATE_TIME, "description": "Due time of the pending trigger; null if none or out of order.", **read_only}
         ),
     }
-    return closed(properties, description="A webhook with its statistics.")
+    # Secrets only for a token with webhooks:secrets (serializers.SECRET_FIELDS): left out, not null, otherwise.
+    required = [name for name in properties if name not in serializers.SECRET_FIELDS]
+    return closed(
+        properties,
+        required=required,
+        description="A webhook with its statistics. `jwt_secret` and `jwt_secret_next` are returned only to a "
+        "token with the `webhooks:secrets` scope.",
+    )
 
 
 def webhook_write_schema(*, create: bool) -> dict[str, Any]:

@@ -8,6 +8,11 @@ from typing import Any
 from webhookapp.api.openapi_parts import content, error, json_errors, operation, page, parameter, rql, shared
 from webhookapp.api.openapi_schemas import ref
 from webhookapp.api.webhook_views import ATTEMPT_FIELDS, WEBHOOK_FIELDS
+from webhookapp.core import scopes
+
+READ = (scopes.WEBHOOKS_READ,)
+WRITE = (scopes.WEBHOOKS_WRITE,)
+SECRETS = (scopes.WEBHOOKS_WRITE, scopes.WEBHOOKS_SECRETS)
 
 WEBHOOK_PATH = "/notifications/webhooks/{webhook_id}"
 
@@ -28,6 +33,7 @@ def webhook_paths() -> dict[str, Any]:
                     WEBHOOK_FIELDS,
                     "and(eq(active,true),ilike(label,*erp*))&ordering(label)&limit=10",
                 ),
+                needs=READ,
             ),
             "post": operation(
                 "createWebhook",
@@ -36,12 +42,17 @@ def webhook_paths() -> dict[str, Any]:
                 {"201": {"description": "Created.", "content": content(ref("Webhook"))}, **json_errors()},
                 body="WebhookCreate",
                 description="An unusable product or type is a 400 (VAL_001) naming the field.",
+                needs=WRITE,
             ),
         },
         WEBHOOK_PATH: {
             "parameters": item_parameters,
             "get": operation(
-                "getWebhook", "webhooks", "Get a webhook", {"200": webhook, "404": shared("WebhookNotFound")}
+                "getWebhook",
+                "webhooks",
+                "Get a webhook",
+                {"200": webhook, "404": shared("WebhookNotFound")},
+                needs=READ,
             ),
             "put": operation(
                 "updateWebhook",
@@ -49,12 +60,14 @@ def webhook_paths() -> dict[str, Any]:
                 "Update a webhook (partial)",
                 {"200": webhook, **json_errors(), "404": shared("WebhookNotFound")},
                 body="WebhookUpdate",
+                needs=WRITE,
             ),
             "delete": operation(
                 "deleteWebhook",
                 "webhooks",
                 "Delete a webhook and its attempt log",
                 {"204": {"description": "Deleted."}, "404": shared("WebhookNotFound")},
+                needs=WRITE,
             ),
         },
         f"{WEBHOOK_PATH}/trigger": {
@@ -74,6 +87,7 @@ def webhook_paths() -> dict[str, Any]:
                     "404": shared("WebhookNotFound"),
                 },
                 description="Takes no body.",
+                needs=WRITE,
             ),
         },
         f"{WEBHOOK_PATH}/next-secret": {
@@ -87,6 +101,7 @@ def webhook_paths() -> dict[str, Any]:
                 "signed with jwt_secret. Without a body (or with `{}`) a strong secret is generated; "
                 '`{"jwt_secret_next": "..."}` sets one. Replaces an earlier next secret.',
                 requestBody={"required": False, "content": content(ref("NextSecret"))},
+                needs=SECRETS,
             ),
             "delete": operation(
                 "discardNextSecret",
@@ -94,6 +109,7 @@ def webhook_paths() -> dict[str, Any]:
                 "Discard the next secret",
                 {"200": webhook, "404": shared("WebhookNotFound")},
                 description="The current secret stays in use. Nothing happens when there is no next secret.",
+                needs=WRITE,
             ),
         },
         f"{WEBHOOK_PATH}/next-secret/switch": {
@@ -109,6 +125,7 @@ def webhook_paths() -> dict[str, Any]:
                 },
                 description="Deliveries signed from now on use the next secret, which becomes jwt_secret; the old "
                 "one is dropped. Takes no body.",
+                needs=SECRETS,
             ),
         },
         f"{WEBHOOK_PATH}/attempts": {
@@ -126,6 +143,7 @@ def webhook_paths() -> dict[str, Any]:
                 description=rql(
                     "the webhook's delivery and validation attempts", ATTEMPT_FIELDS, "eq(success,false)&limit=10"
                 ),
+                needs=READ,
             ),
         },
         f"{WEBHOOK_PATH}/attempts/{{attempt_id}}/redeliver": {
@@ -153,6 +171,7 @@ def webhook_paths() -> dict[str, Any]:
                 "freshly signed JWT, and waits for the answer (at most the validation timeout). A trigger's attempt "
                 "is sent with a trigger's payload; a validation's, with the request body it recorded. It counts no "
                 "event and changes neither the statistics nor the retry schedule. Takes no body.",
+                needs=WRITE,
             ),
         },
     }

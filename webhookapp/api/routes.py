@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug import Response
 
 from webhookapp.api import callbacks
+from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError, Unauthenticated
 from webhookapp.engine import ingest, runtime
 from webhookapp.infra import metrics, throttling
@@ -38,21 +39,32 @@ def render_service_error(error: ServiceError) -> tuple[Response, int]:
     return response, error.status
 
 
-def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Authenticate ``Authorization: ApiKey <token>`` or ``Bearer <token>``; 401 otherwise (a
-    delivery JWT too: it opens the events alone, see :mod:`webhookapp.api.callbacks`)."""
+def token_required(scope: str, *also: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Authenticate ``Authorization: ApiKey <token>`` or ``Bearer <token>`` with ``scope`` (and
+    every scope of ``also``): 401 without a valid, unexpired token (a delivery JWT too: it opens
+    the events alone, see :mod:`webhookapp.api.callbacks`), 403 naming the scope it lacks
+    (docs/security.md, "Scoped and expiring API tokens"). Every API route names its scopes:
+    ``@token_required(scopes.AUDIT_READ)``."""
+    if not isinstance(scope, str) or any(not isinstance(name, str) for name in also):
+        raise TypeError("token_required needs the scope the route requires: @token_required(scopes.WEBHOOKS_READ)")
+    needed = (scope, *also)
+    unknown = [name for name in needed if name not in scopes.SCOPES]
+    if unknown:
+        raise ValueError(f"Unknown scope {unknown[0]!r}: add it to core.scopes.SCOPES first.")
 
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if callbacks.presented_jwt(request.headers.get("Authorization")):
-            raise Unauthenticated(callbacks.ONLY_EVENTS)
-        token = tenancy.authenticate_header(request.headers.get("Authorization"))
-        if token is None:
-            raise Unauthenticated
-        g.api_token = token
-        return view(*args, **kwargs)
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization")
+            if callbacks.presented_jwt(header):
+                raise Unauthenticated(callbacks.ONLY_EVENTS)
+            g.api_token = tenancy.authorize(header, scope, request.remote_addr, also=also)
+            return view(*args, **kwargs)
 
-    return wrapped
+        wrapped.required_scopes = needed  # type: ignore[attr-defined]  # for the OpenAPI document and tests
+        return wrapped
+
+    return decorate
 
 
 def json_body(max_bytes: int = BODY_MAX_BYTES) -> Any:
@@ -87,7 +99,7 @@ def _finite(text: str) -> float:
 
 @blueprint.post("/events")
 def post_event() -> tuple[Response, int]:
-    """Accept a queue-change event; the token is checked as the event is stored."""
+    """Accept a queue-change event; the token (with ``events:write``) is checked as the event is stored."""
     try:
         result = _ingest_event(request.headers.get("Authorization"))
     except ServiceError as error:
@@ -97,14 +109,16 @@ def post_event() -> tuple[Response, int]:
     return jsonify(result.as_json()), 200 if result.duplicate else 202
 
 
+post_event.required_scopes = (scopes.EVENTS_WRITE,)  # type: ignore[attr-defined]  # checked by the ingest
+
+
 def _ingest_event(authorization: str | None) -> ingest.IngestResult:
     try:
         body = json_body(current_app.config["EVENT_MAX_BYTES"])
-        return ingest.ingest_as(authorization, body, runtime.current().group_commit)
-    except Unauthenticated:
+        return ingest.ingest_as(authorization, body, runtime.current().group_commit, address=request.remote_addr)
+    except (Unauthenticated, scopes.InsufficientScope):
         raise
     except ServiceError:
-        # Refused input is explained to an authenticated caller only; anyone else gets a 401.
-        if tenancy.authenticate_header(authorization) is None:
-            raise Unauthenticated from None
+        # Refused input is explained to an authorized caller only; anyone else gets a 401 or a 403.
+        tenancy.authorize(authorization, scopes.EVENTS_WRITE, request.remote_addr)
         raise

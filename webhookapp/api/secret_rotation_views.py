@@ -9,8 +9,8 @@ from flask import jsonify, request
 from werkzeug import Response
 
 from webhookapp.api.routes import blueprint, json_body, token_required
-from webhookapp.api.serializers import webhook_json
-from webhookapp.api.webhook_views import own_webhook
+from webhookapp.api.webhook_views import own_webhook, webhook_body
+from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError
 from webhookapp.services import secret_rotation
 
@@ -31,24 +31,24 @@ def _given_secret() -> str | None:
 
 
 @blueprint.post(NEXT_SECRET_PATH)
-@token_required
+@token_required(scopes.WEBHOOKS_WRITE, scopes.WEBHOOKS_SECRETS)
 def generate_next_secret(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     secret_rotation.generate_next(webhook, _given_secret())
-    return jsonify(webhook_json(webhook))
+    return jsonify(webhook_body(webhook))
 
 
 @blueprint.post(f"{NEXT_SECRET_PATH}/switch")
-@token_required
+@token_required(scopes.WEBHOOKS_WRITE, scopes.WEBHOOKS_SECRETS)
 def switch_secret(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     secret_rotation.switch_to_next(webhook)
-    return jsonify(webhook_json(webhook))
+    return jsonify(webhook_body(webhook))
 
 
 @blueprint.delete(NEXT_SECRET_PATH)
-@token_required
+@token_required(scopes.WEBHOOKS_WRITE)
 def discard_next_secret(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     secret_rotation.discard_next(webhook)
-    return jsonify(webhook_json(webhook))
+    return jsonify(webhook_body(webhook))

@@ -48,9 +48,15 @@ def outcome(info: dict[str, Any] | None, at: Any) -> dict[str, Any] | None:
     }
 
 
-def webhook_json(webhook: Webhook) -> dict[str, Any]:
-    """A webhook as the API returns it."""
-    return {
+SECRET_FIELDS = ("jwt_secret", "jwt_secret_next")
+"""Returned and accepted only for a token with ``webhooks:secrets`` (docs/security.md, "Scoped and
+expiring API tokens")."""
+
+
+def webhook_json(webhook: Webhook, *, with_secrets: bool) -> dict[str, Any]:
+    """A webhook as the API returns it; its secrets only ``with_secrets`` (the caller's token has
+    ``webhooks:secrets``), else the keys are left out."""
+    body = {
         "id": webhook.id,
         "label": webhook.label,
         "description": webhook.description,
@@ -81,6 +87,10 @@ def webhook_json(webhook: Webhook) -> dict[str, Any]:
         "last_failure": outcome(webhook.last_failure_info, webhook.last_failure_at),
         "earliest_possible_trigger": None if webhook.out_of_order else isoformat(webhook.next_trigger_at),
     }
+    if not with_secrets:
+        for name in SECRET_FIELDS:
+            del body[name]
+    return body
 
 
 def attempt_json(attempt: Attempt) -> dict[str, Any]:

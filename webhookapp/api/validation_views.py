@@ -6,12 +6,13 @@ from flask import g, jsonify
 from werkzeug import Response
 
 from webhookapp.api.routes import blueprint, json_body, token_required
+from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError
 from webhookapp.engine.direct import validations
 
 
 @blueprint.post("/validations")
-@token_required
+@token_required(scopes.VALIDATIONS_WRITE)
 def validate() -> tuple[Response, int]:
     """Answer with the handler's JSON and status; 502 when it fails or times out."""
     answer = validations.validate(g.api_token, json_body())

@@ -15,6 +15,7 @@ from werkzeug import Response
 from webhookapp.api import rql
 from webhookapp.api.routes import blueprint, json_body, token_required
 from webhookapp.api.serializers import attempt_json, webhook_json, writable_fields
+from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import aware_utc
 from webhookapp.engine.direct import redelivery, validations
@@ -100,6 +101,11 @@ def paginated(
     return response
 
 
+def webhook_body(webhook: Webhook) -> dict[str, Any]:
+    """The webhook as this request's token may see it: its secrets only with ``webhooks:secrets``."""
+    return webhook_json(webhook, with_secrets=g.api_token.allows(scopes.WEBHOOKS_SECRETS))
+
+
 def own_webhook(webhook_id: str) -> Webhook:
     webhook = queries.get_webhook(g.api_token.account, webhook_id)
     if webhook is None:
@@ -112,6 +118,9 @@ def _service_fields(body: Any, webhook: Webhook | None = None) -> dict[str, Any]
     fields, errors = writable_fields(body)
     if errors:
         raise ServiceError(400, "VAL_001", *errors)
+    if (fields.get("jwt_secret") or "").strip() and not g.api_token.allows(scopes.WEBHOOKS_SECRETS):
+        # A token that may not read secrets may not choose one either (it would know it).
+        raise scopes.InsufficientScope(scopes.WEBHOOKS_SECRETS)
     if "object_class" in fields or "type" in fields:
         # On update, a half left out keeps its current value.
         object_class = fields.pop("object_class", webhook.object_class if webhook else "")
@@ -121,62 +130,62 @@ def _service_fields(body: Any, webhook: Webhook | None = None) -> dict[str, Any]
 
 
 @blueprint.get("/notifications/webhooks")
-@token_required
+@token_required(scopes.WEBHOOKS_READ)
 def list_webhooks() -> Response:
     query = select(Webhook).where(Webhook.account_id == g.api_token.account_id)
     return paginated(
-        query, WEBHOOK_FIELDS, list(queries.NEWEST_WEBHOOKS_FIRST), webhook_json, key=Webhook.id,
+        query, WEBHOOK_FIELDS, list(queries.NEWEST_WEBHOOKS_FIRST), webhook_body, key=Webhook.id,
         options=[selectinload(Webhook.product), selectinload(Webhook.account)],
         search=lambda text: queries.search_condition(text, g.api_token.account),
     )  # fmt: skip
 
 
 @blueprint.post("/notifications/webhooks")
-@token_required
+@token_required(scopes.WEBHOOKS_WRITE)
 def create_webhook() -> tuple[Response, int]:
     fields = _service_fields(json_body())
     if "type_key" not in fields:
         raise ServiceError(400, "VAL_001", "'object_class' and 'type' are required.")
     webhook = service.create_webhook(g.api_token.account, fields)
-    return jsonify(webhook_json(webhook)), 201
+    return jsonify(webhook_body(webhook)), 201
 
 
 @blueprint.get("/notifications/webhooks/<webhook_id>")
-@token_required
+@token_required(scopes.WEBHOOKS_READ)
 def get_webhook(webhook_id: str) -> Response:
-    return jsonify(webhook_json(own_webhook(webhook_id)))
+    return jsonify(webhook_body(own_webhook(webhook_id)))
 
 
 @blueprint.put("/notifications/webhooks/<webhook_id>")
-@token_required
+@token_required(scopes.WEBHOOKS_WRITE)
 def update_webhook(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     fields = _service_fields(json_body(), webhook)
     service.update_webhook(webhook, fields)
-    return jsonify(webhook_json(webhook))
+    return jsonify(webhook_body(webhook))
 
 
 @blueprint.delete("/notifications/webhooks/<webhook_id>")
-@token_required
+@token_required(scopes.WEBHOOKS_WRITE)
 def delete_webhook(webhook_id: str) -> tuple[str, int]:
     service.delete_webhook(own_webhook(webhook_id))
     return "", 204
 
 
 @blueprint.post("/notifications/webhooks/<webhook_id>/trigger")
-@token_required
+@token_required(scopes.WEBHOOKS_WRITE)
 def trigger_webhook(webhook_id: str) -> Response:
     """Trigger Now. A validation webhook gets a sample request at once and its answer is returned."""
     webhook = own_webhook(webhook_id)
     if webhook.catalog_entry.kind == "validation":
         answer = validations.send_sample(webhook, audit.request_actor())
-        return jsonify({"webhook": webhook_json(webhook), "validation": answer.as_json()})
+        return jsonify({"webhook": webhook_body(webhook), "validation": answer.as_json()})
     service.trigger_now(webhook)
-    return jsonify(webhook_json(webhook))
+    return jsonify(webhook_body(webhook))
 
 
 @blueprint.get("/notifications/webhooks/<webhook_id>/attempts")
-@token_required
+@token_required(scopes.WEBHOOKS_READ)
 def list_attempts(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     query = select(Attempt).where(Attempt.webhook_id == webhook.id)
@@ -186,7 +195,7 @@ def list_attempts(webhook_id: str) -> Response:
 
 
 @blueprint.post("/notifications/webhooks/<webhook_id>/attempts/<int:attempt_id>/redeliver")
-@token_required
+@token_required(scopes.WEBHOOKS_WRITE)
 def redeliver_attempt(webhook_id: str, attempt_id: int) -> tuple[Response, int]:
     """Redeliver: send the attempt's request again now; the new attempt (its ``redelivery_of``
     set) is returned. Nothing else about the webhook changes (:mod:`..engine.redelivery`)."""

@@ -11,6 +11,7 @@ from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from webhookapp.core import scopes
 from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import Model
 from webhookapp.models.columns import UTCDateTime
@@ -112,10 +113,26 @@ class ApiToken(Model):
     creation_key: Mapped[str | None] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_address: Mapped[str | None] = mapped_column(String(45))  # the client address, with last_used_at
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Space-separated, in core.scopes' order (core.scopes.normalized); a token made before scopes has them all.
+    scopes: Mapped[str] = mapped_column(String(scopes.SCOPES_MAX), default=" ".join(scopes.ALL_SCOPES))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: until revoked
 
     account: Mapped[Account] = relationship()
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def scope_names(self) -> list[str]:
+        return self.scopes.split()
+
+    def allows(self, scope: str) -> bool:
+        """Whether the token has ``scope`` (docs/security.md, "Scoped and expiring API tokens")."""
+        return scopes.allows(self.scopes, scope)
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """Whether the token is past its expiry at ``now`` (default: now)."""
+        return self.expires_at is not None and self.expires_at <= (now or utcnow())

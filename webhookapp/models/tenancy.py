@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, bindparam, select, true
 from sqlalchemy.orm import joinedload
 
-from webhookapp.core import rules
+from webhookapp.core import rules, scopes
+from webhookapp.core.errors import Unauthenticated
 from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account, ApiToken, Product
@@ -47,22 +48,63 @@ def _active_token_statement() -> Select[ApiToken]:
     )
 
 
-def authenticate_header(header: str | None) -> ApiToken | None:
-    """The active token named by an ``Authorization: ApiKey|Bearer <token>`` header, or None.
-
-    Marks the token as used now (to the minute). The event API's PostgreSQL statement does the
-    same in SQL (``engine/ingest/postgresql.py``).
-    """
+def presented_token(header: str | None) -> ApiToken | None:
+    """The unrevoked token an ``Authorization: ApiKey|Bearer <token>`` header presents, expired
+    or not, whatever its scopes; nothing is noted."""
     presented = presented_digest(header)
     if presented is None:
         return None
-    token = db.session.scalar(_active_token_statement(), {"digest": presented})
+    return db.session.scalar(_active_token_statement(), {"digest": presented})
+
+
+def authorize(header: str | None, scope: str, address: str | None, *, also: tuple[str, ...] = ()) -> ApiToken:
+    """The token an ``Authorization`` header presents, if it is unrevoked, unexpired and has
+    ``scope`` (and every scope of ``also``); else :class:`.Unauthenticated` (none, or :class:`.scopes.TokenExpired`) or
+    :class:`.scopes.InsufficientScope` (403).
+
+    Notes the use (time and client ``address``) of an accepted token, to the minute. The event
+    API's PostgreSQL statement checks and notes the same in SQL (``engine/ingest/postgresql.py``,
+    :data:`USABLE_TOKEN_SQL`).
+    """
+    token = presented_token(header)
+    if token is None:
+        raise Unauthenticated
     now = utcnow()
-    # Written at most once a minute: busy integrations should not pay a write per request.
-    if token is not None and (token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION):
-        token.last_used_at = now
-        db.session.commit()
+    if token.expires_at is not None and token.expired(now):
+        raise scopes.TokenExpired(token.expires_at)
+    lacking = [name for name in (scope, *also) if not token.allows(name)]
+    if lacking:
+        raise scopes.InsufficientScope(*lacking)
+    _note_use(token, now, address)
     return token
+
+
+def authenticate_header(header: str | None, address: str | None = None) -> ApiToken | None:
+    """The unrevoked, unexpired token an ``Authorization`` header presents, whatever its scopes,
+    or None (for what no scope covers: the operators' metrics). Notes its use as :func:`authorize` does."""
+    token = presented_token(header)
+    now = utcnow()
+    if token is None or token.expired(now):
+        return None
+    _note_use(token, now, address)
+    return token
+
+
+def _note_use(token: ApiToken, now: datetime, address: str | None) -> None:
+    # Written at most once a minute: busy integrations should not pay a write per request.
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        token.last_used_at = now
+        token.last_used_address = address
+        db.session.commit()
+
+
+USABLE_TOKEN_SQL = (
+    "t.token_hash = %(digest)s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > %(now)s) AND "
+    + scopes.SCOPE_SQL.format(column="t.scopes", pattern="%(scope)s")
+)
+""":func:`authorize` inside the event API's PostgreSQL statement, for the token ``t``: the
+presented digest, unrevoked, unexpired at ``now``, with the scope whose :func:`.scopes.like_pattern`
+is bound to ``scope``. ``tests/unit/test_trigger_twins.py`` checks that both accept alike."""
 
 
 def usable_products_condition(account: Account, *, platform: bool = False) -> ColumnElement[bool]:

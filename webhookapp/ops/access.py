@@ -42,5 +42,5 @@ def may_read_metrics() -> bool:
     header = request.headers.get("Authorization")
     if not header:
         return False
-    token = tenancy.authenticate_header(header)
+    token = tenancy.authenticate_header(header, request.remote_addr)
     return token is not None and token.is_platform

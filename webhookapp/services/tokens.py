@@ -1,13 +1,15 @@
-"""API tokens: shown once at creation, stored as a SHA-256 digest, revocable."""
+"""API tokens: shown once at creation, stored as a SHA-256 digest, scoped, expiring if asked, revocable."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from webhookapp.core import rules
+from webhookapp.core import rules, scopes
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import db
@@ -30,11 +32,19 @@ class AlreadyCreated(TokenError):
 
 
 def create_token(
-    account: Account, name: str, *, platform: bool = False, creation_key: str | None = None
+    account: Account,
+    name: str,
+    *,
+    platform: bool = False,
+    creation_key: str | None = None,
+    scope_names: Iterable[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the plain token, which is never stored.
 
-    ``creation_key`` (from the create form) makes a resubmission raise :class:`AlreadyCreated`.
+    ``scope_names`` default to every scope; ``expires_at`` None means until revoked
+    (docs/security.md, "Scoped and expiring API tokens"). ``creation_key`` (from the create form)
+    makes a resubmission raise :class:`AlreadyCreated`.
     """
     if creation_key and db.session.scalar(select(ApiToken.id).where(ApiToken.creation_key == creation_key)):
         raise AlreadyCreated("This token was already created; its value was shown once and cannot be shown again.")
@@ -45,6 +55,14 @@ def create_token(
         raise TokenError(f"Token name must be at most {NAME_MAX} characters.")
     if not rules.is_plain(name):
         raise TokenError("Token name may not contain control characters.")
+    try:
+        stored_scopes = scopes.normalized(scopes.ALL_SCOPES if scope_names is None else scope_names)
+    except scopes.UnknownScope as exc:
+        raise TokenError(str(exc)) from None
+    if not stored_scopes:
+        raise TokenError("Choose at least one scope.")
+    if expires_at is not None and expires_at <= utcnow():
+        raise TokenError("The expiry must be in the future.")
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         account_id=account.id,
@@ -53,6 +71,8 @@ def create_token(
         prefix=plain[: len(TOKEN_PREFIX) + 6],
         is_platform=platform,
         creation_key=creation_key or None,
+        scopes=stored_scopes,
+        expires_at=expires_at,
     )
     db.session.add(token)
     try:

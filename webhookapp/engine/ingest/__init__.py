@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from webhookapp.core import rules
+from webhookapp.core import rules, scopes
 from webhookapp.core.catalog import OBJECT_CLASSES
 from webhookapp.core.errors import ServiceError, Unauthenticated
 from webhookapp.core.ids import new_id
@@ -112,36 +112,51 @@ def _previous(account_id: str, client_event_id: str) -> IngestResult | None:
 
 
 def ingest_as(
-    authorization: str | None, body: Any, groups: ingest_postgresql.GroupCommit, *, wake: bool = True
+    authorization: str | None,
+    body: Any,
+    groups: ingest_postgresql.GroupCommit,
+    *,
+    address: str | None = None,
+    wake: bool = True,
 ) -> IngestResult:
-    """Accept one event for the token that ``authorization`` (``ApiKey|Bearer <token>``) presents:
-    the event row, the webhooks' counts and their pending triggers are committed together; then,
-    if ``wake``, the workers are woken for the triggers the event made due.
+    """Accept one event for the token that ``authorization`` (``ApiKey|Bearer <token>``) presents,
+    sent from the client ``address``: the event row, the webhooks' counts and their pending
+    triggers are committed together; then, if ``wake``, the workers are woken for the triggers
+    the event made due.
 
-    Raises :class:`Unauthenticated` without a valid token and :class:`ServiceError` for refused
-    input. On PostgreSQL the token is checked by the same statement that stores the event, in a
-    group of ``groups`` (the process's: :attr:`.Runtime.group_commit`).
+    Raises :class:`Unauthenticated` without a valid token (or an expired one),
+    :class:`.scopes.InsufficientScope` for a token without ``events:write`` and
+    :class:`ServiceError` for refused input. On PostgreSQL the token is checked by the same
+    statement that stores the event, in a group of ``groups`` (the process's:
+    :attr:`.Runtime.group_commit`).
     """
     digest = tenancy.presented_digest(authorization)
     if digest is None:
         raise Unauthenticated
     values = validate(body)
     if on_postgresql():
-        return _ingest_postgresql(groups, digest, values, wake)
-    token = tenancy.authenticate_header(authorization)
-    if token is None:
-        raise Unauthenticated
+        return _ingest_postgresql(groups, authorization, digest, values, address, wake)
+    token = tenancy.authorize(authorization, scopes.EVENTS_WRITE, address)
     return ingest_portable(token, values, wake=wake)
 
 
 def _ingest_postgresql(
-    groups: ingest_postgresql.GroupCommit, digest: str, values: dict[str, Any], wake: bool
+    groups: ingest_postgresql.GroupCommit,
+    authorization: str | None,
+    digest: str,
+    values: dict[str, Any],
+    address: str | None,
+    wake: bool,
 ) -> IngestResult:
     event_id = new_id("EV", 4)
     with logs.context(event_id=event_id):  # a failed wake-up says which event it was for
-        outcome = ingest_postgresql.store(groups, digest, values, event_id=event_id, now=utcnow(), wake=wake)
+        outcome = ingest_postgresql.store(
+            groups, digest, values, event_id=event_id, now=utcnow(), address=address, wake=wake
+        )
     if outcome.account_id is None:
-        raise Unauthenticated
+        # Refused: ask again in Python for the reason (none, expired, lacking the scope); nothing was stored.
+        tenancy.authorize(authorization, scopes.EVENTS_WRITE, address)
+        raise Unauthenticated  # accepted meanwhile (a clock tick): refuse this one all the same
     if not outcome.found:
         raise _unknown_product(values)
     if outcome.webhook_ids is None:  # a known client id

@@ -2,7 +2,8 @@
 hot path, one statement per event.
 
 :data:`STATEMENT` does for one event all that :func:`.ingest.ingest_portable` does with several:
-it checks the token (and notes its use, to the minute), locks the matching webhooks in id order,
+it checks the token (unrevoked, unexpired, with ``events:write``: :data:`.tenancy.USABLE_TOKEN_SQL`)
+and notes its use (time and address, to the minute), locks the matching webhooks in id order,
 inserts the event unless its client id is already known or the product is not the token's to
 see, and counts the event on the webhooks only if the event row went in.
 
@@ -26,22 +27,23 @@ from typing import Any, cast
 import psycopg
 from sqlalchemy import Engine
 
+from webhookapp.core import scopes
 from webhookapp.core.times import naive_utc
 from webhookapp.engine import dispatch
 from webhookapp.engine.reconnect import retrying
 from webhookapp.engine.triggers.postgresql import COUNT_EVENT, COUNT_GROUP
 from webhookapp.infra.extensions import db
 from webhookapp.models import VENDOR
-from webhookapp.models.tenancy import LAST_USED_PRECISION, USABLE_PRODUCT_SQL
+from webhookapp.models.tenancy import LAST_USED_PRECISION, USABLE_PRODUCT_SQL, USABLE_TOKEN_SQL
 
 _MATCHES = f"""
     WITH token AS (
         SELECT t.id, t.account_id, t.is_platform, a.kind = %(vendor)s AND NOT t.is_platform AS vendor_only
         FROM api_tokens t JOIN accounts a ON a.id = t.account_id
-        WHERE t.token_hash = %(digest)s AND t.revoked_at IS NULL
+        WHERE {USABLE_TOKEN_SQL}
     ),
     used AS (
-        UPDATE api_tokens SET last_used_at = %(now)s
+        UPDATE api_tokens SET last_used_at = %(now)s, last_used_address = %(address)s
         WHERE id = (SELECT id FROM token) AND (last_used_at IS NULL OR last_used_at < %(used_before)s)
     ),
     matched AS MATERIALIZED (
@@ -258,8 +260,9 @@ def _stored(cursor: Any, group: list[_Waiting]) -> list[tuple[Any, ...]]:
 def _group_params(group: list[_Waiting]) -> dict[str, Any]:
     """The shared parameters (the first event's) and the events' own as arrays, in arrival order."""
     shared = group[0].params
-    params = {name: shared[name] for name in ("digest", "vendor", "product_id", "object_class", "used_before")}
+    params = {name: shared[name] for name in ("digest", "scope", "vendor", "product_id", "object_class", "used_before")}
     params["now"] = group[-1].params["now"]  # a trigger the group makes due is due from its last event
+    params["address"] = group[-1].params["address"]  # the token's last use is the group's last event
     for name, column in (("event_id", "event_ids"), ("client_id", "client_ids"), ("object_id", "object_ids"),
                          ("api_url", "api_urls"), ("now", "created")):  # fmt: skip
         params[column] = [waiting.params[name] for waiting in group]
@@ -276,11 +279,16 @@ def _cursor(pooled: Any) -> Any:
     return cursor
 
 
-def parameters(digest: str, values: dict[str, Any], *, event_id: str, now: datetime) -> dict[str, Any]:
-    """The statement's parameters for the validated event ``values`` and the token with SHA-256 ``digest``."""
+def parameters(
+    digest: str, values: dict[str, Any], *, event_id: str, now: datetime, address: str | None = None
+) -> dict[str, Any]:
+    """The statement's parameters for the validated event ``values``, the token with SHA-256
+    ``digest`` and the client ``address`` (noted as the token's last use)."""
     naive_now = naive_utc(now)  # the raw statement bypasses the column type
     return {
         "digest": digest,
+        "scope": scopes.like_pattern(scopes.EVENTS_WRITE),
+        "address": address,
         "vendor": VENDOR,
         "event_id": event_id,
         "client_id": values.get("id"),
@@ -294,9 +302,17 @@ def parameters(digest: str, values: dict[str, Any], *, event_id: str, now: datet
 
 
 def store(
-    groups: GroupCommit, digest: str, values: dict[str, Any], *, event_id: str, now: datetime, wake: bool = True
+    groups: GroupCommit,
+    digest: str,
+    values: dict[str, Any],
+    *,
+    event_id: str,
+    now: datetime,
+    address: str | None = None,
+    wake: bool = True,
 ) -> Outcome:
-    """Store the validated event ``values`` for the token with SHA-256 ``digest``, in a group of
-    ``groups`` (the process's, :attr:`.Runtime.group_commit`); then, if ``wake``, wake the workers
-    for the triggers it made due."""
-    return groups.store(db.engine, parameters(digest, values, event_id=event_id, now=now), wake)
+    """Store the validated event ``values`` for the token with SHA-256 ``digest`` (sent from
+    ``address``), in a group of ``groups`` (the process's, :attr:`.Runtime.group_commit`); then,
+    if ``wake``, wake the workers for the triggers it made due."""
+    params = parameters(digest, values, event_id=event_id, now=now, address=address)
+    return groups.store(db.engine, params, wake)
