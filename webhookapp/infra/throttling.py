@@ -25,9 +25,10 @@ from webhookapp.core.errors import ServiceError
 from webhookapp.infra.extensions import limiter
 
 Hook = TypeVar("Hook")
+BLUEPRINT = "auth"  # the only blueprint with limits: login, the two-factor step, password checks
 
 
-def init_app(app: Flask, blueprint: str = "auth") -> None:
+def init_app(app: Flask, blueprint: str = BLUEPRINT) -> None:
     """Start the limiter for ``app``, its request hooks on ``blueprint`` alone.
 
     Flask-Limiter looks at every request for limits; working out that a request has none costs
@@ -63,16 +64,25 @@ def login_failed() -> None:
     g.login_failed = True
 
 
-def throttled_login(view: Callable[..., Any], on_breach: Callable[[RequestLimit], Response]) -> Callable[..., Any]:
-    """``view`` (the login page) with both limits on its failed POSTs; ``on_breach`` answers a
-    throttled request."""
+def throttled_login(
+    view: Callable[..., Any],
+    on_breach: Callable[[RequestLimit], Response],
+    account_key: Callable[[], str] = _login_email,
+) -> Callable[..., Any]:
+    """``view`` (the login page, or a page that checks a password or a two-factor code again)
+    with both limits on its failed POSTs; ``on_breach`` answers a throttled request.
+
+    ``account_key`` names the account a failure counts against (the email typed, or the email of
+    the user whose code or password is checked): passwords and codes share one count per account,
+    so a second factor gives a guesser no fresh allowance.
+    """
     def limit() -> str:
         text: str = current_app.config["LOGIN_FAILURE_LIMIT"]
         return text
 
     common: dict[str, Any] = {"methods": ["POST"], "deduct_when": _login_failed, "on_breach": on_breach}
     view = limiter.limit(limit, scope="login-address", **common)(view)
-    return limiter.limit(limit, key_func=_login_email, scope="login-email", **common)(view)
+    return limiter.limit(limit, key_func=account_key, scope="login-email", **common)(view)
 
 
 def retry_after(limit: RequestLimit) -> int:
