@@ -17,7 +17,7 @@ import time
 from datetime import timedelta
 from typing import Any, cast
 
-from flask import Flask, Request, current_app, flash, jsonify, redirect, request, session, url_for
+from flask import Flask, Request, current_app, flash, g, jsonify, redirect, request, session, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user, login_user, user_loaded_from_cookie
 from werkzeug import Response
@@ -143,12 +143,15 @@ def enforce_session_rules() -> Response | None:
         return None
     if request.path.startswith("/public/"):
         return None
+    # The user of this request is looked up for this request (a test's app context outlives one).
+    g.pop("_login_user", None)
     now = time.time()
     if "_user_id" in session:
         message = _ended(now) if STARTED in session else None
         if message or STARTED not in session:
             for key in SIGNED_IN_KEYS:
                 session.pop(key, None)
+            g.pop("_login_user", None)  # looked up again: a remember cookie may start a new session
             if not current_user.is_authenticated and message:
                 if request.endpoint == "auth.login":
                     flash(message, "info")
