@@ -45,13 +45,13 @@ def ask_for_password() -> Response:
     button again (a form is never sent on by itself: a crafted link to the confirm page must not
     act for the person); a script asking for JSON gets a 401 naming the page to open."""
     if request.accept_mimetypes.best == "application/json":
-        page = request.referrer if request.referrer else request.full_path
+        page = request.referrer if request.referrer else request.full_path.rstrip("?")
         response = jsonify(error_code="REAUTH_REQUIRED", errors={"password": ["Confirm your password to go on."]},
                            confirm_url=confirm_url(_local(page)))  # fmt: skip
         response.status_code = 401
         return response
     if request.method == "GET":
-        return redirect(confirm_url(request.full_path))
+        return redirect(confirm_url(request.full_path.rstrip("?")))
     return redirect(confirm_url(_local(request.referrer or "/")))
 
 

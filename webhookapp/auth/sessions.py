@@ -133,7 +133,7 @@ def _session_over(message: str) -> Response:
         response.status_code = 401
         return response
     flash(message, "info")
-    return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?") if request.method == "GET" else None))
 
 
 def enforce_session_rules() -> Response | None:

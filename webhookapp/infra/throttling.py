@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from flask_limiter import RequestLimit
 from flask_limiter.util import get_remote_address
 from limits import parse
@@ -51,8 +51,11 @@ def _move_limiter_hooks(hooks: dict[str | None, list[Hook]], blueprint: str) -> 
         hooks.setdefault(blueprint, []).append(hook)
 
 
+FAILED = "webhookapp.login_failed"  # on the request, not g: an app context may outlive a request
+
+
 def _login_failed(_response: Response) -> bool:
-    return bool(g.get("login_failed"))
+    return bool(request.environ.get(FAILED))
 
 
 def _login_email() -> str:
@@ -61,7 +64,7 @@ def _login_email() -> str:
 
 def login_failed() -> None:
     """The login being handled failed: count it against the address and the email address."""
-    g.login_failed = True
+    request.environ[FAILED] = True
 
 
 def throttled_login(
@@ -81,8 +84,9 @@ def throttled_login(
         return text
 
     common: dict[str, Any] = {"methods": ["POST"], "deduct_when": _login_failed, "on_breach": on_breach}
-    view = limiter.limit(limit, scope="login-address", **common)(view)
-    return limiter.limit(limit, key_func=account_key, scope="login-email", **common)(view)
+    # Shared limits: one count per address and one per account across every page that uses them.
+    view = limiter.shared_limit(limit, "login-address", **common)(view)
+    return limiter.shared_limit(limit, "login-email", key_func=account_key, **common)(view)
 
 
 def retry_after(limit: RequestLimit) -> int:
