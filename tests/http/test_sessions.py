@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.two_factor import code, enrol, forget_last_step
-from webhookapp.services import two_factor
-from webhookapp.models import User
 from webhookapp.infra.extensions import db
+from webhookapp.models import User
+from webhookapp.services import two_factor
 
 REMEMBER = "remember_token"
 
