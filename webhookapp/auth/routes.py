@@ -24,7 +24,7 @@ blueprint = Blueprint("auth", __name__)
 PENDING = "login_pending"  # between the password and the code: who, remember me, when, where to
 
 
-def _refused(
+def refused(
     template: str, form_class: type[FlaskForm], field: str, what: str = "attempts"
 ) -> Callable[[RequestLimit], Response]:
     """The answer of a throttled page: the form, refused for a while, saying until when."""
@@ -118,18 +118,18 @@ def confirm_password() -> str | Response:
 
 
 blueprint.add_url_rule(
-    "/login", view_func=throttling.throttled_login(login, _refused("auth/login.html", LoginForm, "password", "logins")),
+    "/login", view_func=throttling.throttled_login(login, refused("auth/login.html", LoginForm, "password", "logins")),
     methods=["GET", "POST"],
 )
 blueprint.add_url_rule(
     "/login/code",
-    view_func=throttling.throttled_login(login_code, _refused("auth/code.html", CodeForm, "code"), _pending_email),
+    view_func=throttling.throttled_login(login_code, refused("auth/code.html", CodeForm, "code"), _pending_email),
     methods=["GET", "POST"],
 )
 blueprint.add_url_rule(
     "/confirm-password",
     view_func=throttling.throttled_login(
-        confirm_password, _refused("auth/confirm_password.html", ConfirmPasswordForm, "password"), _current_email
+        confirm_password, refused("auth/confirm_password.html", ConfirmPasswordForm, "password"), _current_email
     ),
     methods=["GET", "POST"],
 )

@@ -12,7 +12,7 @@ from werkzeug import Response
 
 from webhookapp.auth import reauth
 from webhookapp.auth.forms import ChangePasswordForm, EnrolForm, RemoveTwoFactorForm, RequireTwoFactorForm
-from webhookapp.auth.routes import _refused, blueprint
+from webhookapp.auth.routes import refused, blueprint
 from webhookapp.auth.sessions import renew, signed_in_user
 from webhookapp.infra import throttling
 from webhookapp.services import accounts, two_factor
@@ -56,7 +56,7 @@ def change_password() -> str | Response:
 blueprint.add_url_rule(
     "/settings/security/password",
     view_func=throttling.throttled_login(
-        change_password, _refused("auth/change_password.html", ChangePasswordForm, "current_password"), _email
+        change_password, refused("auth/change_password.html", ChangePasswordForm, "current_password"), _email
     ),
     methods=["GET", "POST"],
 )
@@ -114,7 +114,7 @@ def two_factor_remove() -> str | Response:
 blueprint.add_url_rule(
     "/settings/security/two-factor/remove",
     view_func=throttling.throttled_login(
-        two_factor_remove, _refused("auth/remove_two_factor.html", RemoveTwoFactorForm, "code"), _email
+        two_factor_remove, refused("auth/remove_two_factor.html", RemoveTwoFactorForm, "code"), _email
     ),
     methods=["GET", "POST"],
 )
