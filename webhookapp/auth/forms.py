@@ -86,7 +86,8 @@ class RemoveTwoFactorForm(FlaskForm):
     """Removal asks for a current code; the password was confirmed just before (auth/reauth.py)."""
 
     code = StringField(
-        "Code", validators=[DataRequired("Enter a code from your authenticator app."), Length(max=32)],
+        "Code",
+        validators=[DataRequired("Enter a code from your authenticator app."), Length(max=32)],
         description=CODE_HINT,
     )
 

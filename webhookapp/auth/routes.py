@@ -69,9 +69,10 @@ def login() -> str | Response:
 def _pending_user() -> User | None:
     """The user who typed the right password and owes the code, within TWO_FACTOR_LOGIN_WINDOW."""
     pending = session.get(PENDING)
-    if not isinstance(pending, dict) or time.time() - float(pending.get("at", 0)) > current_app.config[
-        "TWO_FACTOR_LOGIN_WINDOW"
-    ]:
+    if (
+        not isinstance(pending, dict)
+        or time.time() - float(pending.get("at", 0)) > current_app.config["TWO_FACTOR_LOGIN_WINDOW"]
+    ):
         return None
     return user_of(str(pending.get("user", "")))
 
@@ -118,7 +119,8 @@ def confirm_password() -> str | Response:
 
 
 blueprint.add_url_rule(
-    "/login", view_func=throttling.throttled_login(login, refused("auth/login.html", LoginForm, "password", "logins")),
+    "/login",
+    view_func=throttling.throttled_login(login, refused("auth/login.html", LoginForm, "password", "logins")),
     methods=["GET", "POST"],
 )
 blueprint.add_url_rule(

@@ -12,7 +12,7 @@ from werkzeug import Response
 
 from webhookapp.auth import reauth
 from webhookapp.auth.forms import ChangePasswordForm, EnrolForm, RemoveTwoFactorForm, RequireTwoFactorForm
-from webhookapp.auth.routes import refused, blueprint
+from webhookapp.auth.routes import blueprint, refused
 from webhookapp.auth.sessions import renew, signed_in_user
 from webhookapp.infra import throttling
 from webhookapp.services import accounts, two_factor

@@ -133,9 +133,10 @@ def _spend_recovery_code(user: User, code: str) -> bool:
 
 
 def recovery_codes_left(user: User) -> int:
-    return db.session.scalar(
-        select(func.count()).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-    ) or 0
+    return (
+        db.session.scalar(select(func.count()).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))
+        or 0
+    )
 
 
 def remove(user: User) -> None:
