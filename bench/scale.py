@@ -57,6 +57,7 @@ from bench.common import (
     wait_for_port,
 )
 from bench.scale_chart import chart_report
+from bench.scale_data import EMAIL
 from bench.scale_timing import (
     claim_timings,
     copy_heavy_webhook,
@@ -80,7 +81,7 @@ class Site:
     base: str = ""
     session: requests.Session = field(default_factory=requests.Session)
     api: dict[str, str] = field(default_factory=dict)
-    depth: dict[str, int] = field(default_factory=dict)
+    depth: dict[str, int | str] = field(default_factory=dict)
 
 
 @dataclass
@@ -175,6 +176,17 @@ def requests_for(heavy: str, legacy: bool = False) -> list[Request]:
             api(f"/notifications/webhooks/{heavy}/attempts?limit=100&offset={{attempt_offset}}"),
         ),
         Request("API attempts, eq(success,false)", api(f"/notifications/webhooks/{heavy}/attempts?eq(success,false)")),
+        Request("Activity page, newest", page("/activity")),
+        Request("Activity page, one webhook", page(f"/activity?object={heavy}")),
+        Request("Activity page, webhook.updated by the user", page(f"/activity?action=webhook.updated&actor={EMAIL}")),
+        Request("Activity page, a day a week ago", page("/activity?since={week_ago}&until={week_ago}")),
+        Request("Activity page, oldest", page("/activity?at=oldest")),
+        Request("details page, Activity tab", page(f"{details}?tab=activity")),
+        Request("API audit, first 100", api("/audit")),
+        Request("API audit, offset 10,000", api("/audit?limit=100&offset=10000")),
+        Request("API audit, eq(object.id)", api(f"/audit?eq(object.id,{heavy})")),
+        Request("API audit, eq(action)&ge(at)", api("/audit?eq(action,webhook.updated)&ge(at,{week_ago})")),
+        Request("API audit entry", api("/audit/{audit_entry}")),
         Request(
             "API event (matches 133 webhooks)",
             api("/events", "POST", json={"object_class": "billing_request", "product_id": "PRD-000000001"}),

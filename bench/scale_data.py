@@ -4,7 +4,8 @@ its own.
 At ``size`` 1: 1,000 accounts; 100,000 webhooks, one account (:data:`BIG_ACCOUNT`) holding
 20,000 of them on 50 products; 10 million attempts over 31 days, 100,000 of them on one webhook
 (:data:`HEAVY_WEBHOOK`), interleaved with the others as a busy service writes them; 5 million
-events. Smaller sizes scale every count (the big account keeps its 50 products). The ids do not
+events; 800,000 audit entries, three per webhook and 500,000 more in the big account (1,000 of
+them on the heavy webhook). Smaller sizes scale every count (the big account keeps its 50 products). The ids do not
 depend on the size, so the same request names the same objects in a small and a big database.
 
 The schema comes from the migrations (``flask db upgrade``), so the indexes are the ones a real
@@ -37,7 +38,9 @@ EMAIL = "scale@example.com"
 PASSWORD = "bench-password"
 PLAIN_TOKEN = "bench-scale-token-0123456789abcdef0123456789abcdef"
 DAYS = 31
-BULK_TABLES = ("attempts", "events")
+BULK_TABLES = ("attempts", "events", "audit_entries")
+AUDIT_PER_WEBHOOK = 3
+AUDIT_ACTIONS = ("webhook.updated", "webhook.created", "webhook.disabled", "webhook.enabled", "webhook.secret_revealed")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class Shape:
     attempts: int
     heavy_attempts: int
     events: int
+    audit_heavy: int  # the big account's audit entries beyond three per webhook
+
+    @property
+    def audit_entries(self) -> int:
+        return self.webhooks * AUDIT_PER_WEBHOOK + self.audit_heavy
 
     @classmethod
     def of_size(cls, size: float) -> Shape:
@@ -61,6 +69,7 @@ class Shape:
             attempts=scaled(10_000_000, 1_000),
             heavy_attempts=scaled(100_000, 100),
             events=scaled(5_000_000, 100),
+            audit_heavy=scaled(500_000, 500),
         )
 
 
@@ -149,6 +158,26 @@ STEPS: tuple[tuple[str, str], ...] = (
         FROM generate_series(1::bigint, :events) AS e
         JOIN webhooks w ON w.id = {webhook_id("1 + (e * 7919) % :webhooks")}""",
     ),
+    (
+        "audit entries",
+        # The first audit_heavy entries are the big account's (every 500th on the heavy webhook),
+        # the rest three per webhook; all interleaved in time over the 31 days, a fifth of them
+        # updates with their changes.
+        f"""INSERT INTO audit_entries (account_id, at, actor_kind, actor_label, actor_user_id, actor_token_id,
+            action, object_type, object_id, object_label, address, user_agent, changes)
+        SELECT w.account_id, :start + ((n * 7919) % :audit_entries) * :audit_step * interval '1 second',
+               CASE WHEN n % 3 = 0 THEN 'token' ELSE 'user' END,
+               CASE WHEN n % 3 = 0 THEN 'scale (' || :token_prefix || '…)' ELSE :email END,
+               NULL, NULL, (ARRAY{list(AUDIT_ACTIONS)})[1 + n % {len(AUDIT_ACTIONS)}], 'webhook', w.id, w.label,
+               '203.0.113.' || n % 250, 'Mozilla/5.0 (X11, Linux x86_64) bench/1',
+               CASE WHEN n % {len(AUDIT_ACTIONS)} = 0
+                    THEN json_build_object('label', json_build_object('before', 'Hook', 'after', w.label)) END
+        FROM generate_series(1::bigint, :audit_entries) AS n
+        JOIN webhooks w ON w.id = CASE
+            WHEN n <= :audit_heavy AND n % 500 = 0 THEN :heavy
+            WHEN n <= :audit_heavy THEN {webhook_id("1 + (n * 7919) % :big_webhooks")}
+            ELSE {webhook_id("1 + n % :webhooks")} END""",
+    ),
 )
 
 
@@ -187,6 +216,8 @@ def load(url: str, size: float, app_root: Path = ROOT, say=print) -> Shape:
     now = time.time()
     params = {
         **shape.__dict__,
+        "audit_entries": shape.audit_entries,
+        "audit_step": DAYS * 86400 / shape.audit_entries,
         "now": _timestamp(now),
         "start": _timestamp(now - DAYS * 86400),
         "step": DAYS * 86400 / shape.attempts,

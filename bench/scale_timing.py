@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -57,10 +57,10 @@ def deep_delivery_link(url: str, hops: int, legacy: bool = False) -> str:
     return f"/webhooks/{heavy}?before={cursor(row.started_at.replace(tzinfo=UTC), row.id)}&n={hops * PER_PAGE + 1}"
 
 
-def depths(url: str) -> dict[str, int]:
+def depths(url: str) -> dict[str, int | str]:
     """Where the deep pages are in this database: page 5/8 of the big account's webhook list,
     95 % of the way down its API list (or a full page from the end), the last 100 attempts of
-    the heavy webhook."""
+    the heavy webhook; and the big account's first audit entry, and the date a week ago."""
     engine = scale_data.engine_for(url)
     with engine.connect() as connection:
         webhooks = connection.execute(
@@ -69,8 +69,13 @@ def depths(url: str) -> dict[str, int]:
         attempts = connection.execute(
             text("SELECT count(*) FROM attempts WHERE webhook_id = :w"), {"w": scale_data.HEAVY_WEBHOOK}
         ).scalar()
+        audit_entry = connection.execute(
+            text("SELECT min(id) FROM audit_entries WHERE account_id = :a"), {"a": scale_data.BIG_ACCOUNT}
+        ).scalar()
     engine.dispose()
     return {
+        "audit_entry": audit_entry or 0,
+        "week_ago": (datetime.now(UTC) - timedelta(days=7)).date().isoformat(),
         "list_page": max(round(webhooks / 25 * 5 / 8), 1),
         "webhook_offset": max(min(round(webhooks * 0.95), webhooks - 100), 0),  # a full page of 100
         "attempt_offset": max(attempts - 100, 0),
@@ -125,6 +130,7 @@ def claim_timings(url: str, repeat: int) -> dict[str, list[float]]:
     (``EXPLAIN ANALYZE``'s execution time)."""
     from webhookapp.core.times import utcnow
     from webhookapp.engine import triggers
+    from webhookapp.engine.triggers import leases
     from webhookapp.infra.extensions import db
 
     timings: dict[str, list[float]] = {}
@@ -144,7 +150,7 @@ def claim_timings(url: str, repeat: int) -> dict[str, list[float]]:
             triggers.next_due_at()
             note("next due time, in the worker", (time.perf_counter() - began) * 1000)
             for name, statement in (
-                ("claim", triggers._claim_statement(False)),
+                ("claim", leases._claim_statement(False)),
                 ("next due time", triggers.next_due_query()),
             ):
                 compiled = statement.compile(db.engine)

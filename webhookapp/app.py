@@ -74,6 +74,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """The pages, the JSON API and the operations endpoints."""
+    from webhookapp.activity.routes import blueprint as activity
     from webhookapp.api import blueprint as api
     from webhookapp.auth import security_views  # noqa: F401 - its views join the auth blueprint
     from webhookapp.auth.routes import blueprint as auth
@@ -89,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(live)
     app.register_blueprint(wizard)
     app.register_blueprint(settings)
+    app.register_blueprint(activity)
     app.register_blueprint(api)
     csrf.exempt(api)  # token-authenticated JSON: no cookies, so no cross-site forgery
     app.register_blueprint(ops)

@@ -2,7 +2,7 @@
 and the account setting that requires two-factor login
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0013
 Create Date: 2026-12-06 04:40:00
 
 """
@@ -14,7 +14,7 @@ import webhookapp.models
 
 # revision identifiers, used by Alembic.
 revision = '0015'
-down_revision = '0010'
+down_revision = '0013'  # 0010 on its own branch; follows the audit trail's since the merge
 branch_labels = None
 depends_on = None
 

@@ -72,6 +72,10 @@ def test_list_details_tabs_attempt_and_tokens(logged_in: Page, hook_with_attempt
     assert_accessible(page, "attempt")
     page.goto(f"/webhooks/{webhook_id}/edit")
     assert_accessible(page, "edit")
+    page.goto("/activity")
+    assert_accessible(page, "activity")
+    page.goto("/activity?action=token.revoked")
+    assert_accessible(page, "activity, nothing matches")
     page.goto("/settings/tokens")
     assert_accessible(page, "tokens")
     page.get_by_label("Token name").fill("Billing system")
@@ -120,6 +124,7 @@ def pages_to_check(webhook_id: str, attempt_id: int) -> list[str]:
         "/settings/security/password",
         "/settings/security/two-factor",
         "/confirm-password",
+        "/activity",
     ]
 
 

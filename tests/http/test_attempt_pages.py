@@ -255,7 +255,13 @@ def test_pruning_deletes_old_attempts_but_keeps_the_statistics(app, client, deli
     figures = (before.events_count, before.triggers_count, before.success_count, before.failure_count)
     infos = (before.last_success_info, before.last_failure_info)
 
-    assert maintenance.prune() == {"attempts": 1, "events": 0, "attempt_hours": 0, "deleted_webhook_attempts": 0}
+    assert maintenance.prune() == {
+        "attempts": 1,
+        "events": 0,
+        "audit_entries": 0,
+        "attempt_hours": 0,
+        "deleted_webhook_attempts": 0,
+    }
 
     assert [a.id for a in attempts_of(delivered.id)] == kept_ids
     after = stored(delivered.id)

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from tests.openapi_conformance import assert_conforms
+from webhookapp.infra.crypto import new_key
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 from webhookapp.services import webhook_changes as service
@@ -140,14 +141,15 @@ def test_api_url_defaults_to_this_service_s_public_api_root(monkeypatch, caplog)
 
     monkeypatch.setenv("HOST", "0.0.0.0")
     monkeypatch.setenv("PORT", "8080")
-    development = {"SECRET_KEY": "k", "WEBHOOK_API_URL": ""}
+    keys = new_key()  # given, so that nothing is written into instance/
+    development = {"SECRET_KEY": "k", "WEBHOOK_ENCRYPTION_KEYS": keys, "WEBHOOK_API_URL": ""}
     DevelopmentConfig.finalize(development)
     assert development["WEBHOOK_API_URL"] == "http://0.0.0.0:8080/public/v1/"  # as make run serves it
-    configured = {"SECRET_KEY": "k", "WEBHOOK_API_URL": "https://hooks.example.com/public/v1/"}
+    configured = {"SECRET_KEY": "k", "WEBHOOK_ENCRYPTION_KEYS": keys, "WEBHOOK_API_URL": "https://hooks.example.com/public/v1/"}
     with caplog.at_level("WARNING", logger="webhookapp"):
         ProductionConfig.finalize(configured)
     assert configured["WEBHOOK_API_URL"] == "https://hooks.example.com/public/v1/" and not caplog.records
-    production = {"SECRET_KEY": "k", "WEBHOOK_API_URL": ""}
+    production = {"SECRET_KEY": "k", "WEBHOOK_ENCRYPTION_KEYS": keys, "WEBHOOK_API_URL": ""}
     with caplog.at_level("WARNING", logger="webhookapp"):
         ProductionConfig.finalize(production)
     [warning] = caplog.records

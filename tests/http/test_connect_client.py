@@ -218,3 +218,17 @@ def test_the_events_resource(app, client, vendor, other_vendor, handler):
     with pytest.raises(ClientError) as missing:
         events.resource(foreign["id"]).get()
     assert (missing.value.status_code, missing.value.error_code) == (404, "EV_404")
+
+
+def test_the_audit_trail_through_the_client(client, vendor, handler):
+    created = webhooks(client).create(new_hook(vendor, handler.url + "/h", "Audited"))
+    webhooks(client).resource(created["id"]).update({"label": "Audited v2"})
+    trail = client.collection("audit")
+    updated = list(trail.filter(R().object.id.eq(created["id"]) & R().action.eq("webhook.updated")))
+    assert [entry["changes"] for entry in updated] == [{"label": {"before": "Audited", "after": "Audited v2"}}]
+    assert updated[0]["actor"]["kind"] == "token"
+    assert trail.resource(updated[0]["id"]).get() == updated[0]
+    assert trail.filter(action="webhook.created").count() == 1
+    with pytest.raises(ClientError) as caught:
+        trail.resource(updated[0]["id"]).delete()
+    assert caught.value.status_code == 405

@@ -157,6 +157,7 @@ def test_attempts_are_paginated_with_content_range(client, token, vendor, handle
         ("vendor", {"type": "no_such_type"}, "Choose one of the listed types"),
         ("vendor", {"object_class": None, "type": None}, "'object_class' and 'type' are required"),
         ("vendor", {"product_id": "PRD-000-000-000"}, "product_id: Choose one of the products"),
+        ("vendor", {"product_id": "PRD-\x00"}, "product_id: Choose one of the products"),  # PostgreSQL refuses NUL
         ("vendor", {"external_url": "ftp://handler.example.com/"}, "http:// or https://"),
         ("vendor", {"external_url": "not a url"}, "Endpoint URL"),
         ("vendor", {"external_url": "https://" + "a" * 4100 + ".test/"}, "at most 4096"),

@@ -130,6 +130,16 @@ SWITCH_SECRET = f"{NEXT_SECRET}/switch"
 UNKNOWN = "WH-000-000-000"
 
 
+def audited_change(api: Api) -> int:
+    """Update a webhook's name and secret through the API; the id of the entry that records it."""
+    hook = api.hook()
+    answer = api.call("put", api.hook_path(hook), {"label": "Renamed", "jwt_secret": "s" * 40})
+    assert answer.status_code == 200
+    entries = api.call("get", f"/audit?eq(object.id,{hook.id})&eq(action,webhook.updated)").get_json()
+    assert entries[0]["changes"]["jwt_secret"] == {"changed": True}
+    return int(entries[0]["id"])
+
+
 def new_webhook(api: Api, **extra: Any) -> dict[str, Any]:
     product_id = api.vendor.products[0].id
     body = {"label": "Created", "object_class": "fulfillment_request", "type": "event", "http_method": "POST",
@@ -207,6 +217,13 @@ CASES = [
     Case("/events", "get", 200, "empty", lambda a: a.call("get", "/events")),
     Case("/events", "get", 400, "bad RQL", lambda a: a.call("get", "/events?ilike(created_at,x)")),
     Case("/events", "get", 401, "no token", lambda a: a.call("get", "/events", auth=None)),
+    Case("/audit", "get", 200, "changes", lambda a: then(audited_change(a), a.call("get", "/audit"))),
+    Case("/audit", "get", 200, "a filtered page", lambda a: a.call("get", "/audit?eq(action,token.created)&limit=1")),
+    Case("/audit", "get", 400, "bad RQL", lambda a: a.call("get", "/audit?gt(action,x)")),
+    Case("/audit", "get", 401, "no token", lambda a: a.call("get", "/audit", auth=None)),
+    Case("/audit/{entry_id}", "get", 200, "own", lambda a: a.call("get", f"/audit/{audited_change(a)}")),
+    Case("/audit/{entry_id}", "get", 401, "no token", lambda a: a.call("get", "/audit/1", auth=None)),
+    Case("/audit/{entry_id}", "get", 404, "unknown", lambda a: a.call("get", "/audit/999999")),
     Case(EVENT_PATH, "get", 200, "own", lambda a: a.call("get", f"/events/{posted_event(a)}")),
     Case(EVENT_PATH, "get", 401, "a forged JWT", lambda a: a.call("get", "/events/EV-1", auth="Bearer e30.e30.x")),
     Case(EVENT_PATH, "get", 404, "unknown", lambda a: a.call("get", "/events/EV-000-000-000-000")),

@@ -17,6 +17,7 @@ from flask import Flask
 from sqlalchemy import update
 
 from tests.conftest import make_webhook
+from webhookapp.core.times import utcnow
 from webhookapp.engine import triggers
 from webhookapp.engine.types import Claim
 from webhookapp.infra.extensions import db
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.postgresql  # SQLite takes one writer at a time: row lo
 
 def claim_all(ids: list[str]) -> list[Claim]:
     """Every webhook's trigger in flight, under one lease."""
-    db.session.execute(update(Webhook).where(Webhook.id.in_(ids)).values(next_trigger_at=triggers.utcnow()))
+    db.session.execute(update(Webhook).where(Webhook.id.in_(ids)).values(next_trigger_at=utcnow()))
     db.session.commit()
     claims = triggers.claim_due(len(ids), ids)
     assert sorted(claim.webhook.id for claim in claims) == sorted(ids)

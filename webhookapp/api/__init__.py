@@ -1,7 +1,14 @@
 """The public JSON API under /public/v1: token-authenticated, CSRF-exempt, JSON errors."""
 
 # Importing the view modules adds their routes to the blueprint.
-from webhookapp.api import event_views, openapi, secret_rotation_views, validation_views, webhook_views  # noqa: F401
+from webhookapp.api import (  # noqa: F401
+    audit_views,
+    event_views,
+    openapi,
+    secret_rotation_views,
+    validation_views,
+    webhook_views,
+)
 from webhookapp.api.routes import blueprint
 
 __all__ = ["blueprint"]

@@ -14,6 +14,7 @@ from flask import jsonify
 from werkzeug import Response
 
 from webhookapp.api.event_views import EVENT_FIELDS
+from webhookapp.api.openapi_audit_paths import audit_entry_schema, audit_paths
 from webhookapp.api.openapi_parts import (
     DELIVERY_JWT,
     SECURITY_SCHEME,
@@ -140,6 +141,7 @@ def paths() -> dict[str, Any]:
             ),
         },
         **webhook_paths(),
+        **audit_paths(),
     }
 
 
@@ -151,11 +153,11 @@ def document() -> dict[str, Any]:
             "title": "webhookapp",
             "version": __version__,
             "description": "The public JSON API of webhookapp: event ingest, the Connect-compatible webhook "
-            "management resource and synchronous validations. Errors are `{error_code, errors[]}`.",
+            "management resource, synchronous validations and the audit trail. Errors are `{error_code, errors[]}`.",
         },
         "servers": [{"url": "/public/v1"}],
         "security": [{SECURITY_SCHEME: []}],
-        "tags": [{"name": name} for name in ("events", "webhooks", "validations", "meta")],
+        "tags": [{"name": name} for name in ("events", "webhooks", "validations", "audit", "meta")],
         "paths": paths(),
         "components": {
             "securitySchemes": {
@@ -173,7 +175,7 @@ def document() -> dict[str, Any]:
                     "that webhook's events (GET /events, GET /events/{event_id}) and nothing else.",
                 },
             },
-            "schemas": schemas(),
+            "schemas": {**schemas(), "AuditEntry": audit_entry_schema()},
             "responses": responses(),
             "parameters": components_parameters(),
             "headers": {

@@ -20,6 +20,7 @@ from webhookapp.core.times import aware_utc
 from webhookapp.engine.direct import redelivery, validations
 from webhookapp.infra import paging
 from webhookapp.models import Attempt, Webhook
+from webhookapp.services import audit
 from webhookapp.services import webhook_changes as service
 from webhookapp.services import webhook_queries as queries
 
@@ -168,7 +169,7 @@ def trigger_webhook(webhook_id: str) -> Response:
     """Trigger Now. A validation webhook gets a sample request at once and its answer is returned."""
     webhook = own_webhook(webhook_id)
     if webhook.catalog_entry.kind == "validation":
-        answer = validations.send_sample(webhook)
+        answer = validations.send_sample(webhook, audit.request_actor())
         return jsonify({"webhook": webhook_json(webhook), "validation": answer.as_json()})
     service.trigger_now(webhook)
     return jsonify(webhook_json(webhook))
@@ -193,4 +194,4 @@ def redeliver_attempt(webhook_id: str, attempt_id: int) -> tuple[Response, int]:
     original = queries.get_attempt(webhook, attempt_id)
     if original is None:
         raise ServiceError(404, "ATT_404", f"Attempt {attempt_id} of webhook {webhook.id} not found.")
-    return jsonify(attempt_json(redelivery.redeliver(webhook, original))), 201
+    return jsonify(attempt_json(redelivery.redeliver(webhook, original, audit.request_actor()))), 201

@@ -18,7 +18,7 @@ from webhookapp.auth.sessions import sign_in, signed_in_user, user_of
 from webhookapp.core.urls import safe_local_path
 from webhookapp.infra import throttling
 from webhookapp.models import User
-from webhookapp.services import accounts, two_factor
+from webhookapp.services import accounts, audit, two_factor
 
 blueprint = Blueprint("auth", __name__)
 PENDING = "login_pending"  # between the password and the code: who, remember me, when, where to
@@ -59,9 +59,11 @@ def login() -> str | Response:
             return redirect(url_for("auth.login_code"))
         if user is not None:
             sign_in(user, remember=bool(form.remember.data), two_factor=False)
+            audit.note("user.logged_in", **audit.about_user(user))
             flash(f"Welcome, {user.name or user.email}.", "success")
             return redirect(_next_page())
         throttling.login_failed()
+        audit.note_failed_login(form.email.data or "")
         form.password.errors = [*form.password.errors, "Invalid email or password."]
     return render_template("auth/login.html", form=form)
 
@@ -94,9 +96,11 @@ def login_code() -> str | Response:
         if two_factor.check_code(user, form.code.data or ""):
             pending = session.pop(PENDING)
             sign_in(user, remember=bool(pending.get("remember")), two_factor=True)
+            audit.note("user.logged_in", **audit.about_user(user), changes={"two_factor": {"after": True}})
             flash(f"Welcome, {user.name or user.email}.", "success")
             return redirect(safe_local_path(pending.get("next"), url_for("webhooks.index")))
         throttling.login_failed()
+        audit.note_failed_login(user.email)  # the password was right, the second factor was not
         form.code.errors = [*form.code.errors, "That code is not valid, or was already used. Try the next one."]
     return render_template("auth/code.html", form=form)
 
@@ -140,6 +144,7 @@ blueprint.add_url_rule(
 @blueprint.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response:
+    audit.record("user.logged_out", **audit.about_user(signed_in_user()))  # committed with the sessions' end
     accounts.end_sessions(signed_in_user())
     logout_user()
     flash("You have been logged out.", "info")

@@ -6,7 +6,9 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
 - :mod:`webhookapp.engine.ingest` accepts events (:mod:`webhookapp.engine.ingest.postgresql`:
   one statement per event, or per group, on PostgreSQL);
 - :mod:`webhookapp.engine.triggers` owns the trigger state and its every transition
-  (:mod:`webhookapp.engine.triggers.postgresql`: the SQL twins the fast paths run inside their
+  (:mod:`webhookapp.engine.triggers.leases`: the attempts in flight;
+  :mod:`webhookapp.engine.triggers.schedule`: when triggers fall due;
+  :mod:`webhookapp.engine.triggers.postgresql`: the SQL twins the fast paths run inside their
   statements);
 - :mod:`webhookapp.engine.dispatch` wakes workers and schedules retries through Redis and RQ;
 - :mod:`webhookapp.engine.jobs` are the RQ jobs;

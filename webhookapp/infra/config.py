@@ -102,6 +102,8 @@ class Config:
     WEBHOOK_ATTEMPT_RETENTION_DAYS = _float("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
     # Events are kept as long: a client id seen within this time is recognised as a duplicate.
     WEBHOOK_EVENT_RETENTION_DAYS = _float("WEBHOOK_EVENT_RETENTION_DAYS", 30)
+    # The audit trail (models/audit.py): kept a year by default, pruned hourly like the attempts.
+    WEBHOOK_AUDIT_RETENTION_DAYS = _float("WEBHOOK_AUDIT_RETENTION_DAYS", 365)
     WEBHOOK_WORKER_THREADS = _int("WEBHOOK_WORKER_THREADS", 64)
     WEBHOOK_SWEEP_INTERVAL = _int("WEBHOOK_SWEEP_INTERVAL", 1)
     WEBHOOK_IDLE_WAIT = _float("WEBHOOK_IDLE_WAIT", 1)

@@ -5,6 +5,7 @@ a token always filter by that account.
 """
 
 from webhookapp.models.accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, Product, RecoveryCode, User
+from webhookapp.models.audit import Actor, AuditEntry
 from webhookapp.models.columns import UTCDateTime
 from webhookapp.models.deliveries import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
 from webhookapp.models.webhook import WEBHOOK_FILLFACTOR, Webhook, WebhookSearch, WizardDraft
@@ -14,9 +15,11 @@ __all__ = [
     "VENDOR",
     "WEBHOOK_FILLFACTOR",
     "Account",
+    "Actor",
     "ApiToken",
     "Attempt",
     "AttemptHour",
+    "AuditEntry",
     "DeletedWebhook",
     "Event",
     "MaintenanceLease",

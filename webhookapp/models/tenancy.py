@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement, Select, bindparam, select, true
 from sqlalchemy.orm import joinedload
 
+from webhookapp.core import rules
 from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account, ApiToken, Product
@@ -84,8 +85,9 @@ def usable_products(account: Account) -> list[Product]:
 
 
 def usable_product(account: Account, product_id: str | None, *, platform: bool = False) -> Product | None:
-    """The product with this id if the account (or a platform token of it) may use it, else None."""
-    if not product_id:
+    """The product with this id if the account (or a platform token of it) may use it, else None.
+    An id no product could have (control characters, which PostgreSQL refuses to compare) names none."""
+    if not product_id or not rules.is_plain(product_id):
         return None
     query = select(Product).where(Product.id == product_id, usable_products_condition(account, platform=platform))
     return db.session.scalar(query)

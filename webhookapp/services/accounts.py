@@ -105,8 +105,11 @@ def check_new_password(password: str, *user_inputs: str) -> None:
 def change_password(user: User, new_password: str) -> None:
     """A new password (checked by the caller's form against the policy): every session and
     remember cookie of the user ends, the caller signs the current one in again."""
+    from webhookapp.services import audit  # imported here: audit reads users through this module
+
     check_new_password(new_password, user.email, user.name)
     user.set_password(new_password)
+    audit.record("user.password_changed", **audit.about_user(user))  # never the password itself
     db.session.commit()
 
 

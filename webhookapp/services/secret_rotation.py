@@ -12,6 +12,7 @@ from webhookapp.core import rules
 from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
+from webhookapp.services import audit
 from webhookapp.services.webhook_changes import WebhookValidationError, generate_secret
 
 
@@ -27,6 +28,7 @@ def generate_next(webhook: Webhook, value: str | None = None) -> str:
             raise WebhookValidationError({"jwt_secret_next": [str(exc)]}) from None
     webhook.jwt_secret_next = value
     webhook.modified_at = utcnow()
+    audit.record_webhook("webhook.next_secret_generated", webhook, {"jwt_secret_next": {"changed": True}})
     db.session.commit()
     return value
 
@@ -37,6 +39,8 @@ def switch_to_next(webhook: Webhook) -> None:
         raise WebhookValidationError({"jwt_secret_next": ["There is no next secret to switch to: generate one first."]})
     webhook.jwt_secret, webhook.jwt_secret_next = webhook.jwt_secret_next, None
     webhook.modified_at = utcnow()
+    secrets_changed = {"jwt_secret": {"changed": True}, "jwt_secret_next": {"changed": True}}
+    audit.record_webhook("webhook.secret_switched", webhook, secrets_changed)
     db.session.commit()
 
 
@@ -45,4 +49,5 @@ def discard_next(webhook: Webhook) -> None:
     if webhook.jwt_secret_next is not None:
         webhook.jwt_secret_next = None
         webhook.modified_at = utcnow()
+        audit.record_webhook("webhook.next_secret_discarded", webhook, {"jwt_secret_next": {"changed": True}})
         db.session.commit()

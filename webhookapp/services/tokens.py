@@ -11,7 +11,8 @@ from webhookapp.core import rules
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import db
-from webhookapp.models import Account, ApiToken, tenancy
+from webhookapp.models import Account, Actor, ApiToken, tenancy
+from webhookapp.services import audit
 
 TOKEN_PREFIX = "whk_"
 NAME_MAX = 100
@@ -55,6 +56,8 @@ def create_token(
     )
     db.session.add(token)
     try:
+        db.session.flush()  # the entry names the token's id
+        _record("token.created", token)
         db.session.commit()
     except IntegrityError:  # the same form, submitted twice at once
         db.session.rollback()
@@ -83,4 +86,12 @@ def revoke_token(token: ApiToken) -> None:
     """Revoke a token at once; it stays listed as revoked."""
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+        _record("token.revoked", token)
         db.session.commit()
+
+
+def _record(action: str, token: ApiToken) -> None:
+    audit.record(
+        action, account_id=token.account_id, object_type="token", object_id=token.id,
+        object_label=Actor.token_label(token.name, token.prefix),
+    )  # fmt: skip

@@ -6,7 +6,8 @@ accepted once: the time step it belongs to is stored, and a code of that step or
 refused, so a code seen over a shoulder or in a proxy's log cannot be replayed. Recovery codes are
 random, shown once and stored as SHA-256 digests (like API tokens: they are long and random, so a
 slow hash adds nothing); each works once. Accepting a code is a conditional UPDATE, so two
-requests racing with the same code cannot both win, on SQLite and PostgreSQL.
+requests racing with the same code cannot both win, on SQLite and PostgreSQL. Enrolment and
+removal are recorded in the audit trail in their own transaction (docs/security.md, "Audit trail").
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from webhookapp.core.times import utcnow
 from webhookapp.infra import crypto
 from webhookapp.infra.extensions import db
 from webhookapp.models import RecoveryCode, User
+from webhookapp.services import audit
 
 ISSUER = "webhookapp"
 RECOVERY_CODES = 10
@@ -84,6 +86,7 @@ def confirm_enrolment(user: User, seed: str, code: str) -> list[str] | None:
     user.totp_secret = crypto.current().encrypt(seed, context=_seed_context(user))
     user.totp_last_step = max(steps)
     codes = _replace_recovery_codes(user)
+    audit.record("user.two_factor_enrolled", **audit.about_user(user))
     db.session.commit()
     return codes
 
@@ -144,12 +147,20 @@ def remove(user: User) -> None:
     user.totp_secret = None
     user.totp_last_step = None
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    audit.record("user.two_factor_removed", **audit.about_user(user))
     db.session.commit()
 
 
 def set_required(user: User, required: bool) -> None:
     """An admin's account setting: every user of the account logs in with a second factor."""
-    user.account.require_two_factor = required
+    account = user.account
+    before, account.require_two_factor = account.require_two_factor, required
+    if before != required:
+        changes = {"require_two_factor": {"before": before, "after": required}}
+        audit.record(
+            "account.updated", account_id=account.id, object_type="account", object_id=account.id,
+            object_label=account.name, changes=changes,
+        )  # fmt: skip
     db.session.commit()
 
 

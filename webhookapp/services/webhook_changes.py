@@ -20,6 +20,7 @@ from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch, triggers
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account, DeletedWebhook, Product, Webhook, WebhookSearch, tenancy
+from webhookapp.services import audit
 
 FIELD_NAMES = {"type_key": "type"}  # a field's name here → its name in the API
 
@@ -133,13 +134,16 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
     triggers.set_enabled(webhook, cleaned.get("active", False))
     db.session.add(webhook)
     db.session.add(WebhookSearch(webhook_id=webhook.id, account_id=account.id, text=WebhookSearch.text_of(webhook)))
+    audit.record_webhook("webhook.created", webhook, audit.created_changes(webhook))
     db.session.commit()
     return webhook
 
 
 def update_webhook(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
     """Apply a partial update; product and type are fixed at creation and may not change."""
+    before = audit.webhook_values(webhook)
     _apply_update(webhook, _checked_update(webhook, fields))
+    audit.record_webhook("webhook.updated", webhook, audit.webhook_changes(before, webhook))
     db.session.commit()
     _wake_if_due(webhook)
     return webhook
@@ -180,8 +184,11 @@ def _apply_update(webhook: Webhook, cleaned: dict[str, Any]) -> None:
 def set_enabled(webhook: Webhook, enabled: bool) -> Webhook:
     """Enable or disable. Enabling brings an Out-of-order webhook back: a trigger left pending
     (events arrived meanwhile) is sent at once. Disabling drops the pending trigger."""
+    was_active = webhook.active
     triggers.set_enabled(webhook, enabled)
     webhook.modified_at = utcnow()
+    changes = {"active": {"before": was_active, "after": webhook.active}}
+    audit.record_webhook("webhook.enabled" if enabled else "webhook.disabled", webhook, changes)
     db.session.commit()
     _wake_if_due(webhook)
     return webhook
@@ -195,6 +202,7 @@ def trigger_now(webhook: Webhook) -> Webhook:
     if not webhook.active:
         raise WebhookValidationError({"active": ["The webhook is disabled: enable it before triggering it."]})
     triggers.make_due_now(webhook, count_event=True)
+    audit.record_webhook("webhook.triggered", webhook)
     db.session.commit()
     db.session.refresh(webhook)
     dispatch.wake([webhook.id])
@@ -208,7 +216,8 @@ def retry_now(webhook: Webhook) -> Webhook:
         raise WebhookValidationError({"status": ["Only a Failing or Out-of-order webhook has a retry to send."]})
     if webhook.lease_id is None:  # an attempt in flight is its own retry
         triggers.make_due_now(webhook, count_event=False)
-        db.session.commit()
+    audit.record_webhook("webhook.retried", webhook)
+    db.session.commit()
     _wake_if_due(webhook)
     return webhook
 
@@ -224,6 +233,7 @@ def delete_webhook(webhook: Webhook) -> None:
     the workers in the background (``deleted_webhooks`` remembers it until then)."""
     db.session.add(DeletedWebhook(webhook_id=webhook.id, deleted_at=utcnow()))
     db.session.execute(delete(WebhookSearch).where(WebhookSearch.webhook_id == webhook.id))
+    audit.record_webhook("webhook.deleted", webhook)
     db.session.delete(webhook)
     db.session.commit()
     dispatch.purge(webhook.id)

@@ -26,7 +26,7 @@ from webhookapp.core.urls import safe_local_path
 from webhookapp.engine import signing
 from webhookapp.engine.direct import redelivery, validations
 from webhookapp.models import Webhook
-from webhookapp.services import event_queries
+from webhookapp.services import audit, event_queries
 from webhookapp.services import webhook_changes as service
 from webhookapp.services import webhook_queries as queries
 from webhookapp.webhooks import sendtest, tabs
@@ -102,7 +102,13 @@ def details(webhook_id: str) -> Response:
     )
     if reveal:
         response.headers["Cache-Control"] = "no-store"
+        audit.note_webhook("webhook.secret_revealed", webhook, _revealed(reveal))
     return response
+
+
+def _revealed(which: str) -> dict[str, dict[str, bool]]:
+    """The entry's changes for a reveal: which secret was shown (never its value)."""
+    return {"jwt_secret_next" if which == "next" else "jwt_secret": {"revealed": True}}
 
 
 @blueprint.get("/webhooks/<webhook_id>/attempts/<int:attempt_id>")
@@ -128,7 +134,7 @@ def redeliver(webhook_id: str, attempt_id: int) -> Response:
     if original is None:
         abort(404)
     try:
-        attempt = redelivery.redeliver(webhook, original)
+        attempt = redelivery.redeliver(webhook, original, audit.request_actor())
     except ServiceError as exc:
         if exc.status == 404:  # deleted while the request was out
             abort(404)
@@ -147,7 +153,7 @@ def trigger(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     if webhook.catalog_entry.kind == "validation":
         try:
-            answer = validations.send_sample(webhook)
+            answer = validations.send_sample(webhook, audit.request_actor())
         except ServiceError as exc:
             flash(" ".join(exc.messages), "error")
             return redirect(url_for("webhooks.details", webhook_id=webhook.id))
@@ -177,9 +183,11 @@ def secret(webhook_id: str) -> Response:
     """The JWT secret (``?which=next``: the next one) as JSON, for the reveal and copy buttons;
     never cached."""
     webhook = own_webhook(webhook_id)
-    value = webhook.jwt_secret_next if request.args.get("which") == "next" else webhook.jwt_secret
+    which = "next" if request.args.get("which") == "next" else "secret"
+    value = webhook.jwt_secret_next if which == "next" else webhook.jwt_secret
     if value is None:
         abort(404)
+    audit.note_webhook("webhook.secret_revealed", webhook, _revealed(which))
     response = jsonify(jwt_secret=value)
     response.headers["Cache-Control"] = "no-store"
     return response

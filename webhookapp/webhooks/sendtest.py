@@ -1,6 +1,6 @@
 """Send test request, on the wizard's HTTP Settings step and on the edit page: the settings as
 typed, checked as Next or Save checks them, sent once now and shown beside the form. Nothing is
-saved or recorded (docs/architecture.md, "Send test request")."""
+saved but the audit trail's note that it was sent (docs/architecture.md, "Send test request")."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from webhookapp.core.times import utcnow
 from webhookapp.engine.direct import probe
 from webhookapp.engine.types import AttemptResult, WebhookSnapshot
 from webhookapp.models import Account, Webhook, WizardDraft, tenancy
+from webhookapp.services import audit
 from webhookapp.webhooks.forms import EditForm, HttpSettingsForm
 
 SAMPLE_WEBHOOK_ID = "WH-000-000-000"  # a webhook being created has no id yet
@@ -37,9 +38,11 @@ def from_edit(webhook: Webhook, form: EditForm) -> AttemptResult | None:
         last_success_at=webhook.last_success_at,
         last_failure_at=webhook.last_failure_at,
     )
-    return probe.send_test(
+    result = probe.send_test(
         settings, webhook.catalog_entry, product_name=webhook.product.name, api_url=webhook.last_event_api_url
     )
+    audit.note_webhook("webhook.test_request_sent", webhook, _sent_to(settings))
+    return result
 
 
 def from_wizard(account: Account, draft: WizardDraft, form: HttpSettingsForm) -> AttemptResult | None:
@@ -72,7 +75,17 @@ def from_wizard(account: Account, draft: WizardDraft, form: HttpSettingsForm) ->
         last_success_at=None,
         last_failure_at=None,
     )
-    return probe.send_test(settings, entry, product_name=product.name, api_url=None)
+    result = probe.send_test(settings, entry, product_name=product.name, api_url=None)
+    audit.note(
+        "webhook.test_request_sent", account_id=account.id, object_type="webhook", object_label=settings.label,
+        changes=_sent_to(settings),
+    )  # fmt: skip
+    return result
+
+
+def _sent_to(settings: WebhookSnapshot) -> dict[str, dict[str, str]]:
+    """The entry's details: where the test request went (a secret typed for it is never kept)."""
+    return {"external_url": {"after": settings.external_url}, "http_method": {"after": settings.http_method}}
 
 
 def _draft_data(text: str | None) -> dict[str, Any]:

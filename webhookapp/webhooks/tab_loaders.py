@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import request
 
 from webhookapp.models import Webhook
-from webhookapp.services import event_queries, webhook_stats
+from webhookapp.services import audit_queries, event_queries, webhook_stats
 from webhookapp.services import webhook_queries as queries
 from webhookapp.webhooks import chart_svg, snippets
 
@@ -53,9 +53,20 @@ def _handler_code(webhook: Webhook) -> dict[str, object]:
     return {"snippets": snippets.render(webhook), "secret_env": snippets.SECRET_ENV}
 
 
+def _activity(webhook: Webhook) -> dict[str, object]:
+    """The Activity tab: a keyset page of the audit entries about this webhook, newest first."""
+    entries = audit_queries.entries_page(
+        webhook.account, audit_queries.Filters(object_id=webhook.id), per_page=ATTEMPTS_PER_PAGE,
+        before=request.args.get("before"), after=request.args.get("after"), oldest=request.args.get("at") == "oldest",
+        first=_position(),
+    )  # fmt: skip
+    return {"entries": entries}
+
+
 TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {
     "statistics": _statistics,
     "handler": _handler_code,
     "deliveries": _deliveries,
     "events": _events,
+    "activity": _activity,
 }

@@ -13,6 +13,7 @@ TABS = {
     "handler": "Handler code",
     "deliveries": "Deliveries",
     "events": "Events",
+    "activity": "Activity",
 }
 DEFAULT_TAB = "statistics"
 

@@ -33,7 +33,7 @@ from webhookapp.engine import outcomes, signing
 from webhookapp.engine.direct import validations
 from webhookapp.engine.types import AttemptResult, PreparedCall, snapshot
 from webhookapp.infra.extensions import db
-from webhookapp.models import Attempt, Webhook
+from webhookapp.models import Actor, Attempt, Webhook, audit
 
 
 def _call(webhook: Webhook, original: Attempt) -> PreparedCall:
@@ -53,8 +53,9 @@ def _call(webhook: Webhook, original: Attempt) -> PreparedCall:
     return signing.build_call(settings, triggered_at=now, api_url=webhook.last_event_api_url, method="POST", body=draft)
 
 
-def redeliver(webhook: Webhook, original: Attempt) -> Attempt:
-    """Send ``original`` (an attempt of ``webhook``) again now; return the new attempt, recorded.
+def redeliver(webhook: Webhook, original: Attempt, actor: Actor) -> Attempt:
+    """Send ``original`` (an attempt of ``webhook``) again now; return the new attempt, recorded
+    with the audit entry of ``actor`` in the same transaction.
 
     Raises :class:`ServiceError`: 400 for a disabled webhook or a validation attempt whose body
     cannot be read back, 404 when the webhook is deleted while the request is out.
@@ -70,5 +71,9 @@ def redeliver(webhook: Webhook, original: Attempt) -> Attempt:
     attempt = outcomes.record_redelivery(webhook_id, number, call, result, kind, root)
     if attempt is None:
         raise ServiceError(404, "WH_404", f"Webhook {webhook_id} not found.")
+    audit.record(
+        actor, "webhook.redelivered", account_id=webhook.account_id, object_type="webhook", object_id=webhook_id,
+        object_label=webhook.label, changes={"attempt": {"before": original.id, "after": attempt.id}},
+    )  # fmt: skip
     db.session.commit()
     return attempt

@@ -25,7 +25,7 @@ from webhookapp.engine import outcomes, runtime, signing, triggers
 from webhookapp.engine.transport.sender import Sender
 from webhookapp.engine.types import AttemptResult, snapshot
 from webhookapp.infra.extensions import db
-from webhookapp.models import ApiToken, Product, Webhook, tenancy
+from webhookapp.models import Actor, ApiToken, Product, Webhook, audit, tenancy
 
 ANSWER_STATUSES = (400, 422)  # a validation handler's "invalid request" answers
 SAMPLE_PARAMS = [{"id": "sample_parameter", "value": "sample value", "value_error": ""}]
@@ -100,8 +100,9 @@ def find_webhook(token: ApiToken, product: Product, type_: str) -> Webhook | Non
     return db.session.scalar(query.order_by(Webhook.created_at, Webhook.id).limit(1))
 
 
-def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
-    """POST ``request_object`` to the webhook's handler now; record and count the attempt."""
+def call(webhook: Webhook, request_object: dict[str, Any], actor: Actor | None = None) -> ValidationAnswer:
+    """POST ``request_object`` to the webhook's handler now; record and count the attempt (and,
+    for Trigger Now, ``actor``'s audit entry with it)."""
     now = utcnow()
     prepared = signing.build_call(
         snapshot(webhook), triggered_at=now, api_url=webhook.last_event_api_url, method="POST", body=request_object
@@ -112,6 +113,11 @@ def call(webhook: Webhook, request_object: dict[str, Any]) -> ValidationAnswer:
     attempt_id = outcomes.record_attempt(webhook_id, 1, prepared, recorded, "validation")
     if attempt_id is not None:
         triggers.note_event(webhook_id, now)
+        if actor is not None:
+            audit.record(
+                actor, "webhook.triggered", account_id=webhook.account_id, object_type="webhook",
+                object_id=webhook_id, object_label=webhook.label,
+            )  # fmt: skip
         db.session.commit()
     return ValidationAnswer(recorded.success, result.status, body, recorded.error, attempt_id)
 
@@ -162,10 +168,10 @@ def validate(token: ApiToken, body: Any) -> ValidationAnswer:
     return call(webhook, body["request"])
 
 
-def send_sample(webhook: Webhook) -> ValidationAnswer:
+def send_sample(webhook: Webhook, actor: Actor) -> ValidationAnswer:
     """Trigger Now on a validation webhook: a :func:`sample_request`, answered at once.
 
     Raises :class:`ServiceError` for a disabled webhook: disabled webhooks send nothing."""
     if not webhook.active:
         raise ServiceError(400, "VAL_001", "The webhook is disabled: enable it before triggering it.")
-    return call(webhook, sample_request(webhook))
+    return call(webhook, sample_request(webhook), actor)

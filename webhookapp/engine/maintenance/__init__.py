@@ -1,8 +1,9 @@
 """Pruning and purging (docs/architecture.md, "Scale"): what keeps the attempt and event tables
 the size their retention settings say.
 
-* :func:`prune` removes attempts older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS`` and events older
-  than ``WEBHOOK_EVENT_RETENTION_DAYS``, then the attempts of deleted webhooks.
+* :func:`prune` removes attempts older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS``, events older
+  than ``WEBHOOK_EVENT_RETENTION_DAYS`` and audit entries older than
+  ``WEBHOOK_AUDIT_RETENTION_DAYS``, then the attempts of deleted webhooks.
 * :func:`purge_deleted` removes a deleted webhook's attempts (and its hourly sums); the web
   request that deleted the webhook queued it, and :func:`prune` finishes whatever a lost job left.
 * Hourly sums (``attempt_hours``, :mod:`.hourly`) go with the attempts' retention, or once the
@@ -32,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from webhookapp.core.times import utcnow
 from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
-from webhookapp.models import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
+from webhookapp.models import Attempt, AttemptHour, AuditEntry, DeletedWebhook, Event, MaintenanceLease
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def _delete_hours(before: datetime) -> int:
 
 
 def prune() -> dict[str, int] | None:
-    """Prune attempts and events past their retention and purge deleted webhooks' attempts;
+    """Prune attempts, events and audit entries past their retention and purge deleted webhooks' attempts;
     returns what was removed, or None when another worker holds the lease."""
     holder = take_lease(PRUNE_LEASE)
     if holder is None:
@@ -127,11 +128,15 @@ def prune() -> dict[str, int] | None:
     try:
         attempts_before = _cutoff("WEBHOOK_ATTEMPT_RETENTION_DAYS")
         events_before = _cutoff("WEBHOOK_EVENT_RETENTION_DAYS")
+        audit_before = _cutoff("WEBHOOK_AUDIT_RETENTION_DAYS")
         removed = {
             "attempts": _delete_in_batches(
                 Attempt, Attempt.id, Attempt.started_at, Attempt.started_at < attempts_before, renew
             ),
             "events": _delete_in_batches(Event, Event.id, Event.created_at, Event.created_at < events_before, renew),
+            "audit_entries": _delete_in_batches(
+                AuditEntry, AuditEntry.id, AuditEntry.at, AuditEntry.at < audit_before, renew
+            ),
             "attempt_hours": _delete_hours(max(attempts_before, utcnow() - HOURLY_SUMS_KEPT)),
             "deleted_webhook_attempts": purge_deleted(between_batches=renew),
         }

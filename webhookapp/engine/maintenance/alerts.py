@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from webhookapp.engine import maintenance
 from webhookapp.infra import mail
 from webhookapp.infra.extensions import db
-from webhookapp.models import Product, User, Webhook
+from webhookapp.models import Actor, Product, User, Webhook, audit
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ def send_alerts() -> int:
             recipients = list(db.session.scalars(select(User.email).where(User.account_id == webhook.account_id)))
             subject, body = message(webhook, db.session.get(Product, webhook.product_id))
             told = webhook.out_of_order
+            webhook_id, account_id, label = webhook.id, webhook.account_id, webhook.label
             db.session.commit()  # no transaction held while the mail server answers
             if recipients:
                 try:
@@ -103,7 +104,12 @@ def send_alerts() -> int:
                 except mail.MailError as exc:
                     log.warning("Could not send the alert for %s (%s); it is tried again.", webhook.id, exc)
                     break
-            db.session.execute(update(Webhook).where(Webhook.id == webhook.id).values(alerted_out_of_order=told))
+            db.session.execute(update(Webhook).where(Webhook.id == webhook_id).values(alerted_out_of_order=told))
+            if recipients:  # the mail went out: recorded with the mark that it was told
+                audit.record(
+                    Actor.system(), "alert.mailed", account_id=account_id, object_type="webhook", object_id=webhook_id,
+                    object_label=label, changes={"out_of_order": {"after": told}, "recipients": {"after": recipients}},
+                )  # fmt: skip
             db.session.commit()
             sent += 1
             if not maintenance.renew_lease(LEASE, holder, LEASE_SECONDS):

@@ -44,7 +44,7 @@ COUNT_GROUP = count_events(
 
 def _release_if_ours(row: str, claim: str) -> str:
     """SET clauses that release the lease of webhook ``row`` if the claim ``claim`` still holds it:
-    :data:`.triggers.RELEASED_LEASE` in SQL, the twin of the portable succeed's release."""
+    :data:`webhookapp.engine.triggers.RELEASED_LEASE` in SQL, the twin of the portable succeed's release."""
     return ",\n            ".join(
         f"{name} = CASE WHEN {row}.lease_id = {claim}.lease_id THEN {'NULL' if released is None else released} "
         f"ELSE {row}.{name} END"

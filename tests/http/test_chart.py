@@ -221,7 +221,13 @@ def test_pruning_removes_hourly_sums_past_the_retention(app, vendor):
     for hour in (old, recent):
         hourly.store([(hook.id, hourly.HourSum(hour, 1, 0)), (hourly.EVERY_WEBHOOK, hourly.HourSum(hour))])
     db.session.commit()
-    assert maintenance.prune() == {"attempts": 0, "events": 0, "attempt_hours": 2, "deleted_webhook_attempts": 0}
+    assert maintenance.prune() == {
+        "attempts": 0,
+        "events": 0,
+        "audit_entries": 0,
+        "attempt_hours": 2,
+        "deleted_webhook_attempts": 0,
+    }
     assert list(stored(hook.id)) == [recent] and list(stored(hourly.EVERY_WEBHOOK)) == [recent]
 
 

@@ -73,7 +73,13 @@ def test_a_purge_job_lost_with_redis_is_done_by_the_hourly_prune(app, vendor):
     service.delete_webhook(hook)
     Queue(dispatch.QUEUE_NAME, connection=dispatch.redis_connection()).empty()  # the job is lost
     assert attempts_of(hook.id) == 12
-    assert maintenance.prune() == {"attempts": 0, "events": 0, "attempt_hours": 0, "deleted_webhook_attempts": 12}
+    assert maintenance.prune() == {
+        "attempts": 0,
+        "events": 0,
+        "audit_entries": 0,
+        "attempt_hours": 0,
+        "deleted_webhook_attempts": 12,
+    }
     assert attempts_of(hook.id) == 0 and db.session.scalar(select(func.count()).select_from(DeletedWebhook)) == 0
 
 
@@ -103,7 +109,13 @@ def test_pruning_goes_in_short_batches_and_removes_old_events_too(monkeypatch, a
     with statements() as seen:
         removed = maintenance.prune()
 
-    assert removed == {"attempts": 11, "events": 6, "attempt_hours": 0, "deleted_webhook_attempts": 0}
+    assert removed == {
+        "attempts": 11,
+        "events": 6,
+        "audit_entries": 0,
+        "attempt_hours": 0,
+        "deleted_webhook_attempts": 0,
+    }
     assert attempts_of(hook.id) == 3 and db.session.scalar(select(func.count()).select_from(Event)) == 2
     deletes = [statement for statement in seen if statement.lstrip().upper().startswith("DELETE FROM ATTEMPTS")]
     assert len(deletes) == 3  # 4 + 4 + 3: each batch in a transaction of its own
@@ -121,7 +133,13 @@ def test_one_worker_prunes_at_a_time_and_a_dead_ones_lease_expires(app, vendor):
     lease = db.session.get(MaintenanceLease, maintenance.PRUNE_LEASE)
     lease.expires_at = utcnow() - timedelta(seconds=1)  # the other worker died
     db.session.commit()
-    assert maintenance.prune() == {"attempts": 5, "events": 0, "attempt_hours": 0, "deleted_webhook_attempts": 0}
+    assert maintenance.prune() == {
+        "attempts": 5,
+        "events": 0,
+        "audit_entries": 0,
+        "attempt_hours": 0,
+        "deleted_webhook_attempts": 0,
+    }
     assert not maintenance.renew_lease(maintenance.PRUNE_LEASE, other_worker)  # it may not carry on
 
 
