@@ -24,7 +24,8 @@ def entries(*actions: str) -> list[AuditEntry]:
 def stored() -> str:
     db.session.rollback()
     columns = [column.key for column in AuditEntry.__table__.columns]
-    return json.dumps([{name: str(getattr(e, name)) for name in columns} for e in db.session.scalars(select(AuditEntry))])
+    rows = db.session.scalars(select(AuditEntry))
+    return json.dumps([{name: str(getattr(entry, name)) for name in columns} for entry in rows])
 
 
 def test_password_change_is_recorded_without_the_passwords(client, auth, vendor):
