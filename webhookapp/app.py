@@ -76,6 +76,7 @@ def register_blueprints(app: Flask) -> None:
     """The pages, the JSON API and the operations endpoints."""
     from webhookapp.activity.routes import blueprint as activity
     from webhookapp.api import blueprint as api
+    from webhookapp.auth import security_views  # noqa: F401 - its views join the auth blueprint
     from webhookapp.auth.routes import blueprint as auth
     from webhookapp.ops import blueprint as ops
     from webhookapp.settings.routes import blueprint as settings

@@ -36,7 +36,13 @@
     function load() {
       if (secret !== null) { return Promise.resolve(secret); }
       return fetch(box.dataset.secretUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) { if (!response.ok) { throw new Error(response.status); } return response.json(); })
+        .then(function (response) {
+          // The password must be confirmed first: go the way the page works without this file
+          // (the Reveal form), which passes the confirm page and comes back with the secret shown.
+          if (response.status === 401) { box.querySelector(".secret-form").submit(); throw new Error("confirm"); }
+          if (!response.ok) { throw new Error(response.status); }
+          return response.json();
+        })
         .then(function (body) { secret = body.jwt_secret; return secret; });
     }
 

@@ -83,6 +83,26 @@
     return complete;
   }
 
+  // The session ended (idle, too old): say so at the top of the page, with the way back in.
+  function ended(body) {
+    if (!body || !body.message || document.querySelector("[data-session-ended]")) { return null; }
+    var main = document.getElementById("main") || document.body;
+    var note = document.createElement("div");
+    note.className = "flashes";
+    note.setAttribute("role", "alert");
+    note.setAttribute("data-session-ended", "");
+    var text = document.createElement("p");
+    text.className = "flash flash-info";
+    text.textContent = body.message + " ";
+    var link = document.createElement("a");
+    link.href = (body.login_url || "/login") + "?next=" + encodeURIComponent(location.pathname + location.search);
+    link.textContent = "Log in";
+    text.appendChild(link);
+    note.appendChild(text);
+    main.insertBefore(note, main.firstChild);
+    return null;
+  }
+
   function schedule(wait) {
     clearTimeout(timer);
     timer = null;
@@ -100,6 +120,7 @@
         // Logged out, gone, or another account's: polling again would not change that.
         if (response.type === "opaqueredirect" || [401, 403, 404].indexOf(response.status) >= 0) {
           stopped = true;
+          if (response.status === 401) { return response.json().then(ended, function () { return null; }); }
           return null;
         }
         if (!response.ok) { throw new Error("HTTP " + response.status); }

@@ -89,6 +89,13 @@ def test_list_details_tabs_attempt_and_tokens(logged_in: Page, hook_with_attempt
     page.get_by_label("Token name").fill("Billing system")
     page.get_by_role("button", name="Create token").click()
     assert_accessible(page, "tokens with a new token")
+    page.goto("/settings/security")
+    assert_accessible(page, "security")
+    page.goto("/settings/security/password")
+    page.get_by_role("button", name="Change password").click()  # with its errors shown
+    assert_accessible(page, "change password with errors")
+    page.goto("/confirm-password")
+    assert_accessible(page, "confirm password")
 
 
 def test_every_wizard_step(logged_in: Page):
@@ -121,6 +128,10 @@ def pages_to_check(webhook_id: str, attempt_id: int) -> list[str]:
         f"/webhooks/{webhook_id}/edit",
         f"/webhooks/{webhook_id}/delete",
         "/settings/tokens",
+        "/settings/security",
+        "/settings/security/password",
+        "/settings/security/two-factor",
+        "/confirm-password",
         "/activity",
     ]
 

@@ -71,14 +71,14 @@ def test_seed_demo_refuses_a_short_password_on_an_existing_demo(runner):
     assert invoke(runner, "seed-demo").exit_code == 0
     result = invoke(runner, "seed-demo", "--password", "short")
     assert result.exit_code == 1
-    assert "Password must be at least 8 characters." in result.output
+    assert "Password must be at least 12 characters (this one has 5)." in result.output
     assert accounts.authenticate("vendor@example.com", "short") is None
 
 
 def test_failed_seed_demo_leaves_the_database_empty(runner):
     result = invoke(runner, "seed-demo", "--password", "short")
     assert result.exit_code == 1
-    assert "Error: Password must be at least 8 characters." in result.output
+    assert "Error: Password must be at least 12 characters (this one has 5)." in result.output
     assert count(Account) == 0
 
 
@@ -100,21 +100,23 @@ def test_accounts_create_refuses_an_unknown_kind(runner):
 
 
 def test_users_create(runner, vendor):
-    args = ["--account", vendor.account.id, "--email", "New@Acme.test", "--password", "long enough"]
+    args = ["--account", vendor.account.id, "--email", "New@Acme.test", "--password", "long enough passphrase"]
     result = invoke(runner, "users", "create", *args, "--name", "Newbie", "--admin")
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"User new@acme.test created in {vendor.account.id}."
-    user = accounts.authenticate("new@acme.test", "long enough")
+    user = accounts.authenticate("new@acme.test", "long enough passphrase")
     assert (user.name, user.is_admin, user.account_id) == ("Newbie", True, vendor.account.id)
 
 
 @pytest.mark.parametrize(
     ("account", "email", "password", "message"),
     [
-        ("VA-999-999", "x@y.test", "long enough", "Error: No account VA-999-999."),
-        (None, "alice@acme.test", "long enough", "Error: A user with email alice@acme.test already exists."),
-        (None, "not-an-email", "long enough", "Error: Email address is not valid."),
-        (None, "x@y.test", "short", "Error: Password must be at least 8 characters."),
+        ("VA-999-999", "x@y.test", "long enough passphrase", "Error: No account VA-999-999."),
+        (None, "alice@acme.test", "long enough passphrase", "Error: A user with email alice@acme.test already exists."),
+        (None, "not-an-email", "long enough passphrase", "Error: Email address is not valid."),
+        (None, "x@y.test", "short", "Error: Password must be at least 12 characters (this one has 5)."),
+        (None, "x@y.test", "password1234", "This password is too easy to guess. This is a very common password."),
+        (None, "x@y.test", "qwertyuiop123", "Error: This password is too easy to guess."),
     ],
 )
 def test_users_create_failures(runner, vendor, account, email, password, message):

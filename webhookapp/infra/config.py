@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,18 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"  # as the session cookie: no cross-site posts with either
+    # Sessions (auth/sessions.py, docs/security.md "Sessions"): a session ends after
+    # SESSION_IDLE_TIMEOUT seconds without a person's request, and SESSION_MAX_AGE after its login
+    # in any case. "Keep me logged in" sets a remember cookie that starts a new session for
+    # REMEMBER_COOKIE_DURATION after the login that made it.
+    SESSION_IDLE_TIMEOUT = _float("SESSION_IDLE_TIMEOUT", 1800)
+    SESSION_MAX_AGE = _float("SESSION_MAX_AGE", 43200)
+    REMEMBER_COOKIE_DURATION = timedelta(seconds=_float("REMEMBER_COOKIE_DURATION", 14 * 86400))
+    # Revealing a secret, switching secrets and removing two-factor login need the password typed
+    # within this many seconds (auth/reauth.py).
+    REAUTH_WINDOW = _float("REAUTH_WINDOW", 300)
+    # How long the two-factor step of a login waits for the code after the password.
+    TWO_FACTOR_LOGIN_WINDOW = _float("TWO_FACTOR_LOGIN_WINDOW", 300)
     WTF_CSRF_TIME_LIMIT = None  # a form left open over lunch still submits
     WEBHOOKS_PER_PAGE = 25
     PASSWORD_HASH_METHOD = "scrypt"

@@ -16,9 +16,9 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 
-# Reachable without a login session: the login page, static files, the token-authenticated API,
+# Reachable without a login session: the login page and its two-factor step, static files, the token-authenticated API,
 # and the operations endpoints (health checks; metrics, which check their own access).
-PUBLIC_ENDPOINTS = {"auth.login", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.login_code", "static"}
 PUBLIC_BLUEPRINTS = {"api", "ops"}
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from flask_limiter import RequestLimit
 from flask_limiter.util import get_remote_address
 from limits import parse
@@ -25,9 +25,10 @@ from webhookapp.core.errors import ServiceError
 from webhookapp.infra.extensions import limiter
 
 Hook = TypeVar("Hook")
+BLUEPRINT = "auth"  # the only blueprint with limits: login, the two-factor step, password checks
 
 
-def init_app(app: Flask, blueprint: str = "auth") -> None:
+def init_app(app: Flask, blueprint: str = BLUEPRINT) -> None:
     """Start the limiter for ``app``, its request hooks on ``blueprint`` alone.
 
     Flask-Limiter looks at every request for limits; working out that a request has none costs
@@ -50,8 +51,11 @@ def _move_limiter_hooks(hooks: dict[str | None, list[Hook]], blueprint: str) -> 
         hooks.setdefault(blueprint, []).append(hook)
 
 
+FAILED = "webhookapp.login_failed"  # on the request, not g: an app context may outlive a request
+
+
 def _login_failed(_response: Response) -> bool:
-    return bool(g.get("login_failed"))
+    return bool(request.environ.get(FAILED))
 
 
 def _login_email() -> str:
@@ -60,19 +64,29 @@ def _login_email() -> str:
 
 def login_failed() -> None:
     """The login being handled failed: count it against the address and the email address."""
-    g.login_failed = True
+    request.environ[FAILED] = True
 
 
-def throttled_login(view: Callable[..., Any], on_breach: Callable[[RequestLimit], Response]) -> Callable[..., Any]:
-    """``view`` (the login page) with both limits on its failed POSTs; ``on_breach`` answers a
-    throttled request."""
+def throttled_login(
+    view: Callable[..., Any],
+    on_breach: Callable[[RequestLimit], Response],
+    account_key: Callable[[], str] = _login_email,
+) -> Callable[..., Any]:
+    """``view`` (the login page, or a page that checks a password or a two-factor code again)
+    with both limits on its failed POSTs; ``on_breach`` answers a throttled request.
+
+    ``account_key`` names the account a failure counts against (the email typed, or the email of
+    the user whose code or password is checked): passwords and codes share one count per account,
+    so a second factor gives a guesser no fresh allowance.
+    """
     def limit() -> str:
         text: str = current_app.config["LOGIN_FAILURE_LIMIT"]
         return text
 
     common: dict[str, Any] = {"methods": ["POST"], "deduct_when": _login_failed, "on_breach": on_breach}
-    view = limiter.limit(limit, scope="login-address", **common)(view)
-    return limiter.limit(limit, key_func=_login_email, scope="login-email", **common)(view)
+    # Shared limits: one count per address and one per account across every page that uses them.
+    view = limiter.shared_limit(limit, "login-address", **common)(view)
+    return limiter.shared_limit(limit, "login-email", key_func=account_key, **common)(view)
 
 
 def retry_after(limit: RequestLimit) -> int:

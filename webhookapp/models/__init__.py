@@ -4,7 +4,7 @@ Every webhook, token and delivery belongs to exactly one account; queries that s
 a token always filter by that account.
 """
 
-from webhookapp.models.accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, Product, User
+from webhookapp.models.accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, Product, RecoveryCode, User
 from webhookapp.models.audit import Actor, AuditEntry
 from webhookapp.models.columns import UTCDateTime
 from webhookapp.models.deliveries import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
@@ -24,6 +24,7 @@ __all__ = [
     "Event",
     "MaintenanceLease",
     "Product",
+    "RecoveryCode",
     "UTCDateTime",
     "User",
     "Webhook",

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -29,6 +29,9 @@ class Account(Model):
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by an admin: every user of the account logs in with a second factor (docs/security.md,
+    # "Two-factor login"); one without it enrols right after the password step.
+    require_two_factor: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     users: Mapped[list[User]] = relationship(back_populates="account")
 
@@ -54,8 +57,16 @@ class User(UserMixin, Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Part of every session and remember cookie of the user (get_id); a new one ends them all.
     session_token: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
+    # Two-factor login: the TOTP seed, encrypted (context "users.totp_secret:<id>"); None when off.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    # The last TOTP time step accepted: a code of that step or an earlier one is refused (replay).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     account: Mapped[Account] = relationship(back_populates="users")
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.totp_secret is not None
 
     def get_id(self) -> str:
         """What Flask-Login keeps in the session and the remember cookie: the id and the session token."""
@@ -75,6 +86,17 @@ class User(UserMixin, Model):
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"
+
+
+class RecoveryCode(Model):
+    """A one-time code that stands in for a TOTP code (a lost phone); only its SHA-256 is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Product(Model):

@@ -49,6 +49,7 @@ ACTIONS = (
     "user.password_changed",
     "user.two_factor_enrolled",
     "user.two_factor_removed",
+    "account.updated",
     "alert.mailed",
 )
 """Every action an entry may name; :func:`record` refuses any other."""

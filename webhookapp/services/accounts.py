@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from webhookapp.core import rules
+from webhookapp.core import passwords, rules
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.ids import ACCOUNT_GROUPS, PRODUCT_GROUPS, new_id
 from webhookapp.infra.extensions import Model, db
@@ -14,7 +14,6 @@ from webhookapp.models import DISTRIBUTOR, VENDOR, Account, Product, User
 
 ACCOUNT_PREFIXES = {VENDOR: "VA", DISTRIBUTOR: "PA"}
 DEMO_PASSWORD = "webhookapp-demo"
-PASSWORD_MIN = 8
 
 
 class AccountError(ServiceError):
@@ -59,8 +58,7 @@ def create_user(account_id: str, email: str, password: str, *, name: str = "", i
         raise AccountError("Email address is not valid.")
     if find_user(email):
         raise AccountError(f"A user with email {email} already exists.")
-    if len(password) < PASSWORD_MIN:
-        raise AccountError(f"Password must be at least {PASSWORD_MIN} characters.")
+    check_new_password(password, email, name)
     user = User(account=account, email=email, name=name.strip(), is_admin=is_admin)
     user.set_password(password)
     db.session.add(user)
@@ -95,6 +93,24 @@ def find_user(email: str) -> User | None:
     if not rules.is_plain(email):
         return None
     return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def check_new_password(password: str, *user_inputs: str) -> None:
+    """Raise :class:`AccountError` when ``password`` breaks the policy (:mod:`..core.passwords`)."""
+    found = passwords.problems(password, user_inputs)
+    if found:
+        raise AccountError(" ".join(found))
+
+
+def change_password(user: User, new_password: str) -> None:
+    """A new password (checked by the caller's form against the policy): every session and
+    remember cookie of the user ends, the caller signs the current one in again."""
+    from webhookapp.services import audit  # imported here: audit reads users through this module
+
+    check_new_password(new_password, user.email, user.name)
+    user.set_password(new_password)
+    audit.record("user.password_changed", **audit.about_user(user))  # never the password itself
+    db.session.commit()
 
 
 def end_sessions(user: User) -> None:
@@ -140,8 +156,7 @@ def seed_demo(password: str = DEMO_PASSWORD) -> list[DemoLogin]:
 
     Existing demo users get ``password`` again, so the printed login always works.
     """
-    if len(password) < PASSWORD_MIN:  # checked first, so a refusal leaves nothing half-made
-        raise AccountError(f"Password must be at least {PASSWORD_MIN} characters.")
+    check_new_password(password)  # checked first, so a refusal leaves nothing half-made
     logins = []
     for kind, account_id, name, email in DEMO_ACCOUNTS:
         if db.session.get(Account, account_id) is None:

@@ -18,6 +18,7 @@ from flask import (
 )
 from werkzeug import Response
 
+from webhookapp.auth import reauth
 from webhookapp.auth.sessions import signed_in_user
 from webhookapp.core import catalog
 from webhookapp.core.errors import ServiceError
@@ -90,6 +91,8 @@ def details(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     tab = tabs.chosen_tab(webhook, request.args.get("tab"))
     reveal = request.args.get("reveal") if tab == "http" and request.args.get("reveal") in ("secret", "next") else None
+    if reveal and not reauth.recently_confirmed():
+        return reauth.ask_for_password()  # then back here, with the secret shown
     loader = TAB_LOADERS.get(tab)
     context = loader(webhook) if loader else {}
     response = make_response(
@@ -175,6 +178,7 @@ def retry(webhook_id: str) -> Response:
 
 
 @blueprint.get("/webhooks/<webhook_id>/secret")
+@reauth.password_confirmed
 def secret(webhook_id: str) -> Response:
     """The JWT secret (``?which=next``: the next one) as JSON, for the reveal and copy buttons;
     never cached."""

@@ -1,11 +1,14 @@
 """The HTTP Settings tab's staged secret rotation: generate, switch to and discard the next
-secret (:mod:`..services.secret_rotation`). Each action returns to the tab."""
+secret (:mod:`..services.secret_rotation`). Each action returns to the tab. Switching needs the
+password confirmed within REAUTH_WINDOW (docs/security.md, "Asking for the password again");
+generating does not, for the new secret stays masked until revealed, which asks for it."""
 
 from __future__ import annotations
 
 from flask import flash, redirect, url_for
 from werkzeug import Response
 
+from webhookapp.auth import reauth
 from webhookapp.models import Webhook
 from webhookapp.services import secret_rotation
 from webhookapp.services.webhook_changes import WebhookValidationError
@@ -26,6 +29,7 @@ def generate_next_secret(webhook_id: str) -> Response:
 
 
 @blueprint.post("/webhooks/<webhook_id>/secret/switch")
+@reauth.password_confirmed
 def switch_secret(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     try:
