@@ -20,10 +20,9 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column('require_two_factor', sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # A plain ADD COLUMN: a batch would copy the accounts table on SQLite, which its tokens' and
+    # users' foreign keys refuse while rows point at it.
+    op.add_column('accounts', sa.Column('require_two_factor', sa.Boolean(), nullable=False, server_default=sa.false()))
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('totp_secret', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('totp_last_step', sa.BigInteger(), nullable=True))
