@@ -13,6 +13,7 @@ from sqlalchemy import select
 from tests.conftest import PASSWORD, make_webhook
 from tests.engine import api_token, post_event, run_worker
 from tests.pages import Wizard
+from webhookapp.core import scopes
 from webhookapp.engine.maintenance import alerts
 from webhookapp.infra.extensions import db
 from webhookapp.models import Actor, ApiToken, AuditEntry, Webhook, audit
@@ -233,14 +234,15 @@ def test_redeliver_on_the_attempt_page(signed_in, vendor, handler):
 
 def test_tokens_on_the_page_and_the_command_line(signed_in, runner, vendor):
     client = signed_in
-    page = client.post("/settings/tokens", data={"name": "ERP", "creation_key": "k" * 32})
+    form = {"name": "ERP", "creation_key": "k" * 32, "scopes": list(scopes.ALL_SCOPES)}
+    page = client.post("/settings/tokens", data=form)
     assert page.status_code == 200
     token = db.session.scalar(select(ApiToken).where(ApiToken.name == "ERP"))
     created = only("token.created")
     assert (created.object_type, created.object_id, created.object_label) == (
         "token", str(token.id), f"ERP ({token.prefix}…)")  # fmt: skip
     assert created.actor_label == vendor.email
-    again = client.post("/settings/tokens", data={"name": "ERP", "creation_key": "k" * 32})
+    again = client.post("/settings/tokens", data=form)
     assert again.status_code == 302 and len(entries("token.created")) == 1  # no second token, no second entry
 
     assert client.post(f"/settings/tokens/{token.id}/revoke").status_code == 302
