@@ -137,17 +137,20 @@ def _b64(value: dict) -> str:
 
 def test_api_url_defaults_to_this_service_s_public_api_root(monkeypatch, caplog):
     from webhookapp.infra.config import DevelopmentConfig, ProductionConfig
+    from webhookapp.infra.crypto import new_key
 
     monkeypatch.setenv("HOST", "0.0.0.0")
     monkeypatch.setenv("PORT", "8080")
     development = {"SECRET_KEY": "k", "WEBHOOK_API_URL": ""}
     DevelopmentConfig.finalize(development)
     assert development["WEBHOOK_API_URL"] == "http://0.0.0.0:8080/public/v1/"  # as make run serves it
-    configured = {"SECRET_KEY": "k", "WEBHOOK_API_URL": "https://hooks.example.com/public/v1/"}
+    keys = new_key()
+    configured = {"SECRET_KEY": "k", "WEBHOOK_ENCRYPTION_KEYS": keys}
+    configured["WEBHOOK_API_URL"] = "https://hooks.example.com/public/v1/"
     with caplog.at_level("WARNING", logger="webhookapp"):
         ProductionConfig.finalize(configured)
     assert configured["WEBHOOK_API_URL"] == "https://hooks.example.com/public/v1/" and not caplog.records
-    production = {"SECRET_KEY": "k", "WEBHOOK_API_URL": ""}
+    production = {"SECRET_KEY": "k", "WEBHOOK_ENCRYPTION_KEYS": keys, "WEBHOOK_API_URL": ""}
     with caplog.at_level("WARNING", logger="webhookapp"):
         ProductionConfig.finalize(production)
     [warning] = caplog.records
