@@ -242,7 +242,7 @@ def load(
         began = time.monotonic()
         migrate(url, app_root)  # the secrets encrypted, as an installation's are by the upgrade
         with engine.begin() as connection:
-            for what, statement in LATER_STEPS:
+            for _what, statement in LATER_STEPS:
                 for part in statement.split(";"):
                     connection.execute(text(part), params)
         say(f"  the last migrations: {time.monotonic() - began:.0f} s")

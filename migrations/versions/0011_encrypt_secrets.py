@@ -73,20 +73,18 @@ def fill_webhooks(bind, box):
 
 
 def write_batch(bind, sealed, *, only_missing):
-    """One UPDATE (one short transaction) for a batch of (id, secret, next secret)."""
+    """One UPDATE (one short transaction) for a batch of (id, secret, next secret): a join with
+    the batch's VALUES, whose columns both databases name column1, column2, column3."""
     params = {}
-    current, following, ids = [], [], []
+    rows = []
     for n, (webhook_id, secret, next_secret) in enumerate(sealed):
         params.update({f'i{n}': webhook_id, f'c{n}': secret, f'n{n}': next_secret})
-        current.append(f'WHEN :i{n} THEN :c{n}')
-        following.append(f'WHEN :i{n} THEN :n{n}')
-        ids.append(f':i{n}')
-    condition = ' AND jwt_secret_encrypted IS NULL' if only_missing else ''
+        rows.append(f'(:i{n}, :c{n}, :n{n})')
+    condition = ' AND webhooks.jwt_secret_encrypted IS NULL' if only_missing else ''
     bind.execute(
         sa.text(
-            f"UPDATE webhooks SET jwt_secret_encrypted = CASE id {' '.join(current)} END, "
-            f"jwt_secret_next_encrypted = CASE id {' '.join(following)} END "
-            f"WHERE id IN ({', '.join(ids)}){condition}"
+            'UPDATE webhooks SET jwt_secret_encrypted = batch.column2, jwt_secret_next_encrypted = batch.column3 '
+            f"FROM (VALUES {', '.join(rows)}) AS batch WHERE webhooks.id = batch.column1{condition}"
         ),
         params,
     )

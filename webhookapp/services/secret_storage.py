@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import bindparam, column, select, table, update
+from sqlalchemy import column, select, table, text
 
 from webhookapp.infra import crypto
+from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
 from webhookapp.models import WizardDraft, secret_columns
 
@@ -55,13 +57,6 @@ def _reencrypt_table(
     stored_columns = list(sealed.columns.values())
     rows_table = table(sealed.table, column(sealed.key), *(column(name) for name in stored_columns))
     key = rows_table.c[sealed.key]
-    # Compare and set: the row still holds what was read, else it was rewritten meanwhile.
-    rewrite = (
-        update(rows_table)
-        .where(key == bindparam("b_key"), *(rows_table.c[name].is_not_distinct_from(bindparam(f"b_old_{name}"))
-                                              for name in stored_columns))
-        .values({name: bindparam(f"b_new_{name}") for name in stored_columns})
-    )  # fmt: skip
     rewritten = 0
     after: object = None
     while True:
@@ -87,15 +82,36 @@ def _reencrypt_table(
             if new == values:
                 done.already += 1
             else:
-                changes.append({"b_key": row[0]} | {f"b_old_{n}": values[n] for n in stored_columns}
-                               | {f"b_new_{n}": new[n] for n in stored_columns})  # fmt: skip
+                changes.append([row[0], *values.values(), *new.values()])
         if changes:
-            result = db.session.connection().execute(rewrite, changes)
-            rewritten += result.rowcount if result.rowcount >= 0 else len(changes)
+            rewritten += _rewrite(sealed, stored_columns, changes)
         db.session.commit()  # one short transaction per batch
         after = rows[-1][0]
         if progress is not None:
             progress(f"{sealed.table}: {rewritten} rewritten, up to {after}")
+
+
+def _rewrite(sealed: secret_columns.SealedTable, stored_columns: list[str], changes: list[list[Any]]) -> int:
+    """One UPDATE for a batch: a join with VALUES (key, the old values, the new ones), whose
+    columns both databases name column1, column2, …; a row is rewritten only if it still holds
+    the old values (compare and set), else it was changed meanwhile, under the first key."""
+    width = len(stored_columns)
+    same = "IS" if db.engine.dialect.name == "sqlite" else "IS NOT DISTINCT FROM"
+    params: dict[str, Any] = {}
+    rows = []
+    for r, change in enumerate(changes):
+        names = [f"r{r}_{k}" for k in range(len(change))]
+        params.update(zip(names, change, strict=True))
+        rows.append("(" + ", ".join(f":{name}" for name in names) + ")")
+    assignments = ", ".join(f"{name} = batch.column{2 + width + k}" for k, name in enumerate(stored_columns))
+    unchanged = " AND ".join(
+        f"{sealed.table}.{name} {same} batch.column{2 + k}" for k, name in enumerate(stored_columns)
+    )
+    statement = text(
+        f"UPDATE {sealed.table} SET {assignments} FROM (VALUES {', '.join(rows)}) AS batch "
+        f"WHERE {sealed.table}.{sealed.key} = batch.column1 AND {unchanged}"
+    )
+    return rowcount(db.session.execute(statement, params))
 
 
 def _reencrypt_drafts(box: crypto.SecretBox, batch_size: int, done: Reencrypted) -> int:
