@@ -10,6 +10,7 @@ key is skipped, so the command can be stopped and run again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,26 +93,30 @@ def _reencrypt_table(
 
 
 def _rewrite(sealed: secret_columns.SealedTable, stored_columns: list[str], changes: list[list[Any]]) -> int:
-    """One UPDATE for a batch: a join with VALUES (key, the old values, the new ones), whose
-    columns both databases name column1, column2, …; a row is rewritten only if it still holds
-    the old values (compare and set), else it was changed meanwhile, under the first key."""
+    """One UPDATE for a batch, its rows (key, the old values, the new ones) in one JSON parameter
+    (:func:`json_rows`); a row is rewritten only if it still holds the old values (compare and
+    set), else it was changed meanwhile, and so under the first key already."""
     width = len(stored_columns)
-    same = "IS" if db.engine.dialect.name == "sqlite" else "IS NOT DISTINCT FROM"
-    params: dict[str, Any] = {}
-    rows = []
-    for r, change in enumerate(changes):
-        names = [f"r{r}_{k}" for k in range(len(change))]
-        params.update(zip(names, change, strict=True))
-        rows.append("(" + ", ".join(f":{name}" for name in names) + ")")
-    assignments = ", ".join(f"{name} = batch.column{2 + width + k}" for k, name in enumerate(stored_columns))
-    unchanged = " AND ".join(
-        f"{sealed.table}.{name} {same} batch.column{2 + k}" for k, name in enumerate(stored_columns)
-    )
+    dialect = db.engine.dialect.name
+    same = "IS" if dialect == "sqlite" else "IS NOT DISTINCT FROM"
+    assignments = ", ".join(f"{name} = batch.v{1 + width + k}" for k, name in enumerate(stored_columns))
+    unchanged = " AND ".join(f"{sealed.table}.{name} {same} batch.v{1 + k}" for k, name in enumerate(stored_columns))
     statement = text(
-        f"UPDATE {sealed.table} SET {assignments} FROM (VALUES {', '.join(rows)}) AS batch "
-        f"WHERE {sealed.table}.{sealed.key} = batch.column1 AND {unchanged}"
+        f"UPDATE {sealed.table} SET {assignments} FROM {json_rows(dialect, 1 + 2 * width)} "
+        f"WHERE {sealed.table}.{sealed.key} = batch.v0 AND {unchanged}"
     )
-    return rowcount(db.session.execute(statement, params))
+    return rowcount(db.session.execute(statement, {"batch": json.dumps(changes)}))
+
+
+def json_rows(dialect: str, width: int) -> str:
+    """A FROM item of the rows of the JSON array of arrays ``:batch``, as columns v0, v1, …: a
+    whole batch in one parameter, which both databases read fast (1,000 rows bound one by one
+    cost more than the update itself)."""
+    if dialect == "postgresql":
+        picks = ", ".join(f"value->>{k} AS v{k}" for k in range(width))
+        return f"(SELECT {picks} FROM json_array_elements(CAST(:batch AS json))) AS batch"
+    picks = ", ".join(f"json_extract(value, '$[{k}]') AS v{k}" for k in range(width))
+    return f"(SELECT {picks} FROM json_each(:batch)) AS batch"
 
 
 def _reencrypt_drafts(box: crypto.SecretBox, batch_size: int, done: Reencrypted) -> int:
