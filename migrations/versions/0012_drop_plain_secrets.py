@@ -5,7 +5,7 @@ First every row is made to agree with its plain column, which was the truth unti
 made, or a secret changed, by a process of the release before during the roll has an encrypted
 copy that is missing or stale, and gets a fresh one. Then the plain columns are dropped. Their
 bytes stay in the table's dead space until ``VACUUM FULL webhooks`` (PostgreSQL) or ``VACUUM``
-(SQLite) rewrites it, and in every backup taken before.
+and ``PRAGMA wal_checkpoint(TRUNCATE)`` (SQLite) rewrite it, and in every backup taken before.
 
 Revision ID: 0012
 Revises: 0011
