@@ -4,8 +4,9 @@ of the release before 0011 is left (docs/operations.md, "Upgrading").
 First every row is made to agree with its plain column, which was the truth until now: a webhook
 made, or a secret changed, by a process of the release before during the roll has an encrypted
 copy that is missing or stale, and gets a fresh one. Then the plain columns are dropped. Their
-bytes stay in the table's dead space until ``VACUUM FULL webhooks`` (PostgreSQL) or ``VACUUM``
-and ``PRAGMA wal_checkpoint(TRUNCATE)`` (SQLite) rewrite it, and in every backup taken before.
+bytes (and the drafts' plain secrets, rewritten by 0011) stay in dead space until
+``VACUUM FULL webhooks, wizard_drafts`` (PostgreSQL) or ``VACUUM`` and
+``PRAGMA wal_checkpoint(TRUNCATE)`` (SQLite) rewrite it, and in every backup taken before.
 
 Revision ID: 0012
 Revises: 0011
