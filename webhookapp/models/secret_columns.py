@@ -51,8 +51,16 @@ def webhook_secret(stored: str | None, webhook_id: str, column: str = "jwt_secre
 
 def has_plain_columns(connection: Connection) -> bool:
     """Whether the plain secret columns of the release before are still there (after migration
-    0011, before 0012): new processes then write them too, so old workers still sign."""
-    return PLAIN_COLUMN in {column["name"] for column in inspect(connection).get_columns("webhooks")}
+    0011, before 0012): new processes then write them too, so old workers still sign. One catalog
+    lookup (not the inspector's several), as every secret written asks."""
+    if connection.dialect.name == "postgresql":
+        query = ("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('webhooks') AND attname = :name "
+                 "AND NOT attisdropped")  # fmt: skip
+    elif connection.dialect.name == "sqlite":
+        query = "SELECT 1 FROM pragma_table_info('webhooks') WHERE name = :name"
+    else:  # pragma: no cover - the two supported databases are above
+        return PLAIN_COLUMN in {column["name"] for column in inspect(connection).get_columns("webhooks")}
+    return connection.execute(text(query), {"name": PLAIN_COLUMN}).first() is not None
 
 
 def check_stored_keys(box: crypto.SecretBox, engine: Engine) -> None:
