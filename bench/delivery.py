@@ -201,7 +201,8 @@ class DeliveryBench:
         payload = signing.build_payload(
             webhook, triggered_at=now, api_url=self.api_url, processing_timeout=self.processing_timeout
         )
-        token = signing.sign(payload, webhook.jwt_secret, triggered_at=now, processing_timeout=self.processing_timeout)
+        secret = signing.secret_of(webhook)
+        token = signing.sign(payload, secret, triggered_at=now, processing_timeout=self.processing_timeout)
         response = self.session.post(
             webhook.external_url,
             data=json.dumps(payload, separators=(",", ":")).encode(),

@@ -49,6 +49,8 @@ def worker_env(app: Flask, **settings: object) -> dict[str, str]:
         REDIS_URL=app.config["REDIS_URL"],
         SECRET_KEY="worker-tests",
         WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
+        # The test app's keys: the stored secrets are encrypted with them.
+        WEBHOOK_ENCRYPTION_KEYS=app.config["WEBHOOK_ENCRYPTION_KEYS"],
     )
     env.update({name: str(value) for name, value in settings.items()})
     return env

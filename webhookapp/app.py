@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from flask import Flask, render_template, request
+from werkzeug.exceptions import Conflict
 
 from webhookapp.auth import sessions
 from webhookapp.core.errors import ServiceError
@@ -19,6 +20,7 @@ from webhookapp.engine import runtime
 from webhookapp.infra import crypto, database, http_guards, logs, templating, throttling
 from webhookapp.infra.config import CONFIGS
 from webhookapp.infra.extensions import csrf, db, login_manager, migrate
+from webhookapp.models import secret_columns
 from webhookapp.ops import dashboard
 from webhookapp.version import __version__
 
@@ -45,9 +47,15 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
         logs.configure(app.config["LOG_FORMAT"])  # before anything asks for app.logger
     os.makedirs(app.instance_path, exist_ok=True)  # the default SQLite database lives there
     app.config["VERSION"] = __version__
-    crypto.install(app)  # a malformed key stops the start here, naming the setting
+    box = crypto.install(app)  # a malformed key stops the start here, naming the setting
 
     register_extensions(app)
+    with app.app_context():  # a key missing from the ring stops the start, naming it
+        try:
+            secret_columns.check_stored_keys(box, db.engine)
+        except crypto.CryptoError:
+            db.engine.dispose()  # no connection outlives the refused app
+            raise
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -114,6 +122,15 @@ def register_errorhandlers(app: Flask) -> None:
 
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, render_error)
+
+    @app.errorhandler(crypto.CryptoError)
+    def unreadable_secret(error: crypto.CryptoError) -> Any:
+        """A stored secret no key opens (a ciphertext moved from another row): said, not a bare 500."""
+        message = f"A stored secret cannot be decrypted: {error}"
+        app.logger.error(message)
+        if request.path.startswith("/public/"):
+            return ServiceError(409, "SECRET_001", message).as_json(), 409
+        return render_template("errors/error.html", code=409, error=Conflict(message)), 409
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int]:

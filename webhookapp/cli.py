@@ -1,4 +1,4 @@
-"""Command line (``flask --app wsgi ...``): seed-demo, accounts, users, products, tokens."""
+"""Command line (``flask --app wsgi ...``): seed-demo, accounts, users, products, tokens, secrets."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from flask import Flask
 from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import isoformat, utcnow
+from webhookapp.infra import crypto
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account
-from webhookapp.services import accounts, tokens
+from webhookapp.services import accounts, secret_storage, tokens
 
 
 def _fail(message: str) -> NoReturn:
@@ -154,7 +155,34 @@ def create_token(
     click.echo(plain)
 
 
+@click.group("secrets")
+def secrets_group() -> None:
+    """Keys of the secrets stored encrypted (docs/operations.md, "Encryption keys")."""
+
+
+@secrets_group.command("new-key")
+def new_key() -> None:
+    """Print a new key for WEBHOOK_ENCRYPTION_KEYS (put it first to encrypt with it)."""
+    click.echo(crypto.new_key())
+
+
+@secrets_group.command("reencrypt")
+@click.option("--batch-size", default=secret_storage.BATCH_SIZE, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--verbose", is_flag=True, help="Say where it is after every batch.")
+def reencrypt(batch_size: int, verbose: bool) -> None:
+    """Rewrite every stored secret with the first key of WEBHOOK_ENCRYPTION_KEYS, in short
+    transactions; then the other keys can be dropped from the list."""
+    try:
+        done = secret_storage.reencrypt(batch_size, progress=click.echo if verbose else None)
+    except crypto.CryptoError as exc:
+        _fail(str(exc))
+    tables = ", ".join(f"{count} in {name}" for name, count in done.rewritten.items())
+    click.echo(f"Re-encrypted the secrets of {done.total} rows under key {done.key_id} ({tables}); "
+               f"{done.already} rows were under it already.")  # fmt: skip
+    click.echo("Every stored secret is now under the first key: the other keys may be dropped.")
+
+
 def register(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
-    for command in (seed_demo, accounts_group, users_group, products_group, tokens_group):
+    for command in (seed_demo, accounts_group, users_group, products_group, tokens_group, secrets_group):
         app.cli.add_command(command)

@@ -1,7 +1,7 @@
 """The audit trail: one row per recorded action (models/audit.py)
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-06 04:45:00
 
 """
@@ -13,7 +13,7 @@ from webhookapp.models.columns import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = '0013'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -29,6 +29,13 @@ def stored(live_server, webhook_id: str) -> Webhook | None:
         return None if webhook is None else live_server.detach(webhook)
 
 
+def plain_secret(live_server, webhook: Webhook | None) -> str:
+    """A detached webhook's secret, decrypted with the app's keys."""
+    assert webhook is not None
+    with live_server.db():
+        return webhook.jwt_secret
+
+
 def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook):
     page = logged_in
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
@@ -36,21 +43,21 @@ def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook)
     secret_box = page.locator("#http-settings .secret")
     value = secret_box.locator("#jwt-secret")
     expect(value).to_have_text("•" * 24)
-    assert hook.jwt_secret not in page.content()
+    assert plain_secret(live_server, hook) not in page.content()
 
     copy = secret_box.get_by_role("button", name="Copy")
     expect(copy).to_be_visible()  # shown by app.js
     reveal = secret_box.get_by_role("button", name="Reveal JWT secret", exact=True)
     reveal.click()
-    expect(value).to_have_text(hook.jwt_secret)
+    expect(value).to_have_text(plain_secret(live_server, hook))
     expect(page).to_have_url(re.compile(rf"/webhooks/{hook.id}\?tab=http$"))  # revealed in place, no reload
     hide = secret_box.get_by_role("button", name="Hide JWT secret", exact=True)
     expect(hide).to_be_focused()  # the same button, now saying what it does next
-    assert stored(live_server, hook.id).jwt_secret == value.inner_text()
+    assert plain_secret(live_server, stored(live_server, hook.id)) == value.inner_text()
 
     copy.click()
     expect(secret_box.locator(".copy-status")).to_have_text("Copied.")
-    assert page.evaluate("navigator.clipboard.readText()") == hook.jwt_secret
+    assert page.evaluate("navigator.clipboard.readText()") == plain_secret(live_server, hook)
 
     hide.click()
     expect(value).to_have_text("•" * 24)
@@ -58,14 +65,14 @@ def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook)
 
 
 
-def test_reveal_without_javascript(no_js_page: Page, hook: Webhook):
+def test_reveal_without_javascript(no_js_page: Page, live_server, hook: Webhook):
     """Reveal is a plain GET form (?tab=http&reveal=secret) when scripts are off."""
     page = no_js_page
     page.goto(f"/webhooks/{hook.id}")
     page.get_by_role("link", name="HTTP Settings").click()
     page.get_by_role("button", name="Reveal JWT secret").click()
     expect(page).to_have_url(re.compile(r"\?tab=http&reveal=secret$"))
-    expect(page.locator("#jwt-secret")).to_have_text(hook.jwt_secret)
+    expect(page.locator("#jwt-secret")).to_have_text(plain_secret(live_server, hook))
     page.get_by_role("button", name="Hide JWT secret").click()
     expect(page.locator("#jwt-secret")).to_have_text("•" * 24)
 
@@ -103,7 +110,7 @@ def test_edit_webhook(logged_in: Page, live_server, hook: Webhook):
     webhook = stored(live_server, hook.id)
     assert webhook.label == "Billing hook v2"
     assert webhook.headers == {"X-Api-Key": "abc", "X-Region": "eu-west"}
-    assert webhook.jwt_secret == hook.jwt_secret  # left empty: unchanged
+    assert plain_secret(live_server, webhook) == plain_secret(live_server, hook)  # left empty: unchanged
     assert webhook.data == {"purpose": "demo"}
 
 

@@ -160,7 +160,8 @@ def test_statement_parameters_never_reach_a_log(app, vendor, caplog):
     with pytest.raises(db.exc.IntegrityError) as failure:  # a duplicate primary key, on any database
         db.session.execute(db.insert(Webhook).values(
             id=hook.id, account_id=vendor.account.id, product_id=hook.product_id, label="x", object_class="x",
-            type="x", http_method="POST", external_url="x", jwt_secret="a-secret-that-must-not-leak"))  # fmt: skip
+            type="x", http_method="POST", external_url="x",
+            jwt_secret_encrypted="a-secret-that-must-not-leak"))  # fmt: skip
     db.session.rollback()
     assert "a-secret-that-must-not-leak" not in str(failure.value)
     assert "a-secret-that-must-not-leak" not in caplog.text

@@ -61,3 +61,34 @@ def test_standard_base64_keys_are_read_too() -> None:
 def test_columns_sized_by_ciphertext_length_hold_the_longest_secret() -> None:
     ring = box(new_key())
     assert len(ring.encrypt("𝄞" * 100, context="c")) <= ciphertext_length(100)
+
+
+class CountingBox(SecretBox):
+    """A key ring that counts its AES-GCM decryptions."""
+
+    opened = 0
+
+    def _open(self, stored: str, context: str) -> str:
+        self.opened += 1
+        return super()._open(stored, context)
+
+
+def test_a_secret_is_decrypted_once_per_ciphertext_and_not_after_its_own_encryption() -> None:
+    ring = CountingBox(parse_keys(new_key()))
+    stored = ring.encrypt("written", context="webhooks.jwt_secret:WH-1")
+    assert ring.decrypt(stored, context="webhooks.jwt_secret:WH-1") == "written" and ring.opened == 0
+    other = box(*[base64.urlsafe_b64encode(b"k" * 32).decode()])
+    foreign = other.encrypt("read", context="c")
+    same = CountingBox(other.keys)
+    for _ in range(1000):  # a worker's deliveries of one webhook
+        assert same.decrypt(foreign, context="c") == "read"
+    assert same.opened == 1
+    with pytest.raises(CryptoError):
+        same.decrypt(foreign, context="another row")  # the cache is by ciphertext and context
+
+
+def test_missing_key_names_the_key_a_ring_lacks() -> None:
+    old, new = new_key(), new_key()
+    stored = box(old).encrypt("x", context="c")
+    assert box(new).missing_key(stored) == parse_keys(old)[0].id
+    assert box(new, old).missing_key(stored) is None and box(new).missing_key("plain") is None

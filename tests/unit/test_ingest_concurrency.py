@@ -179,10 +179,10 @@ def test_claims_and_the_next_due_time_read_the_pending_triggers_alone(app, postg
     hook = make_webhook(vendor)
     db.session.execute(text(
         "INSERT INTO webhooks (id, account_id, product_id, label, description, active, out_of_order, object_class,"
-        " type, http_method, external_url, jwt_secret, headers, data, created_at, modified_at, events_count,"
+        " type, http_method, external_url, jwt_secret_encrypted, headers, data, created_at, modified_at, events_count,"
         " triggers_count, success_count, failure_count, failures_since_last_success, trigger_attempts, lease_attempt)"
         " SELECT 'WH-' || n, account_id, product_id, label, description, active, out_of_order, object_class, type,"
-        " http_method, external_url, jwt_secret, headers, data, created_at, modified_at, 0, 0, 0, 0, 0, 0, 0"
+        " http_method, external_url, jwt_secret_encrypted, headers, data, created_at, modified_at, 0, 0, 0, 0, 0, 0, 0"
         " FROM webhooks, generate_series(1, 20000) AS n WHERE id = :id"), {"id": hook.id})  # fmt: skip
     for pending in ("WH-7", "WH-70", "WH-700"):
         db.session.execute(text("UPDATE webhooks SET next_trigger_at = now() WHERE id = :id"), {"id": pending})

@@ -47,7 +47,8 @@ def test_ctrl_c_on_make_run_stops_everything_quietly_redis_last(app, tmp_path: P
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(HOST="127.0.0.1", PORT=str(port), DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-               WEBHOOKAPP_CONFIG="development", SECRET_KEY="stop-tests")  # fmt: skip
+               WEBHOOKAPP_CONFIG="development", SECRET_KEY="stop-tests",
+               WEBHOOK_ENCRYPTION_KEYS=app.config["WEBHOOK_ENCRYPTION_KEYS"])  # fmt: skip
     log = tmp_path / "run.log"
     with log.open("wb") as output:
         run = subprocess.Popen(

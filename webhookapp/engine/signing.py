@@ -21,6 +21,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from webhookapp.core.times import isoformat
 from webhookapp.engine.types import PreparedCall, WebhookSnapshot
+from webhookapp.models import secret_columns
 from webhookapp.version import __version__
 
 PAYLOAD_KEYS = (
@@ -119,6 +120,13 @@ def decode_logged(headers: dict[str, str] | None) -> DecodedJwt | None:
     return DecodedJwt(header, claims)
 
 
+def secret_of(webhook: WebhookSnapshot) -> str:
+    """The plain JWT secret of a snapshot. The key ring caches it by ciphertext, so a worker pays
+    one AES-GCM decryption per webhook and secret, not per delivery; a secret no key opens raises
+    :class:`webhookapp.infra.crypto.CryptoError`, which fails that attempt alone."""
+    return secret_columns.webhook_secret(webhook.jwt_secret_encrypted, webhook.id)
+
+
 def build_call(
     webhook: WebhookSnapshot,
     *,
@@ -126,19 +134,21 @@ def build_call(
     api_url: str | None,
     method: str | None = None,
     body: dict[str, Any] | None = None,
+    secret: str | None = None,
 ) -> PreparedCall:
     """The signed request of one attempt.
 
     The JWT carries the payload (``api_url`` falls back to ``WEBHOOK_API_URL``); a POST's body is
     the payload too, unless ``body`` (a validation's request object) is given. ``method``
-    defaults to the webhook's. Custom headers go first, then ours, which they cannot override.
+    defaults to the webhook's; ``secret`` (a typed one, for Send test request) replaces the stored
+    one. Custom headers go first, then ours, which they cannot override.
     """
     config = current_app.config
     timeout = float(config["WEBHOOK_PROCESSING_TIMEOUT"])
     payload = build_payload(
         webhook, triggered_at=triggered_at, api_url=api_url or config["WEBHOOK_API_URL"], processing_timeout=timeout
     )
-    token = sign(payload, webhook.jwt_secret, triggered_at=triggered_at, processing_timeout=timeout)
+    token = sign(payload, secret or secret_of(webhook), triggered_at=triggered_at, processing_timeout=timeout)
     method = method or webhook.http_method
     ours = {"User-Agent": f"webhookapp/{__version__}", "Authorization": f"Bearer {token}"}
     encoded = None

@@ -22,7 +22,7 @@ class WebhookSnapshot:
     product_id: str
     http_method: str
     external_url: str
-    jwt_secret: str
+    jwt_secret_encrypted: str | None  # as stored: decrypted when signing (:func:`.signing.secret_of`)
     headers: dict[str, str]
     data: dict[str, Any]
     last_success_at: datetime | None

@@ -96,7 +96,9 @@ class SecretBox:
         key = self.keys[0]
         nonce = os.urandom(NONCE_BYTES)
         sealed = key.aead.encrypt(nonce, plaintext.encode(), context.encode())
-        return f"{PREFIX}:{key.id}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+        stored = f"{PREFIX}:{key.id}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+        self._remember(stored, context, plaintext)  # what is written is read back soon: no AES for it
+        return stored
 
     def decrypt(self, stored: str, *, context: str) -> str:
         """The plaintext of a stored secret; :class:`CryptoError` if no key of the ring opens it
@@ -105,11 +107,19 @@ class SecretBox:
         if cached is not None:
             return cached
         plaintext = self._open(stored, context)
+        self._remember(stored, context, plaintext)
+        return plaintext
+
+    def missing_key(self, stored: str | None) -> str | None:
+        """The id of the key that made ``stored`` when the ring does not hold it, else None."""
+        kid = key_id_of(stored)
+        return kid if kid is not None and kid not in self._by_id else None
+
+    def _remember(self, stored: str, context: str, plaintext: str) -> None:
         with self._lock:
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()  # cheap and rare: a worker re-decrypts its active webhooks once
             self._cache[(stored, context)] = plaintext
-        return plaintext
 
     def needs_reencryption(self, stored: str) -> bool:
         """Whether ``stored`` was made with a key other than the current one (or is not encrypted)."""

@@ -6,15 +6,21 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, event, false, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import inspect as inspect_object
+from sqlalchemy.orm import Mapped, Session, UOWTransaction, mapped_column, relationship
 
 from webhookapp.core.catalog import WebhookType, by_pair
+from webhookapp.core.rules import SECRET_MAX
 from webhookapp.core.times import utcnow
+from webhookapp.infra import crypto
 from webhookapp.infra.extensions import Model
+from webhookapp.models import secret_columns
 from webhookapp.models.accounts import Account, Product
 from webhookapp.models.columns import UTCDateTime
 
 WEBHOOK_FILLFACTOR = 70
+SECRET_COLUMN_LENGTH = crypto.ciphertext_length(SECRET_MAX)
+DRAFT_SECRET = "jwt_secret"  # the draft's key for the typed secret; stored as ``jwt_secret_encrypted``
 
 
 class Webhook(Model):
@@ -33,10 +39,11 @@ class Webhook(Model):
     type: Mapped[str] = mapped_column(String(40))
     http_method: Mapped[str] = mapped_column(String(8), default="POST")
     external_url: Mapped[str] = mapped_column(Text)
-    jwt_secret: Mapped[str] = mapped_column(String(100))
+    # Stored encrypted (docs/security.md, "Secrets at rest"); read and written as ``jwt_secret``.
+    jwt_secret_encrypted: Mapped[str] = mapped_column(String(SECRET_COLUMN_LENGTH))
     # Staged rotation (docs/architecture.md, "Secret rotation"): the secret that Switch makes
-    # current; deliveries are signed with ``jwt_secret`` until then.
-    jwt_secret_next: Mapped[str | None] = mapped_column(String(100))
+    # current; deliveries are signed with ``jwt_secret`` until then. Encrypted too.
+    jwt_secret_next_encrypted: Mapped[str | None] = mapped_column(String(SECRET_COLUMN_LENGTH))
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -102,6 +109,29 @@ class Webhook(Model):
     )
 
     @property
+    def jwt_secret(self) -> str:
+        """The plain secret deliveries are signed with, decrypted (once per ciphertext and process)."""
+        return secret_columns.webhook_secret(self.jwt_secret_encrypted, self.id)
+
+    @jwt_secret.setter
+    def jwt_secret(self, value: str) -> None:
+        self.jwt_secret_encrypted = secret_columns.seal(value, table="webhooks", column="jwt_secret", row_id=self.id)
+
+    @property
+    def jwt_secret_next(self) -> str | None:
+        """The plain next secret of a staged rotation, or None."""
+        stored = self.jwt_secret_next_encrypted
+        return None if stored is None else secret_columns.webhook_secret(stored, self.id, "jwt_secret_next")
+
+    @jwt_secret_next.setter
+    def jwt_secret_next(self, value: str | None) -> None:
+        self.jwt_secret_next_encrypted = (
+            None
+            if value is None
+            else secret_columns.seal(value, table="webhooks", column="jwt_secret_next", row_id=self.id)
+        )
+
+    @property
     def catalog_entry(self) -> WebhookType:
         entry = by_pair(self.object_class, self.type)
         if entry is None:  # pragma: no cover - rows are validated against the catalog
@@ -143,9 +173,34 @@ class WizardDraft(Model):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The typed values; the JWT secret among them is stored encrypted (read and written as ``data``).
+    stored_data: Mapped[dict[str, Any]] = mapped_column("data", JSON, default=dict)
     completed: Mapped[list[str]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The typed values, the secret decrypted; a secret no key opens is left out (retyped)."""
+        values = dict(self.stored_data or {})
+        stored = values.pop(f"{DRAFT_SECRET}_encrypted", None)
+        if stored is not None:
+            try:
+                values[DRAFT_SECRET] = secret_columns.unseal(
+                    stored, table="wizard_drafts", column=DRAFT_SECRET, row_id=self.id
+                )
+            except crypto.CryptoError:
+                values.pop(DRAFT_SECRET, None)
+        return values
+
+    @data.setter
+    def data(self, values: dict[str, Any]) -> None:
+        stored = dict(values)
+        secret = stored.pop(DRAFT_SECRET, None)
+        if secret:
+            stored[f"{DRAFT_SECRET}_encrypted"] = secret_columns.seal(
+                secret, table="wizard_drafts", column=DRAFT_SECRET, row_id=self.id
+            )
+        self.stored_data = stored
 
 
 class WebhookSearch(Model):
@@ -183,3 +238,27 @@ event.listen(
     "before_create",
     DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
 )
+
+
+@event.listens_for(Session, "after_flush")
+def _write_plain_copies(session: Session, _flush: UOWTransaction) -> None:
+    """Between migrations 0011 and 0012 (docs/operations.md, "Upgrading"), the plain columns of
+    the release before still exist and its workers sign with them: a webhook whose secrets were
+    written here gets them there too, in the same transaction. Nothing is done once 0012 dropped
+    them; the check costs a catalog query, paid only by a flush that wrote a secret."""
+    changed = [
+        item for item in (*session.new, *session.dirty)
+        if isinstance(item, Webhook) and any(
+            inspect_object(item).attrs[column].history.has_changes()
+            for column in secret_columns.WEBHOOK_SECRETS.values()
+        )
+    ]  # fmt: skip
+    if not changed:
+        return
+    connection = session.connection()
+    if not secret_columns.has_plain_columns(connection):
+        return
+    connection.execute(
+        text("UPDATE webhooks SET jwt_secret = :plain, jwt_secret_next = :next WHERE id = :id"),
+        [{"id": item.id, "plain": item.jwt_secret, "next": item.jwt_secret_next} for item in changed],
+    )

@@ -32,14 +32,18 @@ def from_edit(webhook: Webhook, form: EditForm) -> AttemptResult | None:
         product_id=webhook.product_id,
         http_method=form.http_method.data,
         external_url=form.external_url.data or "",
-        jwt_secret=form.jwt_secret.data or webhook.jwt_secret,
+        jwt_secret_encrypted=webhook.jwt_secret_encrypted,
         headers=rules.headers(form.header_pairs()),
         data=(form.parsed_data or {}) if form.http_method.data == "POST" else {},
         last_success_at=webhook.last_success_at,
         last_failure_at=webhook.last_failure_at,
     )
     result = probe.send_test(
-        settings, webhook.catalog_entry, product_name=webhook.product.name, api_url=webhook.last_event_api_url
+        settings,
+        webhook.catalog_entry,
+        product_name=webhook.product.name,
+        api_url=webhook.last_event_api_url,
+        secret=form.jwt_secret.data or None,
     )
     audit.note_webhook("webhook.test_request_sent", webhook, _sent_to(settings))
     return result
@@ -69,13 +73,13 @@ def from_wizard(account: Account, draft: WizardDraft, form: HttpSettingsForm) ->
         product_id=product.id,
         http_method=method,
         external_url=form.external_url.data or "",  # validated, as is the secret: neither is empty
-        jwt_secret=form.jwt_secret.data or "",
+        jwt_secret_encrypted=None,  # signed with the typed secret below
         headers=rules.headers(form.header_pairs()),
         data=_draft_data(values.get("data_text")) if method == "POST" else {},
         last_success_at=None,
         last_failure_at=None,
     )
-    result = probe.send_test(settings, entry, product_name=product.name, api_url=None)
+    result = probe.send_test(settings, entry, product_name=product.name, api_url=None, secret=form.jwt_secret.data)
     audit.note(
         "webhook.test_request_sent", account_id=account.id, object_type="webhook", object_label=settings.label,
         changes=_sent_to(settings),

@@ -17,13 +17,14 @@ from webhookapp.engine.types import AttemptResult, WebhookSnapshot
 
 
 def send_test(
-    settings: WebhookSnapshot, entry: WebhookType, *, product_name: str, api_url: str | None
+    settings: WebhookSnapshot, entry: WebhookType, *, product_name: str, api_url: str | None, secret: str | None
 ) -> AttemptResult:
-    """Call the handler of ``settings`` (not necessarily saved) once now; return what came back."""
+    """Call the handler of ``settings`` (not necessarily saved) once now, signed with ``secret``
+    (as typed; None: the stored one); return what came back."""
     now = utcnow()
     if entry.kind == "validation":
         draft = validations.sample_draft(entry.object_class, entry.type, settings.product_id, product_name)
-        call = signing.build_call(settings, triggered_at=now, api_url=api_url, method="POST", body=draft)
+        call = signing.build_call(settings, triggered_at=now, api_url=api_url, method="POST", body=draft, secret=secret)
     else:
-        call = signing.build_call(settings, triggered_at=now, api_url=api_url)
+        call = signing.build_call(settings, triggered_at=now, api_url=api_url, secret=secret)
     return validations.synchronous_sender().send(call)
