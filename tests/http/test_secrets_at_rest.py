@@ -146,7 +146,10 @@ def test_an_old_key_delivers_until_reencrypt_then_can_be_dropped(app, client, ru
 
     result = runner.invoke(args=["secrets", "reencrypt", "--batch-size", "2"])
     assert result.exit_code == 0, result.output
-    expected = f"Re-encrypted the secrets of 3 rows under key {box.current_key_id} (3 in webhooks, 0 in users, 0 in wizard_drafts)"
+    expected = (
+        f"Re-encrypted the secrets of 3 rows under key {box.current_key_id} "
+        "(3 in webhooks, 0 in users, 0 in wizard_drafts)"
+    )
     assert expected in result.output
     assert key_ids() == {box.current_key_id}
     again = runner.invoke(args=["secrets", "reencrypt"])
