@@ -9,8 +9,9 @@ their plain secrets) are loaded at the last migration before encryption, without
 and events, which the migrations do not touch. Then, each as the operator runs it (a ``flask``
 process, its start included, and that start alone measured apart):
 
-- ``flask db upgrade 0011``: the encrypted columns added and filled, 1,000 rows per transaction;
-- ``flask db upgrade``: 0012 checks every row against its plain column and drops the plain columns;
+- ``flask db upgrade 0014``: the encrypted columns added and filled (0011), 1,000 rows per
+  transaction, with the release's other additions (0012 to 0014);
+- ``flask db upgrade``: 0015 checks every row against its plain column and drops the plain columns;
 - ``flask secrets reencrypt`` with a new key put first: every secret rewritten;
 - the same again: nothing left to rewrite, every row read and skipped.
 
@@ -51,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     engine = scale_data.engine_for(url)
     try:
         start = timed("a flask command's start (at 0010: nothing to check)", url, "db", "current")
-        timed("flask db upgrade 0011 (expand: add, fill)", url, "db", "upgrade", "0011")
-        timed("flask db upgrade (0012, contract: reconcile, drop)", url, "db", "upgrade")
+        timed("flask db upgrade 0014 (expand: add, fill)", url, "db", "upgrade", "0014")
+        timed("flask db upgrade (0015, contract: reconcile, drop)", url, "db", "upgrade")
         checked = timed("a flask command's start (keys checked)", url, "db", "current")
         old = (INSTANCE_DIR / "encryption_key").read_text().strip()  # development's key, as the commands'
 

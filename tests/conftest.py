@@ -8,6 +8,7 @@ the ``postgresql`` marker, so ``pytest -m postgresql`` selects them.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -200,3 +201,19 @@ def csrf_client(app: Flask, tmp_path, redis_url: str) -> Iterator[FlaskClient]:
     yield csrf_app.test_client()
     with csrf_app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """Alembic's env.py calls logging.config.fileConfig; undo it for the tests that follow."""
+    manager = logging.Logger.manager
+    saved = {name: (lg.level, lg.disabled, list(lg.handlers), lg.propagate) for name, lg in manager.loggerDict.items()
+             if isinstance(lg, logging.Logger)}  # fmt: skip
+    root = (logging.root.level, list(logging.root.handlers))
+    yield
+    for name, (level, disabled, handlers, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.disabled, logger.handlers, logger.propagate = disabled, handlers, propagate
+    logging.root.setLevel(root[0])
+    logging.root.handlers = root[1]

@@ -1,3 +1,3 @@
 """The release number: sent as ``User-Agent: webhookapp/<version>`` and shown in the API document."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

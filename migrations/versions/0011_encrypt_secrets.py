@@ -2,7 +2,7 @@
 the plain columns, filled under the first key of WEBHOOK_ENCRYPTION_KEYS; the secrets typed into
 wizard drafts encrypted in place (docs/operations.md, "Upgrading").
 
-The plain columns stay (nullable now) until 0012, so processes of the release before keep
+The plain columns stay (nullable now) until 0015, so processes of the release before keep
 signing while the new one rolls out; the new code reads the encrypted columns and keeps writing
 the plain ones too. The rows are filled after the columns are committed, 1,000 per statement,
 each its own transaction: no long lock on a table the delivery engine rewrites all the time.

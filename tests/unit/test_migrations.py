@@ -6,7 +6,6 @@ fixture, which builds it with ``create_all``.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 
@@ -20,25 +19,14 @@ from webhookapp.infra.extensions import db
 from webhookapp.models import tenancy
 from webhookapp.models.tenancy import digest
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("TEST_DATABASE_URL")), reason="migrations are checked on a fresh SQLite file"
-)
+pytestmark = [
+    pytest.mark.usefixtures("keep_logging"),
+    pytest.mark.skipif(
+        bool(os.environ.get("TEST_DATABASE_URL")), reason="migrations are checked on a fresh SQLite file"
+    ),
+]
 
 
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """Alembic's env.py calls logging.config.fileConfig; undo it for the tests that follow."""
-    manager = logging.Logger.manager
-    saved = {name: (lg.level, lg.disabled, list(lg.handlers), lg.propagate) for name, lg in manager.loggerDict.items()
-             if isinstance(lg, logging.Logger)}  # fmt: skip
-    root = (logging.root.level, list(logging.root.handlers))
-    yield
-    for name, (level, disabled, handlers, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        logger.disabled, logger.handlers, logger.propagate = disabled, handlers, propagate
-    logging.root.setLevel(root[0])
-    logging.root.handlers = root[1]
 
 
 @pytest.fixture
@@ -81,7 +69,7 @@ def test_check_fails_on_a_database_that_is_not_migrated(fresh_app):
 
 
 def test_tokens_made_before_scopes_keep_every_scope(fresh_app):
-    """0014: a token row from 0010 gets every scope and no expiry; its use still authenticates."""
+    """0013: a token row from 0010 gets every scope and no expiry; its use still authenticates."""
     runner = fresh_app.test_cli_runner()
     result = runner.invoke(args=["db", "upgrade", "0010"])
     assert result.exit_code == 0, result.output

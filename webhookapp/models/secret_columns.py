@@ -19,7 +19,7 @@ WEBHOOK_SECRETS = {"jwt_secret": "jwt_secret_encrypted", "jwt_secret_next": "jwt
 """A webhook's secrets: the name the code reads and the column that stores it encrypted."""
 
 PLAIN_COLUMN = "jwt_secret"
-"""The plain column of releases before encryption; it exists between migrations 0011 and 0012."""
+"""The plain column of releases before encryption; it exists between migrations 0011 and 0015."""
 
 
 def context(table: str, column: str, row_id: object) -> str:
@@ -51,7 +51,7 @@ def webhook_secret(stored: str | None, webhook_id: str, column: str = "jwt_secre
 
 def has_plain_columns(connection: Connection) -> bool:
     """Whether the plain secret columns of the release before are still there (after migration
-    0011, before 0012): new processes then write them too, so old workers still sign. One catalog
+    0011, before 0015): new processes then write them too, so old workers still sign. One catalog
     lookup (not the inspector's several), as every secret written asks."""
     if connection.dialect.name == "postgresql":
         query = ("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('webhooks') AND attname = :name "

@@ -242,9 +242,9 @@ event.listen(
 
 @event.listens_for(Session, "after_flush")
 def _write_plain_copies(session: Session, _flush: UOWTransaction) -> None:
-    """Between migrations 0011 and 0012 (docs/operations.md, "Upgrading"), the plain columns of
+    """Between migrations 0011 and 0015 (docs/operations.md, "Upgrading"), the plain columns of
     the release before still exist and its workers sign with them: a webhook whose secrets were
-    written here gets them there too, in the same transaction. Nothing is done once 0012 dropped
+    written here gets them there too, in the same transaction. Nothing is done once 0015 dropped
     them; the check costs a catalog query, paid only by a flush that wrote a secret."""
     changed = [
         item for item in (*session.new, *session.dirty)

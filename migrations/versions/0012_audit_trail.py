@@ -1,7 +1,7 @@
 """The audit trail: one row per recorded action (models/audit.py)
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06 04:45:00
 
 """
@@ -12,8 +12,8 @@ from webhookapp.models.columns import UTCDateTime
 
 
 # revision identifiers, used by Alembic.
-revision = '0013'
-down_revision = '0012'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

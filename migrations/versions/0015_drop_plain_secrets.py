@@ -8,8 +8,8 @@ bytes (and the drafts' plain secrets, rewritten by 0011) stay in dead space unti
 ``VACUUM FULL webhooks, wizard_drafts`` (PostgreSQL) or ``VACUUM`` and
 ``PRAGMA wal_checkpoint(TRUNCATE)`` (SQLite) rewrite it, and in every backup taken before.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-06 04:40:00
 
 """
@@ -20,8 +20,8 @@ from webhookapp.infra import crypto
 
 
 # revision identifiers, used by Alembic.
-revision = '0012'
-down_revision = '0011'
+revision = '0015'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """Scoped and expiring API tokens: each token's scopes (a token made before this has every scope),
 an optional expiry, and the client address of its last use
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06 04:40:00
 
 """
@@ -13,8 +13,8 @@ import webhookapp.models
 
 
 # revision identifiers, used by Alembic.
-revision = '0014'
-down_revision = '0013'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """Two-factor login: a user's encrypted TOTP seed and last accepted time step, recovery codes,
 and the account setting that requires two-factor login
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-06 04:40:00
 
 """
@@ -13,8 +13,8 @@ import webhookapp.models
 
 
 # revision identifiers, used by Alembic.
-revision = '0015'
-down_revision = '0014'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
