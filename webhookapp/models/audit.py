@@ -105,6 +105,10 @@ class AuditEntry(Model):
         Index("ix_audit_account_object", "account_id", "object_id", "at", "id"),
         Index("ix_audit_account_action", "account_id", "action", "at", "id"),
         Index("ix_audit_account_actor", "account_id", "actor_label", "at", "id"),
+        # An action by one actor: with the two indexes above alone, a common pair (a user's updates)
+        # is found by filtering one range row by row, and its count, bounded at 10,000, read a
+        # sixth of a large account's entries (100 ms p95 in bench.scale).
+        Index("ix_audit_account_action_actor", "account_id", "action", "actor_label", "at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
