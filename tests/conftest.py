@@ -20,6 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
 
+from tests import schema
 from tests.engine import api_token
 from tests.servers import HandlerServer, RedisServer
 from webhookapp import create_app
@@ -73,12 +74,10 @@ def redis_url(redis_server: RedisServer | None) -> str:
 def app(tmp_path, redis_url: str) -> Iterator[Flask]:
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "REDIS_URL": redis_url})
     with app.app_context():
-        db.drop_all()
-        db.create_all()
+        schema.prepare(db)
         yield app
         runtime.of(app).close()  # its sends in flight end and are recorded before the tables go
-        db.session.remove()
-        db.drop_all()
+        schema.empty(db)
         db.engine.dispose()
 
 

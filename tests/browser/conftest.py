@@ -22,6 +22,7 @@ from flask import Flask
 from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
+from tests import schema
 from tests.conftest import PASSWORD, Tenant, database_url, make_tenant
 from webhookapp import create_app
 from webhookapp.infra.extensions import db
@@ -118,8 +119,7 @@ def live_server(tmp_path: Path, redis_url: str) -> Iterator[LiveServer]:
     """The app on ``http://127.0.0.1:<free port>``, with a vendor (alice@acme.test) and two products."""
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "REDIS_URL": redis_url})
     with app.app_context():
-        db.drop_all()
-        db.create_all()
+        schema.prepare(db)
         tenant = make_tenant(
             "vendor", "Acme Vendor", "alice@acme.test", [("Acme Cloud", False), ("Acme Dynamic", True)]
         )
@@ -137,8 +137,7 @@ def live_server(tmp_path: Path, redis_url: str) -> Iterator[LiveServer]:
         server.server_close()
         thread.join(timeout=10)
         with app.app_context():
-            db.session.remove()
-            db.drop_all()
+            schema.empty(db)
             db.engine.dispose()
     if errors:
         pytest.fail(f"The live server raised: {errors[0]!r}")
