@@ -68,6 +68,7 @@ def test_the_details_page_follows_a_delivery_without_a_reload(logged_in: Page, l
     page.goto(f"/webhooks/{hook}")
     figures = page.locator("#statistics .stats")
     expect(figures.locator("div").filter(has_text="Events")).to_have_text(re.compile(r"Events\s*0"))
+    expect(page.locator("#chart")).to_contain_text("No delivery attempts in the last 24 hours.")
     mark_page(page)
 
     post_event(live_server)
@@ -79,15 +80,28 @@ def test_the_details_page_follows_a_delivery_without_a_reload(logged_in: Page, l
     last_success = page.locator("#statistics dl.properties div").filter(has_text="Last success")
     expect(last_success.get_by_role("link")).to_be_visible()
     expect(last_success).to_contain_text("HTTP 200")
-
-    page.get_by_role("link", name="Deliveries").click()
-    rows = page.locator("#deliveries tbody tr")
-    expect(rows).to_have_count(1)
-    mark_page(page)
+    # The chart's hour now running follows the tiles: its bar (the last) and its row in the table.
+    now_bar = page.locator("#chart .chart-hour").last
+    expect(now_bar.locator("title")).to_contain_text(": 1 succeeded, 0 failed")
+    expect(now_bar.locator("rect.chart-ok")).to_have_count(1)
     post_event(live_server)
     deliver(live_server)
     handler.wait_for("/orders", 2)
-    expect(rows).to_have_count(2, timeout=SOON_MS)  # the newest delivery came in on top
+    expect(figure.filter(has_text="Triggers")).to_have_text(re.compile(r"Triggers\s*2"), timeout=SOON_MS)
+    expect(now_bar.locator("title")).to_contain_text(": 2 succeeded, 0 failed")
+    page.get_by_text("Show as table").click()
+    expect(page.locator("#chart tbody tr").last.get_by_role("cell")).to_have_text(["2", "0", re.compile("ms$"),
+                                                                                    re.compile("ms$")])  # fmt: skip
+    assert not_reloaded(page)
+
+    page.get_by_role("link", name="Deliveries").click()
+    rows = page.locator("#deliveries tbody tr")
+    expect(rows).to_have_count(2)
+    mark_page(page)
+    post_event(live_server)
+    deliver(live_server)
+    handler.wait_for("/orders", 3)
+    expect(rows).to_have_count(3, timeout=SOON_MS)  # the newest delivery came in on top
     expect(rows.first).to_contain_text("Success")
     assert not_reloaded(page) and console_errors == []
 
@@ -104,7 +118,7 @@ def test_a_failure_turns_the_status_and_says_so(logged_in: Page, live_server, ha
     post_event(live_server)
     deliver(live_server)
     expect(page.locator("h1 .badge")).to_have_text("Failing", timeout=SOON_MS)
-    expect(page.locator("[data-live=status] dd")).to_contain_text("Failing: retry 2 of 10 at")
+    expect(page.locator("[data-live=status] dd")).to_contain_text("Failing: attempt 2 of 10 at")
     expect(page.get_by_role("button", name="Retry now")).to_be_visible()  # and it works, as a plain form
     expect(page.locator("[data-live-announcer]")).to_have_text("Status: Failing")  # said once, politely
     assert not_reloaded(page)
@@ -130,9 +144,9 @@ def test_an_attempt_in_flight_shows_as_sending(logged_in: Page, live_server, han
         handler.wait_for("/orders")
         status = page.locator("[data-live=status] dd")
         expect(status).to_contain_text("Sending…", timeout=SOON_MS)
-        expect(status).to_contain_text("attempt 1")
+        expect(status).to_contain_text("attempt 1 of 10")
         sending = page.locator("#deliveries tbody tr.sending-row")
-        expect(sending).to_contain_text("#1")
+        expect(sending).to_contain_text("attempt 1 of 10")
         expect(sending).to_contain_text("Sending…")
         elapsed = sending.locator(".elapsed")
         first = elapsed.inner_text()
@@ -166,7 +180,7 @@ def test_the_list_status_and_health_follow_and_an_open_menu_stays_open(logged_in
     post_event(live_server)
     deliver(live_server)
     expect(row.locator("td[data-label=Status]")).to_contain_text("Failing", timeout=SOON_MS)
-    expect(row.locator("td[data-label=Status]")).to_contain_text("retry 2 of 10 at")
+    expect(row.locator("td[data-label=Status]")).to_contain_text("attempt 2 of 10 at")
     expect(row.locator("td[data-label='Success, 24 h']")).to_contain_text("0 %")
     expect(page.locator("[data-live-announcer]")).to_have_text("Orders: Failing")
     expect(quiet_menu).to_have_attribute("open", "")  # the person's open menu was left alone

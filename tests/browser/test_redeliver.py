@@ -29,7 +29,9 @@ def test_redeliver_a_failed_attempt(logged_in: Page, live_server, handler: Handl
         webhook_id, failed_id = webhook.id, failed.id
     page = logged_in
     page.goto(f"/webhooks/{webhook_id}/attempts/{failed_id}")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Attempt #2 Failure")
+    reference = f"AT-{failed_id // 1000:03d}-{failed_id % 1000:03d}"
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Attempt {reference} Failure")
+    expect(page.locator(".page-header")).to_contain_text("attempt 2 of 10")
 
     page.get_by_role("button", name="Redeliver").click()
 
@@ -37,14 +39,16 @@ def test_redeliver_a_failed_attempt(logged_in: Page, live_server, handler: Handl
     expect(page).to_have_url(re.compile(rf"/webhooks/{webhook_id}/attempts/(\d+)$"))
     new_id = int(page.url.rsplit("/", 1)[1])
     assert new_id != failed_id
-    expect(page.get_by_role("heading", level=1)).to_have_text("Attempt #2 Success")
-    expect(page.locator(".page-header")).to_contain_text("Redelivery of Attempt #2")
+    new_reference = f"AT-{new_id // 1000:03d}-{new_id % 1000:03d}"
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Attempt {new_reference} Success")
+    expect(page.locator(".page-header")).to_contain_text(f"Redelivery of {reference} (attempt 2 of 10)")
     assert len(handler.wait_for("/hook")) == 1
 
-    page.get_by_role("link", name="Attempt #2").click()  # back to the attempt it sent again
+    page.get_by_role("link", name=reference).click()  # back to the attempt it sent again
     expect(page).to_have_url(re.compile(rf"/webhooks/{webhook_id}/attempts/{failed_id}$"))
     expect(page.get_by_text("Redelivery of")).to_have_count(0)
 
     page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=webhook_id).click()
     expect(page).to_have_url(re.compile(rf"/webhooks/{webhook_id}\?tab=deliveries$"))
-    expect(page.locator("td[data-label=Attempt]")).to_have_text(["#2 Redelivery", "#2"])
+    expect(page.locator("td[data-label=Attempt]")).to_have_text([f"{new_reference} Redelivery of {reference}",
+                                                                  f"{reference} attempt 2 of 10"])  # fmt: skip

@@ -19,7 +19,8 @@ from webhookapp.models import Attempt, Webhook
 
 ROW = re.compile(
     r'<td data-label="Time"><a href="/webhooks/(?P<hook>[^/]+)/attempts/(?P<id>\d+)">(?P<time>[^<]+)</a></td>\s*'
-    r'<td data-label="Attempt">#(?P<number>\d+)</td>\s*'
+    r'<td data-label="Attempt"><span class="mono">(?P<reference>AT-[\d-]+)</span> '
+    r'<span class="muted small">attempt (?P<number>\d+) of 10</span></td>\s*'
     r'<td data-label="Method" class="mono">(?P<method>\w+)</td>\s*'
     r'<td data-label="Status">(?P<status>[^<]+)</td>\s*'
     r'<td data-label="Duration">(?P<duration>\d+) ms</td>\s*'
@@ -220,7 +221,7 @@ def test_the_attempt_page_shows_the_request_with_the_signature_redacted(client, 
 def test_the_attempt_page_shows_the_response_and_error_of_a_failure(client, delivered):
     failure = attempts_of(delivered.id)[0]
     text = main_part(page(client, f"/webhooks/{delivered.id}/attempts/{failure.id}"))
-    assert "Attempt #1" in text and "Failure" in text
+    assert f"Attempt {failure.reference}" in text and "attempt 1 of 10" in text and "Failure" in text
     assert '<p class="flash flash-error">The handler answered HTTP 500.</p>' in text
     assert "HTTP <strong>500</strong>" in text
     assert "X-Handler" in text and "flaky" in text
@@ -338,7 +339,10 @@ def test_an_attempt_has_one_number_everywhere(client, auth, vendor):
     auth.login()
     full = page(client, f"/webhooks/{hook.id}/attempts/{third.id}")
     text = main_part(full)
-    assert f"<title>Attempt #3 · {hook.label}" in full
-    assert "<span>Attempt #3</span></nav>" in text and "<h1>Attempt #3 " in text
+    digits = f"{third.id:06d}"
+    reference = f"AT-{digits[:3]}-{digits[3:]}"  # the id the URL has, as a person quotes it
+    assert f"<title>Attempt {reference} · {hook.label}" in full
+    assert f"<span>{reference}</span></nav>" in text and f"<h1>Attempt {reference} " in text
+    assert f'<p class="muted">{hook.label} · attempt 3 of 10 · ' in text
     rows = ROW.finditer(main_part(page(client, f"/webhooks/{hook.id}?tab=deliveries")))
-    assert [row["number"] for row in rows if row["id"] == str(third.id)] == ["3"]
+    assert [(row["reference"], row["number"]) for row in rows if row["id"] == str(third.id)] == [(reference, "3")]

@@ -19,7 +19,8 @@ ROW = re.compile(
     r'<td data-label="Client id" class="mono small break">(?P<client>[^<]+)</td>\s*'
     r'<td data-label="Object id" class="mono small break">(?P<object>[^<]+)</td>\s*'
     r'<td data-label="API URL" class="mono small break">(?P<api_url>[^<]+)</td>\s*'
-    r'<td data-label="Carried by">(?:<a href="/webhooks/[^/]+/attempts/(?P<attempt>\d+)">Attempt #\d+</a>|'
+    r'<td data-label="Carried by">(?:<a href="/webhooks/[^/]+/attempts/(?P<attempt>\d+)" class="mono">'
+    r'(?P<reference>AT-[\d-]+)</a> <span class="muted small">attempt \d+ of \d+ · |'
     r'<span class="muted">(?P<pending>Pending)</span>)'
 )
 CARRIED = re.compile(r'<td data-label="Event" class="mono small">(EV-[\d-]+)</td>')

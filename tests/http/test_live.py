@@ -15,7 +15,9 @@ from flask import g
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker, statements
+from webhookapp.core.times import isoformat, utcnow
 from webhookapp.engine import delivery, runtime
+from webhookapp.engine.maintenance import hourly
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
@@ -80,7 +82,7 @@ def test_the_details_regions_follow_a_real_delivery(app, client, auth, vendor, h
     auth.login()
     url = f"/webhooks/{hook.id}/live"
     before = regions(client, url)
-    assert set(before) == {"badge", "retry", "banner", "status", "statistics"}
+    assert set(before) == {"badge", "retry", "banner", "status", "statistics", "chart"}
     assert flat(before["statistics"]).startswith("Events 0 Triggers 0 Success responses 0")
     etag = live(client, url).headers["ETag"]
     unchanged = live(client, url, etag)
@@ -107,6 +109,34 @@ def test_the_details_regions_follow_a_real_delivery(app, client, auth, vendor, h
         assert on_page(client, f"/webhooks/{hook.id}", name) == shown[name], name
 
 
+def test_the_statistics_tab_sends_the_chart_with_the_hour_now_running(app, client, auth, vendor, handler, hook):
+    auth.login()
+    url = f"/webhooks/{hook.id}/live?tab=statistics"
+    hours = {isoformat(hourly.floor_hour(utcnow()))}
+    quiet = live(client, url).get_json()
+    assert quiet["chart_hour"] | {"hour": None} == {"hour": None, "successes": 0, "failures": 0, "p50_ms": None,
+                                                    "p95_ms": None}  # fmt: skip
+    assert "No delivery attempts in the last 24 hours." in quiet["regions"]["chart"]
+    etag = live(client, url).headers["ETag"]
+    for n in (1, 2):
+        send_event(client, vendor, hook)
+        run_worker(app)
+        handler.wait_for("/orders", n)
+    hours.add(isoformat(hourly.floor_hour(utcnow())))
+    changed = live(client, url, etag)
+    assert changed.status_code == 200
+    now = changed.get_json()["chart_hour"]
+    assert now["hour"] in hours and (now["successes"], now["failures"]) == (2, 0)
+    assert 0 <= now["p50_ms"] <= now["p95_ms"]
+    chart = changed.get_json()["regions"]["chart"]
+    bars = re.findall(r'<g class="chart-hour"><title>([^<]*)</title>', chart)
+    assert len(bars) == 24 and ": 2 succeeded, 0 failed; median " in bars[-1]  # the last bar: this hour
+    assert on_page(client, f"/webhooks/{hook.id}", "chart") == chart  # one markup
+    week = live(client, url + "&span=7d").get_json()
+    assert "last 7 days" in week["regions"]["chart"] and week["chart_hour"]["successes"] == 2
+    assert "chart" not in regions(client, f"/webhooks/{hook.id}/live?tab=deliveries")
+
+
 def test_the_newest_deliveries_show_failures_and_the_retry(app, client, auth, vendor, handler, hook):
     app.config.update(WEBHOOK_RETRY_BASE=3600)
     handler.behave("/orders", status=503)
@@ -121,9 +151,9 @@ def test_the_newest_deliveries_show_failures_and_the_retry(app, client, auth, ve
     assert set(shown) == {"badge", "retry", "banner", "status", "deliveries"}
     assert flat(shown["badge"]) == "Failing"
     assert ">Retry now</button>" in shown["retry"] and f'action="/webhooks/{hook.id}/retry"' in shown["retry"]
-    assert "Failing: retry 2 of 10 at" in flat(shown["status"])
+    assert "Failing: attempt 2 of 10 at" in flat(shown["status"])
     [row] = body_rows(shown["deliveries"])
-    assert "#1 POST 503" in row and row.endswith("Failure")
+    assert re.match(r"\S+ \S+ UTC AT-\d{3}-\d{3} attempt 1 of 10 POST 503", row) and row.endswith("Failure")
     assert on_page(client, f"/webhooks/{hook.id}?tab=deliveries", "deliveries") == shown["deliveries"]
     assert "No success attempts." in regions(client, url + "&outcome=success")["deliveries"]
     # An older page (the page says "paged") is left as it is; so are other tabs' regions.
@@ -150,11 +180,11 @@ def test_an_attempt_in_flight_shows_as_sending(app, client, auth, vendor, handle
         time.sleep(1.1)  # at least a second in flight (a busy machine only adds)
         shown = regions(client, url)
         status = flat(shown["status"])
-        assert re.fullmatch(r"Status Enabled Sending… [1-9]\d* s attempt 1", status), status
+        assert re.fullmatch(r"Status Enabled Sending… [1-9]\d* s attempt 1 of 10", status), status
         assert re.search(r'class="elapsed" data-seconds="[1-9]\d*" data-since="\d{4}-\d\d-\d\dT[\d:.]+\+00:00"',
                          shown["status"])  # fmt: skip
         [sending] = body_rows(shown["deliveries"])  # the only attempt so far, still running
-        assert re.fullmatch(r"\S+ \S+ UTC #1 POST — running Sending… [1-9]\d* s", sending), sending
+        assert re.fullmatch(r"\S+ \S+ UTC attempt 1 of 10 POST — running Sending… [1-9]\d* s", sending), sending
         assert "Sending…" in on_page(client, f"/webhooks/{hook.id}", "status")  # the page says so too
         listed = regions(client, f"/webhooks/live?ids={hook.id}")
         assert "Sending…" in listed[f"status:{hook.id}"]
@@ -163,7 +193,7 @@ def test_an_attempt_in_flight_shows_as_sending(app, client, auth, vendor, handle
         worker.join(20)
     shown = regions(client, url)
     assert "Sending" not in shown["status"] + shown["deliveries"]
-    assert "#1 POST 200" in flat(shown["deliveries"])
+    assert "attempt 1 of 10 POST 200" in flat(shown["deliveries"])
 
 
 def test_regions_are_escaped_like_the_page(client, auth, hook):
@@ -243,7 +273,7 @@ def test_a_poll_costs_a_few_statements_and_an_unchanged_one_fewer(client, auth, 
     url = f"/webhooks/{hook.id}/live"
     etag = live(client, url).headers["ETag"]
     assert counted(client, url, etag) == (304, 2)  # the user, the webhook with its newest attempt id
-    assert counted(client, url) == (200, 2)  # the statistics need nothing more
+    assert counted(client, url) == (200, 5)  # the statistics nothing more; the chart its hours, as the page
     assert counted(client, url + "?tab=deliveries") == (200, 4)  # the page's count and rows
     for ids in ([hook.id], [hook.id, *others]):
         listed = f"/webhooks/live?ids={','.join(ids)}"

@@ -114,7 +114,9 @@ def test_redelivering_a_failure_sends_it_again_freshly_signed_and_leaves_the_ret
     assert response.headers["Location"] == f"/webhooks/{hook.id}/attempts/{new.id}"
     page = text_of(client.get(response.headers["Location"]))
     assert "Redelivered: the handler answered HTTP 200." in page
-    assert f'Redelivery of <a href="/webhooks/{hook.id}/attempts/{first.id}">Attempt #1</a>' in page
+    assert f'Redelivery of <a href="/webhooks/{hook.id}/attempts/{first.id}">{first.reference}</a>' in page
+    assert f"<h1>Attempt {new.reference} " in page and new.reference != first.reference
+    assert f"{first.reference}</a> <span class=\"muted\">(attempt 1 of 10)</span>" in page
 
     after = state(hook.id)
     assert after == before  # no event, no statistics, no summary, the same retry schedule
@@ -170,8 +172,13 @@ def test_the_deliveries_table_marks_redeliveries(app, client, vendor, handler, l
     page = text_of(client.get(f"/webhooks/{hook.id}?tab=deliveries"))
     cells = page.split('<td data-label="Attempt">')[1:]
     assert len(cells) == 2
-    assert cells[0].startswith('#1 <span class="badge badge-info">Redelivery</span></td>')  # newest first
-    assert cells[1].startswith("#1</td>")
+    new = attempts_of(hook.id)[-1]
+    redelivered = '<span class="badge badge-info">Redelivery</span>'
+    assert cells[0].startswith(  # newest first
+        f'<span class="mono">{new.reference}</span> {redelivered} <span class="muted small">of {first.reference}</span>'
+    )
+    assert cells[1].startswith(f'<span class="mono">{first.reference}</span> '
+                               '<span class="muted small">attempt 1 of 10</span></td>')  # fmt: skip
 
 
 def test_a_pruned_original_is_named_without_a_link(app, client, vendor, handler, logged_in):
@@ -180,7 +187,7 @@ def test_a_pruned_original_is_named_without_a_link(app, client, vendor, handler,
     db.session.delete(db.session.get(Attempt, first.id))
     db.session.commit()
     page = text_of(client.get(response.headers["Location"]))
-    assert "Redelivery of Attempt #1 <span" in page and "(no longer kept)" in page
+    assert f"Redelivery of {first.reference} <span" in page and "(no longer kept)" in page
 
 
 def test_a_validation_attempt_is_sent_again_with_its_draft(app, client, vendor, handler):
@@ -223,6 +230,9 @@ def test_the_api_answers_201_with_the_new_attempt_as_the_attempts_resource_lists
     listed = client.get(f"{HOOKS}/{hook.id}/attempts", headers=headers).get_json()
     assert listed[0] == created
     assert listed[1]["id"] == first.id and listed[1]["redelivery_of"] is None
+    # The reference the pages show, for a ticket: the id in groups of three, the new one its own.
+    assert (listed[1]["reference"], created["reference"]) == (first.reference, f"AT-000-{created['id']:03d}")
+    assert created["reference"] != first.reference and created["number"] == first.number == 1
     assert state(hook.id) == before
     assert len(handler.wait_for("/first", 2)) == 2
 

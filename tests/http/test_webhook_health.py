@@ -46,7 +46,7 @@ def test_a_failing_webhook_says_so_and_retry_now_sends_at_once_without_an_event(
     handler.wait_for("/flaky", 1)
     stored = fresh(hook.id)
     assert (stored.status, stored.next_attempt, stored.events_count) == ("Failing", 2, 1)
-    retry = f"retry 2 of 3 at {stored.next_trigger_at:%Y-%m-%d %H:%M} UTC"
+    retry = f"attempt 2 of 3 at {stored.next_trigger_at:%Y-%m-%d %H:%M} UTC"
 
     auth.login()
     details = page(client, f"/webhooks/{hook.id}")

@@ -1,13 +1,17 @@
-"""The Handler code tab's snippets, run for real: each is rendered for a webhook, started as a
-process on 127.0.0.1 (Python from this virtualenv, Node.js with the packages pinned in
-``tests/handlers/package-lock.json``), and called by the service's own deliveries. A snippet that
-does not accept a good delivery, or accepts a bad one, fails here."""
+"""The Handler code tab's snippets, run for real: each is taken from the tab as the page shows it,
+saved and started with its own run line (its environment and command, the secret pasted in; Python
+from this virtualenv, Node.js with the packages pinned in ``tests/handlers/package-lock.json``),
+and called by the service's own deliveries at the webhook's URL (127.0.0.1, a free port). A
+snippet that does not listen where the webhook calls, does not accept a good delivery, or accepts
+a bad one, fails here."""
 
 from __future__ import annotations
 
 import html
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -19,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -56,47 +61,70 @@ def node_modules() -> Path:
 
 @pytest.fixture
 def runtime(request: pytest.FixtureRequest) -> dict[str, str]:
-    """How to run the language's snippet: the interpreter and its environment."""
+    """The language's snippet and what its Needs line installs (Node.js: the packages' folder)."""
     if request.param == "python":
-        return {"key": "python", "command": sys.executable}
-    modules = request.getfixturevalue("node_modules")
-    return {"key": "node", "command": shutil.which("node"), "NODE_PATH": str(modules)}
+        return {"key": "python"}
+    return {"key": "node", "NODE_PATH": str(request.getfixturevalue("node_modules"))}
+
+
+def shown_snippets(client, hook_id: str) -> dict[str, str]:
+    """The Handler code tab's snippets as the page shows them, by key (``python``, ``node``)."""
+    raw = client.get(f"/webhooks/{hook_id}?tab=handler").get_data(as_text=True)
+    shown = {}
+    for snippet in re.finditer(r'<code id="snippet-(\w+)">(.*?)</code></pre>', raw, re.S):
+        shown[snippet[1]] = html.unescape(snippet[2])
+    return shown
+
+
+def run_line(code: str, secret: str) -> tuple[dict[str, str], list[str]]:
+    """The snippet's ``Run:`` comment as a shell would take it, the secret pasted in where it
+    says: its environment assignments and its command."""
+    line = next(line for line in code.splitlines() if line.lstrip("#/ ").startswith("Run:"))
+    words = shlex.split(line.split("Run:", 1)[1].replace("the JWT secret", secret))
+    assignments = {}
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
+        name, _, value = words.pop(0).partition("=")
+        assignments[name] = value
+    return assignments, words
 
 
 @contextmanager
 def running(
-    snippet: snippets.Snippet, runtime: dict[str, str], port: int, secret: str, folder: Path, next_secret: str = ""
+    client, hook: Webhook, runtime: dict[str, str], secret: str, folder: Path, next_secret: str = ""
 ) -> Iterator[str]:
-    """The snippet as a process listening on ``port`` (``next_secret``: the one of a rotation);
-    yields its output so far, on failure."""
-    source = folder / snippet.filename
-    source.write_text(snippet.code)
-    env = {**os.environ, snippets.SECRET_ENV: secret, "PORT": str(port)}
+    """The snippet the Handler code tab shows for ``hook``, saved under its file name and run
+    with its run line as shown (``next_secret``: set as its comment says, during a rotation);
+    waits until it listens where the webhook's URL says, and yields its output so far."""
+    code = shown_snippets(client, hook.id)[runtime["key"]]
+    assignments, command = run_line(code, secret)
+    (folder / command[-1]).write_text(code)  # saved under the name the run line runs
+    # The interpreter the run line names, as a shell finds it: this virtualenv's python, the node on PATH.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("HOST", None)
+    env.pop("PORT", None)
+    env.update(assignments)
     if next_secret:
         env[f"{snippets.SECRET_ENV}_NEXT"] = next_secret
     if "NODE_PATH" in runtime:
-        env["NODE_PATH"] = runtime["NODE_PATH"]
-    log_path = folder / f"{snippet.key}.log"
+        env["NODE_PATH"] = runtime["NODE_PATH"]  # where npm install put the packages
+    address = urlsplit(hook.external_url)
+    log_path = folder / f"{runtime['key']}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([runtime["command"], str(source)], cwd=folder, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 15
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                with socket.create_connection((address.hostname, address.port), timeout=0.2):
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"The {snippet.key} handler did not start:\n{log_path.read_text()}")
+                    pytest.fail(f"The {runtime['key']} handler did not start:\n{log_path.read_text()}")
                 time.sleep(0.05)
         yield str(log_path)
     finally:
         stop(process)
-
-
-def snippet_for(hook: Webhook, key: str) -> snippets.Snippet:
-    return next(snippet for snippet in snippets.render(hook) if snippet.key == key)
 
 
 def last_attempt(hook_id: str) -> Attempt:
@@ -142,7 +170,7 @@ def test_a_post_handler_accepts_deliveries_and_refuses_a_wrong_or_expired_jwt(
     hook = make_webhook(vendor, external_url=f"http://127.0.0.1:{port}/hooks/orders", data={"purpose": "demo"})
     secret = hook.jwt_secret  # the handler's; the row's changes below
     auth.login()
-    with running(snippet_for(hook, runtime["key"]), runtime, port, secret, tmp_path):
+    with running(client, hook, runtime, secret, tmp_path):
         post_event(client, api_token(vendor.account), object_class="fulfillment_request", product_id=hook.product_id)
         run_worker(app)
         delivered = last_attempt(hook.id)
@@ -183,12 +211,12 @@ def test_a_handler_given_the_next_secret_too_works_through_a_staged_rotation(
     assert client.post(f"/webhooks/{hook.id}/secret/next").status_code == 302  # Generate next secret
     db.session.expire_all()
     following = db.session.get(Webhook, hook.id).jwt_secret_next
-    with running(snippet_for(hook, runtime["key"]), runtime, port, current, tmp_path, next_secret=following):
+    with running(client, hook, runtime, current, tmp_path, next_secret=following):
         assert trigger_now(app, client, hook.id).success  # signed with the current secret
         assert client.post(f"/webhooks/{hook.id}/secret/switch").status_code == 302
         after = trigger_now(app, client, hook.id)  # signed with the next one, now current
         assert (after.success, after.response_status) == (True, 200), after.error
-    with running(snippet_for(hook, runtime["key"]), runtime, port, current, tmp_path):  # not given the next one
+    with running(client, hook, runtime, current, tmp_path):  # not given the next one
         assert trigger_now(app, client, hook.id).response_status == 401
 
 
@@ -198,7 +226,7 @@ def test_a_get_handler_reads_the_jwt_alone(app, client, auth, vendor, runtime, t
     port = free_port()
     hook = make_webhook(vendor, external_url=f"http://127.0.0.1:{port}/get-hook?from=connect", http_method="GET")
     auth.login()
-    with running(snippet_for(hook, runtime["key"]), runtime, port, hook.jwt_secret, tmp_path):
+    with running(client, hook, runtime, hook.jwt_secret, tmp_path):
         post_event(client, api_token(vendor.account), object_class="fulfillment_request", product_id=hook.product_id)
         run_worker(app)
         delivered = last_attempt(hook.id)
@@ -214,7 +242,7 @@ def test_a_validation_handler_answers_the_draft(app, client, auth, vendor, runti
     hook = make_webhook(vendor, type_key="fulfillment_request.validator", product_id=vendor.products[1].id,
                         external_url=f"http://127.0.0.1:{port}/validate")  # fmt: skip
     auth.login()
-    with running(snippet_for(hook, runtime["key"]), runtime, port, hook.jwt_secret, tmp_path):
+    with running(client, hook, runtime, hook.jwt_secret, tmp_path):
         answered = trigger_now(app, client, hook.id)  # Trigger Now sends a sample draft
         assert (answered.success, answered.response_status) == (True, 200), answered.error
         assert json.loads(answered.response_body) == json.loads(answered.request_body)
@@ -272,3 +300,31 @@ def test_a_path_that_is_route_syntax_gets_a_plain_route_and_a_note(app, vendor):
     for snippet in snippets.render(hook):
         assert '"/webhook"' in snippet.code and ":id" not in snippet.code.split("\n", 3)[3]
         assert "route it here yourself" in snippet.code
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "notes"),
+    [
+        ("http://127.0.0.1:8765/webhook", "127.0.0.1", 8765, []),
+        ("http://localhost:8000/hook", "localhost", 8000, []),
+        ("http://[::1]:9000/", "::1", 9000, []),
+        ("http://127.0.0.1/hook", "127.0.0.1", 80, ["below 1024"]),
+        ("http://10.1.2.3:8080/hook", "0.0.0.0", 8080, ['every interface: the webhook calls "10.1.2.3"']),
+        ("https://handler.example.com/hook", "0.0.0.0", 443,
+         ['every interface: the webhook calls "handler.example.com"', "terminate TLS in front of it"]),
+        ("https://handler.example.com:8443/hook", "0.0.0.0", 8443, ["port 8443) and set PORT"]),
+    ],
+)  # fmt: skip
+def test_the_run_line_and_the_defaults_listen_where_the_url_points(app, vendor, url, host, port, notes):
+    hook = make_webhook(vendor, external_url=url)
+    for snippet in snippets.render(hook):
+        assert run_line(snippet.code, "s3cret") == (
+            {snippets.SECRET_ENV: "s3cret", "HOST": host, "PORT": str(port)},
+            ["python" if snippet.key == "python" else "node", snippet.filename],
+        )
+        tail = snippet.code.rsplit("\n", 4)[1:]  # the defaults, when HOST and PORT are not set
+        assert any(f'"{host}"' in line for line in tail) and any(str(port) in line for line in tail)
+        header = snippet.code.split("import" if snippet.key == "python" else '"use strict"', 1)[0]
+        for note in notes:
+            assert note in header.replace("\n// ", " ").replace("\n# ", " ")
+        assert ("every interface" in header) == (host == "0.0.0.0")

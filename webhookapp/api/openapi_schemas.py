@@ -259,6 +259,12 @@ def schemas() -> dict[str, Any]:
         "Attempt": closed(
             {
                 "id": {"type": "integer"},
+                "reference": {
+                    "type": "string",
+                    "pattern": "^AT(-[0-9]{3}){2,}$",
+                    "description": "The id as the pages show it and a person quotes it: AT- and the id in "
+                    "groups of three digits (AT-000-123 for id 123).",
+                },
                 "webhook_id": {"type": "string"},
                 "kind": {"type": "string", "enum": ["trigger", "validation"]},
                 "number": {"type": "integer", "minimum": 1, "description": "Attempt number within its trigger."},

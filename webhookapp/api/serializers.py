@@ -97,6 +97,7 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
     """A delivery attempt as the API returns it (the JWT's signature redacted)."""
     return {
         "id": attempt.id,
+        "reference": attempt.reference,
         "webhook_id": attempt.webhook_id,
         "kind": attempt.kind,
         "number": attempt.number,

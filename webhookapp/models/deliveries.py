@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from webhookapp.core.ids import attempt_reference
 from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import Model
 from webhookapp.models.columns import UTCDateTime
@@ -84,6 +85,16 @@ class Attempt(Model):
     @property
     def outcome(self) -> str:
         return "Success" if self.success else "Failure"
+
+    @property
+    def reference(self) -> str:
+        """``AT-000-123``: the id as a person quotes it (pages, API, tickets)."""
+        return attempt_reference(self.id)
+
+    @property
+    def original_reference(self) -> str | None:
+        """The reference of the attempt this one sent again, for a redelivery; else None."""
+        return None if self.redelivery_of is None else attempt_reference(self.redelivery_of)
 
 
 class AttemptHour(Model):

@@ -9,14 +9,26 @@ renders nothing. Another account's webhook is a 404, as on the page.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from flask import Blueprint, abort, current_app, get_template_attribute, jsonify, make_response, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    get_template_attribute,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from markupsafe import Markup
 from werkzeug import Response
 
 from webhookapp.auth.sessions import signed_in_user
+from webhookapp.core.times import isoformat, utcnow
+from webhookapp.engine.maintenance import hourly
 from webhookapp.models import Webhook
-from webhookapp.services import live
+from webhookapp.services import live, webhook_stats
 from webhookapp.services import webhook_queries as queries
 from webhookapp.webhooks import tabs
 from webhookapp.webhooks.tab_loaders import TAB_LOADERS
@@ -38,8 +50,9 @@ def _part(name: str) -> Callable[..., Markup]:
 
 @blueprint.get("/webhooks/<webhook_id>/live")
 def details(webhook_id: str) -> Response:
-    """The details page's regions for ``tab``: the status everywhere, the statistics on their
-    tab, the deliveries on the newest page of theirs (``paged`` marks an older page, left alone)."""
+    """The details page's regions for ``tab``: the status everywhere, the statistics and the
+    chart of ``span`` on their tab (with the figures of the hour now running), the deliveries on
+    the newest page of theirs (``paged`` marks an older page, left alone)."""
     found = live.webhook_with_newest_attempt(signed_in_user().account_id, webhook_id)
     if found is None:
         abort(404)
@@ -47,16 +60,33 @@ def details(webhook_id: str) -> Response:
     tab = tabs.chosen_tab(webhook, request.args.get("tab"))
     outcome = request.args.get("outcome", "")
     deliveries = tab == "deliveries" and not request.args.get("paged")
-    version = live.version(live.state(webhook), tab, deliveries and (newest, outcome))
+    # The chart changes with every attempt (a redelivery moves no counter) and with the hour.
+    span = webhook_stats.span_of(request.args.get("span"))
+    charted = tab == "statistics" and (newest, span, hourly.floor_hour(utcnow()))
+    version = live.version(live.state(webhook), tab, deliveries and (newest, outcome), charted)
     if request.if_none_match.contains(version):
         return _not_modified(version)
     regions = {name: _part(name)(webhook) for name in ("badge", "retry", "banner", "status")}
+    extra: dict[str, Any] = {}
     if tab == "statistics":
         regions["statistics"] = _part("statistics")(webhook)
+        regions["chart"], extra["chart_hour"] = _chart(webhook)
     if deliveries:
         page = TAB_LOADERS["deliveries"](webhook)
         regions["deliveries"] = _part("deliveries")(webhook, page["attempts"], page["outcome"])
-    return _answer(version, regions, live.poll_after_ms([webhook]))
+    return _answer(version, regions, live.poll_after_ms([webhook]), **extra)
+
+
+def _chart(webhook: Webhook) -> tuple[Markup, dict[str, object]]:
+    """The Statistics tab's chart of the span asked for, as the page renders it, and the figures
+    of its hour now running (its last bar)."""
+    loaded = TAB_LOADERS["statistics"](webhook)
+    chart = loaded["chart"]
+    assert isinstance(chart, webhook_stats.Chart)
+    now = chart.hours[-1]
+    figures: dict[str, object] = {"hour": isoformat(now.hour), "successes": now.successes, "failures": now.failures,
+                                  "p50_ms": now.p50, "p95_ms": now.p95}  # fmt: skip
+    return Markup(render_template("webhooks/_chart.html", webhook=webhook, **loaded)), figures
 
 
 @blueprint.get("/webhooks/live")
@@ -77,9 +107,9 @@ def webhooks() -> Response:
     return _answer(version, regions, live.poll_after_ms(hooks))
 
 
-def _answer(version: str, regions: Mapping[str, str], poll_after_ms: int) -> Response:
+def _answer(version: str, regions: Mapping[str, str], poll_after_ms: int, **extra: Any) -> Response:
     response = jsonify(version=version, regions={name: str(html) for name, html in regions.items()},
-                       poll_after_ms=poll_after_ms)  # fmt: skip
+                       poll_after_ms=poll_after_ms, **extra)  # fmt: skip
     return _conditional(response, version)
 
 
