@@ -1,4 +1,4 @@
-"""Why a call got no answer, in one short sentence (docs/using.md, "Errors"): a failure of each
+"""Why a call got no answer, in one short sentence (docs/architecture.md, "Delivery contract"): a failure of each
 kind against real sockets on 127.0.0.1, through Send test request; and one delivery that fails
 until Out of order, read where a person sees it: the attempt page (with the technical detail
 folded away), the Last failure, the banner, the alert mail and the API."""
