@@ -22,6 +22,7 @@ from tests.pages import (
     text,
     textarea_value,
 )
+from tests.servers import free_port
 from webhookapp.engine.signing import PAYLOAD_KEYS
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
@@ -195,6 +196,9 @@ def test_the_wizard_says_which_webhook_id_its_test_carries(client, auth, vendor,
     assert claims_of(sent, TYPED_SECRET)["webhook_id"] == SAMPLE_WEBHOOK_ID == "WH-000-000-000"
     box = result_box(text(response))
     assert "HTTP 403" in box and SAMPLE_ID_NOTE in box
+    # No handler got it: nothing to say about what it carried.
+    refused = wizard.post("http", "send_test", external_url=f"http://127.0.0.1:{free_port()}/", jwt_secret=TYPED_SECRET)
+    assert "Connection refused" in result_box(text(refused)) and "Sent before the webhook exists" not in text(refused)
 
 
 def test_the_wizard_sends_a_sample_draft_to_a_validation_type(client, auth, vendor, handler):
