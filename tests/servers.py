@@ -1,16 +1,23 @@
-"""Real servers for tests: a private redis-server, and a programmable HTTP handler on 127.0.0.1."""
+"""Real servers for tests: a private redis-server, a programmable HTTP handler on 127.0.0.1 (over
+TLS too), and a handler that resets its connections."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import shutil
 import socket
+import ssl
+import struct
 import subprocess
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -176,3 +183,82 @@ class HandlerServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class ResettingServer:
+    """A handler on 127.0.0.1 that reads the request, starts its answer (``answer``) and then
+    resets the connection (RST, by closing with a zero linger)."""
+
+    def __init__(self, answer: bytes = b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"ok": ') -> None:
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/reset"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            with connection:
+                connection.recv(65536)
+                connection.sendall(self.answer)
+                time.sleep(0.05)  # the client reads the start before the reset arrives
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def tls_certificates(directory: Path, *, expired: bool) -> tuple[Path, Path, Path]:
+    """A CA and a certificate it issued for 127.0.0.1 (expired a day ago, if asked), written to
+    ``directory``: the CA's certificate, the server's certificate and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhookapp test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=30))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    until = now - timedelta(days=1) if expired else now + timedelta(days=30)
+    leaf = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=10)).not_valid_after(until)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return paths
+
+
+def serve_tls(server: HandlerServer, certificate: Path, key: Path) -> str:
+    """Make ``server`` speak HTTPS with this certificate; returns its https:// root URL. A client
+    that refuses the certificate fails the handshake, which the server ignores."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    return server.url.replace("http://", "https://", 1)

@@ -19,6 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
+from typing import Any
+
+from webhookapp.engine.triggers import schedule
+from webhookapp.infra.config import Config
+
+QUICK_FAILURE = "make run WEBHOOK_RETRY_BASE=3 WEBHOOK_MAX_ATTEMPTS=3"
+"""The schedule that shows a webhook go Out of order within a minute (about 9 s)."""
 
 
 def _free_port() -> int:
@@ -49,6 +57,32 @@ def start_private_redis() -> tuple[subprocess.Popen[bytes], str]:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
+def span(seconds: float) -> str:
+    """``9 s``, ``5 min``, ``22 h 35 min``: a duration for a person."""
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    return " ".join(part for part in (f"{hours} h" if hours else "", f"{minutes} min" if minutes else "") if part)
+
+
+def retry_note(settings: Mapping[str, Any]) -> list[str]:
+    """What ``make run`` says about failures: how soon a failing webhook is Out of order with
+    these settings and, if not within a minute, how to see it sooner."""
+    attempts = int(settings["WEBHOOK_MAX_ATTEMPTS"])
+    waits = [schedule.ladder_step(failed, settings) for failed in range(1, attempts)]
+    if waits:
+        apart = span(waits[0]) if waits[0] == waits[-1] else f"{span(waits[0])} to {span(waits[-1])}"
+        lines = [f"A failing webhook is retried {apart} apart and is Out of order after {attempts} failed "
+                 f"attempts, about {span(sum(waits))} after the first."]  # fmt: skip
+    else:
+        lines = ["A failing webhook is Out of order at its first failed attempt."]
+    if sum(waits) > 60:
+        lines.append(f"To see it within a minute: {QUICK_FAILURE}, then Trigger Now on a webhook whose handler "
+                     "is not running.")  # fmt: skip
+    return lines
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -76,6 +110,8 @@ def main() -> int:
         process_group=0,
     )
     print(f"webhookapp is at http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    # Read from the environment as the worker reads it: `make run NAME=value` reaches both.
+    print("\n".join(retry_note({name: getattr(Config, name) for name in dir(Config) if name.isupper()})), flush=True)
     everything = [process for process in (web, worker, redis_process) if process is not None]
     try:
         while all(process.poll() is None for process in everything):

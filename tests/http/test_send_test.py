@@ -22,6 +22,7 @@ from tests.pages import (
     text,
     textarea_value,
 )
+from tests.servers import free_port
 from webhookapp.engine.signing import PAYLOAD_KEYS
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
@@ -85,6 +86,7 @@ def test_edit_sends_the_typed_settings_signed_with_the_typed_secret(client, auth
     body = text(response)
     box = result_box(body)
     assert "HTTP 200" in box and re.search(r"in \d+ ms", box) and '{"accepted": "<yes>"}' in box
+    assert "Sent before the webhook exists" not in box  # the edit page's test carries the real id
     assert 'role="status"' in body
     # The form shows what was typed, secret included; nothing was saved or recorded.
     assert input_value(raw, "external_url") == url and input_value(raw, "label") == "Renamed <b>"
@@ -175,6 +177,28 @@ def test_the_wizard_sends_the_draft_with_the_typed_secret(client, auth, vendor, 
     assert 'id="step-title" tabindex="-1">' in body  # the result, not the heading, takes the focus
     assert wizard.draft().data["external_url"] == url  # kept in the draft, as Back or a reload would
     assert nothing_recorded() and db.session.scalars(db.select(Webhook)).all() == []
+
+
+SAMPLE_ID_NOTE = (
+    "Sent before the webhook exists, so the JWT's <code>webhook_id</code> is <code>WH-000-000-000</code>; "
+    "your handler will see the real id after Create."
+)
+
+
+def test_the_wizard_says_which_webhook_id_its_test_carries(client, auth, vendor, handler):
+    """A handler that checks the id refuses the wizard's test: the result says why."""
+    auth.login()
+    wizard = Wizard(client, vendor.products[0].id)
+    wizard.complete("general", "product", "type")
+    url = handler.behave("/checks-id", status=403, body=b'{"error": "unknown webhook_id"}')
+    response = wizard.post("http", "send_test", external_url=url, jwt_secret=TYPED_SECRET)
+    [sent] = handler.wait_for("/checks-id")
+    assert claims_of(sent, TYPED_SECRET)["webhook_id"] == SAMPLE_WEBHOOK_ID == "WH-000-000-000"
+    box = result_box(text(response))
+    assert "HTTP 403" in box and SAMPLE_ID_NOTE in box
+    # No handler got it: nothing to say about what it carried.
+    refused = wizard.post("http", "send_test", external_url=f"http://127.0.0.1:{free_port()}/", jwt_secret=TYPED_SECRET)
+    assert "Connection refused" in result_box(text(refused)) and "Sent before the webhook exists" not in text(refused)
 
 
 def test_the_wizard_sends_a_sample_draft_to_a_validation_type(client, auth, vendor, handler):

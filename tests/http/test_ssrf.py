@@ -108,7 +108,7 @@ def deliver_once(app, client, tenant, url: str) -> Attempt:
 def assert_refused(attempt: Attempt, *names: str) -> None:
     assert attempt.success is False
     assert attempt.response_status is None and attempt.response_body is None
-    assert attempt.error.startswith("Refused"), attempt.error
+    assert attempt.error.startswith("Blocked: "), attempt.error
     assert any(name in attempt.error for name in names), attempt.error
 
 
@@ -116,7 +116,7 @@ def test_the_handler_on_loopback_is_refused_without_the_allow_list(app, client, 
     url = handler.behave("/guarded")
     attempt = deliver_once(app, client, vendor, url)
     assert_refused(attempt, "127.0.0.1")
-    assert "loopback" in attempt.error
+    assert attempt.error == "Blocked: 127.0.0.1 is a loopback address"
     assert attempt.request_url == url
     assert handler.received == []
 
@@ -177,7 +177,7 @@ def test_a_slow_handler_times_out(app, client, vendor, handler, fresh_sender):
     app.config["WEBHOOK_DELIVERY_TIMEOUT"] = 0.5
     attempt = deliver_once(app, client, vendor, handler.behave("/slow", held_until=threading.Event()))
     assert attempt.success is False and attempt.response_status is None
-    assert "time" in attempt.error.lower(), attempt.error
+    assert attempt.error == "No answer within 0.5 s"
     # At least the timeout (stored times: a busy machine only adds), and cut off near it.
     assert 400 <= attempt.duration_ms < 5000
     assert len(handler.requests_to("/slow")) == 1
@@ -229,6 +229,6 @@ def trickle() -> Iterator[TrickleServer]:
 def test_a_handler_trickling_its_body_is_cut_off_at_the_delivery_timeout(app, client, vendor, trickle, fresh_sender):
     app.config["WEBHOOK_DELIVERY_TIMEOUT"] = 0.5  # each byte comes within 0.5 s; the whole body takes 10 s
     attempt = deliver_once(app, client, vendor, trickle.url)  # asserts a single attempt
-    assert attempt.success is False and "time" in attempt.error.lower(), attempt.error
+    assert attempt.success is False and attempt.error == "The answer did not arrive in full within 0.5 s"
     assert attempt.duration_ms < 5000  # cut off near the timeout, long before the body's end
     assert trickle.connections == 1  # the lease (2 x timeout) never ran out, so nothing was sent twice

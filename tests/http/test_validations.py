@@ -160,7 +160,7 @@ def test_statistics_and_attempt_log_count_validations(client, token, vendor, hoo
 @pytest.mark.parametrize(
     ("mode", "fragment"),
     [
-        ("slow", "did not answer in time"),
+        ("slow", "No answer within 0.5 s"),
         ("error", "HTTP 500"),
         ("text", "without a JSON object"),
         ("list", "without a JSON object"),

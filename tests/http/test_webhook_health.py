@@ -138,3 +138,23 @@ def test_the_list_shows_each_webhooks_success_rate_over_24_hours(client, auth, v
     assert cell.format(hook.id, '75 %<div class="muted small">of 4</div>') in busy
     assert cell.format(quiet.id, '<span class="muted">—</span>') in quiet_row
     assert quiet.id in quiet_row
+
+
+def test_a_retry_less_than_a_minute_away_shows_its_seconds(app, client, auth, vendor):
+    app.config["WEBHOOK_MAX_ATTEMPTS"] = 3
+    soon, later = make_webhook(vendor, label="Soon"), make_webhook(vendor, label="Later")
+    now = utcnow()
+    for hook, due in ((soon, now + timedelta(seconds=40)), (later, now + timedelta(minutes=5))):
+        hook.trigger_attempts, hook.next_trigger_at = 1, due  # one failure, its retry due then
+    db.session.commit()
+    at_40 = f"{now + timedelta(seconds=40):%Y-%m-%d %H:%M:%S} UTC"
+    auth.login()
+    details = page(client, f"/webhooks/{soon.id}")
+    assert f"Failing: attempt 2 of 3 at {at_40}" in details
+    assert f"<dt>Next trigger</dt><dd>{at_40}</dd>" in details
+    assert f"attempt 2 of 3 at {at_40}" in page(client, "/webhooks")
+    regions = client.get(f"/webhooks/{soon.id}/live").get_json()["regions"]
+    assert at_40 in regions["retry"] or at_40 in regions["status"], regions
+    # Five minutes away: to the minute, as every other time.
+    at_5 = f"{now + timedelta(minutes=5):%Y-%m-%d %H:%M} UTC"
+    assert f"Failing: attempt 2 of 3 at {at_5}" in page(client, f"/webhooks/{later.id}")

@@ -48,7 +48,8 @@ def test_ctrl_c_on_make_run_stops_everything_quietly_redis_last(app, tmp_path: P
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(HOST="127.0.0.1", PORT=str(port), DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
                WEBHOOKAPP_CONFIG="development", SECRET_KEY="stop-tests",
-               WEBHOOK_ENCRYPTION_KEYS=app.config["WEBHOOK_ENCRYPTION_KEYS"])  # fmt: skip
+               WEBHOOK_ENCRYPTION_KEYS=app.config["WEBHOOK_ENCRYPTION_KEYS"],
+               WEBHOOK_RETRY_BASE="3", WEBHOOK_MAX_ATTEMPTS="3")  # as `make run NAME=value` exports them  # fmt: skip
     log = tmp_path / "run.log"
     with log.open("wb") as output:
         run = subprocess.Popen(
@@ -67,6 +68,8 @@ def test_ctrl_c_on_make_run_stops_everything_quietly_redis_last(app, tmp_path: P
     text = log.read_text()
     assert "Traceback" not in text and "Error" not in text, text
     assert "Stopping: the web server and the worker, then Redis." in text
+    # It read the quick schedule it was given (the worker reads the same environment).
+    assert "retried 3 s to 6 s apart and is Out of order after 3 failed attempts, about 9 s after" in text
     assert "Worker stopped." in text
     assert len(text.splitlines()) < 20, text
     redis_url = next(line for line in text.splitlines() if "private Redis at" in line).split(" at ")[1].split()[0]

@@ -75,7 +75,8 @@ class AttemptResult:
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None
     truncated: bool = False
-    error: str | None = None
+    error: str | None = None  # one short sentence, shown wherever the failure is
+    error_detail: str | None = None  # the exception's own text, shown on the attempt's page
 
     @property
     def excerpt(self) -> str:

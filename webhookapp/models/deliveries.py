@@ -78,7 +78,9 @@ class Attempt(Model):
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     response_body: Mapped[str | None] = mapped_column(Text)
     response_truncated: Mapped[bool] = mapped_column(default=False)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # one short sentence
+    # What the transport's exception said, for those who want it (the attempt's page alone).
+    error_detail: Mapped[str | None] = mapped_column(Text)
     # The attempt this one sent again (Redeliver): it counted no event and moved no retry.
     redelivery_of: Mapped[int | None] = mapped_column(Integer)
 

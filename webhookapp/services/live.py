@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from webhookapp.core.times import utcnow
 from webhookapp.engine import triggers
+from webhookapp.infra import templating
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
@@ -62,8 +63,11 @@ def poll_after_ms(webhooks: list[Webhook], now: datetime | None = None) -> int:
 
 
 def state(webhook: Webhook) -> tuple[object, ...]:
-    """What the live regions of one webhook show, as a tuple of its columns."""
-    return (webhook.id, *(getattr(webhook, name) for name in STATE_COLUMNS))
+    """What the live regions of one webhook show, as a tuple of its columns, and whether its next
+    trigger is less than a minute away (shown with seconds then: :func:`.templating.format_due`)."""
+    due = webhook.next_trigger_at
+    soon = due is not None and abs(due - utcnow()) < templating.SOON
+    return (webhook.id, *(getattr(webhook, name) for name in STATE_COLUMNS), soon)
 
 
 def version(*parts: object) -> str:

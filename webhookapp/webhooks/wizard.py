@@ -186,5 +186,6 @@ def _render(draft: WizardDraft, step: str, form: StepForm, test_result: AttemptR
         is_last=step == STEPS[-1],
         method=draft.data.get("http_method", "POST"),
         test_result=test_result,
+        sample_webhook_id=sendtest.SAMPLE_WEBHOOK_ID,
         **context,
     )

@@ -122,9 +122,10 @@ def _ids(claim: Claim, attempt_id: int | None = None) -> dict[str, object]:
 def _recorded(claim: Claim, result: AttemptResult, attempt_id: int | None) -> None:
     """Count and log an outcome once it is recorded: the count then matches the statistics."""
     metrics.delivery_recorded(result.success, result.duration_ms)
-    if not result.success:
-        log.info("%s attempt %d failed in %.0f ms: %s", claim.webhook.id, claim.attempt, result.duration_ms,
-                 result.error, extra=_ids(claim, attempt_id))  # fmt: skip
+    if not result.success:  # the technical detail too: the log is for operators
+        detail = f" [{result.error_detail}]" if result.error_detail else ""
+        log.info("%s attempt %d failed in %.0f ms: %s%s", claim.webhook.id, claim.attempt, result.duration_ms,
+                 result.error, detail, extra=_ids(claim, attempt_id))  # fmt: skip
     elif log.isEnabledFor(logging.DEBUG):  # the hot path builds nothing for a line nobody reads
         log.debug("%s attempt %d: HTTP %s in %.0f ms", claim.webhook.id, claim.attempt, result.status,
                   result.duration_ms, extra=_ids(claim, attempt_id))  # fmt: skip

@@ -42,6 +42,7 @@ def attempt_row(
         "response_body": result.body,
         "response_truncated": result.truncated,
         "error": result.error,
+        "error_detail": result.error_detail,
         "redelivery_of": redelivery_of,
     }
 

@@ -22,7 +22,7 @@ from requests.models import PreparedRequest
 from webhookapp.core.rules import scrub
 from webhookapp.core.times import utcnow
 from webhookapp.engine.timing import CONNECT_TIMEOUT_MAX, WATCHDOG_TICK
-from webhookapp.engine.transport import ssrf
+from webhookapp.engine.transport import failures, ssrf
 from webhookapp.engine.types import AttemptResult, PreparedCall
 
 log = logging.getLogger(__name__)
@@ -96,21 +96,29 @@ class Sender:
             return self._send(call, started_at)
         except Exception as exc:  # every failure is the attempt's outcome
             log.exception("Delivery to %s failed unexpectedly", call.url)
-            return AttemptResult(started_at=started_at, duration_ms=0.0, success=False, error=scrub(_describe(exc)))
+            error, detail = scrub(self._describe(exc, call.url)), scrub(failures.detail(exc))
+            return AttemptResult(
+                started_at=started_at, duration_ms=0.0, success=False, error=error, error_detail=detail
+            )
         finally:
             self._deadlines.pop(thread_id, None)
             self._active.pop(thread_id, None)
 
-    def _late(self) -> str:
-        return _late_message(self.timeout)
+    def _describe(self, exc: BaseException, url: str, *, reading: bool = False, deadline: float | None = None) -> str:
+        cut = deadline is not None and time.monotonic() > deadline
+        connect_timeout = min(self.timeout, CONNECT_TIMEOUT_MAX)
+        return failures.describe(
+            exc, url, timeout=self.timeout, connect_timeout=connect_timeout, reading=reading, cut=cut
+        )
 
     def _send(self, call: PreparedCall, started_at: datetime) -> AttemptResult:
         start = time.monotonic()
         deadline = start + self.timeout
 
         def result(**kwargs: Any) -> AttemptResult:
-            if kwargs.get("error"):
-                kwargs["error"] = scrub(kwargs["error"])  # it may quote what the handler sent
+            for key in ("error", "error_detail"):
+                if kwargs.get(key):
+                    kwargs[key] = scrub(kwargs[key])  # it may quote what the handler sent
             return AttemptResult(started_at=started_at, duration_ms=(time.monotonic() - start) * 1000, **kwargs)
 
         try:
@@ -121,18 +129,13 @@ class Sender:
             timeouts = (min(self.timeout, CONNECT_TIMEOUT_MAX), self.timeout)
             response = self._adapter.send(request, stream=True, timeout=timeouts)
         except requests.RequestException as exc:
-            blocked = ssrf.blocked_cause(exc)
-            if blocked:
-                return result(success=False, error=str(blocked))
-            if time.monotonic() > deadline:
-                return result(success=False, error=self._late())
-            return result(success=False, error=_describe(exc))
+            failure = self._describe(exc, call.url, deadline=deadline)
+            return result(success=False, error=failure, error_detail=failures.detail(exc))
         try:
             body, truncated, late = _read_capped(response, deadline)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            late = time.monotonic() > deadline
-            failure = self._late() if late else f"Reading the response failed: {_describe(exc)}"
-            return result(success=False, status=response.status_code, error=failure)
+            failure = self._describe(exc, call.url, reading=True, deadline=deadline)
+            return result(success=False, status=response.status_code, error=failure, error_detail=failures.detail(exc))
         finally:
             response.close()
         status = response.status_code
@@ -141,7 +144,7 @@ class Sender:
         headers = {scrub(name): scrub(value) for name, value in dict(response.headers).items()}
         text = scrub(body.decode(_codec(response.encoding), errors="replace"))
         if late:
-            error: str | None = self._late()
+            error: str | None = failures.late(self.timeout, answered=True)
         elif 300 <= status < 400:
             error = f"Redirects are not followed (HTTP {status} to {response.headers.get('Location', '?')})."
         elif not 200 <= status < 300:
@@ -151,10 +154,6 @@ class Sender:
         return result(
             success=error is None, status=status, headers=headers, body=text, truncated=truncated, error=error
         )
-
-
-def _late_message(timeout: float) -> str:
-    return f"The handler did not answer in time: the timeout is {timeout:g} s."
 
 
 def _codec(name: str | None) -> str:
@@ -183,13 +182,3 @@ def _read_capped(response: requests.Response, deadline: float) -> tuple[bytes, b
         size += len(chunk)
         if size > RESPONSE_CAP:  # one byte more than the cap proves there was more
             return b"".join(chunks)[:RESPONSE_CAP], True, False
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
-        return "The handler did not answer in time (timeout)."
-    if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS error: {exc}"
-    if isinstance(exc, requests.ConnectionError):
-        return f"Connection failed: {exc}"
-    return f"{type(exc).__name__}: {exc}"

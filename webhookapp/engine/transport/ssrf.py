@@ -35,7 +35,16 @@ EXTRA_BLOCKED = tuple(
 
 
 class BlockedAddress(ConnectionError):
-    """The endpoint resolves to an address deliveries may not reach."""
+    """The endpoint resolves to an address deliveries may not reach; its text is the sentence
+    the pages show ("Blocked: 10.0.0.1 is a private address")."""
+
+
+class UnresolvedHost(ConnectionError):
+    """The endpoint's host name has no address, or the lookup failed (``error`` says which)."""
+
+    def __init__(self, host: str, error: socket.gaierror):
+        super().__init__(f"Cannot resolve {host}: {error.strerror}")
+        self.host, self.error = host, error
 
 
 def unwrap(address: Address) -> Address:
@@ -54,22 +63,37 @@ def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs if cidr.strip())
 
 
-def blocked_reason(address: Address, allowed: Iterable[Network] = ()) -> str | None:
-    """Why ``address`` may not be reached, or None when it may."""
+def blocked_kind(address: Address, allowed: Iterable[Network] = ()) -> tuple[Address, str] | None:
+    """The address (``address`` or the IPv4 one inside it) that may not be reached and what it
+    is ("a private address"), or None when ``address`` may be reached."""
     if any(address in network for network in allowed if network.version == address.version):
         return None
     inner = unwrap(address)
     if inner is not address and any(inner in network for network in allowed if network.version == inner.version):
         return None
-    for candidate in {address, inner}:
+    for candidate in dict.fromkeys((inner, address)):  # the hidden IPv4 address first: it says more
         for flag in ("is_loopback", "is_private", "is_link_local", "is_multicast", "is_reserved", "is_unspecified"):
             if getattr(candidate, flag):
-                return f"{candidate} is a {flag.removeprefix('is_').replace('_', '-')} address"
+                return candidate, f"a {flag.removeprefix('is_').replace('_', '-')} address"
         if not candidate.is_global:
-            return f"{candidate} is not a public address"
+            return candidate, "not a public address"
         if any(candidate in network for network in EXTRA_BLOCKED if network.version == candidate.version):
-            return f"{candidate} is in a reserved range"
+            return candidate, "in a reserved range"
     return None
+
+
+def blocked_reason(address: Address, allowed: Iterable[Network] = ()) -> str | None:
+    """Why ``address`` may not be reached ("10.0.0.1 is a private address"), or None when it may."""
+    blocked = blocked_kind(address, allowed)
+    return None if blocked is None else f"{blocked[0]} is {blocked[1]}"
+
+
+def _is_literal(host: str, address: Address) -> bool:
+    """Whether the URL named the address itself rather than a host name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")) == address
+    except ValueError:
+        return False
 
 
 def resolve_checked(host: str, port: int, allowed: Iterable[Network]) -> Sequence[AddressInfo]:
@@ -77,13 +101,18 @@ def resolve_checked(host: str, port: int, allowed: Iterable[Network]) -> Sequenc
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise ConnectionError(f"Cannot resolve {host}: {exc.strerror}") from None
+        raise UnresolvedHost(host, exc) from exc
     allowed = tuple(allowed)
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])  # the host of an IP socket address
-        reason = blocked_reason(address, allowed)
-        if reason:
-            raise BlockedAddress(f"Refused to connect to {host}: {reason}.")
+        blocked = blocked_kind(address, allowed)
+        if blocked:
+            found, kind = blocked
+            if not _is_literal(host, address):
+                raise BlockedAddress(f"Blocked: {host} resolves to {found}, {kind}")
+            if found != address:  # the IPv4 address inside an IPv6 one
+                raise BlockedAddress(f"Blocked: {host} is {found}, {kind}")
+            raise BlockedAddress(f"Blocked: {found} is {kind}")
     return infos
 
 
@@ -107,23 +136,8 @@ def _connect_checked(conn: _Guarded) -> socket.socket:
         except OSError as exc:
             sock.close()
             last_error = exc
-    raise NewConnectionError(conn, f"Failed to establish a new connection: {last_error}")
-
-
-def blocked_cause(exc: BaseException) -> BlockedAddress | None:
-    """The BlockedAddress behind a requests/urllib3 error, if that is what it was."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, BlockedAddress):
-            return current
-        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
-        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
-    return None
+    # Chained, so that the pages can tell a refusal from other failures by type (:mod:`.failures`).
+    raise NewConnectionError(conn, f"Failed to establish a new connection: {last_error}") from last_error
 
 
 # The connection each thread is using, by thread id: kept by the client that owns the pool

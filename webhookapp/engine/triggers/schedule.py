@@ -3,7 +3,9 @@ length, which webhooks may send, and the due queries the sweeper and the metrics
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, Select, func, select
@@ -16,11 +18,17 @@ TABLE = Webhook.__table__
 
 
 def retry_delay(failed_attempts: int) -> float:
-    """Seconds before the next attempt after ``failed_attempts`` failures: base × factor^(n-1), capped."""
+    """Seconds before the next attempt after ``failed_attempts`` failures (:func:`ladder_step`)."""
     config = current_app.config
-    base = float(config["WEBHOOK_RETRY_BASE"])
-    delay = base * float(config["WEBHOOK_RETRY_FACTOR"]) ** max(failed_attempts - 1, 0)
-    return min(max(delay, base), float(config["WEBHOOK_RETRY_MAX_INTERVAL"]))
+    return ladder_step(failed_attempts, config)
+
+
+def ladder_step(failed_attempts: int, settings: Mapping[str, Any]) -> float:
+    """:func:`retry_delay` for these settings (a config, or the config class before any app):
+    base × factor^(n-1), capped."""
+    base = float(settings["WEBHOOK_RETRY_BASE"])
+    delay = base * float(settings["WEBHOOK_RETRY_FACTOR"]) ** max(failed_attempts - 1, 0)
+    return min(max(delay, base), float(settings["WEBHOOK_RETRY_MAX_INTERVAL"]))
 
 
 def lease_seconds() -> float:
