@@ -23,6 +23,8 @@ from webhookapp.webhooks.tab_loaders import TAB_LOADERS
 
 blueprint = Blueprint("live", __name__)
 PARTS = "webhooks/_live.html"
+# The paths the pages poll (the routes below), logged at DEBUG (webhookapp/app.py).
+POLL_PATHS = r"/webhooks/(?:[^/]+/)?live$"
 
 
 @blueprint.app_template_global("in_flight")
