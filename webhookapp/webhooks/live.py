@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from flask import Blueprint, abort, current_app, get_template_attribute, jsonify, make_response, request
+from flask import Blueprint, abort, current_app, get_template_attribute, jsonify, make_response, request, url_for
 from markupsafe import Markup
 from werkzeug import Response
 
 from webhookapp.auth.sessions import signed_in_user
+from webhookapp.core.urls import safe_local_path
 from webhookapp.models import Webhook
 from webhookapp.services import live
 from webhookapp.services import webhook_queries as queries
@@ -63,8 +64,9 @@ def details(webhook_id: str) -> Response:
 
 @blueprint.get("/webhooks/live")
 def webhooks() -> Response:
-    """The list's Status and "Success, 24 h" cells of ``ids`` (the ids on the page, comma
-    separated): as many as a page holds, the account's own; others are left out."""
+    """The list's Status and "Success, 24 h" cells and row menus of ``ids`` (the ids on the page,
+    comma separated): as many as a page holds, the account's own; others are left out. The menus'
+    actions come back to ``next``, the list page."""
     asked = [webhook_id for webhook_id in request.args.get("ids", "").split(",") if webhook_id]
     asked = list(dict.fromkeys(asked))[: current_app.config["WEBHOOKS_PER_PAGE"]]
     hooks = live.own_webhooks(signed_in_user().account_id, asked)
@@ -72,10 +74,12 @@ def webhooks() -> Response:
     version = live.version(*(live.state(webhook) for webhook in hooks), sorted(rates.items()))
     if request.if_none_match.contains(version):
         return _not_modified(version)
+    back = safe_local_path(request.args.get("next"), url_for("webhooks.index"))
     regions: dict[str, str] = {}
     for webhook in hooks:
         regions[f"status:{webhook.id}"] = _part("list_status")(webhook)
         regions[f"health:{webhook.id}"] = _part("list_health")(rates.get(webhook.id))
+        regions[f"menu:{webhook.id}"] = _part("list_menu")(webhook, back)
     return _answer(version, regions, live.poll_after_ms(hooks))
 
 
