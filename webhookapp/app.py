@@ -9,6 +9,7 @@ rq-dashboard in :mod:`webhookapp.ops.dashboard`.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from flask import Flask, render_template, request
@@ -57,6 +58,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
             db.engine.dispose()  # no connection outlives the refused app
             raise
     register_blueprints(app)
+    register_access_log(app)
     register_errorhandlers(app)
     register_commands(app)
     http_guards.register(app, policies={dashboard.BLUEPRINT: dashboard.SECURITY_POLICY})
@@ -103,6 +105,14 @@ def register_blueprints(app: Flask) -> None:
     csrf.exempt(api)  # token-authenticated JSON: no cookies, so no cross-site forgery
     app.register_blueprint(ops)
     csrf.exempt(ops)  # probes and scrapers: GET only, no cookies
+
+
+def register_access_log(app: Flask) -> None:
+    """Static files and the live pages' polls go to the access log at DEBUG: at INFO a page view
+    would be five lines and an open page one more every few seconds."""
+    from webhookapp.webhooks.live import POLL_PATHS
+
+    logs.quiet_access(rf"{re.escape(app.static_url_path or '/static')}/|{POLL_PATHS}")
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -71,6 +71,17 @@
     document.querySelector("form .has-error input:not([type=hidden]):not([disabled]), form .has-error textarea, form .has-error select");
   if (invalid) { invalid.focus(); }
 
+  // Folds that would fill a phone's first screen (the list's filters) start closed there; wide
+  // screens show them open (and hide their summary).
+  var narrow = window.matchMedia ? window.matchMedia("(max-width: 760px)") : null;
+  function fold() {
+    document.querySelectorAll("details[data-fold-narrow]").forEach(function (details) { details.open = !narrow.matches; });
+  }
+  if (narrow) {
+    fold();
+    if (narrow.addEventListener) { narrow.addEventListener("change", fold); }
+  }
+
   // Close an open row menu when clicking elsewhere or pressing Escape.
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {

@@ -3,6 +3,8 @@ dashboard's own scripts under the page's Content-Security-Policy."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 from redis import Redis
@@ -38,8 +40,18 @@ def test_an_admin_sees_the_queues_and_workers_tables_filled_in(page: Page, live_
         row = page.locator("#queues tbody tr", has_text=dispatch.QUEUE_NAME)
         expect(row).to_be_visible()
         expect(row).to_contain_text("1")
-        page.goto("/admin/rq/0/view/workers")
+        page.goto("/admin/rq/workers")  # the short path leads to its page
+        expect(page).to_have_url(re.compile(r"/admin/rq/0/view/workers$"))
         expect(page.locator("#workers tbody tr", has_text="dashboard-test-worker")).to_be_visible()
+        # Dark when the system is, as the app's pages are; light otherwise.
+        background = "() => getComputedStyle(document.body).backgroundColor"
+        assert page.evaluate(background) == "rgb(248, 249, 250)"
+        page.emulate_media(color_scheme="dark")
+        assert page.evaluate(background) == "rgb(13, 17, 23)"
+        cell = page.locator("#workers td").first
+        assert cell.evaluate("cell => getComputedStyle(cell).color") == "rgb(230, 237, 243)"
         assert blocked == []
+        page.get_by_role("link", name="Back to webhookapp").click()
+        expect(page).to_have_url(re.compile(r"/webhooks$"))
     finally:
         worker.register_death()

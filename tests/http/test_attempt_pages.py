@@ -156,6 +156,28 @@ def test_the_outcome_filter_pages_too(client, auth, vendor):
     assert numbers == list(range(88, 0, -3)) and "21–30 of 30" in second
 
 
+def test_the_failures_filter_shows_what_went_wrong(client, auth, vendor):
+    hook = make_webhook(vendor)
+    start = utcnow() - timedelta(minutes=5)
+    for n, (status, error) in enumerate([(500, "The handler answered HTTP 500."),
+                                         (None, "Connection refused by 127.0.0.1:1"), (200, None)]):  # fmt: skip
+        db.session.add(Attempt(webhook_id=hook.id, number=n + 1, started_at=start + timedelta(seconds=n),
+                               duration_ms=5.0, success=status == 200, request_method="POST",
+                               request_url="https://h.test/", request_headers={}, response_status=status,
+                               error=error))  # fmt: skip
+    db.session.commit()
+    auth.login()
+    failures = main_part(page(client, f"/webhooks/{hook.id}?tab=deliveries&outcome=failure"))
+    assert '<th scope="col">Error</th>' in failures
+    cells = re.findall(r'<td data-label="(Status|Error)"[^>]*>([^<]*)</td>', failures)
+    assert cells == [("Status", "No answer"), ("Error", "Connection refused by 127.0.0.1:1"),
+                     ("Status", "500"), ("Error", "The handler answered HTTP 500.")]  # fmt: skip
+    every = main_part(page(client, f"/webhooks/{hook.id}?tab=deliveries"))
+    assert '<th scope="col">Error</th>' not in every and 'data-label="Error"' not in every
+    assert [row["status"] for row in ROW.finditer(every)] == ["200", "500"]  # and the one without an answer:
+    assert '<td data-label="Status" class="no-answer">No answer</td>' in every
+
+
 @pytest.mark.parametrize("cursor", ["garbage", "99999999999999999999-1", "-5-3", "1-1&n=-4", "1e9-2"])
 def test_a_cursor_that_is_not_one_shows_the_newest_page_or_nothing_older(client, auth, vendor, cursor):
     hook = make_webhook(vendor)

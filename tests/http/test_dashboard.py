@@ -16,7 +16,11 @@ from webhookapp.services import accounts
 ADMIN_EMAIL = "root@acme.test"
 QUEUES_JSON = "/admin/rq/0/data/queues.json"
 QUEUED_JOBS_JSON = f"/admin/rq/0/data/jobs/{dispatch.QUEUE_NAME}/queued/8/asc/1.json"
-PAGES = ["/admin/rq/", "/admin/rq/0/view/workers", QUEUES_JSON, QUEUED_JOBS_JSON, "/admin/rq/0/data/workers.json"]
+SHORTCUTS = {"/admin/rq/workers": "/admin/rq/0/view/workers", "/admin/rq/queues": "/admin/rq/",
+             "/admin/rq/jobs": "/admin/rq/0/view/jobs", "/admin/rq/view/workers": "/admin/rq/0/view/workers",
+             "/admin/rq/0/workers": "/admin/rq/0/view/workers"}  # fmt: skip
+PAGES = ["/admin/rq/", "/admin/rq/0/view/workers", QUEUES_JSON, QUEUED_JOBS_JSON, "/admin/rq/0/data/workers.json",
+         *SHORTCUTS]  # fmt: skip
 
 
 @pytest.fixture
@@ -59,6 +63,27 @@ def test_an_admin_sees_the_dashboard(client, auth, admin):
     assert "<title>RQ dashboard</title>" in response.get_data(as_text=True)
     assert "'unsafe-inline'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("url", SHORTCUTS)
+def test_the_short_paths_lead_admins_to_the_dashboards_pages(client, auth, admin, url):
+    auth.login(ADMIN_EMAIL)
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response.headers["Location"] == SHORTCUTS[url]
+    assert client.get(response.headers["Location"]).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/admin/rq/", "/admin/rq/0/view/workers", "/admin/rq/0/view/jobs"])
+def test_the_dashboards_pages_link_back_to_the_app_and_bring_its_dark_style(client, auth, admin, url):
+    auth.login(ADMIN_EMAIL)
+    page = client.get(url).get_data(as_text=True)
+    assert '<link rel="stylesheet" href="/static/css/dashboard.css">' in page.split("</head>")[0]
+    body = page.split("<body>", 1)[1]
+    assert body.lstrip().startswith('<nav class="app-return" aria-label="webhookapp"><a href="/webhooks">')
+    with client.get("/static/css/dashboard.css") as style:
+        assert style.status_code == 200
+    assert client.get(QUEUES_JSON).get_json()["queues"] is not None  # its data: untouched
 
 
 def test_only_admins_see_the_queues_link(client, auth, vendor, admin):

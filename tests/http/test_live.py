@@ -229,7 +229,7 @@ def test_the_list_answers_the_accounts_own_ids_only_and_a_page_of_them(app, clie
     ids = [mine[0].id, theirs.id, mine[1].id, "nonsense", mine[2].id, mine[3].id]
     shown = regions(client, "/webhooks/live?ids=" + ",".join(ids))
     # The first three asked for (a page's worth); another account's id and unknown ids are left out.
-    answered = {f"{part}:{webhook.id}" for part in ("status", "health") for webhook in mine[:2]}
+    answered = {f"{part}:{webhook.id}" for part in ("status", "health", "menu") for webhook in mine[:2]}
     assert set(shown) == answered
     assert flat(shown[f"status:{mine[1].id}"]) == "Out of order"
     assert flat(shown[f"health:{mine[0].id}"]) == "—"
@@ -243,6 +243,24 @@ def test_the_list_answers_the_accounts_own_ids_only_and_a_page_of_them(app, clie
     db.session.commit()
     changed = live(client, url, etag)
     assert changed.status_code == 200 and flat(changed.get_json()["regions"][f"status:{mine[0].id}"]) == "Disabled"
+
+
+def test_the_lists_row_menu_follows_the_webhook(client, auth, vendor):
+    hook = make_webhook(vendor)
+    hook.out_of_order = True
+    db.session.commit()
+    auth.login()
+    page = "/webhooks?status=out_of_order"
+    url = f"/webhooks/live?ids={hook.id}&next=" + page.replace("?", "%3F").replace("=", "%3D")
+    menu = regions(client, url)[f"menu:{hook.id}"]
+    assert flat(menu) == "Retry now Enable Delete"
+    assert without_tokens(menu) == without_tokens(on_page(client, page, f"menu:{hook.id}"))  # the page's markup
+    assert f'name="next" value="{html.escape(page)}"' in menu
+    hook.out_of_order = False  # it recovered
+    db.session.commit()
+    assert flat(regions(client, url)[f"menu:{hook.id}"]) == "Disable Delete"
+    elsewhere = regions(client, f"/webhooks/live?ids={hook.id}&next=https://evil.example/")[f"menu:{hook.id}"]
+    assert 'value="https://evil.example/"' not in elsewhere and 'value="/webhooks"' in elsewhere
 
 
 def test_the_list_follows_a_real_delivery(app, client, auth, vendor, handler, hook):

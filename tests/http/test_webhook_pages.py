@@ -50,7 +50,7 @@ def test_details_show_every_setting(client, auth, vendor, hook):
         "Subscription — Fulfillment Requests — Queue Changes",
         "Calls the ERP",
         "https://handler.example.com/hook",
-        '<td class="mono">X-Api-Key</td><td class="mono break">abc</td>',
+        '<td class="mono break">X-Api-Key</td><td class="mono break">abc</td>',
         '"purpose": "demo"',
         "<dt>Status</dt><dd>Enabled</dd>",
         '<span class="badge badge-method">POST</span>',

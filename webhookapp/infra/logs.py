@@ -6,6 +6,9 @@ line is about when it has them: ``webhook_id``, ``attempt`` (its number within t
 ``attempt_id`` and ``event_id``, and ``exc_info`` (the traceback, as text). The engine passes the
 ids with ``extra=``; the event API, whose log lines come from deep in the ingest path, binds the
 event's id for the time of the request with :func:`context`.
+
+The access lines of requests nobody reads the log for (static files, the live pages' polls) are
+written at DEBUG, not INFO (:func:`quiet_access`), so that a page view is one line.
 """
 
 from __future__ import annotations
@@ -14,14 +17,20 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 FORMATS = ("text", "json")
 CONTEXT_FIELDS = ("webhook_id", "attempt", "attempt_id", "event_id")
 TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+# The servers' access loggers: the development server's (werkzeug) and gunicorn's.
+ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
+# The path in an access line's request ("GET /static/app.css HTTP/1.1"); werkzeug may colour it.
+_REQUEST_PATH = re.compile(r'"(?:\x1b\[[\d;]*m)?[A-Z]+ (/[^\s?"]*)')
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("webhookapp_log", default=None)
 
@@ -77,3 +86,38 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
+
+
+class QuietRequests(logging.Filter):
+    """Moves the access lines of the requests whose path matches ``paths`` from INFO to DEBUG
+    (and drops them where DEBUG is not logged)."""
+
+    def __init__(self, paths: re.Pattern[str]):
+        super().__init__()
+        self.paths = paths
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not self.paths.match(_request_path(record)):
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return True
+
+
+def _request_path(record: logging.LogRecord) -> str:
+    # gunicorn passes its atoms (U: the path); werkzeug a formatted line.
+    if isinstance(record.args, Mapping) and isinstance(record.args.get("U"), str):
+        return str(record.args["U"])
+    found = _REQUEST_PATH.search(record.getMessage())
+    return found.group(1) if found else ""
+
+
+def quiet_access(paths: str) -> None:
+    """Log the requests whose path matches the regular expression ``paths`` at DEBUG in the
+    servers' access logs. Idempotent, like :func:`configure`."""
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        for installed in [each for each in logger.filters if isinstance(each, QuietRequests)]:
+            logger.removeFilter(installed)
+        logger.addFilter(QuietRequests(re.compile(paths)))

@@ -1,14 +1,28 @@
-"""rq-dashboard at /admin/rq (docs/architecture.md, "Operations"), for admin users only."""
+"""rq-dashboard at /admin/rq (docs/architecture.md, "Operations"), for admin users only.
+
+Its pages get a link back to the app and a dark style when the system asks for one
+(``static/css/dashboard.css``); the short paths people try (``/admin/rq/workers``) lead to its pages.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, abort, request
+import re
+
+from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user
+from markupsafe import escape
+from werkzeug import Response
 
 from webhookapp.infra.extensions import csrf
 from webhookapp.infra.http_guards import same_origin
 
 BLUEPRINT = "rq_dashboard"
+PREFIX = "/admin/rq"
+# /admin/rq/workers, /admin/rq/view/workers, /admin/rq/0/workers → the page of that name.
+SHORTCUT = "rq_dashboard_shortcut"
+SHORTCUT_RULES = (f"{PREFIX}/<any(queues, jobs, workers):page>", f"{PREFIX}/view/<any(queues, jobs, workers):page>",
+                  f"{PREFIX}/<int:instance>/<any(queues, jobs, workers):page>")  # fmt: skip
+_BODY = re.compile(r"<body[^>]*>")
 
 # rq-dashboard renders its tables with underscore's _.template, which evaluates strings: its pages
 # alone may eval. They are for admins only and take no input from anyone else.
@@ -23,14 +37,18 @@ def register(app: Flask) -> None:
     import rq_dashboard
 
     app.config.setdefault("RQ_DASHBOARD_REDIS_URL", app.config["REDIS_URL"] or "redis://127.0.0.1:6379/0")
-    app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
     csrf.exempt(rq_dashboard.blueprint)  # its own JavaScript posts without our token; admins only
     rq_dashboard.web.setup_rq_connection(app)
+
+    for rule in SHORTCUT_RULES:
+        app.add_url_rule(rule, SHORTCUT, shortcut)
+    app.after_request(dress)
 
     @app.before_request
     def admins_only() -> None:
         # An app-level hook: one on rq-dashboard's shared blueprint would pile up across apps.
-        if request.blueprint != BLUEPRINT:
+        if request.blueprint != BLUEPRINT and request.endpoint != SHORTCUT:
             return
         if not (current_user.is_authenticated and current_user.is_admin):
             abort(403)
@@ -41,3 +59,22 @@ def register(app: Flask) -> None:
         # Its actions post without our CSRF token: only a page of this origin may send them.
         if not same_origin(request.headers.get("Origin") or request.headers.get("Referer"), request.host_url):
             abort(403, "Dashboard actions are accepted from the dashboard's own pages only.")
+
+
+def shortcut(page: str, instance: int = 0) -> Response:
+    """The dashboard's page ``page`` (queues, jobs, workers) of Redis instance ``instance``."""
+    return redirect(url_for(f"rq_dashboard.{page}_overview", instance_number=instance))
+
+
+def dress(response: Response) -> Response:
+    """A dashboard page with the link back to the app and the app's dark style for it."""
+    if request.blueprint != BLUEPRINT or response.mimetype != "text/html" or response.is_streamed:
+        return response
+    page = response.get_data(as_text=True)
+    style = url_for("static", filename="css/dashboard.css")
+    back = (f'<nav class="app-return" aria-label="webhookapp"><a href="{escape(url_for("webhooks.index"))}">'
+            "← Back to webhookapp</a></nav>")  # fmt: skip
+    page = page.replace("</head>", f'<link rel="stylesheet" href="{escape(style)}">\n</head>', 1)
+    page = _BODY.sub(lambda found: found.group(0) + back, page, count=1)
+    response.set_data(page)
+    return response

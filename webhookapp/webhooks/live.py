@@ -20,12 +20,14 @@ from flask import (
     make_response,
     render_template,
     request,
+    url_for,
 )
 from markupsafe import Markup
 from werkzeug import Response
 
 from webhookapp.auth.sessions import signed_in_user
 from webhookapp.core.times import isoformat, utcnow
+from webhookapp.core.urls import safe_local_path
 from webhookapp.engine.maintenance import hourly
 from webhookapp.models import Webhook
 from webhookapp.services import live, webhook_stats
@@ -35,6 +37,8 @@ from webhookapp.webhooks.tab_loaders import TAB_LOADERS
 
 blueprint = Blueprint("live", __name__)
 PARTS = "webhooks/_live.html"
+# The paths the pages poll (the routes below), logged at DEBUG (webhookapp/app.py).
+POLL_PATHS = r"/webhooks/(?:[^/]+/)?live$"
 
 
 @blueprint.app_template_global("in_flight")
@@ -91,8 +95,9 @@ def _chart(webhook: Webhook) -> tuple[Markup, dict[str, object]]:
 
 @blueprint.get("/webhooks/live")
 def webhooks() -> Response:
-    """The list's Status and "Success, 24 h" cells of ``ids`` (the ids on the page, comma
-    separated): as many as a page holds, the account's own; others are left out."""
+    """The list's Status and "Success, 24 h" cells and row menus of ``ids`` (the ids on the page,
+    comma separated): as many as a page holds, the account's own; others are left out. The menus'
+    actions come back to ``next``, the list page."""
     asked = [webhook_id for webhook_id in request.args.get("ids", "").split(",") if webhook_id]
     asked = list(dict.fromkeys(asked))[: current_app.config["WEBHOOKS_PER_PAGE"]]
     hooks = live.own_webhooks(signed_in_user().account_id, asked)
@@ -100,10 +105,12 @@ def webhooks() -> Response:
     version = live.version(*(live.state(webhook) for webhook in hooks), sorted(rates.items()))
     if request.if_none_match.contains(version):
         return _not_modified(version)
+    back = safe_local_path(request.args.get("next"), url_for("webhooks.index"))
     regions: dict[str, str] = {}
     for webhook in hooks:
         regions[f"status:{webhook.id}"] = _part("list_status")(webhook)
         regions[f"health:{webhook.id}"] = _part("list_health")(rates.get(webhook.id))
+        regions[f"menu:{webhook.id}"] = _part("list_menu")(webhook, back)
     return _answer(version, regions, live.poll_after_ms(hooks))
 
 
