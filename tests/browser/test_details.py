@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.test_axe import assert_accessible
 from tests.conftest import make_webhook
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
@@ -37,6 +38,7 @@ def plain_secret(live_server, webhook: Webhook | None) -> str:
 
 
 def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook):
+    """Reveal and copy the secret, then switch to a next one, which needs its box ticked."""
     page = logged_in
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     page.goto(f"/webhooks/{hook.id}?tab=http")
@@ -62,6 +64,20 @@ def test_reveal_and_copy_jwt_secret(logged_in: Page, live_server, hook: Webhook)
     hide.click()
     expect(value).to_have_text("•" * 24)
     expect(secret_box.get_by_role("button", name="Reveal JWT secret", exact=True)).to_be_visible()
+
+    # Switching asks for a ticked box first: the browser holds the form, and the server refuses without it.
+    page.get_by_role("button", name="Generate next secret").click()
+    expect(page.get_by_text("A next secret was generated.")).to_be_visible()
+    assert_accessible(page, "details, http tab with a next secret")
+    page.get_by_role("button", name="Switch to next secret").click()
+    confirm = page.get_by_label("The handler accepts the next secret")
+    assert confirm.evaluate("box => box.validity.valueMissing")
+    switched = stored(live_server, hook.id)
+    assert switched is not None and switched.jwt_secret_next_encrypted is not None  # nothing switched
+    confirm.check()
+    page.get_by_role("button", name="Switch to next secret").click()
+    expect(page.get_by_text("Deliveries are now signed with the new secret")).to_be_visible()
+    assert stored(live_server, hook.id).jwt_secret_next_encrypted is None
 
 
 

@@ -22,6 +22,7 @@ TYPED_SECRET = "a-secret-typed-in-the-browser-not-saved"
 
 
 def test_send_test_request_from_the_edit_page(logged_in: Page, live_server, handler: HandlerServer):
+    """Send test request signs with a typed secret that Save then refuses to apply unasked."""
     with live_server.db():
         webhook = make_webhook(live_server.tenant(), label="Billing hook")
         webhook_id, saved_url = webhook.id, webhook.external_url
@@ -47,6 +48,19 @@ def test_send_test_request_from_the_edit_page(logged_in: Page, live_server, hand
     with live_server.db():
         assert db.session.get(Webhook, webhook_id).external_url == saved_url  # nothing saved
         assert db.session.scalars(db.select(Attempt)).all() == []  # nothing recorded
+        saved_secret = db.session.get(Webhook, webhook_id).jwt_secret
+
+    # Save with the test's secret still typed: refused at the field, until the box is ticked.
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#jwt_secret-errors")).to_contain_text("the JWT secret was not changed")
+    expect(page.get_by_label("JWT secret")).to_have_value(TYPED_SECRET)
+    with live_server.db():
+        assert db.session.get(Webhook, webhook_id).jwt_secret == saved_secret
+    page.get_by_label("Replace the current secret with the one typed above").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Deliveries are now signed with the new JWT secret")).to_be_visible()
+    with live_server.db():
+        assert db.session.get(Webhook, webhook_id).jwt_secret == TYPED_SECRET
 
 
 def test_copy_the_handler_code(logged_in: Page, live_server):

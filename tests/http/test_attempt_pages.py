@@ -202,7 +202,7 @@ def test_past_the_count_bound_the_page_says_so(monkeypatch, client, auth, vendor
 
 def test_statistics_equal_the_database_counts(client, delivered):
     text = main_part(page(client, f"/webhooks/{delivered.id}"))
-    figures = dict(re.findall(r"<div><dt>([^<]+)</dt><dd>(\d+)</dd></div>", text))
+    figures = dict(re.findall(r"<div><dt>([^<]+)</dt><dd>(\d+)</dd>", text))
     hook, attempts = stored(delivered.id), attempts_of(delivered.id)
     assert figures == {
         "Events": "3",
@@ -212,6 +212,8 @@ def test_statistics_equal_the_database_counts(client, delivered):
         "Failures since last success": "1",
     }
     assert (hook.events_count, hook.triggers_count, hook.success_count, hook.failure_count) == (3, 3, 1, 2)
+    parts = re.search(r'<dd class="stat-parts">.*?(\d+) posted</a> ·\s*<a [^>]+>(\d+) Trigger Now</a></dd>', text)
+    assert parts and parts.groups() == ("0", "3")  # three presses of Trigger Now, no event posted
 
 
 def test_last_success_and_last_failure_link_to_their_attempts(client, delivered):

@@ -84,7 +84,8 @@ def test_the_wizard_and_the_pages_record_each_change_by_the_user(signed_in, vend
     assert refused.status_code == 400 and len(entries("webhook.updated")) == 1  # refused: nothing recorded
 
     new_secret = "another-typed-secret-0123456789abcdefgh"
-    assert client.post(f"/webhooks/{hook_id}/edit", data={**edit, "jwt_secret": new_secret}).status_code == 302
+    replace = {**edit, "jwt_secret": new_secret, "change_secret": "y"}
+    assert client.post(f"/webhooks/{hook_id}/edit", data=replace).status_code == 302
     assert entries("webhook.updated")[-1].changes == {"jwt_secret": {"changed": True}}
 
     for path, action in (("disable", "webhook.disabled"), ("enable", "webhook.enabled")):
@@ -129,7 +130,7 @@ def test_rotation_and_reveal_are_recorded_without_the_secrets(signed_in, hook):
     assert client.get(f"/webhooks/{hook.id}?tab=http").status_code == 200
     assert len(entries("webhook.secret_revealed")) == 2  # the masked tab reveals nothing
 
-    assert client.post(f"/webhooks/{hook.id}/secret/switch").status_code == 302
+    assert client.post(f"/webhooks/{hook.id}/secret/switch", data={"confirm": "yes"}).status_code == 302
     assert only("webhook.secret_switched").changes == {"jwt_secret": {"changed": True},
                                                        "jwt_secret_next": {"changed": True}}  # fmt: skip
     assert client.post(f"/webhooks/{hook.id}/secret/next").status_code == 302

@@ -138,3 +138,40 @@ def test_no_events_tab_for_validation_webhooks_and_no_other_account_s(client, au
     page(client, f"/webhooks/{theirs.id}?tab=events", status=404)
     mine = make_webhook(vendor)
     assert "No events yet." in page(client, f"/webhooks/{mine.id}?tab=events")
+
+
+STATS_EVENTS = re.compile(r"<dt>Events</dt><dd>(?P<total>\d+)</dd>(?:\s*<dd class=\"stat-parts\">"
+                          r"<a href=\"[^\"]+\">(?P<posted>\d+) posted</a> ·\s*<a href=\"(?P<presses_url>[^\"]+)\">"
+                          r"(?P<presses>\d+) Trigger Now</a></dd>)?")  # fmt: skip
+
+
+def test_the_statistics_say_what_events_count_and_the_lists_add_up(client, auth, vendor):
+    """Trigger Now counts an event but stores none: the Statistics tab splits Events into the
+    posted ones (the Events tab's rows) and the presses (the Activity page's rows)."""
+    hook = make_webhook(vendor)
+    token = api_token(vendor.account)
+    auth.login()
+    posted = [post(client, token, hook, id=f"sum-{n}") for n in range(2)]
+    only_posted = STATS_EVENTS.search(page(client, f"/webhooks/{hook.id}"))
+    assert only_posted and (only_posted["total"], only_posted["posted"]) == ("2", None)  # nothing to explain yet
+    for _ in range(3):
+        assert client.post(f"/webhooks/{hook.id}/trigger").status_code == 302
+    posted.append(post(client, token, hook, id="sum-late"))
+
+    stats = STATS_EVENTS.search(page(client, f"/webhooks/{hook.id}"))
+    assert stats, "no Events tile"
+    assert (stats["total"], stats["posted"], stats["presses"]) == ("6", "3", "3")
+    listed = [row["id"] for row in rows(client, f"/webhooks/{hook.id}?tab=events")]
+    assert sorted(listed) == sorted(posted) and len(listed) == int(stats["posted"])
+    presses = page(client, stats["presses_url"].replace("&amp;", "&"))
+    assert presses.count('<td data-label="What" class="mono">webhook.triggered</td>') == int(stats["presses"])
+    events_tab = page(client, f"/webhooks/{hook.id}?tab=events")
+    assert "The Statistics tab's Events (6) counts 3 posted, listed here while kept, and 3 Trigger Now" in events_tab
+    assert "Events are kept 30 days." in events_tab
+    live = client.get(f"/webhooks/{hook.id}/live?tab=statistics").get_data(as_text=True)
+    assert "3 posted" in live and "3 Trigger Now" in live  # the live tiles say it too
+    answer = client.get(f"/public/v1/notifications/webhooks/{hook.id}", headers={"Authorization": f"ApiKey {token}"})
+    assert {name: answer.get_json()["stats"][name] for name in ("events", "trigger_now_events")} == {
+        "events": 6, "trigger_now_events": 3}  # fmt: skip
+    in_api = client.get(f"/public/v1/events?webhook.id={hook.id}", headers={"Authorization": f"ApiKey {token}"})
+    assert len(in_api.get_json()) == 3

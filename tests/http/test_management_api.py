@@ -55,8 +55,8 @@ def test_create_with_every_field_then_get(client, token, body, vendor):
     assert hook["id"].startswith("WH-") and hook["status"] == "enabled"
     assert hook["product"] == {"id": vendor.products[0].id, "name": "Acme Cloud"}
     assert hook["account"] == {"id": vendor.account.id, "name": "Acme Vendor"}
-    assert hook["stats"] == {"events": 0, "triggers": 0, "success_triggers": 0, "failure_triggers": 0,
-                             "failure_since_last_success": 0}  # fmt: skip
+    assert hook["stats"] == {"events": 0, "trigger_now_events": 0, "triggers": 0, "success_triggers": 0,
+                             "failure_triggers": 0, "failure_since_last_success": 0}  # fmt: skip
     assert hook["last_event"] is hook["last_success"] is hook["last_failure"] is None
     fetched = client.get(f"{URL}/{hook['id']}", headers=auth(token))
     assert fetched.status_code == 200 and fetched.get_json() == hook

@@ -66,12 +66,14 @@ def test_switching_asks_for_the_password_then_returns_to_the_tab(client, auth, v
     auth.login()
     stale(client)
     tab = f"http://localhost/webhooks/{hook.id}?tab=http"
-    asked = client.post(f"/webhooks/{hook.id}/secret/switch", headers={"Referer": tab})
+    asked = client.post(f"/webhooks/{hook.id}/secret/switch", data={"confirm": "yes"}, headers={"Referer": tab})
     assert asked.headers["Location"] == f"/confirm-password?next=/webhooks/{hook.id}?tab%3Dhttp"
     assert db.session.get(Webhook, hook.id).jwt_secret == SECRET  # nothing switched
     back = confirm(client, asked.headers["Location"])
     assert back.headers["Location"] == f"/webhooks/{hook.id}?tab=http"
-    assert client.post(f"/webhooks/{hook.id}/secret/switch").status_code == 302
+    assert client.post(f"/webhooks/{hook.id}/secret/switch").status_code == 302  # the box left unticked
+    assert db.session.get(Webhook, hook.id).jwt_secret == SECRET
+    assert client.post(f"/webhooks/{hook.id}/secret/switch", data={"confirm": "yes"}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Webhook, hook.id).jwt_secret == NEXT
 

@@ -16,6 +16,7 @@ import jwt
 import pytest
 from flask import Flask
 from sqlalchemy import inspect, text
+from sqlalchemy.orm import defer
 
 from tests.conftest import database_url
 from tests.engine import api_token, post_event, run_worker
@@ -92,20 +93,24 @@ def plain_columns() -> dict[str, tuple[str | None, str | None]]:
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
+# Columns added after 0.3.0, whose code the roll below plays (at 0014 they do not exist yet).
+AFTER_0_3_0 = [defer(Webhook.trigger_now_count)]
+
+
 def test_0010_upgraded_in_two_steps_has_its_secrets_encrypted_and_delivers(old_app, handler):
     runner = old_app.test_cli_runner()
     result = runner.invoke(args=["db", "upgrade", "0014"])
     assert result.exit_code == 0, result.output
     db.session.remove()
     for webhook_id, (secret, next_secret) in SECRETS.items():
-        hook = db.session.get(Webhook, webhook_id)
+        hook = db.session.get(Webhook, webhook_id, options=AFTER_0_3_0)
         assert hook is not None and (hook.jwt_secret, hook.jwt_secret_next) == (secret, next_secret)
     draft = db.session.get(WizardDraft, "d1")
     assert draft is not None and draft.data["jwt_secret"] == "draft-plain-secret-0123456789"
     assert "jwt_secret" not in draft.stored_data
 
     # The roll: the new code writes the plain columns too, so old workers still sign.
-    hook = db.session.get(Webhook, "WH-000-000-001")
+    hook = db.session.get(Webhook, "WH-000-000-001", options=AFTER_0_3_0)
     assert hook is not None
     webhook_changes.update_webhook(hook, {"jwt_secret": "changed-by-new-code-0123456789ab"})
     assert plain_columns()["WH-000-000-001"] == ("changed-by-new-code-0123456789ab", None)

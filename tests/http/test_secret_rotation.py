@@ -4,6 +4,7 @@ keep working through a change of secret, on the pages and in the API."""
 from __future__ import annotations
 
 import html
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
+from webhookapp.webhooks.secret_rotation_views import SWITCH_NOT_CONFIRMED
 
 OLD = "the-old-secret-0123456789abcdef0123456789"
 NEW = "the-new-secret-0123456789abcdef0123456789"
@@ -102,7 +104,7 @@ def test_handlers_keep_working_through_a_staged_rotation(app, client, vendor, ch
     }  # fmt: skip
 
     for hook in hooks.values():
-        assert client.post(f"/webhooks/{hook.id}/secret/switch").status_code == 302
+        assert client.post(f"/webhooks/{hook.id}/secret/switch", data={"confirm": "yes"}).status_code == 302
         assert (stored(hook.id).jwt_secret, stored(hook.id).jwt_secret_next) == (NEW, None)
     deliver()
     assert {path: outcomes(hook.id)[-1] for path, hook in hooks.items()} == {"/old": False, "/new": True, "/both": True}
@@ -146,13 +148,21 @@ def test_the_http_settings_tab_generates_switches_and_discards(client, auth, ven
     assert stored(hook.id).jwt_secret_next is None and stored(hook.id).jwt_secret == OLD
     assert client.get(f"/webhooks/{hook.id}/secret?which=next").status_code == 404
 
-    client.post(f"/webhooks/{hook.id}/secret/switch")  # nothing to switch to
+    client.post(f"/webhooks/{hook.id}/secret/switch", data={"confirm": "yes"})  # nothing to switch to
     assert "There is no next secret to switch to: generate one first." in page(client, f"/webhooks/{hook.id}?tab=http")
     assert stored(hook.id).jwt_secret == OLD
 
     client.post(f"/webhooks/{hook.id}/secret/next")
     following = stored(hook.id).jwt_secret_next
-    client.post(f"/webhooks/{hook.id}/secret/switch")
+    body = " ".join(page(client, f"/webhooks/{hook.id}?tab=http").split())
+    [box] = re.findall(r'<input type="checkbox" name="confirm"[^>]*>', body)
+    assert "required" in box and "The handler accepts the next secret" in body
+    assert "a handler that verifies only with it rejects every delivery until it is updated" in body
+    for unconfirmed in ({}, {"confirm": ""}, {"confirm": "no"}):  # the server refuses, whatever the page did
+        assert client.post(f"/webhooks/{hook.id}/secret/switch", data=unconfirmed).status_code == 302
+        assert (stored(hook.id).jwt_secret, stored(hook.id).jwt_secret_next) == (OLD, following)
+    assert SWITCH_NOT_CONFIRMED in page(client, f"/webhooks/{hook.id}?tab=http")
+    client.post(f"/webhooks/{hook.id}/secret/switch", data={"confirm": "yes"})
     assert (stored(hook.id).jwt_secret, stored(hook.id).jwt_secret_next) == (following, None)
 
 

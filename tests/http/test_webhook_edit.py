@@ -13,6 +13,7 @@ import pytest
 from tests.pages import checked_value, field_errors, input_value, inputs, textarea_value
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
+from webhookapp.webhooks import forms
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 OLD_SECRET = "the-old-secret-value-0123456789abcdefgh"
@@ -201,10 +202,12 @@ def test_generate_secret_fills_the_form_without_saving(client, hook, edit):
     new_secret = input_value(body, "jwt_secret")
     assert len(new_secret) >= 32
     assert new_secret != OLD_SECRET
-    assert "A new JWT secret was generated. Save to apply it" in body
+    assert "A new JWT secret was generated. To apply it, tick “Replace the current secret” and save" in body
     assert input_value(body, "label") == "Not saved yet"  # the rest of the form is kept
     assert snapshot(hook.id) == before
-    assert edit(jwt_secret=new_secret).status_code == 302
+    assert edit(jwt_secret=new_secret).status_code == 400  # not asked to replace it
+    assert snapshot(hook.id) == before
+    assert edit(jwt_secret=new_secret, change_secret="y").status_code == 302
     assert stored(hook.id).jwt_secret == new_secret
 
 
@@ -214,9 +217,41 @@ def test_saving_with_an_empty_secret_keeps_the_old_one(hook, edit):
     assert (row.jwt_secret, row.label) == (OLD_SECRET, "Renamed")
 
 
-def test_saving_a_typed_secret_replaces_it(hook, edit):
-    edit(jwt_secret="  typed-new-secret  ")
+def test_the_page_says_what_replacing_the_secret_breaks(client, hook, edit):
+    body = text(client.get(f"/webhooks/{hook.id}/edit"))
+    [box] = inputs(body, "change_secret")
+    assert 'type="checkbox"' in box and "checked" not in box
+    body = " ".join(body.split())
+    assert "Replace the current secret with the one typed above" in body
+    assert "a handler that verifies with the current secret rejects every delivery until it is updated" in body
+    assert "signs Send test request without being saved" in body
+
+
+def test_saving_a_typed_secret_without_the_box_changes_nothing_and_says_so(client, hook, edit):
+    """A secret typed to try Send test request, then Save: the secret field says why nothing was
+    saved, and keeps what was typed so that the box can be ticked or the field emptied."""
+    before = snapshot(hook.id)
+    response = edit(jwt_secret="  typed-for-a-test  ", label="Would change")
+    assert response.status_code == 400
+    assert field_errors(response, "jwt_secret") == [forms.SECRET_NOT_CONFIRMED]
+    assert 'aria-invalid="true"' in inputs(text(response), "jwt_secret")[0]
+    assert input_value(text(response), "jwt_secret") == "typed-for-a-test"  # kept (trimmed by the rule)
+    assert snapshot(hook.id) == before
+
+
+def test_saving_a_typed_secret_with_the_box_ticked_replaces_it(client, hook, edit):
+    assert edit(jwt_secret="  typed-new-secret  ", change_secret="y").status_code == 302
     assert stored(hook.id).jwt_secret == "typed-new-secret"
+    flashed = text(client.get(f"/webhooks/{hook.id}"))
+    assert "Deliveries are now signed with the new JWT secret: a handler that verifies with the old one" in flashed
+
+
+def test_the_box_ticked_without_a_secret_changes_nothing(hook, edit):
+    before = snapshot(hook.id)
+    response = edit(jwt_secret="", change_secret="y", label="Would change")
+    assert response.status_code == 400
+    assert field_errors(response, "jwt_secret") == [forms.NOTHING_TO_REPLACE]
+    assert snapshot(hook.id) == before
 
 
 def test_header_rows_can_be_added_and_removed_without_saving(hook, edit):

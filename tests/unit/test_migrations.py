@@ -92,3 +92,43 @@ def test_tokens_made_before_scopes_keep_every_scope(fresh_app):
     with fresh_app.app_context():
         token = tenancy.authorize("ApiKey whk_old-token", scopes.WEBHOOKS_SECRETS, "192.0.2.7")
         assert token.name == "old" and token.last_used_address == "192.0.2.7"
+
+
+def test_trigger_now_counts_come_from_the_audit_trail(fresh_app):
+    """0016: an event webhook's Trigger Now presses still in the audit trail, never more than its
+    events; a validation webhook's presses count no event there, so none."""
+    runner = fresh_app.test_cli_runner()
+    result = runner.invoke(args=["db", "upgrade", "0015"])
+    assert result.exit_code == 0, result.output
+    at = "2026-01-01 00:00:00"
+    engine = create_engine(fresh_app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO accounts (id, name, kind, created_at) "
+                                    "VALUES ('VA-000-001', 'Old', 'vendor', :t)"), {"t": at})  # fmt: skip
+            connection.execute(text("INSERT INTO products (id, name, vendor_id, dynamic_validation, created_at) "
+                                    "VALUES ('PRD-000-000-001', 'P', 'VA-000-001', false, :t)"), {"t": at})  # fmt: skip
+            for webhook_id, type_, events, presses in (("WH-000-000-001", "event", 5, 2),
+                                                       ("WH-000-000-002", "event", 1, 3),
+                                                       ("WH-000-000-003", "validator", 4, 4)):  # fmt: skip
+                connection.execute(text(
+                    "INSERT INTO webhooks (id, account_id, product_id, label, description, active, out_of_order,"
+                    " object_class, type, http_method, external_url, jwt_secret_encrypted, headers, data, created_at,"
+                    " modified_at, events_count, triggers_count, success_count, failure_count,"
+                    " failures_since_last_success, trigger_attempts, lease_attempt) VALUES (:id, 'VA-000-001',"
+                    " 'PRD-000-000-001', :id, '', true, false, 'fulfillment_request', :type, 'POST',"
+                    " 'https://h.example/', 'sealed', '{}', '{}', :t, :t, :events, 0, 0, 0, 0, 0, 0)"
+                ), {"id": webhook_id, "type": type_, "t": at, "events": events})  # fmt: skip
+                for _ in range(presses):
+                    connection.execute(text(
+                        "INSERT INTO audit_entries (account_id, at, actor_kind, actor_label, action, object_type,"
+                        " object_id) VALUES ('VA-000-001', :t, 'user', 'u@a.test', 'webhook.triggered', 'webhook', :id)"
+                    ), {"id": webhook_id, "t": at})  # fmt: skip
+        result = runner.invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, trigger_now_count FROM webhooks")).all()
+            counts = {row[0]: row[1] for row in rows}
+    finally:
+        engine.dispose()
+    assert counts == {"WH-000-000-001": 2, "WH-000-000-002": 1, "WH-000-000-003": 0}

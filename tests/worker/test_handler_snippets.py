@@ -213,7 +213,7 @@ def test_a_handler_given_the_next_secret_too_works_through_a_staged_rotation(
     following = db.session.get(Webhook, hook.id).jwt_secret_next
     with running(client, hook, runtime, current, tmp_path, next_secret=following):
         assert trigger_now(app, client, hook.id).success  # signed with the current secret
-        assert client.post(f"/webhooks/{hook.id}/secret/switch").status_code == 302
+        assert client.post(f"/webhooks/{hook.id}/secret/switch", data={"confirm": "yes"}).status_code == 302
         after = trigger_now(app, client, hook.id)  # signed with the next one, now current
         assert (after.success, after.response_status) == (True, 200), after.error
     with running(client, hook, runtime, current, tmp_path):  # not given the next one

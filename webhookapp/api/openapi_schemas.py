@@ -100,7 +100,8 @@ def webhook_schema() -> dict[str, Any]:
         }
     )
     counter = {"type": "integer", "minimum": 0}
-    stats = ("events", "triggers", "success_triggers", "failure_triggers", "failure_since_last_success")
+    stats = ("events", "trigger_now_events", "triggers", "success_triggers", "failure_triggers",
+             "failure_since_last_success")  # fmt: skip
     read_only = {"readOnly": True}
     properties = {
         "id": {"type": "string", "pattern": r"^WH-\d{3}-\d{3}-\d{3}$", **read_only},

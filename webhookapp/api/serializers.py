@@ -77,6 +77,7 @@ def webhook_json(webhook: Webhook, *, with_secrets: bool) -> dict[str, Any]:
         "modified_at": isoformat(webhook.modified_at),
         "stats": {
             "events": webhook.events_count,
+            "trigger_now_events": webhook.trigger_now_count,  # of "events": Trigger Now, no event stored
             "triggers": webhook.triggers_count,
             "success_triggers": webhook.success_count,
             "failure_triggers": webhook.failure_count,

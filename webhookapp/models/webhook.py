@@ -51,6 +51,9 @@ class Webhook(Model):
 
     # Statistics, filled by the delivery engine; never pruned.
     events_count: Mapped[int] = mapped_column(default=0)
+    # Of ``events_count``, those Trigger Now counted: it posts no event, so the Events tab lists
+    # the others (docs/using.md, "Statistics, deliveries and Redeliver").
+    trigger_now_count: Mapped[int] = mapped_column(default=0, server_default="0")
     triggers_count: Mapped[int] = mapped_column(default=0)
     success_count: Mapped[int] = mapped_column(default=0)
     failure_count: Mapped[int] = mapped_column(default=0)
@@ -137,6 +140,12 @@ class Webhook(Model):
         if entry is None:  # pragma: no cover - rows are validated against the catalog
             raise LookupError(f"{self.object_class}/{self.type} is not in the catalog")
         return entry
+
+    @property
+    def posted_events_count(self) -> int:
+        """Of ``events_count``, all but Trigger Now's: the events posted (a validation webhook's
+        calls), which the Events tab lists while they are kept."""
+        return self.events_count - self.trigger_now_count
 
     @property
     def failing(self) -> bool:

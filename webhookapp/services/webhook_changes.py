@@ -197,6 +197,13 @@ def set_enabled(webhook: Webhook, enabled: bool) -> Webhook:
 def trigger_now(webhook: Webhook) -> Webhook:
     """Trigger Now: count an event and make the pending trigger due now; re-enables Out of order.
 
+    No event is stored: a press names no object that changed, and the events' list is what
+    handlers read (``GET /public/v1/events``) to learn what did. So the count goes to
+    ``trigger_now_count`` too, and the Statistics tab says what Events includes ("11: 7 posted,
+    4 Trigger Now"): the posted ones are those the Events tab lists, the presses are on the
+    Activity tab, and the numbers a person sees add up (docs/using.md, "Statistics, deliveries
+    and Redeliver").
+
     Raises WebhookValidationError for a disabled webhook: enable it first.
     """
     if not webhook.active:

@@ -101,20 +101,47 @@ class DataForm(FlaskForm):
     custom_data = TextAreaField("Additional data (JSON object)", validators=[rule(rules.data_text)])
 
 
-class EditForm(GeneralForm, HttpSettingsForm, DataForm):
-    """The edit page: General, HTTP Settings and Additional data in one form."""
+SECRET_HINT = (
+    "Leave empty to keep the current secret. A secret typed here signs Send test request without "
+    "being saved; Save replaces the current secret with it only when “Replace the current secret” is ticked."
+)
+SECRET_NOT_CONFIRMED = (
+    "Nothing was saved, and the JWT secret was not changed: tick “Replace the current secret” to "
+    "replace it with this one, or empty this field to keep it."
+)
+NOTHING_TO_REPLACE = "Type the new secret (or generate one), or untick “Replace the current secret”."
 
-    jwt_secret = StringField("JWT secret", description="Leave empty to keep the current secret.")
+
+class EditForm(GeneralForm, HttpSettingsForm, DataForm):
+    """The edit page: General, HTTP Settings and Additional data in one form.
+
+    A typed secret is what Send test request signs with; Save applies it only with
+    ``change_secret`` ticked (:meth:`secret_change_confirmed`), so that a secret typed to try a
+    handler never replaces the live one, which the handlers verify with, by accident.
+    """
+
+    jwt_secret = StringField("JWT secret", description=SECRET_HINT)
+    change_secret = BooleanField("Replace the current secret with the one typed above")
     custom_data = TextAreaField("Additional data (JSON object)")
 
+    def secret_change_confirmed(self) -> bool:
+        """Save's check, after :meth:`validate`: a typed secret needs ``change_secret`` ticked, and
+        a ticked box a typed secret; otherwise the secret field says so and nothing is saved."""
+        typed = bool((self.jwt_secret.data or "").strip())
+        if typed == bool(self.change_secret.data) or self.jwt_secret.errors:
+            return True  # the rule's own message, if any, is enough
+        self.jwt_secret.errors = [*self.jwt_secret.errors, SECRET_NOT_CONFIRMED if typed else NOTHING_TO_REPLACE]
+        return False
+
     def to_fields(self) -> dict[str, Any]:
-        """The validated form as ``services.webhooks.update_webhook`` fields."""
+        """The validated form as ``services.webhooks.update_webhook`` fields (an empty secret keeps
+        the current one)."""
         return {
             "label": self.label.data,
             "description": self.description.data,
             "active": bool(self.active.data),
             "external_url": self.external_url.data,
-            "jwt_secret": self.jwt_secret.data or "",
+            "jwt_secret": (self.jwt_secret.data or "") if self.change_secret.data else "",
             "http_method": self.http_method.data,
             "headers": self.header_pairs(),
             "data": self.parsed_data or {},

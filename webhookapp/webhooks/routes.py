@@ -35,6 +35,10 @@ from webhookapp.webhooks.tab_loaders import TAB_LOADERS
 
 blueprint = Blueprint("webhooks", __name__)
 MAX_PAGE = 100_000
+SECRET_REPLACED = (
+    " Deliveries are now signed with the new JWT secret: a handler that verifies with the old one rejects them "
+    "until it is updated."
+)
 
 
 def _page() -> int:
@@ -212,7 +216,8 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
     action = request.form.get("action", "save")
     if action == "generate_secret":
         form.jwt_secret.data = service.generate_secret()
-        flash("A new JWT secret was generated. Save to apply it; until then the old one stays in use.", "info")
+        flash("A new JWT secret was generated. To apply it, tick “Replace the current secret” and save; "
+              "until then the old one stays in use.", "info")  # fmt: skip
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
     if apply_row_action(form, action):
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
@@ -220,13 +225,14 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
         result = sendtest.from_edit(webhook, form)
         page = render_template("webhooks/edit.html", webhook=webhook, form=form, test_result=result)
         return page, 200 if result else 400
-    if form.validate():
+    valid = form.validate()
+    if form.secret_change_confirmed() and valid:
         try:
             service.update_webhook(webhook, form.to_fields())
         except service.WebhookValidationError as exc:
             form.add_service_errors(exc.errors)
         else:
-            flash(f"Webhook “{webhook.label}” saved.", "success")
+            flash(f"Webhook “{webhook.label}” saved." + (SECRET_REPLACED if form.change_secret.data else ""), "success")
             return redirect(url_for("webhooks.details", webhook_id=webhook.id))
     return render_template("webhooks/edit.html", webhook=webhook, form=form), 400
 

@@ -135,8 +135,10 @@ def make_due_now(webhook: Webhook, *, count_event: bool) -> None:
     values: dict[str, Any] = {"next_trigger_at": now, "out_of_order": False}
     if webhook.out_of_order:
         values["trigger_attempts"] = 0
-    if count_event:
-        values.update(events_count=Webhook.events_count + 1, last_event_at=now)
+    if count_event:  # Trigger Now: an event counted without one stored, so counted apart too
+        values.update(
+            events_count=Webhook.events_count + 1, trigger_now_count=Webhook.trigger_now_count + 1, last_event_at=now
+        )
     db.session.execute(
         update(Webhook).where(Webhook.id == webhook.id).values(values).execution_options(synchronize_session=False)
     )
