@@ -64,7 +64,7 @@ def test_list_shows_name_prefix_created_and_last_used(client, auth, vendor):
     auth.login()
     body = text(client.get("/settings/tokens"))
     created = token.created_at.strftime("%Y-%m-%d %H:%M UTC")
-    assert '<td data-label="Name">Billing system</td>' in body
+    assert '<td data-label="Name" class="wrap">Billing system</td>' in body
     assert f'<td data-label="Token" class="mono">{token.prefix}…</td>' in body
     assert f'<td data-label="Created">{created}</td>' in body
     assert '<td data-label="Last used">Never</td>' in body
@@ -208,7 +208,7 @@ def test_create_with_chosen_scopes_and_an_expiry(client, auth, vendor):
     assert response.status_code == 200, text(response)
     [token] = all_tokens()
     assert (token.scope_names, token.expires_at) == (["webhooks:read", "events:write"], later)
-    row = text(response).split('<td data-label="Name">Poster</td>')[1].split("</tr>")[0]
+    row = text(response).split('<td data-label="Name" class="wrap">Poster</td>')[1].split("</tr>")[0]
     assert '<li class="mono small" title="Post queue-change events.">events:write</li>' in row
     assert f'<td data-label="Expires">{later:%Y-%m-%d %H:%M} UTC</td>' in row
     assert '<span class="badge badge-ok">Active</span>' in row
@@ -238,7 +238,7 @@ def test_an_expired_token_is_shown_as_expired(client, auth, vendor):
     db.session.commit()
     auth.login()
     body = text(client.get("/settings/tokens"))
-    row = body.split('<td data-label="Name">Short-lived</td>')[1].split("</tr>")[0]
+    row = body.split('<td data-label="Name" class="wrap">Short-lived</td>')[1].split("</tr>")[0]
     assert '<span class="badge badge-off">Expired</span>' in row
     assert f'<td data-label="Expires">{stored(token.id).expires_at:%Y-%m-%d %H:%M} UTC</td>' in row
     assert tenancy.authenticate_header(f"ApiKey {plain}") is None
