@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, tuple_, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 
 from webhookapp.infra import paging
@@ -103,17 +103,37 @@ def own_webhook_ids(account_id: str, events: Iterable[Event]) -> set[str]:
 
 def matched_by(account: Account, text: str) -> set[str]:
     """The webhooks matched by the events whose id, client id or object id is ``text`` exactly:
-    the list's search box. Each is an index lookup (the primary key, ``uq_events_account_client_id``
-    for the client ids of the account's and the platform tokens' events, ``ix_events_object_id``);
-    the caller keeps the account's own webhooks."""
+    the list's search box; the caller keeps the account's own webhooks."""
+    query = matched_query(account, text)
+    if query is None:
+        return set()
+    return {webhook_id for listed in db.session.scalars(query) for webhook_id in listed or ()}
+
+
+def matched_query(account: Account, text: str) -> Select[Any] | None:
+    """The ``webhook_ids`` of the newest :data:`SEARCHED_EVENTS` events :func:`matched_by` finds
+    (None for a blank text).
+
+    One index probe per kind of id, whatever the text and however many events there are: the
+    primary key, ``ix_events_object_id``, and ``uq_events_account_client_id`` by both its columns
+    (the client ids of the account's events and of the platform tokens', whose accounts are read
+    first so that the index's leading column is a list of values, not a subquery)."""
     text = text.strip()
     if not text:
-        return set()
-    posters = select(ApiToken.account_id).where(ApiToken.is_platform.is_(True)).distinct()
-    client_id = and_(Event.client_event_id == text, or_(Event.account_id == account.id, Event.account_id.in_(posters)))
-    condition = or_(Event.id == text.upper(), Event.object_id == text, client_id)
-    query = select(Event.webhook_ids).where(condition).order_by(Event.created_at.desc()).limit(SEARCHED_EVENTS)
-    return {webhook_id for listed in db.session.scalars(query) for webhook_id in listed or ()}
+        return None
+    posters = [account.id, *db.session.scalars(_platform_accounts().where(ApiToken.account_id != account.id))]
+    probes = [
+        select(Event.webhook_ids, Event.created_at).where(Event.id == text.upper()),
+        select(Event.webhook_ids, Event.created_at).where(Event.object_id == text),
+        select(Event.webhook_ids, Event.created_at).where(Event.account_id.in_(posters), Event.client_event_id == text),
+    ]
+    found = union_all(*probes).subquery()
+    return select(found.c.webhook_ids).order_by(found.c.created_at.desc()).limit(SEARCHED_EVENTS)
+
+
+def _platform_accounts() -> Select[str]:
+    """The accounts that hold platform tokens (a handful: the platform's own)."""
+    return select(ApiToken.account_id).where(ApiToken.is_platform.is_(True)).distinct()
 
 
 # -- which attempt carried which event ------------------------------------------------------
