@@ -53,7 +53,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     register_extensions(app)
     with app.app_context():  # a key missing from the ring stops the start, naming it
         try:
-            secret_columns.check_stored_keys(box, db.engine)
+            secret_columns.check_stored_keys(box, db.engine, timeout=app.config["WEBHOOK_START_CHECK_TIMEOUT"])
         except crypto.CryptoError:
             db.engine.dispose()  # no connection outlives the refused app
             raise

@@ -107,6 +107,9 @@ class Config:
     WEBHOOK_WORKER_THREADS = _int("WEBHOOK_WORKER_THREADS", 64)
     WEBHOOK_SWEEP_INTERVAL = _int("WEBHOOK_SWEEP_INTERVAL", 1)
     WEBHOOK_IDLE_WAIT = _float("WEBHOOK_IDLE_WAIT", 1)
+    # How long a start waits for the database to check the encryption keys against a stored
+    # secret; a database that does not answer is left to /readyz (models/secret_columns.py).
+    WEBHOOK_START_CHECK_TIMEOUT = _float("WEBHOOK_START_CHECK_TIMEOUT", 10)
     EVENT_MAX_BYTES = 64 * 1024
     # Alerts (engine/maintenance/alerts.py): mail to the account's users when a webhook goes Out of order and
     # when it recovers. Without MAIL_SERVER the messages are logged instead.
@@ -168,6 +171,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
     WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
     WEBHOOK_IDLE_WAIT = 0.0  # a drain called by a test returns as soon as its work is done
+    WEBHOOK_START_CHECK_TIMEOUT = 5.0  # a test of a database that never answers waits this long
     WEBHOOK_API_URL = f"http://localhost{API_ROOT}"  # the test client's own address
     # A fixed key, so that a test may read what another process of the same suite stored.
     WEBHOOK_ENCRYPTION_KEYS = "dGVzdGluZy1rZXktMzItYnl0ZXMtbG9uZy0tLS0tLS0="

@@ -8,6 +8,7 @@ alone; a start checks that the key ring opens what is stored (:func:`check_store
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, inspect, text
@@ -63,21 +64,21 @@ def has_plain_columns(connection: Connection) -> bool:
     return connection.execute(text(query), {"name": PLAIN_COLUMN}).first() is not None
 
 
-def check_stored_keys(box: crypto.SecretBox, engine: Engine) -> None:
+def check_stored_keys(box: crypto.SecretBox, engine: Engine, *, timeout: float = 10.0) -> None:
     """Refuse to start when a stored webhook secret was made by a key the ring does not hold, or
     when a sample does not decrypt: a clear message at start rather than failures at every
-    delivery. Nothing is checked before the tables exist (a fresh database, or before 0011)."""
-    try:
-        with engine.connect() as connection:
-            columns = inspect(connection).get_columns("webhooks") if inspect(connection).has_table("webhooks") else []
-            if WEBHOOK_SECRETS["jwt_secret"] not in {column["name"] for column in columns}:
-                return
-            row = _foreign_row(connection, box)
-            sample = connection.execute(
-                text("SELECT id, jwt_secret_encrypted FROM webhooks WHERE jwt_secret_encrypted IS NOT NULL LIMIT 1")
-            ).first()
-    except SQLAlchemyError:
-        return  # no database yet: the first request says so; keys are checked on the next start
+    delivery. Nothing is checked before the tables exist (a fresh database, or before 0011).
+
+    A database that does not answer within ``timeout`` seconds is not waited for (a connection
+    can hang for minutes): the process starts, ``/readyz`` says the database is out, and the keys
+    are checked at the next start."""
+    found: list[tuple[tuple[str, str] | None, tuple[str, str] | None]] = []
+    reader = threading.Thread(target=lambda: found.append(_stored_samples(box, engine)), name="key-check", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not found:
+        return
+    row, sample = found[0]
     if row is not None:
         webhook_id, stored = row
         raise crypto.CryptoError(
@@ -90,6 +91,25 @@ def check_stored_keys(box: crypto.SecretBox, engine: Engine) -> None:
             webhook_secret(sample[1], sample[0])
         except crypto.CryptoError as exc:
             raise crypto.CryptoError(f"The stored secret of webhook {sample[0]} does not decrypt: {exc}") from None
+
+
+def _stored_samples(
+    box: crypto.SecretBox, engine: Engine
+) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+    """A webhook whose secret names a key outside the ring, and any stored secret (each None if
+    there is none, or no database or table yet)."""
+    try:
+        with engine.connect() as connection:
+            columns = inspect(connection).get_columns("webhooks") if inspect(connection).has_table("webhooks") else []
+            if WEBHOOK_SECRETS["jwt_secret"] not in {column["name"] for column in columns}:
+                return None, None
+            row = _foreign_row(connection, box)
+            sample = connection.execute(
+                text("SELECT id, jwt_secret_encrypted FROM webhooks WHERE jwt_secret_encrypted IS NOT NULL LIMIT 1")
+            ).first()
+    except SQLAlchemyError:
+        return None, None  # no database yet: the first request says so; keys are checked on the next start
+    return row, (str(sample[0]), str(sample[1])) if sample is not None else None
 
 
 def _foreign_row(connection: Connection, box: crypto.SecretBox) -> tuple[str, str] | None:
