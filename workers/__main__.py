@@ -38,6 +38,7 @@ class DeliveryWorker(SimpleWorker):
 
     def __init__(self, *args: Any, app: Flask, **kwargs: Any):
         self.app = app
+        self.stop_requested = False  # by a signal: otherwise a return from work() is Redis lost
         super().__init__(*args, **kwargs)
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
@@ -46,6 +47,7 @@ class DeliveryWorker(SimpleWorker):
             return super().perform_job(job, queue, execution)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
         runtime.of(self.app).request_stop()
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # rq leaves it unannotated
 
@@ -86,17 +88,20 @@ def main() -> None:
     if not options.no_cron:
         threading.Thread(target=run_cron, args=(app, stop, app.config["WEBHOOK_SWEEP_INTERVAL"]), daemon=True).start()
     queue = Queue(dispatch.QUEUE_NAME, connection=connection)
-    # SimpleWorker runs jobs in this process: no fork per job, and the thread pool and HTTP
-    # connections survive from one job to the next. A delivery job never runs user code.
-    worker = DeliveryWorker([queue], connection=connection, app=app)
     while True:
         try:
+            # SimpleWorker runs jobs in this process: no fork per job, and the thread pool and HTTP
+            # connections survive from one job to the next. A delivery job never runs user code.
+            worker = DeliveryWorker([queue], connection=connection, app=app)  # it names itself in Redis
             worker.work(with_scheduler=True, burst=options.burst, logging_level="WARNING")
-            break
+            # RQ's loop also returns, instead of raising, when Redis fails under it (a master
+            # killed, a Sentinel failover): only a stop request or a burst ends this process.
+            if options.burst or worker.stop_requested:
+                break
+            log.warning("The worker's loop ended without a stop request (Redis lost?); starting again in 1 s.")
         except RedisError as exc:
             log.warning("Lost Redis (%s); retrying in 1 s.", exc)
-            time.sleep(1)
-            worker = DeliveryWorker([queue], connection=connection, app=app)
+        time.sleep(1)
     stop.set()
     with app.app_context():
         runtime.of(app).finish_sends()  # sends a finished job left in flight record themselves first

@@ -8,6 +8,7 @@ and the sweeper finds whatever a lost message would have announced.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from flask import current_app
@@ -24,6 +25,7 @@ from webhookapp.engine.timing import (
     REDIS_SOCKET_TIMEOUT,
     WAKE_FLAG_TTL,
 )
+from webhookapp.infra import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,13 @@ DOORBELL = "webhookapp:doorbell"
 
 
 def redis_connection() -> Redis:
-    """The app's Redis client (one per app and process), from ``REDIS_URL``."""
+    """The app's Redis client (one per app and process), from ``REDIS_URL`` (Sentinels too:
+    :mod:`webhookapp.infra.redis_client`)."""
     extensions = current_app.extensions
     if "webhookapp.redis" not in extensions:
-        url = current_app.config.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-        extensions["webhookapp.redis"] = Redis.from_url(
-            url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_SOCKET_TIMEOUT
+        url = redis_client.configured_url(current_app)
+        extensions["webhookapp.redis"] = redis_client.connect(
+            url, connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_SOCKET_TIMEOUT
         )
     connection: Redis = extensions["webhookapp.redis"]
     return connection
@@ -90,11 +93,16 @@ def wake(webhook_ids: list[str] | None = None) -> bool:
 
 
 def await_doorbell(timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for a ring; True if there was one (False too if Redis is unreachable)."""
+    """Wait up to ``timeout`` seconds for a ring; True if there was one.
+
+    When Redis cannot be reached this sleeps out the wait instead (and says False): the caller
+    loops on it, and a refused connection would otherwise return at once, over and over."""
+    wait = min(max(timeout, 0.001), DOORBELL_WAIT_MAX)
     try:
-        return redis_connection().blpop([DOORBELL], timeout=min(max(timeout, 0.001), DOORBELL_WAIT_MAX)) is not None
+        return redis_connection().blpop([DOORBELL], timeout=wait) is not None
     except RedisError as exc:
         log.warning("Could not wait for the doorbell: %s", exc)
+        time.sleep(wait)
         return False
 
 

@@ -131,7 +131,6 @@ class Config:
     RATELIMIT_STRATEGY = "moving-window"
     RATELIMIT_SWALLOW_ERRORS = True  # Redis down: nothing is throttled, nothing fails
     RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
-    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
     # Who may read /metrics without an operator's token (ops/access.py). Behind a proxy, see
     # the throttling note above: the address is the proxy's unless ProxyFix is configured.
     WEBHOOK_METRICS_NETWORKS = _networks("WEBHOOK_METRICS_NETWORKS", "127.0.0.0/8,::1/128")

@@ -22,6 +22,7 @@ from limits import parse
 from werkzeug import Response
 
 from webhookapp.core.errors import ServiceError
+from webhookapp.infra import redis_client
 from webhookapp.infra.extensions import limiter
 
 Hook = TypeVar("Hook")
@@ -36,10 +37,30 @@ def init_app(app: Flask, blueprint: str = BLUEPRINT) -> None:
     limits (failed token checks are counted by :func:`token_failed`), so its hooks move from the
     app to the auth blueprint.
     """
+    _store_counts_in_app_redis(app)
     limiter.init_app(app)
     _move_limiter_hooks(app.before_request_funcs, blueprint)
     _move_limiter_hooks(app.after_request_funcs, blueprint)
     _move_limiter_hooks(app.teardown_request_funcs, blueprint)
+
+
+STORAGE_TIMEOUT = 2.0  # seconds: a login waits no longer than this on a Redis that is gone
+
+
+def _store_counts_in_app_redis(app: Flask) -> None:
+    """Counts go to ``REDIS_URL`` through our own client (:mod:`webhookapp.infra.redis_client`):
+    the limiter's own URL parser reads ``redis+sentinel://`` differently, and our client follows
+    a failover. Without ``REDIS_URL``, counts stay in the process."""
+    if "RATELIMIT_STORAGE_URI" in app.config:
+        return  # chosen explicitly
+    if not app.config.get("REDIS_URL"):
+        app.config["RATELIMIT_STORAGE_URI"] = "memory://"
+        return
+    client = redis_client.connect(
+        redis_client.configured_url(app), connect_timeout=STORAGE_TIMEOUT, socket_timeout=STORAGE_TIMEOUT
+    )
+    app.config["RATELIMIT_STORAGE_URI"] = "redis://"  # the scheme picks the storage; the pool says where
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": client.connection_pool}
 
 
 def _move_limiter_hooks(hooks: dict[str | None, list[Hook]], blueprint: str) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 
-from flask import Flask, abort, redirect, request, url_for
+from flask import Flask, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 from markupsafe import escape
 from werkzeug import Response
 
+from webhookapp.engine import dispatch
+from webhookapp.infra import redis_client
 from webhookapp.infra.extensions import csrf
 from webhookapp.infra.http_guards import same_origin
 
@@ -32,14 +34,23 @@ SECURITY_POLICY = (
 )
 
 
+def _use_app_redis() -> None:
+    current_app.redis_conn = dispatch.redis_connection()  # type: ignore[attr-defined]  # rq-dashboard's attribute
+
+
 def register(app: Flask) -> None:
     """Mount rq-dashboard on the app's Redis, behind the admin check below."""
     import rq_dashboard
 
-    app.config.setdefault("RQ_DASHBOARD_REDIS_URL", app.config["REDIS_URL"] or "redis://127.0.0.1:6379/0")
+    # Its instance list shows the URL; its own connections are replaced by ours below.
+    app.config.setdefault("RQ_DASHBOARD_REDIS_URL", redis_client.configured_url(app))
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
     csrf.exempt(rq_dashboard.blueprint)  # its own JavaScript posts without our token; admins only
     rq_dashboard.web.setup_rq_connection(app)
+    # After its own hook (which parses the URL again on every page): its pages use the app's
+    # client, so they follow a Sentinel failover as every other user of Redis does. Added to this
+    # app's hooks for the blueprint, not to the blueprint object, which every app shares.
+    app.before_request_funcs.setdefault(BLUEPRINT, []).append(_use_app_redis)
 
     for rule in SHORTCUT_RULES:
         app.add_url_rule(rule, SHORTCUT, shortcut)

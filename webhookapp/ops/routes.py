@@ -20,9 +20,10 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """The database and Redis answer within a second each; 503 naming the one that did not."""
+    """The database and Redis answer within a second each; 503 naming the one that did not.
+    Through Sentinels, ``redis_master`` names the master that answered."""
     results = health.readiness()
-    ready = all(state == health.OK for state in results.values())
+    ready = all(results[name] == health.OK for name in health.CHECKS)
     return jsonify(results), 200 if ready else 503
 
 
