@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from flask import Flask, render_template, request
-from werkzeug.exceptions import Conflict
+from werkzeug.exceptions import Conflict, InternalServerError, ServiceUnavailable
 
 from webhookapp.auth import sessions
 from webhookapp.core.errors import ServiceError
@@ -26,6 +26,7 @@ from webhookapp.ops import dashboard
 from webhookapp.version import __version__
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATABASE_RETRY_AFTER = 5  # seconds: about what a PostgreSQL or Sentinel failover takes
 
 
 def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
@@ -140,6 +141,23 @@ def register_errorhandlers(app: Flask) -> None:
         if request.path.startswith("/public/"):
             return ServiceError(409, "SECRET_001", message).as_json(), 409
         return render_template("errors/error.html", code=409, error=Conflict(message)), 409
+
+    def database_unavailable(error: Exception) -> Any:
+        """No database takes writes just now (a failover, a restart): 503 with ``Retry-After``,
+        one warning line and no traceback. Any other database error is a 500, logged in full."""
+        if not database.unavailable(error):
+            app.logger.error("Unhandled database error on %s", request.path, exc_info=error)
+            return render_error(InternalServerError(original_exception=error))
+        app.logger.warning("The database is unavailable (%s: %s); answered 503.", type(error).__name__,
+                           str(error).splitlines()[0] if str(error) else "")  # fmt: skip
+        message = "The service is briefly unavailable (its database is not taking writes). Try again in a few seconds."
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+        if request.path.startswith("/public/"):
+            return ServiceError(503, "HTTP_503", message).as_json(), 503, headers
+        return render_template("errors/error.html", code=503, error=ServiceUnavailable(message)), 503, headers
+
+    for error_class in database.UNAVAILABLE_ERRORS:
+        app.register_error_handler(error_class, database_unavailable)
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int]:

@@ -27,7 +27,8 @@ from tests.openapi_conformance import (
     documented_status,
     request_errors,
 )
-from tests.servers import HandlerServer
+from tests.servers import HandlerServer, free_port
+from webhookapp import create_app
 from webhookapp.api.openapi import EVENT_PATH
 from webhookapp.api.openapi_webhook_paths import WEBHOOK_PATH
 from webhookapp.api.serializers import STATUS_KEYS
@@ -60,6 +61,19 @@ class Api:
         if body is not None:
             kwargs["json"] = body
         return self.client.open(PREFIX + path, method=method.upper(), headers=headers, **kwargs)
+
+    def while_the_database_refuses(self, method: str, path: str, body: Any) -> TestResponse:
+        """The same call to a web process whose database refuses every connection (a failover)."""
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone"
+        down = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": self.app.config["REDIS_URL"],
+                                      "WEBHOOK_START_CHECK_TIMEOUT": 1})  # fmt: skip
+        self.sent = body
+        try:
+            return down.test_client().open(PREFIX + path, method=method.upper(), json=body,
+                                           headers={"Authorization": f"ApiKey {self.token}"})  # fmt: skip
+        finally:
+            with down.app_context():
+                db.engine.dispose()
 
     def raw(self, method: str, path: str, data: str, content_type: str = JSON):
         return self.call(method, path, data=data, content_type=content_type)
@@ -212,6 +226,8 @@ CASES = [
     Case("/events", "post", 202, "matched", lambda a: a.event(a.hook())),
     Case("/events", "post", 202, "matched nothing", lambda a: a.event(a.hook(active=False), id=None, api_url=None)),
     Case("/events", "post", 200, "repeated id", repeated_event),
+    Case("/events", "post", 503, "database down", lambda a: a.while_the_database_refuses(
+        "post", "/events", {"object_class": "fulfillment_request", "product_id": a.hook().product_id})),
     Case("/events", "post", 400, "malformed JSON", lambda a: a.raw("post", "/events", "{")),
     Case("/events", "post", 400, "bad fields", lambda a: a.call("post", "/events", {"object_class": "x"})),
     Case("/events", "post", 401, "no token", lambda a: a.call("post", "/events", {}, auth=None)),

@@ -63,6 +63,7 @@ def paths() -> dict[str, Any]:
                     },
                     **json_errors(),
                     "404": error("Unknown product, or another vendor's.", "PRD_404"),
+                    "503": shared("Unavailable"),
                 },
                 body="EventRequest",
                 description="Matches every active `event` webhook of the object class and product in the token's "

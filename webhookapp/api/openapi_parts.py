@@ -67,6 +67,12 @@ def responses() -> dict[str, Any]:
         "WebhookNotFound": error("No webhook with this id in the token's account.", "WH_404"),
         "EventNotFound": error("No event with this id that the caller may see.", "EV_404"),
         "RQLRefused": error("An RQL query, limit or offset that cannot be understood.", "RQL_001"),
+        "Unavailable": {
+            **error("No database takes writes just now (a failover, a restart): nothing was done. Try again "
+                    "after `Retry-After` seconds.", "HTTP_503"),
+            "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+                                        "description": "Seconds to wait before trying again."}},
+        },
     }
 
 

@@ -130,7 +130,9 @@ class Config:
     TOKEN_FAILURE_LIMIT = os.environ.get("TOKEN_FAILURE_LIMIT", "30 per 15 minutes")
     RATELIMIT_STRATEGY = "moving-window"
     RATELIMIT_SWALLOW_ERRORS = True  # Redis down: nothing is throttled, nothing fails
-    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
+    # Off: the limiter would put its window's Retry-After on every answer of a limited page, a
+    # 200 or a 503 too. The throttled answers set their own (auth/routes.py, throttling.py).
+    RATELIMIT_HEADERS_ENABLED = False
     # Who may read /metrics without an operator's token (ops/access.py). Behind a proxy, see
     # the throttling note above: the address is the proxy's unless ProxyFix is configured.
     WEBHOOK_METRICS_NETWORKS = _networks("WEBHOOK_METRICS_NETWORKS", "127.0.0.0/8,::1/128")

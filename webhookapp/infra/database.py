@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import CursorResult, Engine, Result, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from webhookapp.infra.extensions import ping_idle_connections
 
@@ -16,6 +19,31 @@ def prepare(engine: Engine) -> None:
         private_file(engine.url.database)
         event.listen(engine, "connect", sqlite_pragmas)
     ping_idle_connections(engine)
+
+
+READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a standby, or a primary being failed over
+# SQLite's OperationalError also means a broken schema; only these say "busy or gone for now".
+SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk i/o error")
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, DisconnectionError, psycopg.Error)
+"""The classes :func:`unavailable` looks into: the factory's error handler catches these."""
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says no database takes writes just now (docs/architecture.md,
+    "Reliability"): it could not be reached, it dropped the connection, or it is read-only (a
+    standby before its promotion). The caller may try again in a few seconds; any other error
+    is a fault of the statement or the code."""
+    if isinstance(exc, DisconnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, sqlite3.OperationalError):
+        return str(exc).lower().startswith(SQLITE_UNAVAILABLE)
+    if isinstance(exc, psycopg.OperationalError):  # refused, reset, shut down by the administrator
+        return True
+    return getattr(exc, "sqlstate", None) == READ_ONLY_SQLSTATE
 
 
 def rowcount(result: Result[Any]) -> int:
