@@ -25,7 +25,8 @@ Requests and Service Unavailable); on any other status the header is left alone.
 RETRY_AFTER_FLOOR = 1.0
 """Seconds a handler's asked-for pause lasts at least: "Retry-After: 0" or a date in the past must
 not turn the retry into a tight loop."""
-_DELAY_SECONDS = re.compile(r"^[0-9]{1,20}$")  # RFC 9110's delay-seconds; longer is as good as forever
+_DELAY_SECONDS = re.compile(r"^[0-9]+$")  # RFC 9110's delay-seconds
+_DELAY_DIGITS_MAX = 12  # more digits than this is longer than any cap: read as forever, not converted
 
 
 def retry_delay(failed_attempts: int) -> float:
@@ -49,7 +50,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     if not text:
         return None
     if _DELAY_SECONDS.match(text):
-        return float(int(text))
+        return float(int(text)) if len(text) <= _DELAY_DIGITS_MAX else float("inf")
     try:
         asked = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
