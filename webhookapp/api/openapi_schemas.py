@@ -149,14 +149,14 @@ def webhook_schema() -> dict[str, Any]:
                         "not the retry schedule's.",
                     },
                 },
-                description="The retry of a Failing webhook (\"attempt 3 of 10 at …\"); null when not Failing.",
+                description='The retry of a Failing webhook ("attempt 3 of 10 at …"); null when not Failing.',
                 readOnly=True,
             )
         ),
         "disabled_reason": nullable(
             {
                 "type": "string",
-                "description": "Why the service disabled a disabled webhook (\"the handler answered 410 Gone\"); "
+                "description": 'Why the service disabled a disabled webhook ("the handler answered 410 Gone"); '
                 "null when a person disabled it, or it is enabled.",
                 **read_only,
             }
