@@ -136,6 +136,31 @@ def webhook_schema() -> dict[str, Any]:
         "earliest_possible_trigger": nullable(
             {**DATE_TIME, "description": "Due time of the pending trigger; null if none or out of order.", **read_only}
         ),
+        "retry": nullable(
+            closed(
+                {
+                    "attempt": {"type": "integer", "minimum": 1, "description": "The next attempt's number."},
+                    "max_attempts": {"type": "integer", "minimum": 1},
+                    "at": nullable({**DATE_TIME, "description": "When it is due; null while it is being sent."}),
+                    "sending": {"type": "boolean", "description": "The attempt is in flight now."},
+                    "asked_by_handler": {
+                        "type": "boolean",
+                        "description": "The time is the one the handler asked for in a Retry-After (429 or 503), "
+                        "not the retry schedule's.",
+                    },
+                },
+                description='The retry of a Failing webhook ("attempt 3 of 10 at …"); null when not Failing.',
+                readOnly=True,
+            )
+        ),
+        "disabled_reason": nullable(
+            {
+                "type": "string",
+                "description": 'Why the service disabled a disabled webhook ("the handler answered 410 Gone"); '
+                "null when a person disabled it, or it is enabled.",
+                **read_only,
+            }
+        ),
     }
     # Secrets only for a token with webhooks:secrets (serializers.SECRET_FIELDS): left out, not null, otherwise.
     required = [name for name in properties if name not in serializers.SECRET_FIELDS]

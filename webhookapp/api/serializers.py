@@ -30,7 +30,8 @@ WRITABLE = {
 # what they GET: accepted and ignored.
 READ_ONLY = {
     "id", "account", "status", "api_url", "stats", "last_event", "last_success", "last_failure",
-    "earliest_possible_trigger", "created_at", "modified_at", "events", "jwt_secret_next",
+    "earliest_possible_trigger", "created_at", "modified_at", "events", "jwt_secret_next", "retry",
+    "disabled_reason",
 }  # fmt: skip
 TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object"}
 
@@ -51,6 +52,20 @@ def outcome(info: dict[str, Any] | None, at: Any) -> dict[str, Any] | None:
 SECRET_FIELDS = ("jwt_secret", "jwt_secret_next")
 """Returned and accepted only for a token with ``webhooks:secrets`` (docs/security.md, "Scoped and
 expiring API tokens")."""
+
+
+def retry_json(webhook: Webhook) -> dict[str, Any] | None:
+    """A Failing webhook's next attempt, as the pages say it ("attempt 3 of 10 at …, asked by the
+    handler"); None when it is not Failing."""
+    if not webhook.failing:
+        return None
+    return {
+        "attempt": webhook.next_attempt,
+        "max_attempts": int(current_app.config["WEBHOOK_MAX_ATTEMPTS"]),
+        "at": None if webhook.lease_id else isoformat(webhook.next_trigger_at),
+        "sending": webhook.lease_id is not None,
+        "asked_by_handler": webhook.retry_asked,
+    }
 
 
 def webhook_json(webhook: Webhook, *, with_secrets: bool) -> dict[str, Any]:
@@ -87,6 +102,8 @@ def webhook_json(webhook: Webhook, *, with_secrets: bool) -> dict[str, Any]:
         "last_success": outcome(webhook.last_success_info, webhook.last_success_at),
         "last_failure": outcome(webhook.last_failure_info, webhook.last_failure_at),
         "earliest_possible_trigger": None if webhook.out_of_order else isoformat(webhook.next_trigger_at),
+        "retry": retry_json(webhook),
+        "disabled_reason": None if webhook.active else webhook.disabled_reason,
     }
     if not with_secrets:
         for name in SECRET_FIELDS:

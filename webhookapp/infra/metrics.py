@@ -36,6 +36,9 @@ RETRIES_SCHEDULED = Counter("webhookapp_retries_scheduled", "Failed attempts aft
 WENT_OUT_OF_ORDER = Counter(
     "webhookapp_webhooks_went_out_of_order", "Webhooks that went Out of order after their last allowed failure."
 )
+DISABLED_GONE = Counter(
+    "webhookapp_webhooks_disabled_gone", "Webhooks disabled because their handler answered 410 Gone."
+)
 
 # Refusals by the status they answer; anything else is named by its status.
 REFUSAL_REASONS = {

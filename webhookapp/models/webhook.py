@@ -75,6 +75,14 @@ class Webhook(Model):
     lease_id: Mapped[str | None] = mapped_column(String(32))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     lease_attempt: Mapped[int] = mapped_column(default=0)
+    # The due time the handler asked for in a Retry-After (docs/handlers.md, "What your answer
+    # says about retrying"): the pending trigger's time was the handler's while it equals
+    # ``next_trigger_at``; anything that moves the trigger (a claim, Retry now) breaks the match,
+    # so nothing needs to clear it.
+    retry_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the engine, not a person, disabled the webhook ("the handler answered 410 Gone");
+    # cleared when it is enabled again.
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
 
     # Alerts (services/alerts.py): whether the account's users were told it is out of order; the
     # alert scan looks for rows where this differs from ``out_of_order``.
@@ -165,6 +173,12 @@ class Webhook(Model):
         if self.out_of_order:
             return "Out of order"
         return "Failing" if self.failing else "Enabled"
+
+    @property
+    def retry_asked(self) -> bool:
+        """The pending retry falls due when the handler asked (its Retry-After), not by the schedule."""
+        due = self.next_trigger_at
+        return self.lease_id is None and due is not None and due == self.retry_asked_at
 
     @property
     def next_attempt(self) -> int:

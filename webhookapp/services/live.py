@@ -21,6 +21,7 @@ STATE_COLUMNS = (
     "active", "out_of_order", "trigger_attempts", "next_trigger_at", "lease_id", "lease_attempt", "events_count",
     "trigger_now_count", "triggers_count", "success_count", "failure_count", "failures_since_last_success",
     "last_event_at", "last_success_at", "last_failure_at", "last_success_info", "last_failure_info", "modified_at",
+    "retry_asked_at", "disabled_reason",
 )  # fmt: skip
 
 SOON = timedelta(seconds=30)

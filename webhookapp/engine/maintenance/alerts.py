@@ -1,5 +1,6 @@
 """Alerts (docs/architecture.md, "Alerts"): the users of an account are told by mail when one of
-its webhooks goes Out of order, and again when it recovers (its next successful delivery).
+its webhooks goes Out of order, or is disabled because its handler answered 410 Gone, and again
+when it recovers (its next successful delivery).
 
 One message per change of state, never one per attempt: ``webhooks.alerted_out_of_order`` holds
 what the users were last told, and a scan (a worker's cron job, every ``WEBHOOK_ALERT_INTERVAL``
@@ -54,6 +55,8 @@ def message(webhook: Webhook, product: Product | None) -> tuple[str, str]:
     """The subject and body of the alert ``webhook``'s state calls for."""
     page = f"{site_url()}/webhooks/{webhook.id}"
     on = f" on {product.name} ({product.id})" if product else ""
+    if webhook.out_of_order and webhook.disabled_reason:
+        return _disabled_message(webhook, on, page)
     if webhook.out_of_order:
         failure = webhook.last_failure_info or {}
         reason = f"got HTTP {failure['status']}" if failure.get("status") else "failed"
@@ -78,6 +81,20 @@ def message(webhook: Webhook, product: Product | None) -> tuple[str, str]:
         f"{_when(webhook.last_success_at)}.\n\n{page}\n"
     )
     return f"Webhook recovered: {webhook.label} ({webhook.id})", body
+
+
+def _disabled_message(webhook: Webhook, on: str, page: str) -> tuple[str, str]:
+    """The alert for a webhook the engine disabled (its handler answered 410 Gone)."""
+    failure = webhook.last_failure_info or {}
+    lines = [
+        f"Your webhook “{webhook.label}” ({webhook.id}){on} is disabled: {webhook.disabled_reason} at "
+        f"{_when(webhook.last_failure_at)}, so nothing is sent to {webhook.external_url} and events are "
+        "not counted.",
+    ]
+    if failure.get("attempt_id"):
+        lines.append(f"See the attempt: {page}/attempts/{failure['attempt_id']}")
+    lines += ["", "If the handler is back, or has moved, fix the Endpoint URL and Enable the webhook:", page]
+    return f"Webhook disabled: {webhook.label} ({webhook.id})", "\n".join(lines) + "\n"
 
 
 def send_alerts() -> int:

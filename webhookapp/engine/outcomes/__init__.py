@@ -8,6 +8,7 @@ Successes of a busy worker are recorded in batches: on PostgreSQL by one stateme
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -19,6 +20,9 @@ from webhookapp.engine.types import AttemptResult, Claim, Finished, PreparedCall
 from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db, on_postgresql
 from webhookapp.models import Attempt, Webhook
+
+GONE_ERROR = f"{triggers.GONE_REASON[0].upper()}{triggers.GONE_REASON[1:]}: the webhook is disabled."
+"""The error of an attempt whose 410 Gone disabled its webhook."""
 
 
 def attempt_row(
@@ -127,11 +131,13 @@ class Completed(NamedTuple):
 
 def complete(claim: Claim, call: PreparedCall, result: AttemptResult) -> Completed:
     """Record the attempt, release the lease and decide what comes next (:func:`.triggers.finish`),
-    in one commit."""
+    in one commit. A 410 Gone, which disables the webhook, says so on the attempt."""
+    if result.status == triggers.GONE and not result.success:
+        result = dataclasses.replace(result, error=GONE_ERROR)
     attempt_id = record_attempt(claim.webhook.id, claim.attempt, call, result, "trigger")
     if attempt_id is None:
         return Completed(None, None)
-    retry_at = triggers.finish(claim, result.success)
+    retry_at = triggers.finish(claim, result)
     db.session.commit()
     return Completed(attempt_id, retry_at)
 

@@ -23,6 +23,8 @@ from sqlalchemy import Update, bindparam, func, select, update
 
 from webhookapp.core.times import utcnow
 from webhookapp.engine.triggers.leases import (
+    GONE,
+    GONE_REASON,
     RELEASED_LEASE,
     claim_due,
     finish,
@@ -32,6 +34,7 @@ from webhookapp.engine.triggers.leases import (
 )
 from webhookapp.engine.triggers.schedule import (
     TABLE,
+    asked_delay,
     due_count_query,
     lease_seconds,
     next_due_at,
@@ -43,7 +46,10 @@ from webhookapp.infra.extensions import db
 from webhookapp.models import UTCDateTime, Webhook
 
 __all__ = [
+    "GONE",
+    "GONE_REASON",
     "RELEASED_LEASE",
+    "asked_delay",
     "claim_due",
     "count_event",
     "due_count_query",
@@ -149,8 +155,10 @@ def set_enabled(webhook: Webhook, enabled: bool) -> None:
 
     Enabling brings an Out-of-order webhook back: a trigger left pending (events arrived
     meanwhile) falls due at once. Disabling drops the pending trigger; an attempt in flight ends
-    as it will, and no retry follows it (see :func:`finish`).
+    as it will, and no retry follows it (see :func:`finish`). Either way a person has decided:
+    the reason the engine disabled it for (a 410 Gone) goes.
     """
+    webhook.disabled_reason = None
     if enabled and webhook.out_of_order:
         if webhook.next_trigger_at is not None:
             make_due_now(webhook, count_event=False)

@@ -13,12 +13,12 @@ from flask import current_app
 from sqlalchemy import JSON, ColumnElement, Update, bindparam, case, func, select, update
 
 from webhookapp.core.times import utcnow
-from webhookapp.engine.triggers.schedule import TABLE, due_conditions, lease_seconds, retry_delay
-from webhookapp.engine.types import SNAPSHOT_COLUMNS, Claim, Success, snapshot
+from webhookapp.engine.triggers.schedule import TABLE, asked_delay, due_conditions, lease_seconds, retry_delay
+from webhookapp.engine.types import SNAPSHOT_COLUMNS, AttemptResult, Claim, Success, snapshot
 from webhookapp.infra import metrics
 from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
-from webhookapp.models import UTCDateTime, Webhook
+from webhookapp.models import Actor, UTCDateTime, Webhook, audit
 
 # -- claim -----------------------------------------------------------------------------------
 
@@ -129,32 +129,74 @@ def succeed(successes: list[Success]) -> None:
         db.session.execute(_succeed_statement(), params)
 
 
-def finish(claim: Claim, success: bool) -> datetime | None:
+def finish(claim: Claim, result: AttemptResult) -> datetime | None:
     """Release the lease of an attempt already counted, in the caller's transaction, and decide
     what comes next. Returns the due time of a scheduled retry, if any.
 
-    A failure schedules a retry after :func:`retry_delay`; past ``WEBHOOK_MAX_ATTEMPTS`` failures
-    the webhook goes Out of order, and a trigger pending meanwhile waits for re-enabling.
-    Events that arrived during the attempt fold into the retry.
+    A failure schedules a retry after :func:`retry_delay`, or when a 429 or 503 answer's
+    ``Retry-After`` asks (:func:`.schedule.asked_delay`); past ``WEBHOOK_MAX_ATTEMPTS`` failures
+    the webhook goes Out of order, and a trigger pending meanwhile waits for re-enabling. A 410
+    Gone disables the webhook at once (:func:`_gone`). Events that arrived during the attempt
+    fold into the retry.
+
+    Only failures come here with a status that asks something: successes of a busy worker are
+    recorded in batches (:func:`.succeed` and its PostgreSQL twin), failures always one by one.
     """
+    if result.status == GONE and not result.success and _gone(claim):
+        return None
     retry_at = None
     values: dict[str, Any] = dict(RELEASED_LEASE)
-    if not success:
+    if not result.success:
         if claim.attempt >= int(current_app.config["WEBHOOK_MAX_ATTEMPTS"]):
             values["out_of_order"] = True
         else:
-            retry_at = utcnow() + timedelta(seconds=retry_delay(claim.attempt))
+            now = utcnow()
+            asked = asked_delay(result.status, result.headers, now)
+            retry_at = now + timedelta(seconds=retry_delay(claim.attempt) if asked is None else asked)
             values["next_trigger_at"] = case((Webhook.active.is_(True), retry_at), else_=None)
             values["trigger_attempts"] = claim.attempt
+            values["retry_asked_at"] = None if asked is None else retry_at
     released = db.session.execute(
         update(Webhook)
         .where(Webhook.id == claim.webhook.id, Webhook.lease_id == claim.lease_id)
         .values(values)
         .execution_options(synchronize_session=False)
     )
-    if not success and rowcount(released):  # the transition happened: the lease was still ours
+    if not result.success and rowcount(released):  # the transition happened: the lease was still ours
         (metrics.RETRIES_SCHEDULED if retry_at else metrics.WENT_OUT_OF_ORDER).inc()
     return retry_at
+
+
+GONE = 410
+GONE_REASON = "the handler answered 410 Gone"
+"""Why a webhook whose handler answered 410 Gone was disabled, as its page and the alert say."""
+
+
+def _gone(claim: Claim) -> bool:
+    """The handler answered 410 Gone: disable the webhook at once, if it is still enabled and the
+    lease still ours, and record it in the audit trail as the system's action. True if it was.
+
+    ``out_of_order`` is set too, so that the alert scan tells the account's users as it does for
+    Out of order (:mod:`webhookapp.engine.maintenance.alerts`); enabling clears both."""
+    disabled = db.session.execute(
+        update(Webhook)
+        .where(Webhook.id == claim.webhook.id, Webhook.lease_id == claim.lease_id, Webhook.active.is_(True))
+        .values(
+            **RELEASED_LEASE, active=False, out_of_order=True, next_trigger_at=None, trigger_attempts=0,
+            disabled_reason=GONE_REASON, modified_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    if not rowcount(disabled):
+        return False
+    webhook = claim.webhook
+    audit.record(
+        Actor.system(), "webhook.disabled", account_id=webhook.account_id, object_type="webhook",
+        object_id=webhook.id, object_label=webhook.label,
+        changes={"active": {"before": True, "after": False}, "reason": {"after": GONE_REASON}},
+    )  # fmt: skip
+    metrics.DISABLED_GONE.inc()
+    return True
 
 
 # -- reclaim an expired lease ----------------------------------------------------------------

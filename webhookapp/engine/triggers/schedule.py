@@ -1,10 +1,13 @@
-"""When triggers fall due (docs/architecture.md, "Trigger state"): the retry ladder, the lease's
-length, which webhooks may send, and the due queries the sweeper and the metrics read."""
+"""When triggers fall due (docs/architecture.md, "Trigger state"): the retry ladder, the time a
+handler asks for in its ``Retry-After``, the lease's length, which webhooks may send, and the due
+queries the sweeper and the metrics read."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from flask import current_app
@@ -15,6 +18,15 @@ from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
 
 TABLE = Webhook.__table__
+
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+"""The answers whose ``Retry-After`` sets the next attempt's time (RFC 9110 §10.2.3: Too Many
+Requests and Service Unavailable); on any other status the header is left alone."""
+RETRY_AFTER_FLOOR = 1.0
+"""Seconds a handler's asked-for pause lasts at least: "Retry-After: 0" or a date in the past must
+not turn the retry into a tight loop."""
+_DELAY_SECONDS = re.compile(r"^[0-9]+$")  # RFC 9110's delay-seconds
+_DELAY_DIGITS_MAX = 12  # more digits than this is longer than any cap: read as forever, not converted
 
 
 def retry_delay(failed_attempts: int) -> float:
@@ -29,6 +41,37 @@ def ladder_step(failed_attempts: int, settings: Mapping[str, Any]) -> float:
     base = float(settings["WEBHOOK_RETRY_BASE"])
     delay = base * float(settings["WEBHOOK_RETRY_FACTOR"]) ** max(failed_attempts - 1, 0)
     return min(max(delay, base), float(settings["WEBHOOK_RETRY_MAX_INTERVAL"]))
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """The pause a ``Retry-After`` value asks for, from ``now``: delay-seconds or an HTTP date;
+    None for anything else (a garbled header is ignored, the schedule applies)."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if _DELAY_SECONDS.match(text):
+        return float(int(text)) if len(text) <= _DELAY_DIGITS_MAX else float("inf")
+    try:
+        asked = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if asked.tzinfo is None:  # "-0000" (no zone known) or none at all: not the HTTP date form
+        return None
+    return (asked - now).total_seconds()
+
+
+def asked_delay(status: int | None, headers: Mapping[str, str] | None, now: datetime) -> float | None:
+    """Seconds before the next attempt that a 429 or 503 answer's ``Retry-After`` asks for, kept
+    within :data:`RETRY_AFTER_FLOOR` and the schedule's cap (``WEBHOOK_RETRY_MAX_INTERVAL``);
+    None when the answer asks nothing usable and the schedule applies."""
+    if status not in RETRY_AFTER_STATUSES or not headers:
+        return None
+    value = next((item for name, item in headers.items() if name.lower() == "retry-after"), None)
+    seconds = retry_after_seconds(value, now)
+    if seconds is None:
+        return None
+    cap = float(current_app.config["WEBHOOK_RETRY_MAX_INTERVAL"])
+    return max(min(seconds, cap), RETRY_AFTER_FLOOR)
 
 
 def lease_seconds() -> float:
