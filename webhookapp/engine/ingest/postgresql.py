@@ -105,8 +105,7 @@ GROUP_STATEMENT = (
         RETURNING id, webhook_ids
     ),
     latest AS (
-        SELECT b.api_url, b.created_at, b.traceparent
-        FROM batch b JOIN stored s ON s.id = b.event_id ORDER BY b.n DESC LIMIT 1
+        SELECT b.api_url, b.created_at FROM batch b JOIN stored s ON s.id = b.event_id ORDER BY b.n DESC LIMIT 1
     ),
 {COUNT_GROUP}
     SELECT token.account_id, (SELECT found FROM known) AS found, s.webhook_ids,

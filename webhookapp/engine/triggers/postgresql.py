@@ -41,10 +41,11 @@ COUNT_GROUP = count_events(
     how_many="(SELECT count(*) FROM stored)",
     last_event_at="(SELECT created_at FROM latest)",
     api_url="(SELECT api_url FROM latest)",
-    traceparent="(SELECT traceparent FROM latest)",
+    # The first stored event's, as counting them one by one would keep: a pending trigger keeps its own.
+    traceparent="(SELECT b.traceparent FROM batch b JOIN stored s ON s.id = b.event_id ORDER BY b.n LIMIT 1)",
 )
-"""A group of events: as many as were stored; the time, API URL and trace context of the
-``latest`` CTE's (the group's last event makes the trigger due, as its time says)."""
+"""A group of events: as many as were stored; the time and API URL of the ``latest`` CTE's, the
+trace context of the first."""
 
 
 def _release_if_ours(row: str, claim: str) -> str:
