@@ -55,7 +55,7 @@ _W3C = TraceContextTextMapPropagator()
 def wanted(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment asks for traces to be exported."""
     exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if exporter == "none" or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+    if exporter == "none" or environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
     return exporter == "console" or bool(
         environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
