@@ -76,6 +76,7 @@ def test_one_event_is_one_trace_to_the_handler_and_back(
     assert deliver.attributes[tracing.WEBHOOK_ID] == attempt.attributes[tracing.WEBHOOK_ID] == hook.id
     assert deliver.attributes[tracing.ATTEMPT_ID] == attempt.attributes[tracing.ATTEMPT_ID] == attempt_row.id
     assert attempt.attributes["http.response.status_code"] == 200
+    assert deliver.attributes[tracing.JOB_ID]  # the RQ job that delivered
     assert tuple(callback.attributes[tracing.WEBHOOK_ID]) == (hook.id,)
     # The attempt's page shows which trace it was.
     assert attempt_row.request_headers["traceparent"] == request.headers["traceparent"]

@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from rq import get_current_job
 from sqlalchemy import select
 
 from webhookapp.infra.extensions import db
@@ -49,6 +50,7 @@ WEBHOOK_ID, EVENT_ID, ATTEMPT_ID, ATTEMPT_NUMBER = (
     "webhookapp.attempt.number",
 )
 LINKED = "webhookapp.events.linked"
+JOB_ID = "webhookapp.job.id"  # the RQ job that delivered
 _W3C = TraceContextTextMapPropagator()
 
 
@@ -157,7 +159,8 @@ class DeliveryTrace:
 
     @classmethod
     def start(cls, tracer: Tracer, claim: Claim, links: list[trace.SpanContext]) -> DeliveryTrace:
-        """The delivery's span: a child of the event that made the trigger due, linking the others."""
+        """The delivery's span, made by the job that delivers: a child of the event that made the
+        trigger due, linking the others."""
         parent = _remote(claim.traceparent)
         context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
         span = tracer.start_span(
@@ -167,6 +170,9 @@ class DeliveryTrace:
             links=[Link(link) for link in links],
             attributes={WEBHOOK_ID: claim.webhook.id, ATTEMPT_NUMBER: claim.attempt, LINKED: len(links)},
         )
+        job = get_current_job()
+        if job is not None:
+            span.set_attribute(JOB_ID, job.id)
         return cls(tracer, claim.webhook.id, span)
 
     def sending(self, call: PreparedCall) -> None:
