@@ -37,8 +37,8 @@ pytestmark = pytest.mark.postgresql  # the twins are PostgreSQL's
 FUTURE = timedelta(minutes=5)
 STATE = (
     "active", "out_of_order", "events_count", "last_event_at", "next_trigger_at", "trigger_attempts",
-    "last_event_api_url", "lease_id", "lease_expires_at", "lease_attempt", "triggers_count", "success_count",
-    "failure_count", "failures_since_last_success", "last_success_at",
+    "last_event_api_url", "trigger_traceparent", "lease_id", "lease_expires_at", "lease_attempt", "triggers_count",
+    "success_count", "failure_count", "failures_since_last_success", "last_success_at",
 )  # fmt: skip
 
 # label → the webhook's state before the event (besides active event webhooks of the product)
@@ -92,7 +92,8 @@ def presets_of(ids: dict[str, str]) -> set[datetime]:
 
 def events_for(product_id: str, count: int) -> list[dict[str, Any]]:
     return [
-        {"object_class": "fulfillment_request", "product_id": product_id, "api_url": f"https://api.test/{n}"}
+        {"object_class": "fulfillment_request", "product_id": product_id, "api_url": f"https://api.test/{n}",
+         "traceparent": f"00-{n + 1:032x}-{n + 1:016x}-01"}
         for n in range(count)
     ]
 
@@ -104,6 +105,7 @@ def count_portably(token, bodies: list[dict[str, Any]]) -> tuple[list[str], list
         matched, made_due = triggers.count_event(
             product_id=body["product_id"], object_class=body["object_class"],
             account_id=None if token.is_platform else token.account_id, now=now, api_url=body["api_url"],
+            traceparent=body["traceparent"],
         )  # fmt: skip
         fresh += made_due
         db.session.commit()
@@ -114,7 +116,8 @@ def run_on_postgresql(token, bodies: list[dict[str, Any]]) -> list[ingest_postgr
     """One event: the single statement; more: the group statement, as group commit sends them."""
     waiting = [
         ingest_postgresql._Waiting(ingest_postgresql.parameters(token.token_hash, body, event_id=f"EV-TWIN-{n}",
-                                                                now=utcnow()), wake=False)
+                                                                now=utcnow(), traceparent=body["traceparent"]),
+                                   wake=False)
         for n, body in enumerate(bodies)
     ]  # fmt: skip
     return ingest_postgresql._run(db.engine, waiting)

@@ -28,6 +28,7 @@ from webhookapp.api.serializers import event_json
 from webhookapp.api.webhook_views import datetime_value, paginated
 from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError
+from webhookapp.engine import runtime, tracing
 from webhookapp.models import Event, tenancy
 from webhookapp.services import event_queries
 
@@ -70,6 +71,17 @@ def token_or_delivery_jwt(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        tracer = runtime.current().tracer()
+        if tracer is None:
+            return authenticated(*args, **kwargs)
+        # A handler calling back with the delivery's traceparent joins the delivery's trace.
+        with tracing.serving(tracer, f"GET {request.path}", request.headers) as span:
+            answer = authenticated(*args, **kwargs)
+            if span is not None and (webhook_ids := g.event_reader.fixed_webhooks):
+                span.set_attribute(tracing.WEBHOOK_ID, sorted(webhook_ids))
+            return answer
+
+    def authenticated(*args: Any, **kwargs: Any) -> Any:
         header = request.headers.get("Authorization")
         presented = callbacks.presented_jwt(header)
         if presented is not None:

@@ -18,7 +18,8 @@ from werkzeug import Response
 from webhookapp.api import callbacks
 from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError, Unauthenticated
-from webhookapp.engine import ingest, runtime
+from webhookapp.engine import ingest, runtime, tracing
+from webhookapp.engine.ingest.postgresql import GroupCommit
 from webhookapp.infra import metrics, throttling
 from webhookapp.models import tenancy
 
@@ -113,9 +114,22 @@ post_event.required_scopes = (scopes.EVENTS_WRITE,)  # type: ignore[attr-defined
 
 
 def _ingest_event(authorization: str | None) -> ingest.IngestResult:
+    made = runtime.current()
+    tracer = made.tracer()
+    if tracer is None:  # the hot path: no span, no trace context stored
+        return _ingest_traced(authorization, made.group_commit, None)
+    with tracing.serving(tracer, "POST /public/v1/events", request.headers) as span:
+        assert span is not None
+        result = _ingest_traced(authorization, made.group_commit, tracing.traceparent(span))
+        span.set_attribute(tracing.EVENT_ID, result.event_id)
+        span.set_attribute(tracing.WEBHOOK_ID, result.webhook_ids)
+        return result
+
+
+def _ingest_traced(authorization: str | None, groups: GroupCommit, traceparent: str | None) -> ingest.IngestResult:
     try:
         body = json_body(current_app.config["EVENT_MAX_BYTES"])
-        return ingest.ingest_as(authorization, body, runtime.current().group_commit, address=request.remote_addr)
+        return ingest.ingest_as(authorization, body, groups, address=request.remote_addr, traceparent=traceparent)
     except (Unauthenticated, scopes.InsufficientScope):
         raise
     except ServiceError:

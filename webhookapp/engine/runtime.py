@@ -1,6 +1,7 @@
 """The state a process keeps between requests and jobs, in one object (docs/architecture.md,
 "Running"): the delivery thread pool and its HTTP client, the worker's stop request, the event
-API's group commits and the HTTP client of the calls a web request waits on.
+API's group commits, the HTTP client of the calls a web request waits on and the tracer provider
+(:mod:`.tracing`).
 
 The app factory makes one :class:`Runtime` per app (:func:`install`); the web processes and the
 worker (``python -m workers`` builds its app with the factory) use their app's, and code reaches
@@ -19,7 +20,11 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from flask import Config, Flask, current_app
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import Tracer
 
+from webhookapp.engine import tracing
 from webhookapp.engine.ingest.postgresql import GroupCommit
 from webhookapp.engine.transport.sender import Sender
 
@@ -69,10 +74,27 @@ class Runtime:
     group_commit: GroupCommit = field(default_factory=GroupCommit)
     _delivery: PerProcess[DeliveryPool] = field(init=False, repr=False)
     _validation_sender: PerProcess[Sender] = field(init=False, repr=False)
+    # None while tracing is off: the hot paths then test one attribute and make no span.
+    _tracing: PerProcess[tuple[TracerProvider, Tracer]] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._delivery = PerProcess(self._build_delivery)
         self._validation_sender = PerProcess(self._build_validation_sender)
+        self._tracing = PerProcess(self._build_tracing) if tracing.wanted() else None
+
+    def tracer(self) -> Tracer | None:
+        """This app's tracer, or None when tracing is off (docs/operations.md, "Tracing"). Its
+        provider is this runtime's, built at first use in each process (the batch exporter's
+        thread does not cross a fork); the process-global provider is never set."""
+        return None if self._tracing is None else self._tracing.get()[1]
+
+    def trace_to(self, exporter: SpanExporter) -> TracerProvider:
+        """Export this app's spans to ``exporter`` as each ends, whatever the environment says
+        (tests use the SDK's in-memory exporter); returns the provider."""
+        made = tracing.provider(exporter, batch=False)
+        held = (made, tracing.tracer_of(made))
+        self._tracing = PerProcess(lambda: held)
+        return made
 
     def delivery(self) -> DeliveryPool:
         """The send threads and HTTP client of this process's delivery jobs; kept from one job to
@@ -98,11 +120,15 @@ class Runtime:
             pool.sender.close()
 
     def close(self) -> None:
-        """Finish the sends in flight and close the HTTP clients (a test's app at its end)."""
+        """Finish the sends in flight, close the HTTP clients and export the spans still held
+        (a test's app at its end)."""
         self.finish_sends()
         sender = self._validation_sender.take()
         if sender is not None:
             sender.close()
+        held = self._tracing.take() if self._tracing is not None else None
+        if held is not None:
+            held[0].shutdown()
 
     def _build_delivery(self) -> DeliveryPool:
         threads = int(self.config["WEBHOOK_WORKER_THREADS"])
@@ -112,6 +138,10 @@ class Runtime:
             pool_size=threads,
         )
         return DeliveryPool(ThreadPoolExecutor(threads, thread_name_prefix="deliver"), sender, threads)
+
+    def _build_tracing(self) -> tuple[TracerProvider, Tracer]:
+        made = tracing.provider(tracing.exporter_from())
+        return made, tracing.tracer_of(made)
 
     def _build_validation_sender(self) -> Sender:
         return Sender(

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from webhookapp.engine.tracing import DeliveryTrace
 
 EXCERPT_CHARS = 300  # of a response body, kept with the statistics after the attempt is pruned
 
@@ -51,6 +54,7 @@ class Claim:
     attempt: int
     api_url: str | None
     claimed_at: datetime
+    traceparent: str | None = None  # of the event that made the trigger due, while tracing is on
 
 
 @dataclass
@@ -62,6 +66,7 @@ class PreparedCall:
     headers: dict[str, str]
     body: bytes | None
     logged_headers: dict[str, str]  # as recorded: the JWT signature redacted
+    trace: DeliveryTrace | None = None  # its spans, while tracing is on
 
 
 @dataclass

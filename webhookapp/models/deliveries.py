@@ -35,6 +35,9 @@ class Event(Model):
     api_url: Mapped[str | None] = mapped_column(Text)
     webhook_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # The W3C trace context of the API call that stored it, linked from the delivery that
+    # carries it (docs/operations.md, "Tracing"); NULL while tracing is off.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class Attempt(Model):

@@ -72,6 +72,9 @@ class Webhook(Model):
     # attempts, and at most one attempt in flight, leased until ``lease_expires_at`` under ``lease_id``.
     trigger_attempts: Mapped[int] = mapped_column(default=0)
     last_event_api_url: Mapped[str | None] = mapped_column(Text)
+    # The W3C trace context of the event that made the pending trigger due (docs/operations.md,
+    # "Tracing"); NULL while tracing is off.
+    trigger_traceparent: Mapped[str | None] = mapped_column(String(55))
     lease_id: Mapped[str | None] = mapped_column(String(32))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     lease_attempt: Mapped[int] = mapped_column(default=0)

@@ -19,9 +19,10 @@ import threading
 import time
 
 from flask import current_app
+from opentelemetry.trace import SpanContext, Tracer
 
 from webhookapp.core.times import utcnow
-from webhookapp.engine import dispatch, signing, triggers
+from webhookapp.engine import dispatch, signing, tracing, triggers
 from webhookapp.engine.delivery import recording
 from webhookapp.engine.delivery.flight import Flight
 from webhookapp.engine.reconnect import or_else
@@ -45,9 +46,10 @@ def drain(runtime: Runtime, webhook_ids: list[str] | None = None, budget: float 
     slots = pool.threads
     flight = Flight(pool.executor, pool.sender, slots)
     stopping = runtime.stopping
+    tracer = runtime.tracer()
     if webhook_ids:
         # The announced ones go out first.
-        _prepare(flight, or_else(functools.partial(triggers.claim_due, slots, webhook_ids), []))
+        _prepare(flight, or_else(functools.partial(triggers.claim_due, slots, webhook_ids), []), tracer)
         flight.fill()
     dispatch.woken()
     deadline = time.monotonic() + budget
@@ -65,7 +67,7 @@ def drain(runtime: Runtime, webhook_ids: list[str] | None = None, budget: float 
         busy = flight.busy()
         # Claims are batched: refill when idle or when a quarter of the threads are free.
         if busy == 0 or slots - busy >= max(slots // 4, 1):
-            _prepare(flight, or_else(functools.partial(triggers.claim_due, slots - busy), []))
+            _prepare(flight, or_else(functools.partial(triggers.claim_due, slots - busy), []), tracer)
         flight.fill()
         if time.monotonic() >= next_reclaim:  # after starting the sends, which it must not delay
             or_else(triggers.reclaim_expired, 0)
@@ -86,9 +88,10 @@ def build_call(claim: Claim) -> PreparedCall:
     return signing.build_call(claim.webhook, triggered_at=claim.claimed_at, api_url=claim.api_url)
 
 
-def _prepare(flight: Flight, claims: list[Claim]) -> None:
+def _prepare(flight: Flight, claims: list[Claim], tracer: Tracer | None = None) -> None:
     """Sign the claimed attempts and line them up in the flight; the first goes out while the
-    rest are being signed."""
+    rest are being signed. With a ``tracer``, each delivery is a span of its trigger's trace
+    (:mod:`.tracing`), linking the other events it carries."""
     for claim in claims:
         try:
             call = build_call(claim)
@@ -98,6 +101,9 @@ def _prepare(flight: Flight, claims: list[Claim]) -> None:
             unsent = Finished(claim, _unsent_call(claim), _failed(f"Could not prepare the request: {exc}"))
             recording.record_patiently([unsent])
         else:
+            if tracer is not None:
+                links: list[SpanContext] = or_else(functools.partial(tracing.carried, claim), [])
+                call.trace = tracing.DeliveryTrace.start(tracer, claim, links)
             flight.add(claim, call)
 
 

@@ -86,7 +86,13 @@ class Flight:
         taken: tuple[int, Prepared] | None = (ticket, prepared)
         while taken is not None:
             ticket, prepared = taken
-            finished = Finished(prepared.claim, prepared.call, self._sender.send(prepared.call))
+            trace = prepared.call.trace
+            if trace is None:
+                finished = Finished(prepared.claim, prepared.call, self._sender.send(prepared.call))
+            else:
+                trace.sending(prepared.call)
+                finished = Finished(prepared.claim, prepared.call, self._sender.send(prepared.call))
+                trace.answered(finished.result)
             with self._lock:
                 recorder = self._orphan_recorder
                 if recorder is None:

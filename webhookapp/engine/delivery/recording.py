@@ -21,7 +21,7 @@ from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch, outcomes
 from webhookapp.engine.reconnect import close_session, retrying, unreachable
 from webhookapp.engine.timing import LINGER, RECONNECT_PAUSE, RECORD_PATIENCE
-from webhookapp.engine.types import AttemptResult, Claim, Finished
+from webhookapp.engine.types import AttemptResult, Claim, Finished, PreparedCall
 from webhookapp.infra import metrics
 from webhookapp.infra.extensions import app_object, db
 
@@ -36,7 +36,7 @@ def record(finished: list[Finished]) -> list[Finished]:
     kept: list[Finished] = []
     if successes:
         try:
-            retrying(lambda: outcomes.complete_successes(successes))
+            ids = retrying(lambda: outcomes.complete_successes(successes))
         except SQLAlchemyError as exc:
             db.session.rollback()
             if unreachable(exc):
@@ -46,8 +46,8 @@ def record(finished: list[Finished]) -> list[Finished]:
                 log.exception("Could not record a batch of %d successes; recording them one by one", len(successes))
                 kept.extend(item for item in successes if not _record_one(item))
         else:
-            for claim, _call, result in successes:
-                _recorded(claim, result, None)  # the batch statement does not return the attempts' ids
+            for claim, call, result in successes:
+                _recorded(claim, call, result, ids.get(claim.webhook.id))
     kept.extend(item for item in finished if not item.result.success and not _record_one(item))
     return kept
 
@@ -78,7 +78,7 @@ def _record_one(item: Finished) -> bool:
     if completed == UNREACHABLE:
         return False
     if isinstance(completed, outcomes.Completed):
-        _recorded(claim, result, completed.attempt_id)
+        _recorded(claim, item.call, result, completed.attempt_id)
         retry_at = completed.retry_at
         if retry_at is not None and (retry_at - utcnow()).total_seconds() > LINGER:
             dispatch.schedule(claim.webhook.id, retry_at)
@@ -119,9 +119,12 @@ def _ids(claim: Claim, attempt_id: int | None = None) -> dict[str, object]:
     return {"webhook_id": claim.webhook.id, "attempt": claim.attempt, "attempt_id": attempt_id}
 
 
-def _recorded(claim: Claim, result: AttemptResult, attempt_id: int | None) -> None:
-    """Count and log an outcome once it is recorded: the count then matches the statistics."""
+def _recorded(claim: Claim, call: PreparedCall, result: AttemptResult, attempt_id: int | None) -> None:
+    """Count and log an outcome once it is recorded: the count then matches the statistics; its
+    spans end, with the attempt's id."""
     metrics.delivery_recorded(result.success, result.duration_ms)
+    if call.trace is not None:
+        call.trace.recorded(attempt_id)
     if not result.success:  # the technical detail too: the log is for operators
         detail = f" [{result.error_detail}]" if result.error_detail else ""
         log.info("%s attempt %d failed in %.0f ms: %s%s", claim.webhook.id, claim.attempt, result.duration_ms,

@@ -118,6 +118,7 @@ def ingest_as(
     *,
     address: str | None = None,
     wake: bool = True,
+    traceparent: str | None = None,
 ) -> IngestResult:
     """Accept one event for the token that ``authorization`` (``ApiKey|Bearer <token>``) presents,
     sent from the client ``address``: the event row, the webhooks' counts and their pending
@@ -128,16 +129,17 @@ def ingest_as(
     :class:`.scopes.InsufficientScope` for a token without ``events:write`` and
     :class:`ServiceError` for refused input. On PostgreSQL the token is checked by the same
     statement that stores the event, in a group of ``groups`` (the process's:
-    :attr:`.Runtime.group_commit`).
+    :attr:`.Runtime.group_commit`). ``traceparent`` is the API call's trace context, stored with
+    the event and with the triggers it makes due (docs/operations.md, "Tracing").
     """
     digest = tenancy.presented_digest(authorization)
     if digest is None:
         raise Unauthenticated
     values = validate(body)
     if on_postgresql():
-        return _ingest_postgresql(groups, authorization, digest, values, address, wake)
+        return _ingest_postgresql(groups, authorization, digest, values, address, wake, traceparent)
     token = tenancy.authorize(authorization, scopes.EVENTS_WRITE, address)
-    return ingest_portable(token, values, wake=wake)
+    return ingest_portable(token, values, wake=wake, traceparent=traceparent)
 
 
 def _ingest_postgresql(
@@ -147,12 +149,14 @@ def _ingest_postgresql(
     values: dict[str, Any],
     address: str | None,
     wake: bool,
+    traceparent: str | None,
 ) -> IngestResult:
     event_id = new_id("EV", 4)
     with logs.context(event_id=event_id):  # a failed wake-up says which event it was for
         outcome = ingest_postgresql.store(
-            groups, digest, values, event_id=event_id, now=utcnow(), address=address, wake=wake
-        )
+            groups, digest, values, event_id=event_id, now=utcnow(), address=address, wake=wake,
+            traceparent=traceparent,
+        )  # fmt: skip
     if outcome.account_id is None:
         # Refused: ask again in Python for the reason (none, expired, lacking the scope); nothing was stored.
         tenancy.authorize(authorization, scopes.EVENTS_WRITE, address)
@@ -167,7 +171,9 @@ def _ingest_postgresql(
     return IngestResult(event_id, outcome.webhook_ids, False)  # the workers are woken by the store
 
 
-def ingest_portable(token: ApiToken, values: dict[str, Any], *, wake: bool = True) -> IngestResult:
+def ingest_portable(
+    token: ApiToken, values: dict[str, Any], *, wake: bool = True, traceparent: str | None = None
+) -> IngestResult:
     """Store and count validated ``values`` with two statements in one transaction, on any database."""
     client_id = values.get("id")
     if client_id is not None and (previous := _previous(token.account_id, client_id)):
@@ -175,7 +181,7 @@ def ingest_portable(token: ApiToken, values: dict[str, Any], *, wake: bool = Tru
     event_id = new_id("EV", 4)
     with logs.context(event_id=event_id):
         try:
-            matched, fresh = _store(token, values, event_id, utcnow())
+            matched, fresh = _store(token, values, event_id, utcnow(), traceparent)
         except IntegrityError:  # the same client id, committed meanwhile by a concurrent request
             db.session.rollback()
             previous = _previous(token.account_id, client_id) if client_id else None
@@ -187,7 +193,9 @@ def ingest_portable(token: ApiToken, values: dict[str, Any], *, wake: bool = Tru
     return IngestResult(event_id, matched, False)
 
 
-def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime) -> CountedEvent:
+def _store(
+    token: ApiToken, values: dict[str, Any], event_id: str, now: datetime, traceparent: str | None
+) -> CountedEvent:
     """Count the event (:func:`.triggers.count_event`), then store it."""
     matched, fresh = triggers.count_event(
         product_id=values["product_id"],
@@ -195,6 +203,7 @@ def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime
         account_id=None if token.is_platform else token.account_id,
         now=now,
         api_url=values.get("api_url"),
+        traceparent=traceparent,
     )
     if not matched and not tenancy.usable_product(token.account, values["product_id"], platform=token.is_platform):
         db.session.rollback()
@@ -211,6 +220,7 @@ def _store(token: ApiToken, values: dict[str, Any], event_id: str, now: datetime
             "api_url": values.get("api_url"),
             "webhook_ids": matched,
             "created_at": now,
+            "traceparent": traceparent,
         },
     )
     db.session.commit()

@@ -69,9 +69,11 @@ STATEMENT = (
     _MATCHES
     + f"""    stored AS (
         INSERT INTO events
-            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids, created_at)
+            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids, created_at,
+             traceparent)
         SELECT %(event_id)s, token.account_id, %(client_id)s, %(object_class)s, %(product_id)s, %(object_id)s,
-               %(api_url)s, COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json), %(now)s
+               %(api_url)s, COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json), %(now)s,
+               %(traceparent)s
         FROM token, known WHERE known.found
         ON CONFLICT (account_id, client_event_id) DO NOTHING
         RETURNING webhook_ids
@@ -87,15 +89,16 @@ GROUP_STATEMENT = (
     _MATCHES
     + f"""    batch AS (
         SELECT * FROM unnest(%(event_ids)s::text[], %(client_ids)s::text[], %(object_ids)s::text[],
-                             %(api_urls)s::text[], %(created)s::timestamp[])
-            WITH ORDINALITY AS b(event_id, client_id, object_id, api_url, created_at, n)
+                             %(api_urls)s::text[], %(created)s::timestamp[], %(traceparents)s::text[])
+            WITH ORDINALITY AS b(event_id, client_id, object_id, api_url, created_at, traceparent, n)
     ),
     stored AS (
         -- In arrival order: of two events with one client id, the first goes in, the second is its duplicate.
         INSERT INTO events
-            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids, created_at)
+            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids, created_at,
+             traceparent)
         SELECT b.event_id, token.account_id, b.client_id, %(object_class)s, %(product_id)s, b.object_id, b.api_url,
-               COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json), b.created_at
+               COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json), b.created_at, b.traceparent
         FROM batch b, token, known WHERE known.found
         ORDER BY b.n
         ON CONFLICT (account_id, client_event_id) DO NOTHING
@@ -264,7 +267,7 @@ def _group_params(group: list[_Waiting]) -> dict[str, Any]:
     params["now"] = group[-1].params["now"]  # a trigger the group makes due is due from its last event
     params["address"] = group[-1].params["address"]  # the token's last use is the group's last event
     for name, column in (("event_id", "event_ids"), ("client_id", "client_ids"), ("object_id", "object_ids"),
-                         ("api_url", "api_urls"), ("now", "created")):  # fmt: skip
+                         ("api_url", "api_urls"), ("now", "created"), ("traceparent", "traceparents")):  # fmt: skip
         params[column] = [waiting.params[name] for waiting in group]
     return params
 
@@ -280,10 +283,17 @@ def _cursor(pooled: Any) -> Any:
 
 
 def parameters(
-    digest: str, values: dict[str, Any], *, event_id: str, now: datetime, address: str | None = None
+    digest: str,
+    values: dict[str, Any],
+    *,
+    event_id: str,
+    now: datetime,
+    address: str | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
     """The statement's parameters for the validated event ``values``, the token with SHA-256
-    ``digest`` and the client ``address`` (noted as the token's last use)."""
+    ``digest``, the client ``address`` (noted as the token's last use) and the event's trace
+    context (None while tracing is off)."""
     naive_now = naive_utc(now)  # the raw statement bypasses the column type
     return {
         "digest": digest,
@@ -298,6 +308,7 @@ def parameters(
         "api_url": values.get("api_url"),
         "now": naive_now,
         "used_before": naive_now - LAST_USED_PRECISION,
+        "traceparent": traceparent,
     }
 
 
@@ -310,9 +321,10 @@ def store(
     now: datetime,
     address: str | None = None,
     wake: bool = True,
+    traceparent: str | None = None,
 ) -> Outcome:
     """Store the validated event ``values`` for the token with SHA-256 ``digest`` (sent from
     ``address``), in a group of ``groups`` (the process's, :attr:`.Runtime.group_commit`); then,
     if ``wake``, wake the workers for the triggers it made due."""
-    params = parameters(digest, values, event_id=event_id, now=now, address=address)
+    params = parameters(digest, values, event_id=event_id, now=now, address=address, traceparent=traceparent)
     return groups.store(db.engine, params, wake)

@@ -142,15 +142,14 @@ def complete(claim: Claim, call: PreparedCall, result: AttemptResult) -> Complet
     return Completed(attempt_id, retry_at)
 
 
-def complete_successes(items: list[Finished]) -> None:
+def complete_successes(items: list[Finished]) -> dict[str, int]:
     """:func:`complete` for many successful attempts of distinct webhooks, in one commit: the hot
-    path of a busy worker."""
+    path of a busy worker. Returns the new attempts' ids by webhook (a deleted webhook's has none)."""
     if not items:
-        return
+        return {}
     if not on_postgresql():
-        complete_successes_portable(items)
-        return
-    outcomes_postgresql.complete_successes(
+        return complete_successes_portable(items)
+    return outcomes_postgresql.complete_successes(
         [
             attempt_row(claim.webhook.id, claim.attempt, call, result, "trigger")
             | {"lease_id": claim.lease_id, "info_duration": round(result.duration_ms, 1), "excerpt": result.excerpt}
@@ -166,7 +165,7 @@ def _insert_attempts(rows: list[dict[str, Any]]) -> dict[str, int]:
     return dict(db.session.execute(insert(attempts).returning(attempts.c.webhook_id, attempts.c.id), rows).all())
 
 
-def complete_successes_portable(items: list[Finished]) -> None:
+def complete_successes_portable(items: list[Finished]) -> dict[str, int]:
     """:func:`complete_successes` on any database: the attempts in one statement, the webhooks in
     one executemany (:func:`.triggers.succeed`). If a webhook was deleted meanwhile, the batch
     falls back to one attempt at a time (:func:`record_attempt` skips the deleted one)."""
@@ -178,9 +177,8 @@ def complete_successes_portable(items: list[Finished]) -> None:
     existing = set(db.session.scalars(select(Webhook.id).where(Webhook.id.in_(list(ids)))))
     if len(existing) < len(ids):
         db.session.rollback()
-        for claim, call, result in items:
-            complete(claim, call, result)
-        return
+        completed = {claim.webhook.id: complete(claim, call, result).attempt_id for claim, call, result in items}
+        return {webhook_id: attempt_id for webhook_id, attempt_id in completed.items() if attempt_id is not None}
     triggers.succeed(
         [
             Success(
@@ -193,3 +191,4 @@ def complete_successes_portable(items: list[Finished]) -> None:
         ]
     )
     db.session.commit()
+    return ids

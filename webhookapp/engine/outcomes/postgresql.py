@@ -65,7 +65,7 @@ def statement() -> tuple[str, tuple[str, ...]]:
         RETURNING id, webhook_id
     ),
 {SUCCEED}
-    SELECT count(*) FROM counted
+    SELECT webhook_id, id FROM inserted WHERE webhook_id IN (SELECT id FROM counted)
 """
     return text, columns
 
@@ -88,8 +88,9 @@ def _converters() -> dict[str, Callable[[Any], Any]]:
     return converters
 
 
-def complete_successes(rows: list[dict[str, Any]]) -> int:
-    """Record successful attempts of distinct webhooks and commit; returns how many were recorded.
+def complete_successes(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Record successful attempts of distinct webhooks and commit; returns the recorded attempts'
+    ids by webhook.
 
     Each row holds the attempt's columns and :data:`EXTRA_COLUMNS`, by name."""
     text, columns = statement()
@@ -102,6 +103,6 @@ def complete_successes(rows: list[dict[str, Any]]) -> int:
     # The session's own connection and transaction, through SQLAlchemy so that a dropped
     # connection is seen as one; parameters in binary (psycopg's %(name)b), which arrays of JSON
     # and bodies need: in text they are escaped character by character.
-    recorded: int = db.session.connection().exec_driver_sql(text, arrays).scalar_one()
+    recorded = {row[0]: row[1] for row in db.session.connection().exec_driver_sql(text, arrays)}
     db.session.commit()
     return recorded

@@ -19,7 +19,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, bindparam, func, select, update
+from sqlalchemy import String, Update, bindparam, case, func, null, select, update
 
 from webhookapp.core.times import utcnow
 from webhookapp.engine.triggers.leases import (
@@ -97,6 +97,11 @@ def _count_event_statement(platform: bool) -> Update:
             # Doorbell: a pending trigger absorbs the event; otherwise one is due now.
             next_trigger_at=func.coalesce(TABLE.c.next_trigger_at, now),
             last_event_api_url=bindparam("b_api_url"),
+            # The trace context of the event that makes the trigger due (NULL while tracing is off).
+            trigger_traceparent=case(
+                (TABLE.c.next_trigger_at.is_(None), bindparam("b_traceparent", type_=String())),
+                else_=TABLE.c.trigger_traceparent,
+            ),
         )
         # RETURNING sees the new row: a trigger due at this very moment is the event's own.
         .returning(TABLE.c.id, TABLE.c.next_trigger_at, TABLE.c.out_of_order)
@@ -104,7 +109,13 @@ def _count_event_statement(platform: bool) -> Update:
 
 
 def count_event(
-    *, product_id: str, object_class: str, account_id: str | None, now: datetime, api_url: str | None
+    *,
+    product_id: str,
+    object_class: str,
+    account_id: str | None,
+    now: datetime,
+    api_url: str | None,
+    traceparent: str | None = None,
 ) -> CountedEvent:
     """Count an event on the active event webhooks it matches (of ``account_id``; of every
     account when None, for a platform token), in the caller's transaction.
@@ -115,7 +126,7 @@ def count_event(
     counted = db.session.execute(
         _count_event_statement(account_id is None),
         {"b_product_id": product_id, "b_object_class": object_class, "b_account_id": account_id, "b_now": now,
-         "b_api_url": api_url},
+         "b_api_url": api_url, "b_traceparent": traceparent},
     ).all()  # fmt: skip
     matched = sorted(row.id for row in counted)
     fresh = sorted(row.id for row in counted if row.next_trigger_at == now and not row.out_of_order)
@@ -138,7 +149,12 @@ def note_event(webhook_id: str, now: datetime) -> None:
 def make_due_now(webhook: Webhook, *, count_event: bool) -> None:
     """Trigger Now and re-enabling: the pending trigger (created if needed) falls due at once."""
     now = utcnow()
-    values: dict[str, Any] = {"next_trigger_at": now, "out_of_order": False}
+    values: dict[str, Any] = {
+        "next_trigger_at": now,
+        "out_of_order": False,
+        # A trigger made here is no event's: it has no trace context to keep.
+        "trigger_traceparent": case((Webhook.next_trigger_at.is_(None), null()), else_=Webhook.trigger_traceparent),
+    }
     if webhook.out_of_order:
         values["trigger_attempts"] = 0
     if count_event:  # Trigger Now: an event counted without one stored, so counted apart too

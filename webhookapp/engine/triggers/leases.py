@@ -51,7 +51,12 @@ def _claim_statement(of_given_webhooks: bool) -> Update:
             next_trigger_at=None,
             trigger_attempts=0,
         )
-        .returning(*(TABLE.c[name] for name in SNAPSHOT_COLUMNS), TABLE.c.lease_attempt, TABLE.c.last_event_api_url)
+        .returning(
+            *(TABLE.c[name] for name in SNAPSHOT_COLUMNS),
+            TABLE.c.lease_attempt,
+            TABLE.c.last_event_api_url,
+            TABLE.c.trigger_traceparent,
+        )
     )
 
 
@@ -75,7 +80,7 @@ def claim_due(limit: int, webhook_ids: list[str] | None = None) -> list[Claim]:
         claimed = connection.execute(_claim_statement(bool(webhook_ids)), params).all()
     return [
         Claim(webhook=snapshot(row), lease_id=lease_id, attempt=row.lease_attempt, api_url=row.last_event_api_url,
-              claimed_at=now)
+              claimed_at=now, traceparent=row.trigger_traceparent)
         for row in claimed
     ]  # fmt: skip
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from webhookapp.engine.triggers import RELEASED_LEASE
 
 
-def count_events(*, how_many: str, last_event_at: str, api_url: str) -> str:
+def count_events(*, how_many: str, last_event_at: str, api_url: str, traceparent: str) -> str:
     """Twin of :func:`.triggers.count_event`: a ``counted`` CTE that counts ``how_many`` events on
     the webhooks of a ``matched`` CTE (locked in id order) if a ``stored`` CTE stored any.
 
@@ -24,22 +24,28 @@ def count_events(*, how_many: str, last_event_at: str, api_url: str) -> str:
         UPDATE webhooks
         SET events_count = events_count + {how_many}, last_event_at = {last_event_at},
             -- Doorbell: a pending trigger absorbs the event; otherwise one is due now.
-            next_trigger_at = COALESCE(next_trigger_at, %(now)s), last_event_api_url = {api_url}
+            next_trigger_at = COALESCE(next_trigger_at, %(now)s), last_event_api_url = {api_url},
+            -- The trace context of the event that makes the trigger due (NULL while tracing is off).
+            trigger_traceparent = CASE WHEN next_trigger_at IS NULL THEN {traceparent} ELSE trigger_traceparent END
         WHERE id IN (SELECT id FROM matched) AND EXISTS (SELECT 1 FROM stored)
         -- The trigger is the event's own (it was not pending before), so somebody must be woken.
         RETURNING id, next_trigger_at = %(now)s AND NOT out_of_order AS fresh
     )"""
 
 
-COUNT_EVENT = count_events(how_many="1", last_event_at="%(now)s", api_url="%(api_url)s")
-"""One event, whose time is ``%(now)s`` and whose API URL is ``%(api_url)s``."""
+COUNT_EVENT = count_events(how_many="1", last_event_at="%(now)s", api_url="%(api_url)s", traceparent="%(traceparent)s")
+"""One event, whose time is ``%(now)s``, whose API URL is ``%(api_url)s`` and whose trace context
+is ``%(traceparent)s``."""
 
 COUNT_GROUP = count_events(
     how_many="(SELECT count(*) FROM stored)",
     last_event_at="(SELECT created_at FROM latest)",
     api_url="(SELECT api_url FROM latest)",
+    # The first stored event's, as counting them one by one would keep: a pending trigger keeps its own.
+    traceparent="(SELECT b.traceparent FROM batch b JOIN stored s ON s.id = b.event_id ORDER BY b.n LIMIT 1)",
 )
-"""A group of events: as many as were stored; the time and API URL of the ``latest`` CTE's."""
+"""A group of events: as many as were stored; the time and API URL of the ``latest`` CTE's, the
+trace context of the first."""
 
 
 def _release_if_ours(row: str, claim: str) -> str:
