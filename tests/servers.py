@@ -82,6 +82,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    peer: tuple[str, int] = ("", 0)  # the address the request came from
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -104,9 +105,10 @@ class Behaviour:
 
 
 class HandlerServer:
-    """An HTTP handler on 127.0.0.1 that records every request; ``behave`` sets answers per path."""
+    """An HTTP handler on 127.0.0.1 (or ``host``) that records every request; ``behave`` sets
+    answers per path."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.received: list[Received] = []
         self.behaviours: dict[str, Behaviour] = {}
         self.condition = threading.Condition()
@@ -121,7 +123,11 @@ class HandlerServer:
                 path = self.path.split("?", 1)[0]
                 behaviour = outer.behaviours.get(path, Behaviour())
                 with outer.condition:
-                    outer.received.append(Received(self.command, self.path, dict(self.headers), body, time.monotonic()))
+                    outer.received.append(
+                        Received(
+                            self.command, self.path, dict(self.headers), body, time.monotonic(), self.client_address[:2]
+                        )
+                    )
                     outer.condition.notify_all()
                 if behaviour.held_until is not None:
                     behaviour.held_until.wait(HELD_AT_MOST)
@@ -151,9 +157,9 @@ class HandlerServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that hangs up (a killed worker, a timeout) is part of these tests
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{host}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 

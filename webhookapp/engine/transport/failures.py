@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from webhookapp.engine.transport import ssrf
+from webhookapp.engine.transport import proxy, ssrf
 
 E = TypeVar("E", bound=BaseException)
 
@@ -81,6 +81,9 @@ def _guard(causes: list[BaseException]) -> str | None:
     blocked = _first(causes, ssrf.BlockedAddress)
     if blocked is not None:
         return str(blocked)
+    tunnel = _first(causes, proxy.ProxyFailure)  # its sentence names the proxy and what went wrong
+    if tunnel is not None:
+        return str(tunnel)
     unresolved = _first(causes, ssrf.UnresolvedHost)
     if unresolved is None:
         return None

@@ -22,7 +22,7 @@ from requests.models import PreparedRequest
 from webhookapp.core.rules import scrub
 from webhookapp.core.times import utcnow
 from webhookapp.engine.timing import CONNECT_TIMEOUT_MAX, WATCHDOG_TICK
-from webhookapp.engine.transport import failures, ssrf
+from webhookapp.engine.transport import failures, proxy, ssrf
 from webhookapp.engine.types import AttemptResult, PreparedCall
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,21 @@ CHUNK = 8192
 
 
 class _GuardedAdapter(HTTPAdapter):
-    def __init__(self, allowed: tuple[ssrf.Network, ...], active: ssrf.ActiveConnections, pool_size: int):
+    def __init__(
+        self,
+        allowed: tuple[ssrf.Network, ...],
+        active: ssrf.ActiveConnections,
+        pool_size: int,
+        egress: proxy.EgressProxy | None,
+    ):
         self._allowed = allowed
         self._active = active
+        self._egress = egress
         super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
         self.poolmanager = ssrf.guarded_pool_manager(
-            self._allowed, self._active, num_pools=connections, maxsize=maxsize, block=block, **kwargs
+            self._allowed, self._active, self._egress, num_pools=connections, maxsize=maxsize, block=block, **kwargs
         )
 
 
@@ -48,14 +55,17 @@ class Sender:
 
     Requests go straight to requests' transport adapter, without a ``Session``: a delivery needs
     none of what a session adds (cookies, redirects, proxies and credentials from the
-    environment, hooks), and skipping it halves the CPU time of a call. Proxies in particular
-    must stay out, since the SSRF guard checks the address the socket connects to.
+    environment, hooks), and skipping it halves the CPU time of a call. Proxies from the
+    environment in particular must stay out, since the SSRF guard checks the address the socket
+    connects to; ``proxy_url`` (``WEBHOOK_PROXY_URL``) is the one proxy, tunnelled to the
+    checked address (:mod:`.proxy`).
     """
 
-    def __init__(self, *, allowed_networks: list[str], timeout: float, pool_size: int = 64):
+    def __init__(self, *, allowed_networks: list[str], timeout: float, pool_size: int = 64, proxy_url: str = ""):
         self.timeout = timeout
         self._active: ssrf.ActiveConnections = {}  # thread → the connection of its request
-        self._adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), self._active, pool_size)
+        egress = proxy.EgressProxy.parse(proxy_url) if proxy_url else None
+        self._adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), self._active, pool_size, egress)
         self._deadlines: dict[int, float] = {}  # thread → when its request must be over
         self._watchdog: threading.Thread | None = None
         self._watchdog_lock = threading.Lock()
