@@ -100,6 +100,8 @@ def _tls(causes: list[BaseException]) -> str | None:
     verify = _first(causes, ssl.SSLCertVerificationError)
     if verify is not None and verify.verify_message:
         return f"TLS: {verify.verify_message}"
+    if _first(causes, ssl.SSLEOFError) is not None:  # often a handler refusing the client certificate, or none
+        return "TLS: the handler closed the connection during the handshake"
     failed = _first(causes, ssl.SSLError)
     if failed is not None and failed.reason:
         return f"TLS: {failed.reason.lower().replace('_', ' ')}"  # WRONG_VERSION_NUMBER: no TLS there

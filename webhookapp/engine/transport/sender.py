@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import ssl
 import threading
 import time
 from datetime import datetime
@@ -22,7 +23,7 @@ from requests.models import PreparedRequest
 from webhookapp.core.rules import scrub
 from webhookapp.core.times import utcnow
 from webhookapp.engine.timing import CONNECT_TIMEOUT_MAX, WATCHDOG_TICK
-from webhookapp.engine.transport import failures, proxy, ssrf
+from webhookapp.engine.transport import client_tls, failures, proxy, ssrf
 from webhookapp.engine.types import AttemptResult, PreparedCall
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,24 @@ class _GuardedAdapter(HTTPAdapter):
             self._allowed, self._active, self._egress, num_pools=connections, maxsize=maxsize, block=block, **kwargs
         )
 
+    # A call with a client certificate passes its TLS context as ``cert``: the context is part of
+    # urllib3's pool key, so its connections are pooled apart from every other webhook's.
+    def build_connection_pool_key_attributes(
+        self, request: PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not isinstance(cert, ssl.SSLContext):
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, None)
+        pool_kwargs["ssl_context"] = cert
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        if not isinstance(cert, ssl.SSLContext):
+            super().cert_verify(conn, url, verify, cert)
+            return
+        # The context holds the CAs to trust and the certificate: no file for urllib3 to add.
+        conn.cert_reqs, conn.ca_certs, conn.ca_cert_dir = "CERT_REQUIRED", None, None
+
 
 class Sender:
     """A keep-alive HTTP client for deliveries, safe to share between threads.
@@ -66,6 +85,7 @@ class Sender:
         self._active: ssrf.ActiveConnections = {}  # thread → the connection of its request
         egress = proxy.EgressProxy.parse(proxy_url) if proxy_url else None
         self._adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), self._active, pool_size, egress)
+        self._contexts = client_tls.Contexts()  # TLS contexts of webhooks with client certificates
         self._deadlines: dict[int, float] = {}  # thread → when its request must be over
         self._watchdog: threading.Thread | None = None
         self._watchdog_lock = threading.Lock()
@@ -137,7 +157,9 @@ class Sender:
             request.prepare(method=call.method, url=call.url, headers=call.headers, data=call.body)
             # An adapter never follows redirects: the 3xx answer is the attempt's outcome.
             timeouts = (min(self.timeout, CONNECT_TIMEOUT_MAX), self.timeout)
-            response = self._adapter.send(request, stream=True, timeout=timeouts)
+            # Only https:// handlers are offered the certificate; a plain call has no TLS to show it in.
+            tls = self._contexts.get(call.client_tls) if call.client_tls and call.url.startswith("https:") else None
+            response = self._adapter.send(request, stream=True, timeout=timeouts, cert=tls)  # type: ignore[arg-type]
         except requests.RequestException as exc:
             failure = self._describe(exc, call.url, deadline=deadline)
             return result(success=False, error=failure, error_detail=failures.detail(exc))
