@@ -15,7 +15,7 @@ import trustme
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
 from tests.http.test_send_test import edit_form, result_box
-from tests.pages import text
+from tests.pages import Wizard, text
 from tests.servers import HandlerServer, serve_mutual_tls
 from webhookapp.engine import runtime, signing
 from webhookapp.engine.transport.client_tls import ClientTLS
@@ -256,3 +256,27 @@ def test_signing_reads_the_snapshot_certificate(app, vendor, client_ca):
     call = signing.build_call(snapshot(db.session.get(Webhook, hook.id)), triggered_at=datetime.now(UTC), api_url=None)
     assert call.client_tls is not None and call.client_tls.key_pem == key.strip()
     assert "PRIVATE" not in repr(call.client_tls) and "PRIVATE" not in repr(call)
+
+
+def test_the_wizard_keeps_the_key_encrypted_and_creates_the_webhook_with_it(client, auth, vendor, client_ca):
+    cert, key = pem_pair(client_ca, "wizard")
+    auth.login()
+    wizard = Wizard(client, vendor.products[0].id)
+    wizard.complete("general", "product", "type")
+    expired = pem_pair(client_ca, "old", not_before=datetime.now(UTC) - timedelta(days=9),
+                       not_after=datetime.now(UTC) - timedelta(days=1))  # fmt: skip
+    refused = wizard.post("http", tls_client_cert=expired[0], tls_client_key=expired[1])
+    assert refused.status_code != 302 and "This certificate expired on" in text(refused)
+
+    wizard.values["http"] |= {"tls_client_cert": cert, "tls_client_key": key}
+    wizard.complete("http")
+    draft = wizard.draft()
+    assert key.splitlines()[1] not in str(draft.stored_data)  # encrypted in the draft
+    assert draft.stored_data["tls_client_key_encrypted"].startswith("enc1:")
+    page = text(wizard.get("http"))
+    assert key.splitlines()[1] not in page and "stored: leave empty to keep it" in page
+    # Back on the step with the key field left empty: the key typed before is kept.
+    wizard.values["http"]["tls_client_key"] = ""
+    wizard.complete("http", "data")
+    [webhook] = db.session.query(Webhook).all()
+    assert (webhook.tls_client_cert, webhook.tls_client_key) == (cert.strip(), key.strip())

@@ -182,6 +182,8 @@ def webhook_write_schema(*, create: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for name, python_type in serializers.WRITABLE.items():
         properties[name] = {**fields[name], "type": JSON_TYPES[python_type]}
+        if name in serializers.NULLABLE:
+            properties[name] = nullable(properties[name])
     properties[CONNECT_PRODUCT] = closed(
         {"id": {"type": "string"}, "name": {**ANY_JSON, "description": "Ignored."}},
         required=["id"],

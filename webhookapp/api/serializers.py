@@ -37,6 +37,8 @@ READ_ONLY = {
     "earliest_possible_trigger", "created_at", "modified_at", "events", "jwt_secret_next", "tls_client_key_set",
 }  # fmt: skip
 TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object"}
+NULLABLE = frozenset({"tls_client_cert", "tls_client_key", "tls_ca_bundle"})
+"""Writable fields that also take null (as a webhook without a certificate returns them): empty."""
 
 
 def outcome(info: dict[str, Any] | None, at: Any) -> dict[str, Any] | None:
@@ -162,6 +164,8 @@ def writable_fields(body: Any) -> tuple[dict[str, Any], list[str]]:
         expected = WRITABLE.get(name)
         if expected is None:
             errors.append(f"Unknown field '{name}'.")
+        elif value is None and name in NULLABLE:
+            fields[name] = ""
         elif not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
             errors.append(f"'{name}' must be {TYPE_NAMES[expected]}.")
         else:
