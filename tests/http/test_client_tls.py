@@ -280,3 +280,11 @@ def test_the_wizard_keeps_the_key_encrypted_and_creates_the_webhook_with_it(clie
     wizard.complete("http", "data")
     [webhook] = db.session.query(Webhook).all()
     assert (webhook.tls_client_cert, webhook.tls_client_key) == (cert.strip(), key.strip())
+
+
+def test_the_http_settings_tab_names_the_certificate_never_the_key(client, auth, vendor, client_ca):
+    cert, key = pem_pair(client_ca, "orders")
+    hook = make_webhook(vendor, tls_client_cert=cert, tls_client_key=key)
+    auth.login()
+    page = text(client.get(f"/webhooks/{hook.id}?tab=http"))
+    assert "CN=orders" in page and "expires" in page and key.splitlines()[1] not in page

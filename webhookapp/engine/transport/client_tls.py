@@ -177,11 +177,12 @@ def _public(key: Any) -> bytes:
     return der
 
 
-def expires_at(cert_pem: str | None) -> datetime | None:
-    """When a stored certificate expires (the pages show it), or None."""
+def summary(cert_pem: str | None) -> str | None:
+    """A stored certificate as the pages name it ("CN=orders, expires 2027-03-01 12:00 UTC"), or None."""
     if not cert_pem:
         return None
     try:
-        return x509.load_pem_x509_certificates(cert_pem.encode())[0].not_valid_after_utc
+        certificate = x509.load_pem_x509_certificates(cert_pem.encode())[0]
     except ValueError:
         return None
+    return f"{certificate.subject.rfc4514_string()}, expires {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
