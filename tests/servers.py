@@ -82,6 +82,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    peer: tuple[str, int] = ("", 0)  # the address the request came from
+    client_cert: dict[str, Any] | None = None  # over TLS, the certificate the client presented
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -104,9 +106,10 @@ class Behaviour:
 
 
 class HandlerServer:
-    """An HTTP handler on 127.0.0.1 that records every request; ``behave`` sets answers per path."""
+    """An HTTP handler on 127.0.0.1 (or ``host``) that records every request; ``behave`` sets
+    answers per path."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.received: list[Received] = []
         self.behaviours: dict[str, Behaviour] = {}
         self.condition = threading.Condition()
@@ -121,7 +124,11 @@ class HandlerServer:
                 path = self.path.split("?", 1)[0]
                 behaviour = outer.behaviours.get(path, Behaviour())
                 with outer.condition:
-                    outer.received.append(Received(self.command, self.path, dict(self.headers), body, time.monotonic()))
+                    peer_cert = getattr(self.connection, "getpeercert", lambda: None)()  # over TLS
+                    address = self.client_address[:2]
+                    received = Received(self.command, self.path, dict(self.headers), body, time.monotonic(), address)
+                    received.client_cert = peer_cert
+                    outer.received.append(received)
                     outer.condition.notify_all()
                 if behaviour.held_until is not None:
                     behaviour.held_until.wait(HELD_AT_MOST)
@@ -151,9 +158,9 @@ class HandlerServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that hangs up (a killed worker, a timeout) is part of these tests
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{host}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
@@ -253,6 +260,17 @@ def tls_certificates(directory: Path, *, expired: bool) -> tuple[Path, Path, Pat
     paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))  # fmt: skip
     return paths
+
+
+def serve_mutual_tls(server: HandlerServer, certificate: Any, client_ca: Any) -> str:
+    """Make ``server`` speak HTTPS with a trustme ``certificate`` and require a client
+    certificate issued by the trustme CA ``client_ca``; returns its https:// root URL."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    certificate.configure_cert(context)
+    client_ca.configure_trust(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    return server.url.replace("http://", "https://", 1)
 
 
 def serve_tls(server: HandlerServer, certificate: Path, key: Path) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 import pytest
+import trustme
 from connect.client import ClientError, ConnectClient, R
 from flask import Flask
 from werkzeug.serving import make_server
@@ -232,3 +233,21 @@ def test_the_audit_trail_through_the_client(client, vendor, handler):
     with pytest.raises(ClientError) as caught:
         trail.resource(updated[0]["id"]).delete()
     assert caught.value.status_code == 405
+
+
+def test_a_client_certificate_through_the_client(client, vendor):
+    """Mutual TLS fields (docs/handlers.md, "Client certificates"): the key goes in, never out."""
+    leaf = trustme.CA().issue_cert("orders.clients.example")
+    cert, key = leaf.cert_chain_pems[0].bytes().decode(), leaf.private_key_pem.bytes().decode()
+    collection = webhooks(client)
+    created = collection.create(new_hook(vendor, "https://handler.example.com/hook", "Mutual",
+                                         tls_client_cert=cert, tls_client_key=key))  # fmt: skip
+    assert created["tls_client_cert"] == cert.strip() and created["tls_client_key_set"] is True
+    assert "tls_client_key" not in created
+    # Sent back as read (the client's usual update), the key is kept.
+    updated = collection.resource(created["id"]).update({**created, "label": "Mutual v2"})
+    assert updated["tls_client_key_set"] is True and updated["label"] == "Mutual v2"
+    other_key = trustme.CA().issue_cert("other.example").private_key_pem.bytes().decode()
+    with pytest.raises(ClientError) as caught:
+        collection.resource(created["id"]).update({"tls_client_key": other_key})
+    assert caught.value.status_code == 400 and "tls_client_key: This key does not match" in str(caught.value.errors)

@@ -12,6 +12,7 @@ from webhookapp.api import serializers
 from webhookapp.core import catalog, rules
 from webhookapp.engine import ingest
 from webhookapp.engine.direct.validations import ANSWER_STATUSES
+from webhookapp.engine.transport import client_tls
 
 JSON_TYPES = {str: "string", bool: "boolean", dict: "object"}
 DATE_TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 in UTC with +00:00."}
@@ -83,6 +84,26 @@ def field_schemas() -> dict[str, dict[str, Any]]:
             "description": f"Additional data (at most {rules.DATA_MAX_BYTES // 1024} KiB), sent with POST only; "
             "emptied when http_method is GET.",
         },
+        "tls_client_cert": {
+            "type": "string",
+            "maxLength": client_tls.PEM_MAX,
+            "description": "Mutual TLS: the client certificate (PEM, chain allowed) presented to an https:// "
+            "handler that asks for one; refused when expired, not yet valid or not matching the key. Empty "
+            "removes the certificate and its key.",
+        },
+        "tls_client_key": {
+            "type": "string",
+            "maxLength": client_tls.PEM_MAX,
+            "writeOnly": True,
+            "description": "The certificate's private key (PEM, unencrypted). Write-only: stored encrypted, never "
+            "returned. Empty on update: the stored key is kept.",
+        },
+        "tls_ca_bundle": {
+            "type": "string",
+            "maxLength": client_tls.PEM_MAX,
+            "description": "CA certificates (PEM) trusted for this webhook's https:// handler instead of the public "
+            "ones. Empty: the public CAs.",
+        },
     }
 
 
@@ -124,6 +145,13 @@ def webhook_schema() -> dict[str, Any]:
         ),
         "headers": fields["headers"],
         "data": fields["data"],
+        "tls_client_cert": nullable({**fields["tls_client_cert"], "description": "The certificate; null if none."}),
+        "tls_client_key_set": {
+            "type": "boolean",
+            "description": "Whether a client certificate's key is stored (the key itself is never returned).",
+            **read_only,
+        },
+        "tls_ca_bundle": nullable({**fields["tls_ca_bundle"], "description": "The CA bundle; null if none."}),
         "product": named,
         "account": named,
         "api_url": {"type": "string", "description": "The last event's api_url, else the configured one.", **read_only},
@@ -179,6 +207,8 @@ def webhook_write_schema(*, create: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for name, python_type in serializers.WRITABLE.items():
         properties[name] = {**fields[name], "type": JSON_TYPES[python_type]}
+        if name in serializers.NULLABLE:
+            properties[name] = nullable(properties[name])
     properties[CONNECT_PRODUCT] = closed(
         {"id": {"type": "string"}, "name": {**ANY_JSON, "description": "Ignored."}},
         required=["id"],

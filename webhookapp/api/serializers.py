@@ -25,15 +25,21 @@ WRITABLE = {
     "jwt_secret": str,
     "headers": dict,
     "data": dict,
+    # Mutual TLS (PEM); the key is write-only, and an empty certificate removes both.
+    "tls_client_cert": str,
+    "tls_client_key": str,
+    "tls_ca_bundle": str,
 }
 # Returned by the API (or, for "events", by Connect itself) and so sent back by clients that PUT
 # what they GET: accepted and ignored.
 READ_ONLY = {
     "id", "account", "status", "api_url", "stats", "last_event", "last_success", "last_failure",
     "earliest_possible_trigger", "created_at", "modified_at", "events", "jwt_secret_next", "retry",
-    "disabled_reason",
+    "disabled_reason", "tls_client_key_set",
 }  # fmt: skip
 TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object"}
+NULLABLE = frozenset({"tls_client_cert", "tls_client_key", "tls_ca_bundle"})
+"""Writable fields that also take null (as a webhook without a certificate returns them): empty."""
 
 
 def outcome(info: dict[str, Any] | None, at: Any) -> dict[str, Any] | None:
@@ -85,6 +91,10 @@ def webhook_json(webhook: Webhook, *, with_secrets: bool) -> dict[str, Any]:
         "jwt_secret_next": webhook.jwt_secret_next,
         "headers": dict(webhook.headers or {}),
         "data": dict(webhook.data or {}),
+        # The certificate and CA bundle are public; the key is never returned, only whether one is stored.
+        "tls_client_cert": webhook.tls_client_cert,
+        "tls_client_key_set": webhook.tls_client_key_encrypted is not None,
+        "tls_ca_bundle": webhook.tls_ca_bundle,
         "product": {"id": webhook.product.id, "name": webhook.product.name},
         "account": {"id": webhook.account.id, "name": webhook.account.name},
         "api_url": webhook.last_event_api_url or current_app.config["WEBHOOK_API_URL"],
@@ -171,6 +181,8 @@ def writable_fields(body: Any) -> tuple[dict[str, Any], list[str]]:
         expected = WRITABLE.get(name)
         if expected is None:
             errors.append(f"Unknown field '{name}'.")
+        elif value is None and name in NULLABLE:
+            fields[name] = ""
         elif not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
             errors.append(f"'{name}' must be {TYPE_NAMES[expected]}.")
         else:

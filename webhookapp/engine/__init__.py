@@ -17,7 +17,9 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
   :mod:`webhookapp.engine.delivery.recording` what it does with their outcomes;
 - :mod:`webhookapp.engine.signing` builds and signs each request;
   :mod:`webhookapp.engine.transport` sends it (:mod:`webhookapp.engine.transport.sender`) through
-  the SSRF guard (:mod:`webhookapp.engine.transport.ssrf`), and says why a call got no answer
+  the SSRF guard (:mod:`webhookapp.engine.transport.ssrf`) and the egress proxy's tunnel
+  (:mod:`webhookapp.engine.transport.proxy`), presents client certificates
+  (:mod:`webhookapp.engine.transport.client_tls`), and says why a call got no answer
   (:mod:`webhookapp.engine.transport.failures`);
 - :mod:`webhookapp.engine.outcomes` records attempts and statistics
   (:mod:`webhookapp.engine.outcomes.postgresql`: a batch of successes in one statement);

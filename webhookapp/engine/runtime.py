@@ -136,6 +136,7 @@ class Runtime:
             allowed_networks=self.config["WEBHOOK_ALLOWED_NETWORKS"],
             timeout=float(self.config["WEBHOOK_DELIVERY_TIMEOUT"]),
             pool_size=threads,
+            proxy_url=self.config["WEBHOOK_PROXY_URL"],
         )
         return DeliveryPool(ThreadPoolExecutor(threads, thread_name_prefix="deliver"), sender, threads)
 
@@ -147,6 +148,7 @@ class Runtime:
         return Sender(
             allowed_networks=self.config["WEBHOOK_ALLOWED_NETWORKS"],
             timeout=float(self.config["WEBHOOK_VALIDATION_TIMEOUT"]),
+            proxy_url=self.config["WEBHOOK_PROXY_URL"],
         )
 
 

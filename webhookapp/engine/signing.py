@@ -20,6 +20,7 @@ from flask import current_app
 from jwt.warnings import InsecureKeyLengthWarning
 
 from webhookapp.core.times import isoformat
+from webhookapp.engine.transport.client_tls import ClientTLS
 from webhookapp.engine.types import PreparedCall, WebhookSnapshot
 from webhookapp.models import secret_columns
 from webhookapp.version import __version__
@@ -127,6 +128,18 @@ def secret_of(webhook: WebhookSnapshot) -> str:
     return secret_columns.webhook_secret(webhook.jwt_secret_encrypted, webhook.id)
 
 
+def client_tls_of(webhook: WebhookSnapshot) -> ClientTLS | None:
+    """The client certificate a snapshot presents to https:// handlers, its key decrypted (cached
+    by ciphertext, as the JWT secret), and the CA bundle it trusts; None without either."""
+    cert = webhook.tls_client_cert if webhook.tls_client_key_encrypted else None
+    if not cert and not webhook.tls_ca_bundle:
+        return None
+    key = (
+        secret_columns.webhook_secret(webhook.tls_client_key_encrypted, webhook.id, "tls_client_key") if cert else None
+    )
+    return ClientTLS(webhook.id, cert, key, webhook.tls_ca_bundle or None)
+
+
 def build_call(
     webhook: WebhookSnapshot,
     *,
@@ -135,13 +148,14 @@ def build_call(
     method: str | None = None,
     body: dict[str, Any] | None = None,
     secret: str | None = None,
+    client_tls: ClientTLS | None = None,
 ) -> PreparedCall:
     """The signed request of one attempt.
 
     The JWT carries the payload (``api_url`` falls back to ``WEBHOOK_API_URL``); a POST's body is
     the payload too, unless ``body`` (a validation's request object) is given. ``method``
-    defaults to the webhook's; ``secret`` (a typed one, for Send test request) replaces the stored
-    one. Custom headers go first, then ours, which they cannot override.
+    defaults to the webhook's; ``secret`` and ``client_tls`` (typed ones, for Send test request)
+    replace the stored ones. Custom headers go first, then ours, which they cannot override.
     """
     config = current_app.config
     timeout = float(config["WEBHOOK_PROCESSING_TIMEOUT"])
@@ -161,4 +175,7 @@ def build_call(
     headers = {name: value for name, value in dict(webhook.headers).items() if name.lower() not in taken}
     headers.update(ours)
     logged = {**headers, "Authorization": f"Bearer {redact(token)}"}
-    return PreparedCall(method=method, url=webhook.external_url, headers=headers, body=encoded, logged_headers=logged)
+    return PreparedCall(
+        method=method, url=webhook.external_url, headers=headers, body=encoded, logged_headers=logged,
+        client_tls=client_tls or client_tls_of(webhook),
+    )  # fmt: skip

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from webhookapp.engine.tracing import DeliveryTrace
+    from webhookapp.engine.transport.client_tls import ClientTLS
 
 EXCERPT_CHARS = 300  # of a response body, kept with the statistics after the attempt is pruned
 
@@ -30,6 +31,10 @@ class WebhookSnapshot:
     data: dict[str, Any]
     last_success_at: datetime | None
     last_failure_at: datetime | None
+    # Mutual TLS: the certificate, its key as stored (decrypted when signing) and the CA bundle.
+    tls_client_cert: str | None = None
+    tls_client_key_encrypted: str | None = field(default=None, repr=False)
+    tls_ca_bundle: str | None = None
 
 
 SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(item.name for item in fields(WebhookSnapshot))
@@ -67,6 +72,7 @@ class PreparedCall:
     body: bytes | None
     logged_headers: dict[str, str]  # as recorded: the JWT signature redacted
     trace: DeliveryTrace | None = None  # its spans, while tracing is on
+    client_tls: ClientTLS | None = None  # what an https:// handler is shown, if the webhook has a certificate
 
 
 @dataclass

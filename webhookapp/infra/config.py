@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from webhookapp.infra.crypto import new_key
 
@@ -38,6 +39,22 @@ def _networks(name: str, default: str) -> list[str]:
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
     return cidrs
+
+
+def _proxy_url(name: str) -> str:
+    """An ``http://[user:password@]host:port`` URL, or empty; a malformed one stops the process
+    at once, naming the variable (the transport reads it: engine/transport/proxy.py)."""
+    url = os.environ.get(name, "").strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"{name}: give the HTTP CONNECT proxy as http://[user:password@]host:port")
+    return url
 
 
 def normalise_database_url(url: str) -> str:
@@ -99,6 +116,11 @@ class Config:
     WEBHOOK_ALLOWED_NETWORKS = [
         cidr.strip() for cidr in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",") if cidr.strip()
     ]
+    # An HTTP CONNECT proxy every call to a handler leaves through (deliveries, validations, Send
+    # test request), so handlers see one fixed address: http://[user:password@]host:port. The
+    # SSRF guard checks the handler's address first and the proxy is asked for that address;
+    # the proxy's own address is exempt (engine/transport/proxy.py). Empty: calls go direct.
+    WEBHOOK_PROXY_URL = _proxy_url("WEBHOOK_PROXY_URL")
     WEBHOOK_ATTEMPT_RETENTION_DAYS = _float("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
     # Events are kept as long: a client id seen within this time is recognised as a duplicate.
     WEBHOOK_EVENT_RETENTION_DAYS = _float("WEBHOOK_EVENT_RETENTION_DAYS", 30)
@@ -171,6 +193,7 @@ class TestingConfig(Config):
     REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens: a test gives its own, never the machine's
     SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
     WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+    WEBHOOK_PROXY_URL = ""  # a test that wants one starts its own
     WEBHOOK_IDLE_WAIT = 0.0  # a drain called by a test returns as soon as its work is done
     WEBHOOK_START_CHECK_TIMEOUT = 5.0  # a test of a database that never answers waits this long
     WEBHOOK_API_URL = f"http://localhost{API_ROOT}"  # the test client's own address

@@ -54,9 +54,10 @@ ACTIONS = (
 )
 """Every action an entry may name; :func:`record` refuses any other."""
 
-SECRET_FIELDS = frozenset({"jwt_secret", "jwt_secret_next"})
+SECRET_FIELDS = frozenset({"jwt_secret", "jwt_secret_next", "tls_client_key", "tls_client_cert", "tls_ca_bundle"})
 """Fields whose values never reach an entry: a change to one is recorded as ``{"changed": true}``
-(a reveal as ``{"revealed": true}``)."""
+(a reveal as ``{"revealed": true}``). The certificate and CA bundle are public, but pages of PEM
+say nothing a person reads in an entry."""
 SECRET_FLAGS = ("changed", "revealed")
 
 LABEL_MAX = 200

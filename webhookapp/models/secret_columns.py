@@ -141,7 +141,7 @@ class SealedTable:
 
 
 SEALED_TABLES: tuple[SealedTable, ...] = (
-    SealedTable("webhooks", "id", WEBHOOK_SECRETS),
+    SealedTable("webhooks", "id", {**WEBHOOK_SECRETS, "tls_client_key": "tls_client_key_encrypted"}),
     # Two-factor seeds (services/two_factor.py), context "users.totp_secret:<id>".
     SealedTable("users", "id", {"totp_secret": "totp_secret"}, key_type="integer"),
 )

@@ -21,6 +21,9 @@ from webhookapp.models.columns import UTCDateTime
 WEBHOOK_FILLFACTOR = 70
 SECRET_COLUMN_LENGTH = crypto.ciphertext_length(SECRET_MAX)
 DRAFT_SECRET = "jwt_secret"  # the draft's key for the typed secret; stored as ``jwt_secret_encrypted``
+# Every typed value a draft keeps encrypted, each as ``<name>_encrypted``: the JWT secret and the
+# client certificate's key (docs/security.md, "Secrets at rest").
+DRAFT_SECRETS = (DRAFT_SECRET, "tls_client_key")
 
 
 class Webhook(Model):
@@ -46,6 +49,11 @@ class Webhook(Model):
     jwt_secret_next_encrypted: Mapped[str | None] = mapped_column(String(SECRET_COLUMN_LENGTH))
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Mutual TLS (docs/handlers.md, "Client certificates"): the certificate (PEM, public) and its
+    # key, stored encrypted and read as ``tls_client_key``; the CA bundle trusted for the handler.
+    tls_client_cert: Mapped[str | None] = mapped_column(Text)
+    tls_client_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    tls_ca_bundle: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -146,6 +154,18 @@ class Webhook(Model):
         )
 
     @property
+    def tls_client_key(self) -> str | None:
+        """The client certificate's key (PEM), decrypted, or None."""
+        stored = self.tls_client_key_encrypted
+        return None if stored is None else secret_columns.webhook_secret(stored, self.id, "tls_client_key")
+
+    @tls_client_key.setter
+    def tls_client_key(self, value: str | None) -> None:
+        self.tls_client_key_encrypted = (
+            None if not value else secret_columns.seal(value, table="webhooks", column="tls_client_key", row_id=self.id)
+        )
+
+    @property
     def catalog_entry(self) -> WebhookType:
         entry = by_pair(self.object_class, self.type)
         if entry is None:  # pragma: no cover - rows are validated against the catalog
@@ -208,24 +228,24 @@ class WizardDraft(Model):
     def data(self) -> dict[str, Any]:
         """The typed values, the secret decrypted; a secret no key opens is left out (retyped)."""
         values = dict(self.stored_data or {})
-        stored = values.pop(f"{DRAFT_SECRET}_encrypted", None)
-        if stored is not None:
-            try:
-                values[DRAFT_SECRET] = secret_columns.unseal(
-                    stored, table="wizard_drafts", column=DRAFT_SECRET, row_id=self.id
-                )
-            except crypto.CryptoError:
-                values.pop(DRAFT_SECRET, None)
+        for name in DRAFT_SECRETS:
+            stored = values.pop(f"{name}_encrypted", None)
+            if stored is not None:
+                try:
+                    values[name] = secret_columns.unseal(stored, table="wizard_drafts", column=name, row_id=self.id)
+                except crypto.CryptoError:
+                    values.pop(name, None)
         return values
 
     @data.setter
     def data(self, values: dict[str, Any]) -> None:
         stored = dict(values)
-        secret = stored.pop(DRAFT_SECRET, None)
-        if secret:
-            stored[f"{DRAFT_SECRET}_encrypted"] = secret_columns.seal(
-                secret, table="wizard_drafts", column=DRAFT_SECRET, row_id=self.id
-            )
+        for name in DRAFT_SECRETS:
+            secret = stored.pop(name, None)
+            if secret:
+                stored[f"{name}_encrypted"] = secret_columns.seal(
+                    secret, table="wizard_drafts", column=name, row_id=self.id
+                )
         self.stored_data = stored
 
 

@@ -21,6 +21,7 @@ from webhookapp.infra import crypto
 from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
 from webhookapp.models import WizardDraft, secret_columns
+from webhookapp.models.webhook import DRAFT_SECRETS
 
 BATCH_SIZE = 1000
 
@@ -132,10 +133,10 @@ def _reencrypt_drafts(box: crypto.SecretBox, batch_size: int, done: Reencrypted)
         if not drafts:
             return rewritten
         for draft in drafts:
-            stored = (draft.stored_data or {}).get("jwt_secret_encrypted")
-            if stored is None:
+            sealed = [value for name in DRAFT_SECRETS if (value := (draft.stored_data or {}).get(f"{name}_encrypted"))]
+            if not sealed:
                 continue
-            if box.needs_reencryption(stored):
+            if any(box.needs_reencryption(stored) for stored in sealed):
                 draft.data = draft.data  # decrypted, then sealed under the first key
                 rewritten += 1
             else:

@@ -18,6 +18,7 @@ from webhookapp.core.errors import ServiceError
 from webhookapp.core.ids import WEBHOOK_GROUPS, new_id
 from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch, triggers
+from webhookapp.engine.transport import client_tls
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account, DeletedWebhook, Product, Webhook, WebhookSearch, tenancy
 from webhookapp.services import audit
@@ -90,6 +91,39 @@ def _clean(fields: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str,
     return cleaned
 
 
+TLS_FIELDS = ("tls_client_cert", "tls_client_key", "tls_ca_bundle")
+
+
+def _pem(value: str | None) -> str | None:
+    """A PEM field as stored: stripped, None when empty."""
+    return (value or "").strip() or None
+
+
+def _clean_tls(webhook: Webhook | None, fields: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """The client certificate, key and CA bundle to set (docs/handlers.md, "Client certificates").
+
+    On update an empty key keeps the stored one and an emptied certificate removes both. What
+    changed is checked as a whole (:func:`client_tls.check`): an expired or malformed certificate,
+    or a key that does not match it, is refused with a message on its field."""
+    if not any(name in fields for name in TLS_FIELDS):
+        return {}
+    for name in TLS_FIELDS:
+        if fields.get(name) is not None and not isinstance(fields[name], str):
+            errors.setdefault(name, []).append("Must be PEM text.")
+    if any(name in errors for name in TLS_FIELDS):
+        return {}
+    stored = (webhook.tls_client_cert, webhook.tls_client_key, webhook.tls_ca_bundle) if webhook else (None, None, None)
+    cert = _pem(fields["tls_client_cert"]) if "tls_client_cert" in fields else stored[0]
+    key = _pem(fields.get("tls_client_key")) or (stored[1] if cert else None)
+    ca = _pem(fields["tls_ca_bundle"]) if "tls_ca_bundle" in fields else stored[2]
+    wanted = (cert, key, ca)
+    if wanted == stored:
+        return {}  # unchanged: a stored certificate that expired since does not block other edits
+    for name, message in client_tls.check(cert, key, ca).items():
+        errors.setdefault(name, []).append(message)
+    return dict(zip(TLS_FIELDS, wanted, strict=True))
+
+
 def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
     """Validate ``fields`` and create the webhook in one transaction.
 
@@ -103,6 +137,7 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
     for required in ("label", "external_url", "http_method"):
         fields.setdefault(required, None)
     cleaned = _clean(fields, errors)
+    tls = _clean_tls(None, fields, errors)
     product = tenancy.usable_product(account, fields.get("product_id"))
     if product is None:
         errors["product_id"] = ["Choose one of the products available to your account."]
@@ -130,6 +165,7 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
         data=cleaned.get("data", {}),
         created_at=now,
         modified_at=now,
+        **tls,  # after the id: the key is sealed for this row
     )
     triggers.set_enabled(webhook, cleaned.get("active", False))
     db.session.add(webhook)
@@ -160,6 +196,7 @@ def _checked_update(webhook: Webhook, fields: Mapping[str, Any]) -> dict[str, An
     if "jwt_secret" in fields and not (fields["jwt_secret"] or "").strip():
         del fields["jwt_secret"]  # empty means "keep the current secret"
     cleaned = _clean(fields, errors)
+    cleaned.update(_clean_tls(webhook, fields, errors))
     if errors:
         raise WebhookValidationError(errors)
     return cleaned

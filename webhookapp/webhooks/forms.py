@@ -13,6 +13,7 @@ from wtforms.validators import ValidationError
 
 from webhookapp.core import rules
 from webhookapp.core.rules import apply_rule, rule
+from webhookapp.engine.transport import client_tls
 
 ENABLED_HINT = (
     "In case you are not sure about all webhook parameters, keep the switch disabled. "
@@ -57,6 +58,24 @@ class TypeForm(FlaskForm):
         apply_rule(lambda key: self.check_type(key).key, field)
 
 
+class WriteOnlyTextArea(TextAreaField):
+    """A text area that never shows a value: what is typed in it is not sent back to the page."""
+
+    def _value(self) -> str:
+        return ""
+
+
+CLIENT_CERT_HINT = (
+    "Mutual TLS, optional: a certificate (PEM, with its chain if needed) this webhook presents to an "
+    "https:// handler that asks for one. Refused if expired or not matching the key."
+)
+CLIENT_KEY_HINT = (
+    "The certificate's private key (PEM, without a passphrase). Stored encrypted and never shown again; "
+    "left empty, the key already given is kept."
+)
+CA_BUNDLE_HINT = "Optional: CA certificates (PEM) to trust for this handler instead of the public ones."
+
+
 class HttpSettingsForm(FlaskForm):
     external_url = StringField("Endpoint URL", validators=[rule(rules.external_url)])
     jwt_secret = StringField("JWT secret")
@@ -64,6 +83,29 @@ class HttpSettingsForm(FlaskForm):
         "Method", choices=[SelectChoice("POST"), SelectChoice("GET")], default="POST", validate_choice=False
     )
     headers = FieldList(FormField(HeaderRowForm), label="Headers", min_entries=1, max_entries=rules.HEADERS_MAX + 1)
+    tls_client_cert = TextAreaField("Client certificate (PEM)", description=CLIENT_CERT_HINT)
+    tls_client_key = WriteOnlyTextArea("Client certificate key (PEM)", description=CLIENT_KEY_HINT)
+    tls_ca_bundle = TextAreaField("CA bundle for the handler (PEM)", description=CA_BUNDLE_HINT)
+
+    kept_key: str | None = None
+    """The key given before (a draft's, a webhook's): what an empty key field means."""
+    checks_client_tls = True
+    """Whether :meth:`validate` checks the certificate, key and CA bundle (the edit page leaves it
+    to the service, which knows what is unchanged)."""
+
+    def client_tls_values(self) -> tuple[str | None, str | None, str | None]:
+        """The certificate, the key (typed, else the kept one, if there is a certificate) and the CA bundle."""
+        cert = (self.tls_client_cert.data or "").strip() or None
+        key = (self.tls_client_key.data or "").strip() or (self.kept_key if cert else None)
+        return cert, key, (self.tls_ca_bundle.data or "").strip() or None
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.checks_client_tls:
+            for name, message in client_tls.check(*self.client_tls_values()).items():
+                self[name].errors = [*self[name].errors, message]
+                valid = False
+        return valid
 
     def validate_jwt_secret(self, field: Any) -> None:
         # Empty is allowed: a strong secret is generated when the webhook is created
@@ -123,6 +165,7 @@ class EditForm(GeneralForm, HttpSettingsForm, DataForm):
     jwt_secret = StringField("JWT secret", description=SECRET_HINT)
     change_secret = BooleanField("Replace the current secret with the one typed above")
     custom_data = TextAreaField("Additional data (JSON object)")
+    checks_client_tls = False
 
     def secret_change_confirmed(self) -> bool:
         """Save's check, after :meth:`validate`: a typed secret needs ``change_secret`` ticked, and
@@ -145,6 +188,10 @@ class EditForm(GeneralForm, HttpSettingsForm, DataForm):
             "http_method": self.http_method.data,
             "headers": self.header_pairs(),
             "data": self.parsed_data or {},
+            # An empty key keeps the stored one; an emptied certificate removes both.
+            "tls_client_cert": self.tls_client_cert.data or "",
+            "tls_client_key": self.tls_client_key.data or "",
+            "tls_ca_bundle": self.tls_ca_bundle.data or "",
         }
 
     parsed_data: dict[str, Any] | None = None

@@ -210,9 +210,12 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
             http_method=webhook.http_method,
             headers=[{"name": name, "value": value} for name, value in webhook.headers.items()] or [{}],
             custom_data=format_data(webhook.data),
+            tls_client_cert=webhook.tls_client_cert or "",
+            tls_ca_bundle=webhook.tls_ca_bundle or "",
         )
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
     form = EditForm()
+    form.kept_key = webhook.tls_client_key
     action = request.form.get("action", "save")
     if action == "generate_secret":
         form.jwt_secret.data = service.generate_secret()

@@ -9,6 +9,8 @@ from typing import Any
 from webhookapp.core import catalog, rules
 from webhookapp.core.times import utcnow
 from webhookapp.engine.direct import probe
+from webhookapp.engine.transport import client_tls
+from webhookapp.engine.transport.client_tls import ClientTLS
 from webhookapp.engine.types import AttemptResult, WebhookSnapshot
 from webhookapp.models import Account, Webhook, WizardDraft, tenancy
 from webhookapp.services import audit
@@ -21,7 +23,7 @@ NO_SECRET = "Type a JWT secret to sign the test request with (or generate one)."
 def from_edit(webhook: Webhook, form: EditForm) -> AttemptResult | None:
     """Send the edit form's settings (an empty secret: the stored one); None when the form has
     errors, which are then on its fields."""
-    if not form.validate():
+    if not form.validate() or not _client_tls_checked(form):
         return None
     # A validated form has a name and a URL (the fields declare str | None).
     settings = WebhookSnapshot(
@@ -44,6 +46,7 @@ def from_edit(webhook: Webhook, form: EditForm) -> AttemptResult | None:
         product_name=webhook.product.name,
         api_url=webhook.last_event_api_url,
         secret=form.jwt_secret.data or None,
+        client_tls=_client_tls(webhook.id, form),
     )
     audit.note_webhook("webhook.test_request_sent", webhook, _sent_to(settings))
     return result
@@ -79,12 +82,30 @@ def from_wizard(account: Account, draft: WizardDraft, form: HttpSettingsForm) ->
         last_success_at=None,
         last_failure_at=None,
     )
-    result = probe.send_test(settings, entry, product_name=product.name, api_url=None, secret=form.jwt_secret.data)
+    result = probe.send_test(
+        settings, entry, product_name=product.name, api_url=None, secret=form.jwt_secret.data,
+        client_tls=_client_tls(SAMPLE_WEBHOOK_ID, form),
+    )  # fmt: skip
     audit.note(
         "webhook.test_request_sent", account_id=account.id, object_type="webhook", object_label=settings.label,
         changes=_sent_to(settings),
     )  # fmt: skip
     return result
+
+
+def _client_tls(webhook_id: str, form: HttpSettingsForm) -> ClientTLS | None:
+    """The certificate as typed (the key: typed, else the one given before) and the CA bundle, or None."""
+    cert, key, ca = form.client_tls_values()
+    return ClientTLS(webhook_id, cert, key, ca) if (cert and key) or ca else None
+
+
+def _client_tls_checked(form: HttpSettingsForm) -> bool:
+    """The edit form checks its certificate on Save, through the service; a test sends what is
+    typed, so it is checked here, with its messages on the fields."""
+    found = client_tls.check(*form.client_tls_values())
+    for name, message in found.items():
+        form[name].errors = [*form[name].errors, message]
+    return not found
 
 
 def _sent_to(settings: WebhookSnapshot) -> dict[str, dict[str, str]]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from flask import request
 
+from webhookapp.engine.transport import client_tls
 from webhookapp.models import Webhook
 from webhookapp.services import audit_queries, event_queries, webhook_stats
 from webhookapp.services import webhook_queries as queries
@@ -63,7 +64,13 @@ def _activity(webhook: Webhook) -> dict[str, object]:
     return {"entries": entries}
 
 
+def _http_settings(webhook: Webhook) -> dict[str, object]:
+    """The HTTP Settings tab: what the client certificate is, if any (never its key)."""
+    return {"client_certificate": client_tls.summary(webhook.tls_client_cert)}
+
+
 TAB_LOADERS: dict[str, Callable[[Webhook], dict[str, object]]] = {
+    "http": _http_settings,
     "statistics": _statistics,
     "handler": _handler_code,
     "deliveries": _deliveries,

@@ -44,6 +44,9 @@ FIELD_STEPS = {
     "jwt_secret": "http",
     "http_method": "http",
     "headers": "http",
+    "tls_client_cert": "http",
+    "tls_client_key": "http",
+    "tls_ca_bundle": "http",
     "data": "data",
 }
 
@@ -63,7 +66,9 @@ def _make_form(step: str, draft: WizardDraft, formdata: Any = None) -> StepForm:
         )
     if step == "http":
         values["headers"] = [{"name": n, "value": v} for n, v in values.get("headers", [])] or [{}]
-        return HttpSettingsForm(formdata=formdata, data=values)
+        form = HttpSettingsForm(formdata=formdata, data=values)
+        form.kept_key = values.get("tls_client_key")
+        return form
     return DataForm(formdata=formdata, data={"custom_data": values.get("data_text", "")})
 
 
@@ -81,6 +86,8 @@ def _typed_values(form: StepForm) -> dict[str, Any]:
             "jwt_secret": form.jwt_secret.data or "",
             "http_method": form.http_method.data or "",
             "headers": form.header_pairs(),
+            # The draft keeps the key encrypted; an empty field keeps the one typed before.
+            **dict(zip(("tls_client_cert", "tls_client_key", "tls_ca_bundle"), form.client_tls_values(), strict=True)),
         }
     return {"data_text": form.custom_data.data or ""}
 

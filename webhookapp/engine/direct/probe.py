@@ -13,18 +13,27 @@ from webhookapp.core.catalog import WebhookType
 from webhookapp.core.times import utcnow
 from webhookapp.engine import signing
 from webhookapp.engine.direct import validations
+from webhookapp.engine.transport.client_tls import ClientTLS
 from webhookapp.engine.types import AttemptResult, WebhookSnapshot
 
 
 def send_test(
-    settings: WebhookSnapshot, entry: WebhookType, *, product_name: str, api_url: str | None, secret: str | None
+    settings: WebhookSnapshot,
+    entry: WebhookType,
+    *,
+    product_name: str,
+    api_url: str | None,
+    secret: str | None,
+    client_tls: ClientTLS | None = None,
 ) -> AttemptResult:
     """Call the handler of ``settings`` (not necessarily saved) once now, signed with ``secret``
-    (as typed; None: the stored one); return what came back."""
+    and presenting ``client_tls`` (as typed; None: none); return what came back."""
     now = utcnow()
     if entry.kind == "validation":
         draft = validations.sample_draft(entry.object_class, entry.type, settings.product_id, product_name)
-        call = signing.build_call(settings, triggered_at=now, api_url=api_url, method="POST", body=draft, secret=secret)
+        call = signing.build_call(
+            settings, triggered_at=now, api_url=api_url, method="POST", body=draft, secret=secret, client_tls=client_tls
+        )
     else:
-        call = signing.build_call(settings, triggered_at=now, api_url=api_url, secret=secret)
+        call = signing.build_call(settings, triggered_at=now, api_url=api_url, secret=secret, client_tls=client_tls)
     return validations.synchronous_sender().send(call)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from webhookapp.engine.transport import ssrf
+from webhookapp.engine.transport import proxy, ssrf
 
 E = TypeVar("E", bound=BaseException)
 
@@ -81,6 +81,9 @@ def _guard(causes: list[BaseException]) -> str | None:
     blocked = _first(causes, ssrf.BlockedAddress)
     if blocked is not None:
         return str(blocked)
+    tunnel = _first(causes, proxy.ProxyFailure)  # its sentence names the proxy and what went wrong
+    if tunnel is not None:
+        return str(tunnel)
     unresolved = _first(causes, ssrf.UnresolvedHost)
     if unresolved is None:
         return None
@@ -97,6 +100,8 @@ def _tls(causes: list[BaseException]) -> str | None:
     verify = _first(causes, ssl.SSLCertVerificationError)
     if verify is not None and verify.verify_message:
         return f"TLS: {verify.verify_message}"
+    if _first(causes, ssl.SSLEOFError) is not None:  # often a handler refusing the client certificate, or none
+        return "TLS: the handler closed the connection during the handshake"
     failed = _first(causes, ssl.SSLError)
     if failed is not None and failed.reason:
         return f"TLS: {failed.reason.lower().replace('_', ' ')}"  # WRONG_VERSION_NUMBER: no TLS there

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import ssl
 import threading
 import time
 from datetime import datetime
@@ -22,7 +23,7 @@ from requests.models import PreparedRequest
 from webhookapp.core.rules import scrub
 from webhookapp.core.times import utcnow
 from webhookapp.engine.timing import CONNECT_TIMEOUT_MAX, WATCHDOG_TICK
-from webhookapp.engine.transport import failures, ssrf
+from webhookapp.engine.transport import client_tls, failures, proxy, ssrf
 from webhookapp.engine.types import AttemptResult, PreparedCall
 
 log = logging.getLogger(__name__)
@@ -32,15 +33,40 @@ CHUNK = 8192
 
 
 class _GuardedAdapter(HTTPAdapter):
-    def __init__(self, allowed: tuple[ssrf.Network, ...], active: ssrf.ActiveConnections, pool_size: int):
+    def __init__(
+        self,
+        allowed: tuple[ssrf.Network, ...],
+        active: ssrf.ActiveConnections,
+        pool_size: int,
+        egress: proxy.EgressProxy | None,
+    ):
         self._allowed = allowed
         self._active = active
+        self._egress = egress
         super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
         self.poolmanager = ssrf.guarded_pool_manager(
-            self._allowed, self._active, num_pools=connections, maxsize=maxsize, block=block, **kwargs
+            self._allowed, self._active, self._egress, num_pools=connections, maxsize=maxsize, block=block, **kwargs
         )
+
+    # A call with a client certificate passes its TLS context as ``cert``: the context is part of
+    # urllib3's pool key, so its connections are pooled apart from every other webhook's.
+    def build_connection_pool_key_attributes(
+        self, request: PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not isinstance(cert, ssl.SSLContext):
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, None)
+        pool_kwargs["ssl_context"] = cert
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        if not isinstance(cert, ssl.SSLContext):
+            super().cert_verify(conn, url, verify, cert)
+            return
+        # The context holds the CAs to trust and the certificate: no file for urllib3 to add.
+        conn.cert_reqs, conn.ca_certs, conn.ca_cert_dir = "CERT_REQUIRED", None, None
 
 
 class Sender:
@@ -48,14 +74,18 @@ class Sender:
 
     Requests go straight to requests' transport adapter, without a ``Session``: a delivery needs
     none of what a session adds (cookies, redirects, proxies and credentials from the
-    environment, hooks), and skipping it halves the CPU time of a call. Proxies in particular
-    must stay out, since the SSRF guard checks the address the socket connects to.
+    environment, hooks), and skipping it halves the CPU time of a call. Proxies from the
+    environment in particular must stay out, since the SSRF guard checks the address the socket
+    connects to; ``proxy_url`` (``WEBHOOK_PROXY_URL``) is the one proxy, tunnelled to the
+    checked address (:mod:`.proxy`).
     """
 
-    def __init__(self, *, allowed_networks: list[str], timeout: float, pool_size: int = 64):
+    def __init__(self, *, allowed_networks: list[str], timeout: float, pool_size: int = 64, proxy_url: str = ""):
         self.timeout = timeout
         self._active: ssrf.ActiveConnections = {}  # thread → the connection of its request
-        self._adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), self._active, pool_size)
+        egress = proxy.EgressProxy.parse(proxy_url) if proxy_url else None
+        self._adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), self._active, pool_size, egress)
+        self._contexts = client_tls.Contexts()  # TLS contexts of webhooks with client certificates
         self._deadlines: dict[int, float] = {}  # thread → when its request must be over
         self._watchdog: threading.Thread | None = None
         self._watchdog_lock = threading.Lock()
@@ -127,7 +157,9 @@ class Sender:
             request.prepare(method=call.method, url=call.url, headers=call.headers, data=call.body)
             # An adapter never follows redirects: the 3xx answer is the attempt's outcome.
             timeouts = (min(self.timeout, CONNECT_TIMEOUT_MAX), self.timeout)
-            response = self._adapter.send(request, stream=True, timeout=timeouts)
+            # Only https:// handlers are offered the certificate; a plain call has no TLS to show it in.
+            tls = self._contexts.get(call.client_tls) if call.client_tls and call.url.startswith("https:") else None
+            response = self._adapter.send(request, stream=True, timeout=timeouts, cert=tls)  # type: ignore[arg-type]
         except requests.RequestException as exc:
             failure = self._describe(exc, call.url, deadline=deadline)
             return result(success=False, error=failure, error_detail=failures.detail(exc))

@@ -4,7 +4,8 @@ The host is resolved here, every address is checked (IPv4-mapped, 6to4 and NAT64
 unwrapped first), and the socket connects to the checked address itself, so DNS cannot answer
 differently between the check and the connection. The Host header and the TLS server name stay
 the URL's. ``allowed`` CIDRs (``WEBHOOK_ALLOWED_NETWORKS``) are exempt: tests and development use
-it for 127.0.0.1; production leaves it empty.
+it for 127.0.0.1; production leaves it empty. With an egress proxy (:mod:`.proxy`) the check is
+the same, and the proxy's tunnel is asked for the checked address.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.poolmanager import PoolManager
+
+from webhookapp.engine.transport.proxy import EgressProxy, ProxyFailure, ProxyUnreachable, open_tunnel
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -117,11 +120,14 @@ def resolve_checked(host: str, port: int, allowed: Iterable[Network]) -> Sequenc
 
 
 def _connect_checked(conn: _Guarded) -> socket.socket:
-    """Open a socket to a checked address of ``conn.host`` (used by both connection classes)."""
+    """Open a socket to a checked address of ``conn.host`` (used by both connection classes),
+    directly or through the egress proxy's tunnel."""
     try:
         infos = resolve_checked(conn._dns_host, conn.port, conn.allowed_networks)
     except ConnectionError as exc:
         raise NewConnectionError(conn, str(exc)) from exc
+    if conn.egress_proxy is not None:
+        return _tunnel_checked(conn, conn.egress_proxy, infos)
     last_error: OSError | None = None
     for family, kind, proto, _name, sockaddr in infos:
         sock = socket.socket(family, kind, proto)
@@ -140,6 +146,20 @@ def _connect_checked(conn: _Guarded) -> socket.socket:
     raise NewConnectionError(conn, f"Failed to establish a new connection: {last_error}") from last_error
 
 
+def _tunnel_checked(conn: _Guarded, proxy: EgressProxy, infos: Sequence[AddressInfo]) -> socket.socket:
+    """A tunnel through ``proxy`` to the first checked address it opens one to."""
+    timeout = conn.timeout if isinstance(conn.timeout, int | float) else None
+    failure: ProxyFailure | None = None
+    for *_, sockaddr in infos:
+        try:
+            return open_tunnel(proxy, str(sockaddr[0]).split("%", 1)[0], conn.port, timeout)
+        except ProxyFailure as exc:
+            if isinstance(exc, ProxyUnreachable):
+                raise NewConnectionError(conn, str(exc)) from exc  # no other address helps
+            failure = exc  # the proxy could not reach this address; maybe the next one
+    raise NewConnectionError(conn, str(failure)) from failure
+
+
 # The connection each thread is using, by thread id: kept by the client that owns the pool
 # (:class:`.sender.Sender`), so that its watchdog can cut a request that outlives its deadline
 # (read timeouts bound each socket read, not a handler trickling a byte at a time).
@@ -150,6 +170,8 @@ class _Guarded(HTTPConnection):
     """Connects through the guard and registers itself for the watchdog; the base of both classes."""
 
     allowed_networks: tuple[Network, ...] = ()
+    # Not "proxy": urllib3 connections keep their own proxy setting under that name.
+    egress_proxy: EgressProxy | None = None  # the egress proxy, if calls leave through one
     active: ActiveConnections  # the pool manager's own (guarded_pool_manager)
 
     def _new_conn(self) -> socket.socket:
@@ -177,10 +199,12 @@ def cut(active: ActiveConnections, thread_id: int) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def guarded_pool_manager(allowed: tuple[Network, ...], active: ActiveConnections, **kwargs: Any) -> PoolManager:
-    """A urllib3 PoolManager whose connections only reach addresses the guard accepts, each
-    noting itself in ``active`` while it makes a request."""
-    attributes = {"allowed_networks": allowed, "active": active}
+def guarded_pool_manager(
+    allowed: tuple[Network, ...], active: ActiveConnections, proxy: EgressProxy | None = None, **kwargs: Any
+) -> PoolManager:
+    """A urllib3 PoolManager whose connections only reach addresses the guard accepts (through
+    ``proxy``'s tunnel, if given), each noting itself in ``active`` while it makes a request."""
+    attributes = {"allowed_networks": allowed, "active": active, "egress_proxy": proxy}
     http_conn = type("AllowedHTTPConnection", (GuardedHTTPConnection,), attributes)
     https_conn = type("AllowedHTTPSConnection", (GuardedHTTPSConnection,), attributes)
     manager = PoolManager(**kwargs)
