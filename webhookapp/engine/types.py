@@ -27,6 +27,9 @@ class WebhookSnapshot:
     data: dict[str, Any]
     last_success_at: datetime | None
     last_failure_at: datetime | None
+    signature_format: str = "jwt"
+    signature_switch_pending: bool = False
+    jwt_secret_next_encrypted: str | None = None  # a staged rotation's: a standard webhook signs with both
 
 
 SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(item.name for item in fields(WebhookSnapshot))
@@ -51,6 +54,7 @@ class Claim:
     attempt: int
     api_url: str | None
     claimed_at: datetime
+    message_id: str | None = None  # the trigger's ``webhook-id``, the same on each of its attempts
 
 
 @dataclass
@@ -61,7 +65,7 @@ class PreparedCall:
     url: str
     headers: dict[str, str]
     body: bytes | None
-    logged_headers: dict[str, str]  # as recorded: the JWT signature redacted
+    logged_headers: dict[str, str]  # as recorded: the JWT's and webhook-signature's signatures redacted
 
 
 @dataclass

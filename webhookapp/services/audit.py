@@ -22,7 +22,10 @@ from webhookapp.services import accounts
 
 CLI = model.CLI
 
-WEBHOOK_FIELDS = ("label", "description", "active", "external_url", "http_method", "headers", "data", "jwt_secret")
+WEBHOOK_FIELDS = (
+    "label", "description", "active", "external_url", "http_method", "signature_format", "headers", "data",
+    "jwt_secret",
+)  # fmt: skip
 """The fields of a webhook an entry's changes compare: what a person or a token can set."""
 
 

@@ -57,19 +57,30 @@ class TypeForm(FlaskForm):
         apply_rule(lambda key: self.check_type(key).key, field)
 
 
+SIGNATURE_CHOICES = [SelectChoice("jwt", "JWT"), SelectChoice("standard", "Standard Webhooks")]
+
+
 class HttpSettingsForm(FlaskForm):
     external_url = StringField("Endpoint URL", validators=[rule(rules.external_url)])
     jwt_secret = StringField("JWT secret")
     http_method = RadioField(
         "Method", choices=[SelectChoice("POST"), SelectChoice("GET")], default="POST", validate_choice=False
     )
+    signature_format = RadioField("Signature", choices=SIGNATURE_CHOICES, default="jwt", validate_choice=False)
     headers = FieldList(FormField(HeaderRowForm), label="Headers", min_entries=1, max_entries=rules.HEADERS_MAX + 1)
 
     def validate_jwt_secret(self, field: Any) -> None:
         # Empty is allowed: a strong secret is generated when the webhook is created
         # (docs/architecture.md, "Catalog and webhooks").
         if field.data:
-            apply_rule(rules.jwt_secret, field)
+            apply_rule(rules.secret_for(self.chosen_format()), field)
+
+    def chosen_format(self) -> str:
+        """The signature format chosen, ``jwt`` unless it is a known other one."""
+        return self.signature_format.data if self.signature_format.data in rules.SIGNATURE_FORMATS else "jwt"
+
+    def validate_signature_format(self, field: Any) -> None:
+        apply_rule(rules.signature_format, field)
 
     def validate_http_method(self, field: Any) -> None:
         apply_rule(rules.http_method, field)
@@ -143,6 +154,7 @@ class EditForm(GeneralForm, HttpSettingsForm, DataForm):
             "external_url": self.external_url.data,
             "jwt_secret": (self.jwt_secret.data or "") if self.change_secret.data else "",
             "http_method": self.http_method.data,
+            "signature_format": self.signature_format.data,
             "headers": self.header_pairs(),
             "data": self.parsed_data or {},
         }

@@ -208,6 +208,7 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
             active=webhook.active,
             external_url=webhook.external_url,
             http_method=webhook.http_method,
+            signature_format=webhook.signature_format,
             headers=[{"name": name, "value": value} for name, value in webhook.headers.items()] or [{}],
             custom_data=format_data(webhook.data),
         )
@@ -215,8 +216,8 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
     form = EditForm()
     action = request.form.get("action", "save")
     if action == "generate_secret":
-        form.jwt_secret.data = service.generate_secret()
-        flash("A new JWT secret was generated. To apply it, tick “Replace the current secret” and save; "
+        form.jwt_secret.data = service.generate_secret(form.chosen_format())
+        flash("A new secret was generated. To apply it, tick “Replace the current secret” and save; "
               "until then the old one stays in use.", "info")  # fmt: skip
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
     if apply_row_action(form, action):

@@ -43,6 +43,7 @@ FIELD_STEPS = {
     "external_url": "http",
     "jwt_secret": "http",
     "http_method": "http",
+    "signature_format": "http",
     "headers": "http",
     "data": "data",
 }
@@ -80,6 +81,7 @@ def _typed_values(form: StepForm) -> dict[str, Any]:
             "external_url": form.external_url.data or "",
             "jwt_secret": form.jwt_secret.data or "",
             "http_method": form.http_method.data or "",
+            "signature_format": form.signature_format.data or "jwt",
             "headers": form.header_pairs(),
         }
     return {"data_text": form.custom_data.data or ""}
@@ -126,8 +128,10 @@ def _submit(draft: WizardDraft, step: str, action: str) -> str | Response | tupl
     if action == "back":
         drafts.save_step(draft, typed)
         return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[max(position - 1, 0)]))
-    if isinstance(form, HttpSettingsForm) and (answer := _http_action(draft, form, action)) is not None:
-        return answer
+    if isinstance(form, HttpSettingsForm):
+        _fit_secret(draft, form)
+        if (answer := _http_action(draft, form, action)) is not None:
+            return answer
     if not form.validate():
         drafts.save_step(draft, typed, step=step, completed=False)
         return _render(draft, step, form), 400
@@ -135,6 +139,16 @@ def _submit(draft: WizardDraft, step: str, action: str) -> str | Response | tupl
     if step != STEPS[-1]:
         return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[position + 1]))
     return _create(draft)
+
+
+def _fit_secret(draft: WizardDraft, form: HttpSettingsForm) -> None:
+    """Standard Webhooks chosen while the secret is still the JWT secret generated for the draft:
+    a ``whsec_`` one is generated instead (a JWT secret is never used as one)."""
+    secret = form.jwt_secret.data or ""
+    if form.chosen_format() == "standard" and secret == draft.data.get("jwt_secret") and not secret.startswith(
+        rules.STANDARD_SECRET_PREFIX
+    ):
+        form.jwt_secret.data = service.generate_secret("standard")
 
 
 def _http_action(draft: WizardDraft, form: HttpSettingsForm, action: str) -> str | tuple[str, int] | None:
