@@ -146,8 +146,8 @@ class EditForm(GeneralForm, HttpSettingsForm, DataForm):
 
     def to_fields(self) -> dict[str, Any]:
         """The validated form as ``services.webhooks.update_webhook`` fields (an empty secret keeps
-        the current one)."""
-        return {
+        the current one, as a form without a signature format keeps the current format)."""
+        fields = {
             "label": self.label.data,
             "description": self.description.data,
             "active": bool(self.active.data),
@@ -158,6 +158,9 @@ class EditForm(GeneralForm, HttpSettingsForm, DataForm):
             "headers": self.header_pairs(),
             "data": self.parsed_data or {},
         }
+        if not self.signature_format.raw_data:
+            del fields["signature_format"]
+        return fields
 
     parsed_data: dict[str, Any] | None = None
 

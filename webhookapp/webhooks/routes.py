@@ -217,7 +217,8 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
     action = request.form.get("action", "save")
     if action == "generate_secret":
         form.jwt_secret.data = service.generate_secret(form.chosen_format())
-        flash("A new secret was generated. To apply it, tick “Replace the current secret” and save; "
+        kind = "Standard Webhooks" if form.chosen_format() == "standard" else "JWT"
+        flash(f"A new {kind} secret was generated. To apply it, tick “Replace the current secret” and save; "
               "until then the old one stays in use.", "info")  # fmt: skip
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
     if apply_row_action(form, action):

@@ -124,14 +124,14 @@ def _submit(draft: WizardDraft, step: str, action: str) -> str | Response | tupl
         return redirect(url_for("webhooks.index"))
     position = STEPS.index(step)
     form = _make_form(step, draft, formdata=request.form)
+    if isinstance(form, HttpSettingsForm):
+        _fit_secret(draft, form)
     typed = _typed_values(form)
     if action == "back":
         drafts.save_step(draft, typed)
         return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[max(position - 1, 0)]))
-    if isinstance(form, HttpSettingsForm):
-        _fit_secret(draft, form)
-        if (answer := _http_action(draft, form, action)) is not None:
-            return answer
+    if isinstance(form, HttpSettingsForm) and (answer := _http_action(draft, form, action)) is not None:
+        return answer
     if not form.validate():
         drafts.save_step(draft, typed, step=step, completed=False)
         return _render(draft, step, form), 400
