@@ -13,8 +13,8 @@ from urllib.parse import parse_qs
 
 import pytest
 from connect.client import ClientError, ConnectClient, R
-from standardwebhooks.webhooks import Webhook as StandardWebhook
 from flask import Flask
+from standardwebhooks.webhooks import Webhook as StandardWebhook
 from werkzeug.serving import make_server
 
 from tests.conftest import make_webhook

@@ -56,11 +56,13 @@ def test_edit_stages_a_change_of_format_and_the_tab_says_so(client, auth, vendor
     assert client.post(f"/webhooks/{hook.id}/edit", data=form).status_code == 302
     db.session.rollback()
     staged = db.session.get(Webhook, hook.id)
-    assert (staged.signature_format, staged.signature_switch_pending, staged.jwt_secret) == ("standard", True, jwt_secret)
+    assert (staged.signature_format, staged.signature_switch_pending) == ("standard", True)
+    assert staged.jwt_secret == jwt_secret
     assert staged.jwt_secret_next.startswith("whsec_")
     tab = html.unescape(client.get(f"/webhooks/{hook.id}?tab=http").get_data(as_text=True))
     assert "Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)" in " ".join(
-        tab.replace("<code>", "").replace("</code>", "").split())
+        tab.replace("<code>", "").replace("</code>", "").split()
+    )
     assert 'id="format-switch-pending"' in tab
 
     # Generate new secret on Edit makes one in the chosen format's form.
