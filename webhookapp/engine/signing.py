@@ -73,7 +73,6 @@ def sign(payload: dict[str, Any], secret: str, *, triggered_at: datetime, proces
         return jwt.encode({**payload, "exp": exp}, secret, algorithm="HS256", headers={"typ": "JWT"})
 
 
-STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 REDACTED = "REDACTED"
 
 
