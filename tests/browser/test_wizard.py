@@ -211,3 +211,27 @@ def test_wizard_cancel_discards_draft(logged_in: Page, live_server):
     with live_server.db():
         assert db.session.scalar(select(db.func.count()).select_from(WizardDraft)) == 0
         assert db.session.scalar(select(db.func.count()).select_from(Webhook)) == 0
+
+
+def test_wizard_creates_a_standard_webhooks_webhook(logged_in: Page, live_server):
+    page = logged_in
+    open_wizard(page)
+    fill_general(page, "Standard hook")
+    page.get_by_label("Acme Cloud").check()
+    next_step(page, "Type")
+    page.get_by_role("radio", name=QUEUE_TYPE).check()
+    next_step(page, "HTTP Settings")
+
+    page.get_by_label("Endpoint URL").fill("https://erp.example.com/hooks/std")
+    expect(page.get_by_role("radio", name="JWT", exact=True)).to_be_checked()
+    page.get_by_role("radio", name="Standard Webhooks").check()
+    next_step(page, "Additional data")
+    page.get_by_role("button", name="Create", exact=True).click()
+
+    expect(page.locator(".flash-success")).to_have_text("Webhook “Standard hook” created.")
+    page.get_by_role("link", name="HTTP Settings").click()
+    expect(page.locator("#signature-format")).to_contain_text("Standard Webhooks")
+    webhook = webhook_named(live_server, "Standard hook")
+    assert webhook.signature_format == "standard"
+    with live_server.db():
+        assert webhook.jwt_secret.startswith("whsec_")  # not the JWT secret the step was filled with

@@ -15,6 +15,7 @@ import pytest
 import trustme
 from connect.client import ClientError, ConnectClient, R
 from flask import Flask
+from standardwebhooks.webhooks import Webhook as StandardWebhook
 from werkzeug.serving import make_server
 
 from tests.conftest import make_webhook
@@ -104,6 +105,32 @@ def test_create_get_update_trigger_attempts_delete(app, client, vendor, handler)
     with pytest.raises(ClientError) as caught:
         collection.resource(hook_id).get()
     assert (caught.value.status_code, caught.value.error_code) == (404, "WH_404")
+
+
+def test_a_standard_webhook_through_the_client(app, client, vendor, handler):
+    collection = webhooks(client)
+    created = collection.create(new_hook(vendor, handler.behave("/std"), "Std", active=True,
+                                         signature_format="standard"))  # fmt: skip
+    hook_id = created["id"]
+    assert (created["signature_format"], created["signature_switch_pending"]) == ("standard", False)
+    assert created["jwt_secret"].startswith("whsec_")  # generated in the Standard Webhooks form
+    collection.resource(hook_id).action("trigger").post()
+    run_worker(app)
+    received = handler.wait_for("/std")[0]
+    StandardWebhook(created["jwt_secret"]).verify(received.body, received.headers)
+
+    # Back to the JWT: staged through the next secret; a client that PUTs what it got changes nothing else.
+    staged = collection.resource(hook_id).update({**collection.resource(hook_id).get(), "signature_format": "jwt"})
+    assert (staged["signature_format"], staged["signature_switch_pending"]) == ("jwt", True)
+    assert staged["jwt_secret"] == created["jwt_secret"] and not staged["jwt_secret_next"].startswith("whsec_")
+    switched = collection.resource(hook_id).collection("next-secret").action("switch").post()
+    assert (switched["signature_format"], switched["signature_switch_pending"]) == ("jwt", False)
+    assert switched["jwt_secret"] == staged["jwt_secret_next"]
+
+    with pytest.raises(ClientError) as caught:
+        collection.create(new_hook(vendor, handler.url + "/h", "Bad", signature_format="standard",
+                                   jwt_secret="a-jwt-secret-is-not-a-whsec-one"))  # fmt: skip
+    assert caught.value.status_code == 400 and "whsec_" in " ".join(caught.value.errors)
 
 
 def test_filters_and_ordering(client, vendor, other_vendor, handler):

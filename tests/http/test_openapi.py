@@ -420,6 +420,8 @@ def test_the_enums_are_the_catalogs():
     assert webhook["object_class"]["enum"] == list(catalog.OBJECT_CLASSES)
     assert sorted(webhook["type"]["enum"]) == sorted({entry.type for entry in catalog.CATALOG})
     assert webhook["status"]["enum"] == list(STATUS_KEYS.values())
+    assert webhook["signature_format"]["enum"] == ["jwt", "standard"]
+    assert webhook["signature_switch_pending"]["readOnly"] is True
     validation = {entry.type for entry in catalog.CATALOG if entry.kind == catalog.VALIDATION}
     assert set(schemas["ValidationRequest"]["properties"]["type"]["enum"]) == validation
 
@@ -445,6 +447,7 @@ def test_a_webhook_read_with_get_can_be_sent_back_with_every_documented_field(ap
         (WEBHOOK_PATH, "put", {"headers": {"X-Key": 1}}),
         (WEBHOOK_PATH, "put", {"data": []}),
         (WEBHOOK_PATH, "put", {"http_method": "PUT"}),
+        (WEBHOOK_PATH, "put", {"signature_format": "hmac"}),
         (WEBHOOK_PATH, "put", {"object_class": "usage_file", "type": "nope"}),
         (WEBHOOK_PATH, "put", {"product": {"id": "x", "vendor": "y"}}),
         (WEBHOOKS, "post", {"label": "no product", "object_class": "usage_file", "type": "event"}),

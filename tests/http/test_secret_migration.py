@@ -17,6 +17,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tests.conftest import database_url
 from tests.engine import api_token, post_event, run_worker
@@ -94,7 +95,10 @@ def plain_columns() -> dict[str, tuple[str | None, str | None]]:
 
 
 # Columns added after 0.3.0, whose code the roll below plays (at 0014 they do not exist yet).
-AFTER_0_3_0 = [defer(Webhook.trigger_now_count)]
+AFTER_0_3_0 = [defer(Webhook.trigger_now_count)] + [defer(column) for column in (
+    Webhook.signature_format, Webhook.signature_switch_pending, Webhook.trigger_message_id)]  # fmt: skip
+# What the code reads of those columns before they exist: their defaults (loaded, never written).
+ABSENT_DEFAULTS = {"signature_format": "jwt", "signature_switch_pending": False, "trigger_message_id": None}
 
 
 def test_0010_upgraded_in_two_steps_has_its_secrets_encrypted_and_delivers(old_app, handler):
@@ -112,6 +116,8 @@ def test_0010_upgraded_in_two_steps_has_its_secrets_encrypted_and_delivers(old_a
     # The roll: the new code writes the plain columns too, so old workers still sign.
     hook = db.session.get(Webhook, "WH-000-000-001", options=AFTER_0_3_0)
     assert hook is not None
+    for name, value in ABSENT_DEFAULTS.items():
+        set_committed_value(hook, name, value)
     webhook_changes.update_webhook(hook, {"jwt_secret": "changed-by-new-code-0123456789ab"})
     assert plain_columns()["WH-000-000-001"] == ("changed-by-new-code-0123456789ab", None)
     # An old process changes a secret meanwhile: its plain column alone.

@@ -33,6 +33,7 @@ from tests.engine import ROOT, api_token, post_event, run_worker, stop
 from tests.servers import free_port
 from webhookapp.core.times import utcnow
 from webhookapp.engine import signing
+from webhookapp.engine.types import snapshot
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 from webhookapp.webhooks import snippets
@@ -80,7 +81,7 @@ def run_line(code: str, secret: str) -> tuple[dict[str, str], list[str]]:
     """The snippet's ``Run:`` comment as a shell would take it, the secret pasted in where it
     says: its environment assignments and its command."""
     line = next(line for line in code.splitlines() if line.lstrip("#/ ").startswith("Run:"))
-    words = shlex.split(line.split("Run:", 1)[1].replace("the JWT secret", secret))
+    words = shlex.split(line.split("Run:", 1)[1].replace("the JWT secret", secret).replace("the whsec_ secret", secret))
     assignments = {}
     while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
         name, _, value = words.pop(0).partition("=")
@@ -249,6 +250,91 @@ def test_a_validation_handler_answers_the_draft(app, client, auth, vendor, runti
         set_secret(hook.id, OTHER_SECRET)
         refused = trigger_now(app, client, hook.id)
         assert (refused.success, refused.response_status) == (False, 401)
+
+
+def send(port: int, path: str, call) -> int:
+    """Send the handler a request built by the service's signing, perhaps altered; its HTTP status."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=call.body, headers=call.headers,
+                                     method=call.method)  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        error.close()
+        return error.code
+
+
+@pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
+@pytest.mark.slow
+def test_a_standard_webhooks_handler_verifies_and_refuses_tampering_age_and_other_secrets(
+    app, client, auth, vendor, runtime, tmp_path
+):
+    port = free_port()
+    hook = make_webhook(vendor, signature_format="standard", external_url=f"http://127.0.0.1:{port}/hooks/std",
+                        data={"purpose": "demo"})  # fmt: skip
+    secret = hook.jwt_secret
+    auth.login()
+    with running(client, hook, runtime, secret, tmp_path):
+        post_event(client, api_token(vendor.account), object_class="fulfillment_request", product_id=hook.product_id)
+        run_worker(app)
+        delivered = last_attempt(hook.id)
+        assert (delivered.success, delivered.response_status) == (True, 200), delivered.error
+
+        good = signing.build_call(snapshot(db.session.get(Webhook, hook.id)), triggered_at=utcnow(), api_url=None)
+        assert send(port, "/hooks/std", good) == 200
+        good.body = good.body.replace(b'"demo"', b'"dem0"')
+        assert send(port, "/hooks/std", good) == 401  # a tampered body
+        old = signing.build_call(snapshot(db.session.get(Webhook, hook.id)),
+                                 triggered_at=utcnow() - timedelta(minutes=5, seconds=5), api_url=None)  # fmt: skip
+        assert send(port, "/hooks/std", old) == 401  # a timestamp five minutes old
+
+        set_secret(hook.id, signing.new_standard_secret())  # a secret the handler does not know
+        wrong = trigger_now(app, client, hook.id)
+        assert (wrong.success, wrong.response_status) == (False, 401)
+        set_secret(hook.id, secret)
+
+    # During a rotation both signatures are sent: a handler that knows either secret verifies.
+    assert client.post(f"/webhooks/{hook.id}/secret/next").status_code == 302
+    db.session.expire_all()
+    following = db.session.get(Webhook, hook.id).jwt_secret_next
+    assert following.startswith("whsec_")
+    for known in (secret, following):
+        with running(client, hook, runtime, known, tmp_path):
+            assert trigger_now(app, client, hook.id).success
+
+
+@pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
+@pytest.mark.slow
+def test_standard_webhooks_get_and_validation_handlers(app, client, auth, vendor, runtime, tmp_path):
+    auth.login()
+    port = free_port()
+    get_hook = make_webhook(vendor, signature_format="standard", http_method="GET",
+                            external_url=f"http://127.0.0.1:{port}/get-hook")  # fmt: skip
+    with running(client, get_hook, runtime, get_hook.jwt_secret, tmp_path):
+        delivered = trigger_now(app, client, get_hook.id)
+        assert (delivered.request_method, delivered.success, delivered.response_status) == ("GET", True, 200)
+        set_secret(get_hook.id, signing.new_standard_secret())
+        assert trigger_now(app, client, get_hook.id).response_status == 401
+    port = free_port()
+    hook = make_webhook(vendor, signature_format="standard", type_key="fulfillment_request.validator",
+                        product_id=vendor.products[1].id, external_url=f"http://127.0.0.1:{port}/validate")  # fmt: skip
+    with running(client, hook, runtime, hook.jwt_secret, tmp_path):
+        answered = trigger_now(app, client, hook.id)
+        assert (answered.success, answered.response_status) == (True, 200), answered.error
+        assert json.loads(answered.response_body) == json.loads(answered.request_body)
+        set_secret(hook.id, signing.new_standard_secret())
+        assert trigger_now(app, client, hook.id).response_status == 401
+
+
+def test_a_standard_webhook_shows_the_standard_webhooks_snippets(client, auth, vendor):
+    hook = make_webhook(vendor, signature_format="standard", external_url="https://handler.example.com/hooks/orders")
+    auth.login()
+    shown = shown_snippets(client, hook.id)
+    assert "from standardwebhooks.webhooks import Webhook" in shown["python"]
+    assert 'require("standardwebhooks")' in shown["node"]
+    assert all("jwt" not in code.lower() for code in shown.values())
+    for snippet in snippets.render(hook):
+        assert run_line(snippet.code, "whsec_x")[0][snippets.SECRET_ENV] == "whsec_x"
 
 
 def test_the_tab_shows_both_snippets_escaped_with_copy_buttons(client, auth, vendor):

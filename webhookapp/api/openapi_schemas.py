@@ -67,10 +67,20 @@ def field_schemas() -> dict[str, dict[str, Any]]:
             "maxLength": rules.URL_MAX,
             "description": "The Endpoint URL: http:// or https://, without user name or password.",
         },
+        "signature_format": {
+            "type": "string",
+            "enum": list(rules.SIGNATURE_FORMATS),
+            "description": "How deliveries are signed: `jwt` (the default: a JWT in `Authorization: Bearer`) or "
+            "`standard` (Standard Webhooks v1: `webhook-id`, `webhook-timestamp`, `webhook-signature`). Changing it "
+            "on update without a new jwt_secret stages the change: a new secret in the new format's form becomes "
+            "jwt_secret_next, both formats are sent until .../next-secret/switch, and discarding the next secret "
+            "cancels it.",
+        },
         "jwt_secret": {
             "type": "string",
             "maxLength": rules.SECRET_MAX,
-            "description": "Signs the JWT (HS256). Empty: generated on create, kept on update.",
+            "description": "Signs the JWT (HS256), or for `standard` the HMAC key in `whsec_` form (base64 of 24-64 "
+            "bytes). Empty: generated on create, kept on update.",
         },
         "headers": {
             "type": "object",
@@ -134,6 +144,13 @@ def webhook_schema() -> dict[str, Any]:
         "type": fields["type"],
         "http_method": fields["http_method"],
         "external_url": fields["external_url"],
+        "signature_format": fields["signature_format"],
+        "signature_switch_pending": {
+            "type": "boolean",
+            "description": "A change of signature_format waits for the switch to jwt_secret_next: until then the "
+            "current secret signs in the other format and the next one in this, and both are sent.",
+            **read_only,
+        },
         "jwt_secret": fields["jwt_secret"],
         "jwt_secret_next": nullable(
             {

@@ -22,6 +22,7 @@ WRITABLE = {
     "type": str,
     "http_method": str,
     "external_url": str,
+    "signature_format": str,
     "jwt_secret": str,
     "headers": dict,
     "data": dict,
@@ -35,7 +36,7 @@ WRITABLE = {
 READ_ONLY = {
     "id", "account", "status", "api_url", "stats", "last_event", "last_success", "last_failure",
     "earliest_possible_trigger", "created_at", "modified_at", "events", "jwt_secret_next", "retry",
-    "disabled_reason", "tls_client_key_set",
+    "disabled_reason", "tls_client_key_set", "signature_switch_pending",
 }  # fmt: skip
 TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object"}
 NULLABLE = frozenset({"tls_client_cert", "tls_client_key", "tls_ca_bundle"})
@@ -87,6 +88,8 @@ def webhook_json(webhook: Webhook, *, with_secrets: bool) -> dict[str, Any]:
         "type": webhook.type,
         "http_method": webhook.http_method,
         "external_url": webhook.external_url,
+        "signature_format": webhook.signature_format,
+        "signature_switch_pending": webhook.signature_switch_pending,
         "jwt_secret": webhook.jwt_secret,
         "jwt_secret_next": webhook.jwt_secret_next,
         "headers": dict(webhook.headers or {}),

@@ -8,6 +8,8 @@ cannot be stored (NUL, lone surrogates) is refused wherever it enters (:func:`pl
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -25,6 +27,9 @@ HEADER_VALUE_MAX = 4096
 HEADERS_MAX = 50
 DATA_MAX_BYTES = 64 * 1024
 METHODS = ("GET", "POST")
+SIGNATURE_FORMATS = ("jwt", "standard")  # the platform's JWT, or Standard Webhooks v1
+STANDARD_SECRET_PREFIX = "whsec_"
+STANDARD_KEY_BYTES = (24, 64)  # the Standard Webhooks specification's bounds on the HMAC key
 
 # The delivery engine sets these itself; Connection and Transfer-Encoding would break framing.
 FORBIDDEN_HEADERS = frozenset(
@@ -144,6 +149,34 @@ def jwt_secret(value: str | None) -> str:
     if len(secret) > SECRET_MAX:
         raise RuleError(f"JWT secret must be at most {SECRET_MAX} characters.")
     return plain_text(secret, "JWT secret")
+
+
+def signature_format(value: str | None) -> str:
+    """``jwt`` (the platform's, the default) or ``standard`` (Standard Webhooks)."""
+    chosen = (value or "").strip().lower()
+    if chosen not in SIGNATURE_FORMATS:
+        raise RuleError("Signature format must be jwt or standard.")
+    return chosen
+
+
+def standard_secret(value: str | None) -> str:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 24 to 64 bytes, the HMAC key."""
+    secret = jwt_secret(value)
+    low, high = STANDARD_KEY_BYTES
+    if not secret.startswith(STANDARD_SECRET_PREFIX):
+        raise RuleError(f"A Standard Webhooks secret starts with {STANDARD_SECRET_PREFIX} (generate one).")
+    try:
+        key = base64.b64decode(secret.removeprefix(STANDARD_SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        raise RuleError(f"A Standard Webhooks secret is {STANDARD_SECRET_PREFIX} and base64 text.") from None
+    if not low <= len(key) <= high:
+        raise RuleError(f"A Standard Webhooks secret holds {low} to {high} bytes, base64 after the prefix.")
+    return secret
+
+
+def secret_for(format_: str) -> Callable[[str | None], str]:
+    """The rule of a secret that signs in ``format_``."""
+    return standard_secret if format_ == "standard" else jwt_secret
 
 
 def http_method(value: str | None) -> str:

@@ -35,6 +35,9 @@ class WebhookSnapshot:
     tls_client_cert: str | None = None
     tls_client_key_encrypted: str | None = field(default=None, repr=False)
     tls_ca_bundle: str | None = None
+    signature_format: str = "jwt"
+    signature_switch_pending: bool = False
+    jwt_secret_next_encrypted: str | None = None  # a staged rotation's: a standard webhook signs with both
 
 
 SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(item.name for item in fields(WebhookSnapshot))
@@ -60,6 +63,7 @@ class Claim:
     api_url: str | None
     claimed_at: datetime
     traceparent: str | None = None  # of the event that made the trigger due, while tracing is on
+    message_id: str | None = None  # the trigger's ``webhook-id``, the same on each of its attempts
 
 
 @dataclass
@@ -70,7 +74,7 @@ class PreparedCall:
     url: str
     headers: dict[str, str]
     body: bytes | None
-    logged_headers: dict[str, str]  # as recorded: the JWT signature redacted
+    logged_headers: dict[str, str]  # as recorded: the JWT's and webhook-signature's signatures redacted
     trace: DeliveryTrace | None = None  # its spans, while tracing is on
     client_tls: ClientTLS | None = None  # what an https:// handler is shown, if the webhook has a certificate
 

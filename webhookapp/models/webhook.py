@@ -47,6 +47,11 @@ class Webhook(Model):
     # Staged rotation (docs/architecture.md, "Secret rotation"): the secret that Switch makes
     # current; deliveries are signed with ``jwt_secret`` until then. Encrypted too.
     jwt_secret_next_encrypted: Mapped[str | None] = mapped_column(String(SECRET_COLUMN_LENGTH))
+    # How deliveries are signed (docs/architecture.md, "Signature formats"): "jwt" or "standard"
+    # (Standard Webhooks). While ``signature_switch_pending``, the current secret still belongs
+    # to the other format and the next one to this: both are sent until Switch to next secret.
+    signature_format: Mapped[str] = mapped_column(String(16), default="jwt", server_default="jwt")
+    signature_switch_pending: Mapped[bool] = mapped_column(default=False, server_default=false())
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Mutual TLS (docs/handlers.md, "Client certificates"): the certificate (PEM, public) and its
@@ -94,6 +99,9 @@ class Webhook(Model):
     # Why the engine, not a person, disabled the webhook ("the handler answered 410 Gone");
     # cleared when it is enabled again.
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    # The ``webhook-id`` of the current trigger: set by the claim of its first attempt, kept by
+    # its retries, cleared when it succeeds or is given up (Out of order, disabled).
+    trigger_message_id: Mapped[str | None] = mapped_column(String(40))
 
     # Alerts (services/alerts.py): whether the account's users were told it is out of order; the
     # alert scan looks for rows where this differs from ``out_of_order``.

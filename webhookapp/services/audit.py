@@ -23,8 +23,8 @@ from webhookapp.services import accounts
 CLI = model.CLI
 
 WEBHOOK_FIELDS = (
-    "label", "description", "active", "external_url", "http_method", "headers", "data", "jwt_secret",
-    "tls_client_cert", "tls_client_key", "tls_ca_bundle",
+    "label", "description", "active", "external_url", "http_method", "signature_format", "headers", "data",
+    "jwt_secret", "tls_client_cert", "tls_client_key", "tls_ca_bundle",
 )  # fmt: skip
 """The fields of a webhook an entry's changes compare: what a person or a token can set."""
 

@@ -17,7 +17,7 @@ from webhookapp.core import catalog, rules
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.ids import WEBHOOK_GROUPS, new_id
 from webhookapp.core.times import utcnow
-from webhookapp.engine import dispatch, triggers
+from webhookapp.engine import dispatch, signing, triggers
 from webhookapp.engine.transport import client_tls
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account, DeletedWebhook, Product, Webhook, WebhookSearch, tenancy
@@ -39,9 +39,23 @@ class WebhookValidationError(ServiceError):
         self.errors = fields
 
 
-def generate_secret() -> str:
-    """A strong JWT secret: 256 random bits, URL-safe text."""
+def generate_secret(signature_format: str = "jwt") -> str:
+    """A strong secret for ``signature_format``: for the JWT 256 random bits as URL-safe text, for
+    Standard Webhooks the ``whsec_`` form of 32 random bytes."""
+    if signature_format == "standard":
+        return signing.new_standard_secret()
     return secrets.token_urlsafe(32)
+
+
+def other_format(signature_format: str) -> str:
+    return "jwt" if signature_format == "standard" else "standard"
+
+
+def current_secret_format(webhook: Webhook) -> str:
+    """The format the current secret signs in: the webhook's, or the old one while a change of
+    format waits for Switch to next secret."""
+    fmt = webhook.signature_format
+    return other_format(fmt) if webhook.signature_switch_pending else fmt
 
 
 def type_choices(account: Account, product: Product | None) -> list[tuple[catalog.WebhookType, str | None]]:
@@ -65,13 +79,15 @@ def check_type(account: Account, product: Product | None, type_key: str | None) 
     return entry
 
 
-def _clean(fields: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
-    """Apply the field rules to every field present in ``fields``; collect messages in ``errors``."""
+def _clean(fields: Mapping[str, Any], errors: dict[str, list[str]], secret_format: str = "jwt") -> dict[str, Any]:
+    """Apply the field rules to every field present in ``fields`` (a secret's for
+    ``secret_format``); collect messages in ``errors``."""
     field_rules: dict[str, Callable[[Any], Any]] = {
         "label": rules.label,
         "description": rules.description,
         "external_url": rules.external_url,
-        "jwt_secret": rules.jwt_secret,
+        "signature_format": rules.signature_format,
+        "jwt_secret": rules.secret_for(secret_format),
         "http_method": rules.http_method,
         "headers": rules.headers,
         "data": rules.data_object,
@@ -128,15 +144,21 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
     """Validate ``fields`` and create the webhook in one transaction.
 
     ``fields``: label, description, active, product_id, type_key, http_method, external_url,
-    jwt_secret (generated when empty), headers, data (kept only for POST).
+    signature_format (``jwt`` when absent), jwt_secret (generated in that format's form when
+    empty), headers, data (kept only for POST).
     """
     fields = dict(fields)
-    if not (fields.get("jwt_secret") or "").strip():
-        fields["jwt_secret"] = generate_secret()
+    fields.setdefault("signature_format", "jwt")
     errors: dict[str, list[str]] = {}
+    try:
+        signature_format = rules.signature_format(fields["signature_format"])
+    except rules.RuleError:
+        signature_format = "jwt"  # the message comes from _clean
+    if not (fields.get("jwt_secret") or "").strip():
+        fields["jwt_secret"] = generate_secret(signature_format)
     for required in ("label", "external_url", "http_method"):
         fields.setdefault(required, None)
-    cleaned = _clean(fields, errors)
+    cleaned = _clean(fields, errors, signature_format)
     tls = _clean_tls(None, fields, errors)
     product = tenancy.usable_product(account, fields.get("product_id"))
     if product is None:
@@ -160,6 +182,7 @@ def create_webhook(account: Account, fields: Mapping[str, Any]) -> Webhook:
         description=cleaned.get("description", ""),
         http_method=cleaned["http_method"],
         external_url=cleaned["external_url"],
+        signature_format=cleaned["signature_format"],
         jwt_secret=cleaned["jwt_secret"],
         headers=cleaned.get("headers", {}),
         data=cleaned.get("data", {}),
@@ -193,18 +216,45 @@ def _checked_update(webhook: Webhook, fields: Mapping[str, Any]) -> dict[str, An
     if "type_key" in fields and fields["type_key"] != webhook.catalog_entry.key:
         errors["type_key"] = ["The type cannot be changed after creation."]
     fields = dict(fields)
-    if "jwt_secret" in fields and not (fields["jwt_secret"] or "").strip():
-        del fields["jwt_secret"]  # empty means "keep the current secret"
-    cleaned = _clean(fields, errors)
+    if "jwt_secret" in fields and (
+        not (fields["jwt_secret"] or "").strip() or fields["jwt_secret"] == webhook.jwt_secret
+    ):
+        del fields["jwt_secret"]  # empty, or the same (a client PUTs what it got): keep the current secret
+    secret_format = current_secret_format(webhook)
+    try:
+        chosen = rules.signature_format(fields["signature_format"]) if "signature_format" in fields else None
+    except rules.RuleError:
+        chosen = None  # the message comes from _clean
+    if chosen is not None and chosen != webhook.signature_format:
+        secret_format = chosen  # a secret given with a change of format is the new format's
+    cleaned = _clean(fields, errors, secret_format)
     cleaned.update(_clean_tls(webhook, fields, errors))
     if errors:
         raise WebhookValidationError(errors)
     return cleaned
 
 
+def _change_format(webhook: Webhook, chosen: str, secret_given: bool) -> None:
+    """Change the signature format (docs/architecture.md, "Signature formats"). With a new secret
+    given, at once; otherwise staged: a new secret in the new format's form becomes the next
+    secret and both formats are sent until Switch to next secret (a secret of one format never
+    signs in the other). Changing back before the switch cancels it."""
+    if chosen == webhook.signature_format:
+        return
+    webhook.signature_format = chosen
+    if secret_given or webhook.signature_switch_pending:
+        webhook.signature_switch_pending = False
+        webhook.jwt_secret_next = None
+    else:
+        webhook.signature_switch_pending = True
+        webhook.jwt_secret_next = generate_secret(chosen)
+
+
 def _apply_update(webhook: Webhook, cleaned: dict[str, Any]) -> None:
     """Set checked fields on the webhook, its trigger and its search text, uncommitted."""
     enabled = cleaned.pop("active", webhook.active)
+    if "signature_format" in cleaned:
+        _change_format(webhook, cleaned.pop("signature_format"), "jwt_secret" in cleaned)
     for name, value in cleaned.items():
         setattr(webhook, name, value)
     if enabled != webhook.active or (enabled and webhook.out_of_order):

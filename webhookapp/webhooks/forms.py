@@ -76,12 +76,16 @@ CLIENT_KEY_HINT = (
 CA_BUNDLE_HINT = "Optional: CA certificates (PEM) to trust for this handler instead of the public ones."
 
 
+SIGNATURE_CHOICES = [SelectChoice("jwt", "JWT"), SelectChoice("standard", "Standard Webhooks")]
+
+
 class HttpSettingsForm(FlaskForm):
     external_url = StringField("Endpoint URL", validators=[rule(rules.external_url)])
     jwt_secret = StringField("JWT secret")
     http_method = RadioField(
         "Method", choices=[SelectChoice("POST"), SelectChoice("GET")], default="POST", validate_choice=False
     )
+    signature_format = RadioField("Signature", choices=SIGNATURE_CHOICES, default="jwt", validate_choice=False)
     headers = FieldList(FormField(HeaderRowForm), label="Headers", min_entries=1, max_entries=rules.HEADERS_MAX + 1)
     tls_client_cert = TextAreaField("Client certificate (PEM)", description=CLIENT_CERT_HINT)
     tls_client_key = WriteOnlyTextArea("Client certificate key (PEM)", description=CLIENT_KEY_HINT)
@@ -111,7 +115,14 @@ class HttpSettingsForm(FlaskForm):
         # Empty is allowed: a strong secret is generated when the webhook is created
         # (docs/architecture.md, "Catalog and webhooks").
         if field.data:
-            apply_rule(rules.jwt_secret, field)
+            apply_rule(rules.secret_for(self.chosen_format()), field)
+
+    def chosen_format(self) -> str:
+        """The signature format chosen, ``jwt`` unless it is a known other one."""
+        return self.signature_format.data if self.signature_format.data in rules.SIGNATURE_FORMATS else "jwt"
+
+    def validate_signature_format(self, field: Any) -> None:
+        apply_rule(rules.signature_format, field)
 
     def validate_http_method(self, field: Any) -> None:
         apply_rule(rules.http_method, field)
@@ -178,14 +189,15 @@ class EditForm(GeneralForm, HttpSettingsForm, DataForm):
 
     def to_fields(self) -> dict[str, Any]:
         """The validated form as ``services.webhooks.update_webhook`` fields (an empty secret keeps
-        the current one)."""
-        return {
+        the current one, as a form without a signature format keeps the current format)."""
+        fields = {
             "label": self.label.data,
             "description": self.description.data,
             "active": bool(self.active.data),
             "external_url": self.external_url.data,
             "jwt_secret": (self.jwt_secret.data or "") if self.change_secret.data else "",
             "http_method": self.http_method.data,
+            "signature_format": self.signature_format.data,
             "headers": self.header_pairs(),
             "data": self.parsed_data or {},
             # An empty key keeps the stored one; an emptied certificate removes both.
@@ -193,6 +205,9 @@ class EditForm(GeneralForm, HttpSettingsForm, DataForm):
             "tls_client_key": self.tls_client_key.data or "",
             "tls_ca_bundle": self.tls_ca_bundle.data or "",
         }
+        if not self.signature_format.raw_data:
+            del fields["signature_format"]
+        return fields
 
     parsed_data: dict[str, Any] | None = None
 

@@ -208,6 +208,7 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
             active=webhook.active,
             external_url=webhook.external_url,
             http_method=webhook.http_method,
+            signature_format=webhook.signature_format,
             headers=[{"name": name, "value": value} for name, value in webhook.headers.items()] or [{}],
             custom_data=format_data(webhook.data),
             tls_client_cert=webhook.tls_client_cert or "",
@@ -218,8 +219,9 @@ def edit(webhook_id: str) -> str | Response | tuple[str, int]:
     form.kept_key = webhook.tls_client_key
     action = request.form.get("action", "save")
     if action == "generate_secret":
-        form.jwt_secret.data = service.generate_secret()
-        flash("A new JWT secret was generated. To apply it, tick “Replace the current secret” and save; "
+        form.jwt_secret.data = service.generate_secret(form.chosen_format())
+        kind = "Standard Webhooks" if form.chosen_format() == "standard" else "JWT"
+        flash(f"A new {kind} secret was generated. To apply it, tick “Replace the current secret” and save; "
               "until then the old one stays in use.", "info")  # fmt: skip
         return render_template("webhooks/edit.html", webhook=webhook, form=form)
     if apply_row_action(form, action):

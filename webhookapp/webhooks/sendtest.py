@@ -25,7 +25,9 @@ def from_edit(webhook: Webhook, form: EditForm) -> AttemptResult | None:
     errors, which are then on its fields."""
     if not form.validate() or not _client_tls_checked(form):
         return None
-    # A validated form has a name and a URL (the fields declare str | None).
+    # A validated form has a name and a URL (the fields declare str | None). A typed secret signs
+    # in the format chosen on the form; the stored ones as the webhook signs now.
+    typed = form.jwt_secret.data or None
     settings = WebhookSnapshot(
         id=webhook.id,
         label=form.label.data or "",
@@ -39,13 +41,16 @@ def from_edit(webhook: Webhook, form: EditForm) -> AttemptResult | None:
         data=(form.parsed_data or {}) if form.http_method.data == "POST" else {},
         last_success_at=webhook.last_success_at,
         last_failure_at=webhook.last_failure_at,
+        signature_format=form.chosen_format() if typed else webhook.signature_format,
+        signature_switch_pending=webhook.signature_switch_pending,
+        jwt_secret_next_encrypted=webhook.jwt_secret_next_encrypted,
     )
     result = probe.send_test(
         settings,
         webhook.catalog_entry,
         product_name=webhook.product.name,
         api_url=webhook.last_event_api_url,
-        secret=form.jwt_secret.data or None,
+        secret=typed,
         client_tls=_client_tls(webhook.id, form),
     )
     audit.note_webhook("webhook.test_request_sent", webhook, _sent_to(settings))
@@ -81,6 +86,7 @@ def from_wizard(account: Account, draft: WizardDraft, form: HttpSettingsForm) ->
         data=_draft_data(values.get("data_text")) if method == "POST" else {},
         last_success_at=None,
         last_failure_at=None,
+        signature_format=form.chosen_format(),
     )
     result = probe.send_test(
         settings, entry, product_name=product.name, api_url=None, secret=form.jwt_secret.data,

@@ -1,7 +1,9 @@
 """Handler code for one webhook (the details page's Handler code tab): a complete minimal
 handler in Python (Flask + PyJWT) and in Node.js (Express + jsonwebtoken), written for the
 delivery contract (docs/architecture.md, "Delivery contract") and this webhook's method, path and
-type. Each listens where the webhook calls: its run line and its defaults take the host, port and
+type; for a webhook signed the Standard Webhooks way (docs/architecture.md, "Signature formats"),
+the same handlers verify with the specification's own libraries (``standardwebhooks`` on PyPI and
+npm) instead. Each listens where the webhook calls: its run line and its defaults take the host, port and
 path from the endpoint URL. The test suite runs both, as their run lines say, against real
 deliveries.
 
@@ -111,6 +113,13 @@ def render(webhook: Webhook) -> list[Snippet]:
         "host": literal(listen.host),
         "url_host": literal(listen.url_host),
     }
+    if webhook.signature_format == "standard":
+        return [
+            Snippet("python", "Python (Flask + standardwebhooks)", "handler.py",
+                    _text("standard_handler.py.j2", context)),
+            Snippet("node", "Node.js (Express + standardwebhooks)", "handler.js",
+                    _text("standard_handler.js.j2", context)),
+        ]  # fmt: skip
     return [
         Snippet("python", "Python (Flask + PyJWT)", "handler.py", _text("handler.py.j2", context)),
         Snippet("node", "Node.js (Express + jsonwebtoken)", "handler.js", _text("handler.js.j2", context)),

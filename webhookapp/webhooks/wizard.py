@@ -43,6 +43,7 @@ FIELD_STEPS = {
     "external_url": "http",
     "jwt_secret": "http",
     "http_method": "http",
+    "signature_format": "http",
     "headers": "http",
     "tls_client_cert": "http",
     "tls_client_key": "http",
@@ -85,6 +86,7 @@ def _typed_values(form: StepForm) -> dict[str, Any]:
             "external_url": form.external_url.data or "",
             "jwt_secret": form.jwt_secret.data or "",
             "http_method": form.http_method.data or "",
+            "signature_format": form.signature_format.data or "jwt",
             "headers": form.header_pairs(),
             # The draft keeps the key encrypted; an empty field keeps the one typed before.
             **dict(zip(("tls_client_cert", "tls_client_key", "tls_ca_bundle"), form.client_tls_values(), strict=True)),
@@ -129,6 +131,8 @@ def _submit(draft: WizardDraft, step: str, action: str) -> str | Response | tupl
         return redirect(url_for("webhooks.index"))
     position = STEPS.index(step)
     form = _make_form(step, draft, formdata=request.form)
+    if isinstance(form, HttpSettingsForm):
+        _fit_secret(draft, form)
     typed = _typed_values(form)
     if action == "back":
         drafts.save_step(draft, typed)
@@ -142,6 +146,16 @@ def _submit(draft: WizardDraft, step: str, action: str) -> str | Response | tupl
     if step != STEPS[-1]:
         return redirect(url_for("wizard.step", draft_id=draft.id, step=STEPS[position + 1]))
     return _create(draft)
+
+
+def _fit_secret(draft: WizardDraft, form: HttpSettingsForm) -> None:
+    """Standard Webhooks chosen while the secret is still the JWT secret generated for the draft:
+    a ``whsec_`` one is generated instead (a JWT secret is never used as one)."""
+    secret = form.jwt_secret.data or ""
+    if form.chosen_format() == "standard" and secret == draft.data.get("jwt_secret") and not secret.startswith(
+        rules.STANDARD_SECRET_PREFIX
+    ):
+        form.jwt_secret.data = service.generate_secret("standard")
 
 
 def _http_action(draft: WizardDraft, form: HttpSettingsForm, action: str) -> str | tuple[str, int] | None:

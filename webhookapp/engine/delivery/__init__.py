@@ -85,7 +85,9 @@ def drain(runtime: Runtime, webhook_ids: list[str] | None = None, budget: float 
 
 def build_call(claim: Claim) -> PreparedCall:
     """The signed request of a claimed attempt (:func:`.signing.build_call`)."""
-    return signing.build_call(claim.webhook, triggered_at=claim.claimed_at, api_url=claim.api_url)
+    return signing.build_call(
+        claim.webhook, triggered_at=claim.claimed_at, api_url=claim.api_url, message_id=claim.message_id
+    )
 
 
 def _prepare(flight: Flight, claims: list[Claim], tracer: Tracer | None = None) -> None:

@@ -183,6 +183,7 @@ def set_enabled(webhook: Webhook, enabled: bool) -> None:
     elif not enabled:
         webhook.next_trigger_at = None
         webhook.trigger_attempts = 0
+        webhook.trigger_message_id = None  # the pending trigger is dropped; a later one is new
     webhook.active = enabled
 
 

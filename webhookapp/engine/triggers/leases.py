@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import JSON, ColumnElement, Update, bindparam, case, func, select, update
+from sqlalchemy import JSON, ColumnElement, Update, bindparam, case, func, literal, select, update
 
 from webhookapp.core.times import utcnow
 from webhookapp.engine.triggers.schedule import TABLE, asked_delay, due_conditions, lease_seconds, retry_delay
@@ -50,12 +50,17 @@ def _claim_statement(of_given_webhooks: bool) -> Update:
             lease_attempt=TABLE.c.trigger_attempts + 1,
             next_trigger_at=None,
             trigger_attempts=0,
+            # A trigger's first claim names its message; its retries (and a reclaim) keep the name.
+            trigger_message_id=func.coalesce(
+                TABLE.c.trigger_message_id, literal("msg_") + TABLE.c.id + "_" + bindparam("lease_id")
+            ),
         )
         .returning(
             *(TABLE.c[name] for name in SNAPSHOT_COLUMNS),
             TABLE.c.lease_attempt,
             TABLE.c.last_event_api_url,
             TABLE.c.trigger_traceparent,
+            TABLE.c.trigger_message_id,
         )
     )
 
@@ -80,7 +85,7 @@ def claim_due(limit: int, webhook_ids: list[str] | None = None) -> list[Claim]:
         claimed = connection.execute(_claim_statement(bool(webhook_ids)), params).all()
     return [
         Claim(webhook=snapshot(row), lease_id=lease_id, attempt=row.lease_attempt, api_url=row.last_event_api_url,
-              claimed_at=now, traceparent=row.trigger_traceparent)
+              claimed_at=now, traceparent=row.trigger_traceparent, message_id=row.trigger_message_id)
         for row in claimed
     ]  # fmt: skip
 
@@ -117,6 +122,8 @@ def _succeed_statement() -> Update:
             failures_since_last_success=0,
             last_success_at=bindparam("at", type_=UTCDateTime()),
             last_success_info=bindparam("info", type_=JSON()),
+            # The trigger is done: the next one is a new message (a new ``webhook-id``).
+            trigger_message_id=case((_ours(), None), else_=TABLE.c.trigger_message_id),
             **_release(),
         )
     )
@@ -151,9 +158,12 @@ def finish(claim: Claim, result: AttemptResult) -> datetime | None:
         return None
     retry_at = None
     values: dict[str, Any] = dict(RELEASED_LEASE)
-    if not result.success:
+    if result.success:
+        values["trigger_message_id"] = None  # the trigger is done; the next is a new message
+    else:
         if claim.attempt >= int(current_app.config["WEBHOOK_MAX_ATTEMPTS"]):
             values["out_of_order"] = True
+            values["trigger_message_id"] = None  # given up: what is sent after re-enabling is new
         else:
             now = utcnow()
             asked = asked_delay(result.status, result.headers, now)

@@ -68,7 +68,9 @@ SUCCEED = f"""    counted AS (
                 'status', b.response_status, 'duration_ms', b.info_duration, 'excerpt', b.excerpt, 'error', NULL,
                 'attempt_id', inserted.id
             ),
-            -- The lease is released only by the claim that holds it.
+            -- The trigger is done (the next is a new message); the lease is released only by
+            -- the claim that holds it.
+            trigger_message_id = CASE WHEN w.lease_id = b.lease_id THEN NULL ELSE w.trigger_message_id END,
             {_release_if_ours("w", "b")}
         FROM batch b JOIN inserted ON inserted.webhook_id = b.webhook_id
         WHERE w.id = b.webhook_id
