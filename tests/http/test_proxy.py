@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from tests.conftest import database_url
 from tests.engine import api_token
 from webhookapp import create_app
+from webhookapp.engine import runtime
 from webhookapp.infra.extensions import db
 from webhookapp.models import ApiToken
 
@@ -25,6 +26,10 @@ def proxied(app: Flask, tmp_path, redis_url: str) -> Iterator[FlaskClient]:
     overrides = {"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "REDIS_URL": redis_url, "WEBHOOK_PROXY_COUNT": 1}
     proxied_app = create_app("testing", overrides)
     yield proxied_app.test_client()
+    runtime.of(proxied_app).close()
+    connection = proxied_app.extensions.get("webhookapp.redis")  # /metrics read the queues with it
+    if connection is not None:
+        connection.close()
     with proxied_app.app_context():
         db.engine.dispose()
 
