@@ -135,7 +135,7 @@ def test_the_nginx_sample_passes_nginx_t(tmp_path):
         f"http {{\n access_log off;\n{temp_paths} include {tmp_path}/site.conf;\n}}\n"
     )
     result = subprocess.run(
-        ["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        ["nginx", "-t", "-e", "stderr", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
