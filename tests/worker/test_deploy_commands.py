@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from redis import Redis
 from rq import Worker
@@ -27,16 +28,17 @@ def command_of(unit: Path, port: int) -> list[str]:
     return [f"127.0.0.1:{port}" if word == "127.0.0.1:8000" else word for word in words]
 
 
+@pytest.mark.slow
 def test_the_units_commands_serve_and_stop_on_sigterm(app, tmp_path):
     port = free_port()
     web_command, worker_command = command_of(WEB, port), command_of(WORKER, port)
     assert f"127.0.0.1:{port}" in web_command and worker_command == [sys.executable, "-m", "workers"]
+    logs = [(tmp_path / f"{index}.log").open("w") for index in range(2)]
     processes = [
         subprocess.Popen(
-            command, cwd=ROOT, env=worker_env(app), start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=(tmp_path / f"{index}.log").open("w"),
+            command, cwd=ROOT, env=worker_env(app), start_new_session=True, stdout=subprocess.DEVNULL, stderr=log,
         )
-        for index, command in enumerate((web_command, worker_command))
+        for command, log in zip((web_command, worker_command), logs, strict=True)
     ]  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -63,3 +65,5 @@ def test_the_units_commands_serve_and_stop_on_sigterm(app, tmp_path):
     finally:
         for process in processes:
             stop(process)
+        for log in logs:
+            log.close()
