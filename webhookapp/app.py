@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, render_template, request
 from werkzeug.exceptions import Conflict, InternalServerError, ServiceUnavailable
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webhookapp.auth import sessions
 from webhookapp.core.errors import ServiceError
@@ -51,6 +52,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     app.config["VERSION"] = __version__
     box = crypto.install(app)  # a malformed key stops the start here, naming the setting
 
+    register_proxy(app)
     register_extensions(app)
     with app.app_context():  # a key missing from the ring stops the start, naming it
         try:
@@ -80,6 +82,17 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         database.prepare(db.engine)
     sessions.init_app(app)
+
+
+def register_proxy(app: Flask) -> None:
+    """Behind ``WEBHOOK_PROXY_COUNT`` reverse proxies, read the client's address, scheme and host
+    from the headers they set (werkzeug's ``ProxyFix``): the login throttle, ``/metrics``' networks
+    and the audit trail then see the client, not the proxy. Without the setting nobody's
+    ``X-Forwarded-*`` headers are believed."""
+    hops = int(app.config["WEBHOOK_PROXY_COUNT"])
+    if hops > 0:
+        proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
 
 
 def register_blueprints(app: Flask) -> None:

@@ -145,9 +145,14 @@ class Config:
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
     MAIL_FROM = os.environ.get("MAIL_FROM", "webhookapp <webhookapp@localhost>")
     MAIL_TIMEOUT = _float("MAIL_TIMEOUT", 10)
+    # How many reverse proxies stand in front of the web processes, each appending to
+    # X-Forwarded-For and setting X-Forwarded-Proto and -Host (docs/deploying.md). 0: none, the
+    # headers are ignored (anyone could send them). More than 0: werkzeug's ProxyFix reads that
+    # many hops, so the client's address and scheme are the request's (app.register_proxy).
+    WEBHOOK_PROXY_COUNT = _int("WEBHOOK_PROXY_COUNT", 0)
     # Throttling (throttling.py): failed logins per email address and per client address, failed
-    # API-token checks per client address. Behind a proxy, have it pass the client's address
-    # (werkzeug's ProxyFix), or every client shares the proxy's.
+    # API-token checks per client address. Behind a proxy, set WEBHOOK_PROXY_COUNT, or every
+    # client shares the proxy's.
     LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT", "10 per 15 minutes")
     TOKEN_FAILURE_LIMIT = os.environ.get("TOKEN_FAILURE_LIMIT", "30 per 15 minutes")
     RATELIMIT_STRATEGY = "moving-window"
@@ -156,7 +161,7 @@ class Config:
     # 200 or a 503 too. The throttled answers set their own (auth/routes.py, throttling.py).
     RATELIMIT_HEADERS_ENABLED = False
     # Who may read /metrics without an operator's token (ops/access.py). Behind a proxy, see
-    # the throttling note above: the address is the proxy's unless ProxyFix is configured.
+    # the throttling note above: the address is the proxy's unless WEBHOOK_PROXY_COUNT is set.
     WEBHOOK_METRICS_NETWORKS = _networks("WEBHOOK_METRICS_NETWORKS", "127.0.0.0/8,::1/128")
     # Where every process of the machine keeps its counters (metrics.py); must be set in the
     # environment before the processes start, the same for all of them.

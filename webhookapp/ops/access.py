@@ -3,7 +3,8 @@
 Operators' tokens are the platform tokens (``flask tokens create --platform``, command line
 only), presented as the API's are: ``Authorization: Bearer <token>`` or ``ApiKey <token>``.
 The address is ``request.remote_addr``: behind a reverse proxy that is the proxy's, unless it
-passes the client's and werkzeug's ``ProxyFix`` is configured to read it.
+passes the client's and ``WEBHOOK_PROXY_COUNT`` says how many proxies to believe (werkzeug's
+``ProxyFix``, app.register_proxy).
 """
 
 from __future__ import annotations
