@@ -30,6 +30,8 @@ import threading
 import time
 from datetime import timedelta
 
+from sqlalchemy import update
+
 from bench.common import (
     Handler,
     add_common_options,
@@ -153,9 +155,11 @@ def run(args: argparse.Namespace) -> int:
         from webhookapp.models import Webhook
         from webhookapp.services import recoveries
 
-        tenant = make_tenant(recovered.url, {"beside": 1, "large": 1})
-        load = make_tenant(others.url, {"load": args.load_webhooks})
-        latency = make_tenant(probe.url, {"latency": 1})
+        tenant = make_tenant(recovered.url, {"beside": 1, "large": 1, "load": args.load_webhooks, "latency": 1})
+        for product, handler in (("load", others), ("latency", probe)):  # each kind of traffic to its own handler
+            product_id = tenant.products[product].id
+            db.session.execute(update(Webhook).where(Webhook.product_id == product_id).values(external_url=handler.url))
+        db.session.commit()
         seeding = time.monotonic()
         seed_failures(tenant.webhook_ids["beside"][0], args.beside)
         seed_failures(tenant.webhook_ids["large"][0], args.large)
@@ -173,14 +177,14 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         auth = lambda tenant_: f"ApiKey {tenant_.plain_token}"  # noqa: E731
-        latency_product = latency.products["latency"].id
+        latency_product = tenant.products["latency"].id
 
         def measure(until=None) -> list[float]:
             for worker in workers:
                 worker.check_alive()
-            return latencies(app, auth(latency), latency_product, probe, args, until)
+            return latencies(app, auth(tenant), latency_product, probe, args, until)
 
-        with Load(app, auth(load), load.products["load"].id, args.load_gap) as background:
+        with Load(app, auth(tenant), tenant.products["load"].id, args.load_gap) as background:
             measure()  # warm-up: pools and connections
             before = measure()
             beside = recoveries.start(db.session.get(Webhook, tenant.webhook_ids["beside"][0]), seeded_since(args))

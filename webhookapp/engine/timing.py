@@ -68,6 +68,9 @@ that their leases expire and the triggers are sent again (a repeat, never a loss
 RECOVER_SLICE = 1.0
 """Seconds of sending one recovery job does before it hands the worker back: deliveries queued
 meanwhile wait at most this long (plus one request) for a worker busy with a recovery."""
+RECOVER_POLL = 0.25
+"""Seconds between the workers' looks for a recovery slice that is due: a recovery at the
+default rate is sent in slices a second apart, and this keeps each close to its due time."""
 RECOVER_READ = 200
 """Trigger attempts read per statement while looking for failed ones: a short read, and few
 statements when failures are rare among successes."""

@@ -47,6 +47,7 @@ def rate() -> float:
 
 def _claim(recovery_id: int, generation: int, now: datetime) -> bool:
     """Take the slice of ``generation`` if it is still to run and due; commits."""
+    lease = timedelta(seconds=lease_seconds())
     taken = db.session.execute(
         update(Recovery)
         .where(
@@ -55,7 +56,8 @@ def _claim(recovery_id: int, generation: int, now: datetime) -> bool:
             Recovery.state == RUNNING,
             Recovery.next_at <= now,
         )
-        .values(generation=generation + 1, lease_until=now + timedelta(seconds=lease_seconds()))
+        # next_at moves with the lease, so that no one else takes the slice while it runs.
+        .values(generation=generation + 1, lease_until=now + lease, next_at=now + lease)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -85,6 +87,7 @@ def _progress(recovery_id: int, generation: int, at: selection.Position, sent: i
             sent=Recovery.sent + sent,
             succeeded=Recovery.succeeded + succeeded,
             lease_until=utcnow() + timedelta(seconds=lease_seconds()),
+            next_at=utcnow() + timedelta(seconds=lease_seconds()),
         )
         .execution_options(synchronize_session=False)
     )
@@ -123,9 +126,10 @@ def _open(recovery_id: int, generation: int) -> tuple[Recovery, Webhook] | None:
     return recovery, webhook
 
 
-def run_slice(recovery_id: int, generation: int) -> int:
+def run_slice(recovery_id: int, generation: int, queue_next: bool = True) -> int:
     """Run one slice of a recovery, if ``generation`` is still its next; returns the requests
-    sent. A job of an older generation, or one come early, does nothing."""
+    sent. A job of an older generation, or one come early, does nothing. ``queue_next``: queue
+    an RQ job for the next slice (the workers' recovery thread finds it by itself)."""
     started, clock = utcnow(), time.monotonic()
     if not _claim(recovery_id, generation, started):
         return 0
@@ -167,11 +171,11 @@ def run_slice(recovery_id: int, generation: int) -> int:
                 position = batch.examined  # past attempts with nothing to send
                 _progress(recovery_id, generation, position)
                 db.session.commit()
-    _next_slice(recovery_id, generation, started + timedelta(seconds=sent / rate()))
+    _next_slice(recovery_id, generation, started + timedelta(seconds=sent / rate()), queue_next)
     return sent
 
 
-def _next_slice(recovery_id: int, generation: int, due: datetime) -> None:
+def _next_slice(recovery_id: int, generation: int, due: datetime, queue_next: bool) -> None:
     """Queue the slice after this one at ``due`` (at once if that has passed); the lease covers
     the wait, and the sweeper queues another should this job be lost."""
     now = utcnow()
@@ -183,7 +187,22 @@ def _next_slice(recovery_id: int, generation: int, due: datetime) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    dispatch.recover(recovery_id, generation, due if due > now + timedelta(milliseconds=50) else None)
+    if queue_next:
+        dispatch.recover(recovery_id, generation, due if due > now + timedelta(milliseconds=50) else None)
+
+
+def run_due() -> int:
+    """Run a slice of each running recovery that is due, oldest due first; returns the requests
+    sent. The workers' recovery thread calls it a few times a second: unlike an RQ job, it does
+    not wait behind delivery jobs, which keep a busy worker for up to ``DRAIN_BUDGET``."""
+    due = db.session.execute(
+        select(Recovery.id, Recovery.generation)
+        .where(Recovery.state == RUNNING, Recovery.next_at <= utcnow())
+        .order_by(Recovery.next_at)
+        .limit(10)
+    ).all()
+    db.session.commit()
+    return sum(run_slice(recovery_id, generation, queue_next=False) for recovery_id, generation in due)
 
 
 def start(recovery: Recovery) -> None:
