@@ -103,7 +103,10 @@ def register_blueprints(app: Flask) -> None:
     from webhookapp.auth.routes import blueprint as auth
     from webhookapp.ops import blueprint as ops
     from webhookapp.settings.routes import blueprint as settings
-    from webhookapp.webhooks import secret_rotation_views  # noqa: F401 - its views join the webhooks blueprint
+    from webhookapp.webhooks import (
+        recovery_views,  # noqa: F401 - its views join the webhooks blueprint
+        secret_rotation_views,  # noqa: F401 - its views join the webhooks blueprint
+    )
     from webhookapp.webhooks.live import blueprint as live
     from webhookapp.webhooks.routes import blueprint as webhooks
     from webhookapp.webhooks.wizard import blueprint as wizard

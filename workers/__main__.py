@@ -1,5 +1,5 @@
 """``python -m workers``: an RQ worker with RQ's scheduler, plus the cron jobs (sweeper, pruning,
-hourly sums).
+hourly sums) and a thread that runs recoveries' slices as they fall due.
 
 Run as many as you like, on any machine that reaches the same Redis and database. Options:
 ``--burst`` (exit when the queue is empty), ``--no-cron`` (leave the periodic jobs to others).
@@ -23,7 +23,9 @@ from rq.executions import Execution
 from rq.job import Job
 
 from webhookapp import create_app
-from webhookapp.engine import dispatch, jobs, runtime
+from webhookapp.engine import dispatch, jobs, recovery, runtime
+from webhookapp.engine.reconnect import or_else
+from webhookapp.engine.timing import RECOVER_POLL
 from webhookapp.infra import logs
 
 log = logging.getLogger("workers")
@@ -72,6 +74,20 @@ def run_cron(app: Flask, stop: threading.Event, interval: int) -> None:
         stop.wait(max(min(cron.calculate_sleep_interval(), interval), 0.2))
 
 
+def run_recoveries(app: Flask, stop: threading.Event) -> None:
+    """Run the slices of recoveries as they fall due (docs/architecture.md, "Recover"), beside the
+    RQ jobs: a slice never waits for a delivery job to end, and deliveries never wait for it."""
+    while not stop.is_set():
+        sent = 0
+        try:
+            with app.app_context():
+                sent = or_else(recovery.run_due, 0)
+        except Exception:  # a slice that failed is resumed once its lease runs out
+            log.exception("A recovery slice failed")
+        if not sent:
+            stop.wait(RECOVER_POLL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
@@ -85,6 +101,8 @@ def main() -> None:
     with app.app_context():
         connection = dispatch.redis_connection()
     stop = threading.Event()
+    if not options.burst:
+        threading.Thread(target=run_recoveries, args=(app, stop), daemon=True).start()
     if not options.no_cron:
         threading.Thread(target=run_cron, args=(app, stop, app.config["WEBHOOK_SWEEP_INTERVAL"]), daemon=True).start()
     queue = Queue(dispatch.QUEUE_NAME, connection=connection)

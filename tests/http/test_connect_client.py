@@ -278,3 +278,28 @@ def test_a_client_certificate_through_the_client(client, vendor):
     with pytest.raises(ClientError) as caught:
         collection.resource(created["id"]).update({"tls_client_key": other_key})
     assert caught.value.status_code == 400 and "tls_client_key: This key does not match" in str(caught.value.errors)
+
+
+def test_recover_through_the_client(app, client, vendor, handler):
+    collection = webhooks(client)
+    hook_id = collection.create(new_hook(vendor, handler.behave("/down", status=503), "Recovered", active=True))["id"]
+    app.config["WEBHOOK_MAX_ATTEMPTS"] = 1  # one failed attempt ends the trigger
+    collection.resource(hook_id).action("trigger").post()
+    run_worker(app)
+    handler.wait_for("/down")
+    handler.behave("/down")  # the handler is fixed
+
+    since = "2020-01-01T00:00:00+00:00"
+    started = collection.resource(hook_id).action("recover").post({"since": since})
+    assert (started["state"], started["total"], started["webhook"]) == ("running", 1, {"id": hook_id})
+    with pytest.raises(ClientError) as caught:
+        collection.resource(hook_id).action("recover").post({"since": since})
+    assert (caught.value.status_code, caught.value.error_code) == (409, "REC_409")
+    app.config["WEBHOOK_RECOVER_RATE"] = 1000
+    run_worker(app)
+    handler.wait_for("/down", 2)
+    recovery = collection.resource(hook_id).collection("recoveries").resource(started["id"]).get()
+    assert (recovery["state"], recovery["sent"], recovery["succeeded"]) == ("finished", 1, 1)
+    with pytest.raises(ClientError) as caught:
+        collection.resource(hook_id).collection("recoveries").resource(started["id"]).action("cancel").post()
+    assert (caught.value.status_code, caught.value.error_code) == (409, "REC_409")

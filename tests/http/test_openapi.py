@@ -148,6 +148,10 @@ ATTEMPTS = f"{WEBHOOK_PATH}/attempts"
 REDELIVER = f"{WEBHOOK_PATH}/attempts/{{attempt_id}}/redeliver"
 NEXT_SECRET = f"{WEBHOOK_PATH}/next-secret"
 SWITCH_SECRET = f"{NEXT_SECRET}/switch"
+RECOVER = f"{WEBHOOK_PATH}/recover"
+RECOVERY = f"{WEBHOOK_PATH}/recoveries/{{recovery_id}}"
+CANCEL = f"{RECOVERY}/cancel"
+SINCE = {"since": "2026-01-01T00:00:00+00:00"}
 UNKNOWN = "WH-000-000-000"
 
 
@@ -214,6 +218,20 @@ def with_next_secret(a: Api) -> Webhook:
     hook = a.hook()
     assert a.call("post", a.hook_path(hook, "/next-secret")).status_code == 200
     return hook
+
+
+def recovery_of(a: Api, hook: Webhook | None = None) -> str:
+    """The path of a recovery just started on ``hook`` (a new webhook by default)."""
+    hook = hook or a.hook()
+    started = a.call("post", a.hook_path(hook, "/recover"), SINCE)
+    assert started.status_code == 202
+    return a.hook_path(hook, f"/recoveries/{started.get_json()['id']}")
+
+
+def cancelled_recovery(a: Api) -> str:
+    path = recovery_of(a)
+    assert a.call("post", f"{path}/cancel").status_code == 200
+    return path
 
 
 def then(*steps: Any) -> Any:
@@ -336,6 +354,25 @@ CASES = [
     Case("/validations", "post", 415, "not JSON", lambda a: a.raw("post", "/validations", "x", "text/plain")),
     Case("/validations", "post", 502, "handler fails", lambda a: a.validate(a.validator(500))),
     Case("/validations", "post", 502, "answer not JSON", lambda a: a.validate(a.validator(200, b"<html>"))),
+    Case(RECOVER, "post", 202, "started", lambda a: a.call("post", a.hook_path(a.hook(), "/recover"), SINCE)),
+    Case(RECOVER, "post", 400, "bad time", lambda a: a.call("post", a.hook_path(a.hook(), "/recover"), {"since": "x"})),
+    Case(RECOVER, "post", 400, "disabled", lambda a: a.call("post", a.hook_path(a.hook(active=False), "/recover"),
+                                                              SINCE)),
+    Case(RECOVER, "post", 401, "no token", lambda a: a.call("post", a.hook_path(a.hook(), "/recover"), SINCE,
+                                                              auth=None)),
+    Case(RECOVER, "post", 404, "unknown", lambda a: a.call("post", a.hook_path(UNKNOWN, "/recover"), SINCE)),
+    Case(RECOVER, "post", 409, "running", lambda a: then(hook := a.hook(), recovery_of(a, hook),
+                                                         a.call("post", a.hook_path(hook, "/recover"), SINCE))),
+    Case(RECOVER, "post", 413, "too large", lambda a: a.raw("post", a.hook_path(a.hook(), "/recover"), TOO_BIG)),
+    Case(RECOVER, "post", 415, "not JSON", lambda a: a.raw("post", a.hook_path(a.hook(), "/recover"), "x",
+                                                           "text/plain")),
+    Case(RECOVERY, "get", 200, "running", lambda a: a.call("get", recovery_of(a))),
+    Case(RECOVERY, "get", 401, "no token", lambda a: a.call("get", recovery_of(a), auth=None)),
+    Case(RECOVERY, "get", 404, "unknown", lambda a: a.call("get", a.hook_path(a.hook(), "/recoveries/999999"))),
+    Case(CANCEL, "post", 200, "running", lambda a: a.call("post", f"{recovery_of(a)}/cancel")),
+    Case(CANCEL, "post", 401, "no token", lambda a: a.call("post", f"{recovery_of(a)}/cancel", auth=None)),
+    Case(CANCEL, "post", 404, "unknown", lambda a: a.call("post", a.hook_path(a.hook(), "/recoveries/9/cancel"))),
+    Case(CANCEL, "post", 409, "ended", lambda a: a.call("post", f"{cancelled_recovery(a)}/cancel")),
     Case("/openapi.json", "get", 200, "no token", lambda a: a.call("get", "/openapi.json", auth=None)),
 ]
 # fmt: on
@@ -350,6 +387,9 @@ SCOPED: list[tuple[str, str, str, Callable[[Api], TestResponse]]] = [
     (TRIGGER, "post", scopes.WEBHOOKS_WRITE, lambda a: a.trigger(a.hook())),
     (ATTEMPTS, "get", scopes.WEBHOOKS_READ, lambda a: a.call("get", a.hook_path(a.hook(), "/attempts"))),
     (REDELIVER, "post", scopes.WEBHOOKS_WRITE, lambda a: a.redeliver(a.hook(), 1)),
+    (RECOVER, "post", scopes.WEBHOOKS_WRITE, lambda a: a.call("post", a.hook_path(a.hook(), "/recover"), SINCE)),
+    (RECOVERY, "get", scopes.WEBHOOKS_READ, lambda a: a.call("get", a.hook_path(a.hook(), "/recoveries/1"))),
+    (CANCEL, "post", scopes.WEBHOOKS_WRITE, lambda a: a.call("post", a.hook_path(a.hook(), "/recoveries/1/cancel"))),
     (NEXT_SECRET, "post", scopes.WEBHOOKS_SECRETS, lambda a: a.call("post", a.hook_path(a.hook(), "/next-secret"))),
     (NEXT_SECRET, "delete", scopes.WEBHOOKS_WRITE, lambda a: a.call("delete", a.hook_path(a.hook(), "/next-secret"))),
     (SWITCH_SECRET, "post", scopes.WEBHOOKS_SECRETS,

@@ -5,6 +5,7 @@ from webhookapp.api import (  # noqa: F401
     audit_views,
     event_views,
     openapi,
+    recovery_views,
     secret_rotation_views,
     validation_views,
     webhook_views,

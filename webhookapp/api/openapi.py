@@ -30,6 +30,7 @@ from webhookapp.api.openapi_parts import (
     shared,
     validation_answers,
 )
+from webhookapp.api.openapi_recovery_paths import recovery_paths, recovery_schemas
 from webhookapp.api.openapi_schemas import ref, schemas
 from webhookapp.api.openapi_webhook_paths import webhook_paths
 from webhookapp.api.routes import blueprint
@@ -147,6 +148,7 @@ def paths() -> dict[str, Any]:
             ),
         },
         **webhook_paths(),
+        **recovery_paths(),
         **audit_paths(),
     }
 
@@ -185,7 +187,7 @@ def document() -> dict[str, Any]:
                     "that webhook's events (GET /events, GET /events/{event_id}) and nothing else.",
                 },
             },
-            "schemas": {**schemas(), "AuditEntry": audit_entry_schema()},
+            "schemas": {**schemas(), **recovery_schemas(), "AuditEntry": audit_entry_schema()},
             "responses": responses(),
             "parameters": components_parameters(),
             "headers": {

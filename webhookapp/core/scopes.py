@@ -24,7 +24,7 @@ VALIDATIONS_WRITE = "validations:write"
 
 SCOPES: dict[str, str] = {
     WEBHOOKS_READ: "List and read webhooks and their delivery attempts.",
-    WEBHOOKS_WRITE: "Create, change, delete, trigger and redeliver webhooks.",
+    WEBHOOKS_WRITE: "Create, change, delete, trigger, redeliver and recover webhooks.",
     WEBHOOKS_SECRETS: "See and set webhooks' JWT secrets (with webhooks:write: generate and switch secrets).",
     EVENTS_WRITE: "Post queue-change events.",
     EVENTS_READ: "Read the events the account posted or its webhooks matched.",

@@ -29,6 +29,9 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
   :mod:`webhookapp.engine.direct.validations` calls validation webhooks synchronously,
   :mod:`webhookapp.engine.direct.probe` sends a test request with settings not yet saved, and
   :mod:`webhookapp.engine.direct.redelivery` sends a recorded attempt again now (Redeliver);
+- :mod:`webhookapp.engine.recovery` sends a webhook's failed triggers of a time range again, a
+  slice at a time from a committed cursor (:mod:`webhookapp.engine.recovery.selection`: which
+  attempts);
 - :mod:`webhookapp.engine.maintenance` prunes old rows and purges deleted webhooks' attempts,
   :mod:`webhookapp.engine.maintenance.hourly` sums attempts per hour for the chart, and
   :mod:`webhookapp.engine.maintenance.alerts` mails the users when a webhook goes Out of order;

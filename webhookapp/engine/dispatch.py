@@ -33,6 +33,7 @@ QUEUE_NAME = "webhooks"
 # Jobs by name: jobs.py imports the delivery loop, which imports this.
 DELIVER_JOB = "webhookapp.engine.jobs.deliver_due"
 PURGE_JOB = "webhookapp.engine.jobs.purge_deleted"
+RECOVER_JOB = "webhookapp.engine.jobs.recover"
 # Set while a delivery job waits in the queue: one waiting job is enough to drain everything due.
 WAKE_FLAG = "webhookapp:deliver-queued"
 # Rung on every wake: a delivery job that has just run out of work waits on it for a moment
@@ -134,4 +135,21 @@ def purge(webhook_id: str) -> bool:
     except RedisError as exc:
         log.warning("Could not queue the purge of %s (%s); the hourly prune will.", webhook_id, exc,
                     extra={"webhook_id": webhook_id})  # fmt: skip
+        return False
+
+
+def recover(recovery_id: int, generation: int, due: datetime | None = None) -> bool:
+    """Queue the next slice of a recovery (at ``due``, if given); False if Redis is unreachable
+    (the sweeper queues it then)."""
+    timeout = int(float(current_app.config["WEBHOOK_VALIDATION_TIMEOUT"]) + JOB_TIMEOUT_MARGIN)
+    try:
+        if due is None:
+            queue().enqueue(RECOVER_JOB, recovery_id, generation, job_timeout=timeout, result_ttl=0, failure_ttl=86400)
+        else:
+            queue().enqueue_at(
+                due, RECOVER_JOB, recovery_id, generation, job_timeout=timeout, result_ttl=0, failure_ttl=86400
+            )
+        return True
+    except RedisError as exc:
+        log.warning("Could not queue recovery %s (%s); the sweeper will.", recovery_id, exc)
         return False

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from flask import current_app, has_app_context
 
-from webhookapp.engine import delivery, maintenance, runtime
+from webhookapp.engine import delivery, maintenance, recovery, runtime
 from webhookapp.engine.maintenance import alerts, hourly
 from webhookapp.engine.reconnect import close_session, or_else
 
@@ -72,3 +72,9 @@ def send_alerts() -> int:
 def purge_deleted(webhook_id: str) -> int:
     """Remove a deleted webhook's attempts (queued by the deletion)."""
     return _in_app(lambda: or_else(lambda: maintenance.purge_deleted(webhook_id), 0))
+
+
+def recover(recovery_id: int, generation: int) -> int:
+    """Run one slice of a recovery (queued by the recovery itself, its start, or the sweeper)."""
+    # Not run again on a dropped connection: the slice's lease runs out and the sweeper resumes it.
+    return _in_app(lambda: recovery.run_slice(recovery_id, generation))

@@ -63,3 +63,20 @@ RECONNECT_PAUSE = 0.2
 RECORD_PATIENCE = 30.0
 """Seconds a job that is done keeps trying to record outcomes the database would not take; after
 that their leases expire and the triggers are sent again (a repeat, never a loss)."""
+
+# Recoveries (recovery/)
+RECOVER_SLICE = 1.0
+"""Seconds of sending one recovery job does before it hands the worker back: deliveries queued
+meanwhile wait at most this long (plus one request) for a worker busy with a recovery."""
+RECOVER_POLL = 0.25
+"""Seconds between the workers' looks for a recovery slice that is due: a recovery at the
+default rate is sent in slices a second apart, and this keeps each close to its due time."""
+RECOVER_READ = 200
+"""Trigger attempts read per statement while looking for failed ones: a short read, and few
+statements when failures are rare among successes."""
+RECOVER_LEASE_MARGIN = 5.0
+"""Seconds past the longest request (``WEBHOOK_VALIDATION_TIMEOUT``) before the sweeper takes a
+running slice for lost (its worker died) and queues a job to resume it."""
+RECOVER_REVIVE_AFTER = 10.0
+"""Seconds past a slice's due time before the sweeper takes the job queued for it for lost
+(Redis lost it, or it waits behind long jobs) and queues another; only one of them runs it."""

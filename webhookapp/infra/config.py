@@ -113,6 +113,9 @@ class Config:
     WEBHOOK_RETRY_MAX_INTERVAL = _float("WEBHOOK_RETRY_MAX_INTERVAL", 21600)
     WEBHOOK_MAX_ATTEMPTS = _int("WEBHOOK_MAX_ATTEMPTS", 10)
     WEBHOOK_VALIDATION_TIMEOUT = _float("WEBHOOK_VALIDATION_TIMEOUT", 10)
+    # Recover (docs/operations.md, "Recovering a time range"): the most requests per second one
+    # recovery sends; it runs in the workers, a short slice at a time, between deliveries.
+    WEBHOOK_RECOVER_RATE = _float("WEBHOOK_RECOVER_RATE", 10)
     WEBHOOK_ALLOWED_NETWORKS = [
         cidr.strip() for cidr in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",") if cidr.strip()
     ]

@@ -8,6 +8,7 @@ from webhookapp.models.accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, P
 from webhookapp.models.audit import Actor, AuditEntry
 from webhookapp.models.columns import UTCDateTime
 from webhookapp.models.deliveries import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
+from webhookapp.models.recovery import Recovery
 from webhookapp.models.webhook import WEBHOOK_FILLFACTOR, Webhook, WebhookSearch, WizardDraft
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Event",
     "MaintenanceLease",
     "Product",
+    "Recovery",
     "RecoveryCode",
     "UTCDateTime",
     "User",

@@ -36,6 +36,8 @@ ACTIONS = (
     "webhook.triggered",
     "webhook.retried",
     "webhook.redelivered",
+    "webhook.recovery_started",
+    "webhook.recovery_cancelled",
     "webhook.secret_revealed",
     "webhook.next_secret_generated",
     "webhook.secret_switched",

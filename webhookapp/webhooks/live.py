@@ -30,7 +30,7 @@ from webhookapp.core.times import isoformat, utcnow
 from webhookapp.core.urls import safe_local_path
 from webhookapp.engine.maintenance import hourly
 from webhookapp.models import Webhook
-from webhookapp.services import live, webhook_stats
+from webhookapp.services import live, recoveries, webhook_stats
 from webhookapp.services import webhook_queries as queries
 from webhookapp.webhooks import tabs
 from webhookapp.webhooks.tab_loaders import TAB_LOADERS
@@ -67,7 +67,9 @@ def details(webhook_id: str) -> Response:
     # The chart changes with every attempt (a redelivery moves no counter) and with the hour.
     span = webhook_stats.span_of(request.args.get("span"))
     charted = tab == "statistics" and (newest, span, hourly.floor_hour(utcnow()))
-    version = live.version(live.state(webhook), tab, deliveries and (newest, outcome), charted)
+    recovery = recoveries.latest(webhook) if tab == "deliveries" else None
+    recovered = recovery and (recovery.id, recovery.state, recovery.sent, recovery.succeeded, recovery.total)
+    version = live.version(live.state(webhook), tab, deliveries and (newest, outcome), charted, recovered)
     if request.if_none_match.contains(version):
         return _not_modified(version)
     regions = {name: _part(name)(webhook) for name in ("badge", "retry", "banner", "status")}
@@ -75,10 +77,13 @@ def details(webhook_id: str) -> Response:
     if tab == "statistics":
         regions["statistics"] = _part("statistics")(webhook)
         regions["chart"], extra["chart_hour"] = _chart(webhook)
+    if tab == "deliveries":
+        regions["recovery"] = _part("recovery")(webhook, recovery)
     if deliveries:
         page = TAB_LOADERS["deliveries"](webhook)
         regions["deliveries"] = _part("deliveries")(webhook, page["attempts"], page["outcome"])
-    return _answer(version, regions, live.poll_after_ms([webhook]), **extra)
+    poll_after_ms = live.FAST_MS if recovery is not None and recovery.running else live.poll_after_ms([webhook])
+    return _answer(version, regions, poll_after_ms, **extra)
 
 
 def _chart(webhook: Webhook) -> tuple[Markup, dict[str, object]]:

@@ -9,7 +9,7 @@ from flask import request
 
 from webhookapp.engine.transport import client_tls
 from webhookapp.models import Webhook
-from webhookapp.services import audit_queries, event_queries, webhook_stats
+from webhookapp.services import audit_queries, event_queries, recoveries, webhook_stats
 from webhookapp.services import webhook_queries as queries
 from webhookapp.webhooks import chart_svg, snippets
 
@@ -24,13 +24,14 @@ def _position() -> int | None:
 
 
 def _deliveries(webhook: Webhook) -> dict[str, object]:
-    """The Deliveries tab: a keyset page of attempts, newest first, narrowed by outcome."""
+    """The Deliveries tab: a keyset page of attempts, newest first, narrowed by outcome, and the
+    newest recovery."""
     outcome = request.args.get("outcome", "")
     attempts = queries.attempts_page(
         webhook, outcome, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"),
         after=request.args.get("after"), oldest=request.args.get("at") == "oldest", first=_position(),
     )  # fmt: skip
-    return {"attempts": attempts, "outcome": outcome}
+    return {"attempts": attempts, "outcome": outcome, "recovery": recoveries.latest(webhook)}
 
 
 def _events(webhook: Webhook) -> dict[str, object]:

@@ -22,7 +22,7 @@ from flask import current_app
 from opentelemetry.trace import SpanContext, Tracer
 
 from webhookapp.core.times import utcnow
-from webhookapp.engine import dispatch, signing, tracing, triggers
+from webhookapp.engine import dispatch, recovery, signing, tracing, triggers
 from webhookapp.engine.delivery import recording
 from webhookapp.engine.delivery.flight import Flight
 from webhookapp.engine.reconnect import or_else
@@ -159,12 +159,14 @@ def _linger(stopping: threading.Event, deadline: float, idle_until: float) -> bo
 
 
 def sweep() -> bool:
-    """The periodic safety net: reclaim dead workers' leases, wake workers if anything is due.
+    """The periodic safety net: reclaim dead workers' leases, resume recoveries whose worker died
+    (:func:`.recovery.revive`), wake workers if anything is due.
 
     Returns True when something was due. Runs every second from the worker's cron scheduler;
     while the database is unreachable it does nothing (the next sweep will).
     """
     or_else(triggers.reclaim_expired, 0)
+    or_else(recovery.revive, 0)
     due = or_else(triggers.next_due_at, None)
     if due is not None and due <= utcnow():
         dispatch.wake()
