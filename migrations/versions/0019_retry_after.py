@@ -5,7 +5,7 @@ handler's; and why the engine disabled a webhook (its handler answered 410 Gone)
 Both columns are empty on existing rows: no pending retry was asked for, no webhook was disabled
 by its handler.
 
-Revision ID: 0019_retry_after
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-06 10:30:00
 
@@ -17,7 +17,7 @@ import webhookapp.models
 
 
 # revision identifiers, used by Alembic.
-revision = '0019_retry_after'
+revision = '0019'
 down_revision = '0018'
 branch_labels = None
 depends_on = None

@@ -1,8 +1,8 @@
 """Recoveries: a webhook's failed triggers of a time range sent once more, in the background,
 with their progress and the cursor a worker resumes from.
 
-Revision ID: 0019_recoveries
-Revises: 0018
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-06 10:30:00
 
 """
@@ -13,8 +13,8 @@ from webhookapp.models.columns import UTCDateTime
 
 
 # revision identifiers, used by Alembic.
-revision = '0019_recoveries'
-down_revision = '0018'
+revision = '0023'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 

@@ -2,8 +2,8 @@
 secrets, docs/security.md "Secrets at rest") and the CA bundle to trust for its handler. All
 three are empty for existing webhooks, which keep calling as before.
 
-Revision ID: 0019_client_tls
-Revises: 0018
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-06 10:40:00
 
 """
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0019_client_tls'
-down_revision = '0018'
+revision = '0021'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 

@@ -4,8 +4,8 @@ retry of that trigger repeats in ``webhook-id``.
 
 Existing webhooks keep the JWT: nothing they send changes.
 
-Revision ID: 0019_signature_format
-Revises: 0018
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-06 10:30:00
 
 """
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0019_signature_format'
-down_revision = '0018'
+revision = '0022'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 

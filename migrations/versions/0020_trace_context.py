@@ -1,7 +1,7 @@
 """Trace context: the event's and the pending trigger's W3C traceparent
 
-Revision ID: 0019_trace_context
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-06 10:30:00
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = "0019_trace_context"
-down_revision = "0018"
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
