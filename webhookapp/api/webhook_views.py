@@ -66,11 +66,14 @@ def paginated(
     options: Sequence[Any] = (),
     search: Any = None,
     before_render: Callable[[list[Any]], None] | None = None,
+    unfiltered: tuple[Select[Any], Any] | None = None,
 ) -> Response:
     """Apply RQL, ``limit``, ``offset`` (and ``search``, where the resource has one) to ``query``;
     answer with a Content-Range header (:func:`.paging.api_total`). The page's rows are read by
     ``key`` (:func:`.paging.deferred_rows`) with the loader ``options``; ``before_render`` sees
-    them first (to load what the whole page needs in one statement)."""
+    them first (to load what the whole page needs in one statement). ``unfiltered``, a query and
+    its key, counts the rows instead when no filter or search narrows them: the same rows, read
+    cheaper."""
     parsed = rql.parse_query(request.query_string.decode("latin-1"), fields, default_order)
     try:
         limit = int(parsed.params.get("limit", DEFAULT_LIMIT))
@@ -90,7 +93,10 @@ def paginated(
         order.append(key)  # a client's ordering may tie: the key keeps offset pages disjoint
     query = query.where(parsed.where).order_by(*order)
     items = paging.deferred_rows(query, key, offset, limit, options) if limit else []
-    total, exact = paging.api_total(query, key, offset, len(items), limit)
+    counted, counted_key = (query, key)
+    if unfiltered is not None and not parsed.filtered and "search" not in parsed.params:
+        counted, counted_key = unfiltered
+    total, exact = paging.api_total(counted, counted_key, offset, len(items), limit)
     if before_render is not None:
         before_render(items)
     response = jsonify([render(item) for item in items])

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from webhookapp.infra import paging
 from webhookapp.infra.extensions import db, on_postgresql
-from webhookapp.models import Account, ApiToken, Attempt, Event, Webhook
+from webhookapp.models import Account, ApiToken, Attempt, Event, EventFeed, Webhook
 
 CARRIED_SHOWN = 20
 """Events listed on an attempt's page; the rest are counted and linked to the Events tab."""
@@ -65,15 +65,47 @@ def events_page(webhook: Webhook, *, per_page: int, **position: Any) -> paging.K
 def visible_condition(account: Account) -> ColumnElement[bool]:
     """The events ``account`` may see: those it posted, and those that matched one of its
     webhooks (an event posted with a platform token is stored under the platform's account and
-    may match every account's webhooks). Any other event is unknown to it (404)."""
-    listed = _listed_ids()
-    matched_own = exists(
-        select(1)
-        .select_from(listed)
-        .join(Webhook, Webhook.id == listed.c.value)
-        .where(Webhook.account_id == account.id)
+    may match every account's webhooks: its row of ``event_feeds`` says so). Any other event is
+    unknown to it (404). For one event: a probe of the feed's primary key at most."""
+    fed = exists(
+        select(1).where(
+            EventFeed.account_id == account.id,
+            EventFeed.created_at == Event.created_at,
+            EventFeed.event_id == Event.id,
+        )
     )
-    return or_(Event.account_id == account.id, matched_own)
+    return or_(Event.account_id == account.id, fed)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """The events a reader may see as a list: ``query`` (to filter), its newest-first ``order``,
+    and ``unfiltered``: the same rows' keys without the events table, to count them when no
+    filter needs the events' columns (with its key)."""
+
+    query: Select[Event]
+    order: list[Any]
+    unfiltered: tuple[Select[Any], Any] | None = None
+
+
+def visible_events(account: Account) -> Listed:
+    """The events ``account`` may see (:func:`visible_condition`) as a list: its own
+    (``ix_events_account_created``) and its feed (``event_feeds``' primary key), two index ranges
+    merged newest first, each row then read by the events' primary key. Ordered by the ranges'
+    own columns, so the database reads a page and stops, however many events there are; counted
+    by the ranges alone."""
+    own = select(Event.id.label("id"), Event.created_at.label("created_at")).where(Event.account_id == account.id)
+    fed = select(EventFeed.event_id.label("id"), EventFeed.created_at.label("created_at")).where(
+        EventFeed.account_id == account.id
+    )
+    feed = union_all(own, fed).subquery("feed")
+    query = select(Event).join(feed, feed.c.id == Event.id)
+    return Listed(query, [feed.c.created_at.desc(), feed.c.id.desc()], (select(feed.c.id), feed.c.id))
+
+
+def webhook_listed(condition: ColumnElement[bool]) -> Listed:
+    """A webhook's events as a list (a handler calling back): ``condition``, newest first."""
+    return Listed(select(Event).where(condition), [Event.created_at.desc(), Event.id.desc()])
 
 
 def get_event(event_id: str, condition: ColumnElement[bool]) -> Event | None:
