@@ -110,7 +110,7 @@ def list_events() -> Response:
     listed = reader.listed
     return paginated(
         listed.query, event_fields(reader.webhook_match), list(listed.order), render, key=Event.id,
-        before_render=render_page, unfiltered=listed.unfiltered,
+        before_render=render_page, keyed=listed.keys,
     )  # fmt: skip
 
 
