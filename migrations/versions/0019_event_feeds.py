@@ -14,6 +14,8 @@ Create Date: 2026-12-06 10:30:00
 from alembic import op
 import sqlalchemy as sa
 
+import webhookapp.models
+
 
 # revision identifiers, used by Alembic.
 revision = '0019_event_feeds'
@@ -28,7 +30,7 @@ def upgrade():
     op.create_table(
         'event_feeds',
         sa.Column('account_id', sa.String(length=20), nullable=False),
-        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('created_at', webhookapp.models.UTCDateTime(), nullable=False),
         sa.Column('event_id', sa.String(length=20), nullable=False),
         sa.PrimaryKeyConstraint('account_id', 'created_at', 'event_id', name=op.f('pk_event_feeds')),
     )

@@ -142,3 +142,35 @@ def test_pruning_removes_the_rows_of_the_events_it_removes(client, app, vendor):
     assert removed is not None and removed["events"] == 1 and removed["event_feeds"] == 1
     assert rows() == {(vendor.account.id, recent)}
     assert listed(client, api_token(vendor.account)) == [recent]
+
+
+def test_the_feed_filtered_ordered_and_paged(client, vendor, distributor):
+    """Filters go inside both ranges: by object id, time, webhook; a client's order and offsets
+    give the same events as the default order."""
+    mine = make_webhook(vendor)
+    platform = make_tenant("distributor", "Platform", "ops@platform.test")
+    platform_token, vendor_token = api_token(platform.account, platform=True), api_token(vendor.account)
+    body = {"object_class": "fulfillment_request", "product_id": mine.product_id}
+    fed = [post_event(client, platform_token, object_id=f"PR-{n}", **body)[1]["id"] for n in range(4)]
+    own = post_event(client, vendor_token, object_id="PR-1", **body)[1]["id"]
+    post_event(client, api_token(distributor.account), object_id="PR-1", **body)  # not the vendor's
+    everything = [own, *reversed(fed)]
+    times = {event_id: utcnow() - timedelta(hours=n) for n, event_id in enumerate(everything)}
+    for event_id, moment in times.items():  # an hour apart, newest first
+        for model, key in ((Event, Event.id), (EventFeed, EventFeed.event_id)):
+            db.session.execute(update(model).where(key == event_id).values(created_at=moment)
+                               .execution_options(synchronize_session=False))  # fmt: skip
+    db.session.commit()
+
+    def get(query: str) -> tuple[list[str], str]:
+        response = client.get(f"{URL}?{query}", headers={"Authorization": f"ApiKey {vendor_token}"})
+        assert response.status_code == 200, response.get_json()
+        return [event["id"] for event in response.get_json()], response.headers["Content-Range"]
+
+    assert get("limit=10") == (everything, "items 0-4/5")
+    assert get("limit=2&offset=2") == (everything[2:4], "items 2-3/5")
+    assert get("eq(object_id,PR-1)")[0] == [own, fed[1]]
+    since, until = (times[event_id].replace(tzinfo=None).isoformat() for event_id in (fed[1], fed[2]))
+    assert get(f"ge(created_at,{since})&le(created_at,{until})")[0] == [fed[2], fed[1]]
+    assert get(f"eq(webhook.id,{mine.id})")[0] == everything
+    assert get("ordering(created_at)&limit=10")[0] == list(reversed(everything))

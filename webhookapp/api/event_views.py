@@ -46,7 +46,6 @@ def event_fields(webhook_match: Callable[[str], ColumnElement[bool]]) -> dict[st
 
 
 EVENT_FIELDS = event_fields(lambda _webhook_id: false())  # the names, for the OpenAPI document
-NEWEST_EVENTS_FIRST = [Event.created_at.desc(), Event.id.desc()]
 
 
 @dataclass(frozen=True)

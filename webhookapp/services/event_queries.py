@@ -24,6 +24,7 @@ from webhookapp.models import Account, ApiToken, Attempt, Event, EventFeed, Webh
 
 CARRIED_SHOWN = 20
 """Events listed on an attempt's page; the rest are counted and linked to the Events tab."""
+NEWEST_FIRST = (Event.created_at.desc(), Event.id.desc())
 SEARCHED_EVENTS = 1000
 """Events read for one search (the newest with that id): an object's webhooks are among them."""
 
@@ -95,10 +96,11 @@ def visible_events(account: Account) -> Listed:
 
     Its keys are the union of two index ranges, each with the filters applied: the events it
     posted (``ix_events_account_created``) and its feed (``event_feeds``' primary key; a time
-    range is put on the feed's own time, so that it narrows the range, and the events are joined
-    by primary key only for a filter on their other columns). PostgreSQL merges the two newest first, so
-    an unfiltered page reads a page and no more, however many events there are; a filter by id
-    or object id starts from that index and probes the ranges' keys."""
+    range is put on the feed's own time, so that it narrows the range, and the events are
+    joined by primary key only for a filter on their other columns). PostgreSQL merges the two
+    newest first, so an unfiltered page reads a page and no more, however many events there
+    are; a filter by id or object id starts from that index and probes the ranges' keys.
+    ``query`` (a client's own order) tests each event instead."""
     feed_time = {Event.__table__.c.created_at: EventFeed.__table__.c.created_at}
 
     def keys(condition: ColumnElement[bool] | None) -> tuple[Select[Any], Any]:
@@ -120,13 +122,12 @@ def visible_events(account: Account) -> Listed:
         feed = union_all(own, fed).subquery("feed")
         return select(feed.c.id).order_by(feed.c.created_at.desc(), feed.c.id.desc()), feed.c.id
 
-    newest_first = [Event.created_at.desc(), Event.id.desc()]
-    return Listed(select(Event).where(visible_condition(account)), newest_first, keys)
+    return Listed(select(Event).where(visible_condition(account)), list(NEWEST_FIRST), keys)
 
 
 def webhook_listed(condition: ColumnElement[bool]) -> Listed:
     """A webhook's events as a list (a handler calling back): ``condition``, newest first."""
-    return Listed(select(Event).where(condition), [Event.created_at.desc(), Event.id.desc()])
+    return Listed(select(Event).where(condition), list(NEWEST_FIRST))
 
 
 def get_event(event_id: str, condition: ColumnElement[bool]) -> Event | None:
