@@ -67,7 +67,7 @@ def backfill(batch_size: int = BATCH_SIZE, progress: Callable[[str], None] | Non
     db.session.commit()
     added = 0
     while True:
-        after = paging.parse_cursor(state.position, str)
+        after = _position(state.position)
         query = select(Event.id, Event.account_id, Event.created_at, Event.webhook_ids)
         if after is not None:
             query = query.where(Event.created_at >= after[0], tuple_(Event.created_at, Event.id) > after)
@@ -85,13 +85,22 @@ def backfill(batch_size: int = BATCH_SIZE, progress: Callable[[str], None] | Non
             _insert_ignoring_known(rows)
         added += len(rows)
         if events:
-            state.position = paging.cursor(events[-1].created_at, events[-1].id)
+            state.position = f"{paging.cursor(events[-1].created_at, 0)[:-2]} {events[-1].id}"
         state.done = len(events) < batch_size
         db.session.commit()
         if progress is not None:
             progress(f"{state.position or 'start'}: {added} rows added")
         if state.done:
             return added
+
+
+def _position(text: str | None) -> tuple[datetime, str] | None:
+    """The last event done, from ``backfills.position`` (its time in µs since the epoch, its id):
+    any id, not only the service's own format."""
+    if not text:
+        return None
+    micros, _, event_id = text.partition(" ")
+    return paging.EPOCH + int(micros) * paging.MICROSECOND, event_id
 
 
 def prune(before: datetime, between_batches: Callable[[], None] = lambda: None) -> int:
