@@ -3,15 +3,18 @@ bare Flask JSON endpoint under the same server settings, in the same run.
 
     .venv/bin/python -m bench.ingest [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench]
                                      [--duration 8] [--rounds 3] [--client-threads 8] [--workers 2] [--threads 4]
+                                     [--platform]
 
 Two gunicorn servers run side by side with the same options: ``wsgi:app`` (the application,
 ``WEBHOOKAPP_CONFIG=development`` against the benchmark's database and a private Redis) and
 ``bench.bare_app:app`` (parse the JSON body, answer 202 JSON). A client in this process, with
 ``--client-threads`` threads each holding its own keep-alive ``requests.Session``, posts valid
 events (``{"object_class": "fulfillment_request", "product_id": P}``, P has ``--webhooks``
-matching webhooks) to one server at a time for ``--warmup`` + ``--duration`` seconds; only the
-``--duration`` window counts. No worker runs: triggers stay pending, which is what the API does
-under a real load too (each event after the first folds into the pending trigger).
+matching webhooks; with ``--platform``, posted with another account's platform token, so that
+each event also writes its row of ``event_feeds``) to one server at a time for ``--warmup`` +
+``--duration`` seconds; only the ``--duration`` window counts. No worker runs: triggers stay
+pending, which is what the API does under a real load too (each event after the first folds
+into the pending trigger).
 
 The servers are measured ``--rounds`` times each, alternately, and the ratio is that of the
 medians: this machine's speed drifts from one minute to the next. Prints requests/s, errors,
@@ -68,6 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads for both servers (4)")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn -k for both servers (gthread)")
     parser.add_argument("--webhooks", type=int, default=10, help="webhooks each event matches (10)")
+    parser.add_argument(
+        "--platform", action="store_true",
+        help="post with a platform token of another account (each event then writes a row of event_feeds)",
+    )  # fmt: skip
     parser.add_argument(
         "--app", default="wsgi:app", help="the application's WSGI target (wsgi:app); another to measure a change"
     )
@@ -198,6 +205,12 @@ def run(args: argparse.Namespace) -> int:
         stack.enter_context(prepared_app(database_url, redis.url, reset=args.reset))
         tenant = make_tenant("http://127.0.0.1:9", {"events": args.webhooks})
         product_id = tenant.products["events"].id
+        plain_token = tenant.plain_token
+        if args.platform:  # the platform posts for the vendor, as most events are posted
+            from webhookapp.services import accounts, tokens
+
+            plain_token = tokens.create_token(accounts.create_account("distributor", "Bench Platform"), "bench",
+                                              platform=True)[1]  # fmt: skip
         db.session.remove()
 
         env = engine_env(database_url, redis.url)
@@ -212,12 +225,12 @@ def run(args: argparse.Namespace) -> int:
             f"webhookapp ingest benchmark: {describe_database(database_url)}; gunicorn -w {args.workers} "
             f"-k {args.worker_class} --threads {args.threads} for both; {args.client_threads} client threads; "
             f"{args.warmup:g} s warm-up + {args.duration:g} s per measurement; each event matches "
-            f"{args.webhooks} webhooks",
+            f"{args.webhooks} webhooks" + (", posted with a platform token" if args.platform else ""),
             flush=True,
         )
 
         body = json.dumps({"object_class": "fulfillment_request", "product_id": product_id}).encode()
-        app_headers = {"Authorization": f"ApiKey {tenant.plain_token}", "Content-Type": "application/json"}
+        app_headers = {"Authorization": f"ApiKey {plain_token}", "Content-Type": "application/json"}
         bare_headers = {"Content-Type": "application/json"}
         app_runs: list[LoadResult] = []
         bare_runs: list[LoadResult] = []

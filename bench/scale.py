@@ -137,6 +137,37 @@ def api(path: str, method: str = "GET", **options) -> Callable[[Site], requests.
     )
 
 
+def api_as(token: str, path: str) -> Callable[[Site], requests.Response]:
+    """GET ``path`` of the API with another account's token."""
+    return lambda site: site.session.get(
+        f"{site.base}/public/v1{path.format(**site.depth)}", headers={"Authorization": f"ApiKey {token}"}, timeout=60
+    )
+
+
+def event_requests(heavy: str) -> list[Request]:
+    """Every read of events: the feed by account (its own and the platform's events, or the
+    platform's alone), by webhook, by object id, by time; one event; the Events tab, the events an
+    attempt carried; the list searched by each kind of an event's ids."""
+    fed = scale_data.FED_TOKEN
+    return [
+        Request("API events, first page (the big account)", api("/events")),
+        Request("API events, first page (an account the platform posts for)", api_as(fed, "/events")),
+        Request("API events, offset 1,000 (the platform posts for it)", api_as(fed, "/events?limit=100&offset=1000")),
+        Request("API events, eq(webhook.id)", api(f"/events?eq(webhook.id,{heavy})")),
+        Request("API events, eq(object_id)", api("/events?eq(object_id,{object_id})")),
+        Request("API events, a day a week ago", api("/events?ge(created_at,{day_from})&lt(created_at,{day_to})")),
+        Request("API event", api("/events/{event}")),
+        Request("details page, Events tab", page(f"/webhooks/{heavy}?tab=events")),
+        Request("attempt page, the events it carried", page(f"/webhooks/{heavy}/attempts/{{carrier}}")),
+        Request("webhooks list, search by an event id", page("/webhooks?q={event}")),
+        Request("webhooks list, search by a client id", page("/webhooks?q={client_id}")),
+        Request("webhooks list, search by an object id", page("/webhooks?q={object_id}")),
+        Request("webhooks list, live cells", page("/webhooks/live?ids={listed_ids}&next=/webhooks")),
+        Request("details page, live regions", page(f"/webhooks/{heavy}/live?tab=deliveries")),
+        Request("/metrics", page("/metrics")),
+    ]
+
+
 def older_link(hops: int, legacy: bool) -> Callable[[Site], requests.Response]:
     """The delivery page ``hops`` pages back, by the link the Older buttons lead to."""
     links: dict[str, str] = {}
@@ -187,6 +218,7 @@ def requests_for(heavy: str, legacy: bool = False) -> list[Request]:
         Request("API audit, eq(object.id)", api(f"/audit?eq(object.id,{heavy})")),
         Request("API audit, eq(action)&ge(at)", api("/audit?eq(action,webhook.updated)&ge(at,{week_ago})")),
         Request("API audit entry", api("/audit/{audit_entry}")),
+        *event_requests(heavy),
         Request(
             "API event (matches 133 webhooks)",
             api("/events", "POST", json={"object_class": "billing_request", "product_id": "PRD-000000001"}),

@@ -4,9 +4,13 @@ its own.
 At ``size`` 1: 1,000 accounts; 100,000 webhooks, one account (:data:`BIG_ACCOUNT`) holding
 20,000 of them on 50 products; 10 million attempts over 31 days, 100,000 of them on one webhook
 (:data:`HEAVY_WEBHOOK`), interleaved with the others as a busy service writes them; 5 million
-events; 800,000 audit entries, three per webhook and 500,000 more in the big account (1,000 of
-them on the heavy webhook). Smaller sizes scale every count (the big account keeps its 50 products). The ids do not
-depend on the size, so the same request names the same objects in a small and a big database.
+events, most posted with the platform's token (:data:`PLATFORM_ACCOUNT`), one in five by the
+owner of the webhook it matched, and one in fifty matching ten webhooks of as many accounts
+(their ``event_feeds`` rows in one statement, as the backfill writes them); 800,000 audit
+entries, three per webhook and 500,000 more in the big account (1,000 of them on the heavy
+webhook). Smaller sizes scale every count (the big account keeps its 50 products). The ids do
+not depend on the size, so the same request names the same objects in a small and a big
+database.
 
 The schema comes from the migrations (``flask db upgrade``), so the indexes are the ones a real
 installation has; the secondary indexes of the two big tables are dropped during the load and
@@ -37,11 +41,19 @@ from bench.common import ROOT, SECRET_KEY, refuse_shared_database
 from webhookapp.models.tenancy import digest
 
 BIG_ACCOUNT = "VA-000001"
+FED_ACCOUNT = "VA-000002"
+"""An account whose events the platform posts (a fifth of them it posts itself)."""
+PLATFORM_ACCOUNT = "DA-000001"
+"""The platform: a distributor whose platform token posts most events."""
+MANY_WEBHOOKS = 10
+"""Webhooks (of as many accounts) that one event in fifty matches."""
 HEAVY_WEBHOOK = "WH-000000001"
 BIG_PRODUCTS = 50
 EMAIL = "scale@example.com"
 PASSWORD = "bench-password"
 PLAIN_TOKEN = "bench-scale-token-0123456789abcdef0123456789abcdef"
+FED_TOKEN = "bench-scale-fed-0123456789abcdef0123456789abcdef01"
+PLATFORM_TOKEN = "bench-scale-platform-0123456789abcdef0123456789ab"
 DAYS = 31
 BULK_TABLES = ("attempts", "events", "audit_entries")
 AUDIT_PER_WEBHOOK = 3
@@ -94,7 +106,8 @@ STEPS: tuple[tuple[str, str], ...] = (
         "accounts",
         """INSERT INTO accounts (id, name, kind, created_at)
         SELECT 'VA-' || lpad(a::text, 6, '0'), 'Account ' || a, 'vendor', :start
-        FROM generate_series(1, :accounts) AS a""",
+        FROM generate_series(1, :accounts) AS a;
+        INSERT INTO accounts (id, name, kind, created_at) VALUES (:platform, 'The platform', 'distributor', :start)""",
     ),
     (
         "products",
@@ -134,7 +147,11 @@ STEPS: tuple[tuple[str, str], ...] = (
         """INSERT INTO users (email, name, password_hash, is_admin, account_id, created_at, session_token)
         VALUES (:email, 'Scale User', :password_hash, false, :big_account, :start, '0123456789abcdef0123456789abcdef');
         INSERT INTO api_tokens (account_id, name, token_hash, prefix, is_platform, created_at)
-        VALUES (:big_account, 'scale', :token_hash, :token_prefix, false, :start)""",
+        VALUES (:big_account, 'scale', :token_hash, :token_prefix, false, :start);
+        INSERT INTO api_tokens (account_id, name, token_hash, prefix, is_platform, created_at)
+        VALUES (:fed_account, 'scale', :fed_hash, :fed_prefix, false, :start);
+        INSERT INTO api_tokens (account_id, name, token_hash, prefix, is_platform, created_at)
+        VALUES (:platform, 'platform', :platform_hash, :platform_prefix, true, :start)""",
     ),
     (
         "attempts",
@@ -158,9 +175,13 @@ STEPS: tuple[tuple[str, str], ...] = (
         "events",
         f"""INSERT INTO events (id, account_id, client_event_id, object_class, product_id, object_id, api_url,
             webhook_ids, created_at)
-        SELECT 'EV-' || lpad(e::text, 12, '0'), w.account_id, CASE WHEN e % 2 = 0 THEN 'client-' || e END,
+        SELECT 'EV-' || lpad(e::text, 12, '0'), CASE WHEN e % 5 = 1 THEN w.account_id ELSE :platform END,
+               CASE WHEN e % 2 = 0 THEN 'client-' || e END,
                w.object_class, w.product_id, 'PR-' || e, 'https://api.example.com/public/v1/',
-               json_build_array(w.id), :start + e * :event_step * interval '1 second'
+               CASE WHEN e % 50 = 0 THEN json_build_array(w.id, {", ".join(
+                   webhook_id(f"1 + (e * 7919 + {n} * 1009) % :webhooks") for n in range(1, MANY_WEBHOOKS))})
+                    ELSE json_build_array(w.id) END,
+               :start + e * :event_step * interval '1 second'
         FROM generate_series(1::bigint, :events) AS e
         JOIN webhooks w ON w.id = {webhook_id("1 + (e * 7919) % :webhooks")}""",
     ),
@@ -190,6 +211,17 @@ LATER_STEPS: tuple[tuple[str, str], ...] = (
     ),
 )
 """Statements for tables the migrations after :data:`PLAIN_SECRETS_REVISION` add, run at the last one."""
+LATER_STEPS += (
+    (
+        "event feeds",
+        # What ``flask events backfill-feeds`` writes, in one statement: a row per other account matched.
+        """INSERT INTO event_feeds (account_id, created_at, event_id)
+        SELECT DISTINCT w.account_id, e.created_at, e.id
+        FROM events e CROSS JOIN LATERAL json_array_elements_text(e.webhook_ids) AS listed(webhook_id)
+        JOIN webhooks w ON w.id = listed.webhook_id
+        WHERE w.account_id <> e.account_id""",
+    ),
+)
 
 
 def engine_for(url: str) -> Engine:
@@ -249,6 +281,12 @@ def load(
         "password_hash": generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"),
         "token_hash": digest(PLAIN_TOKEN),
         "token_prefix": PLAIN_TOKEN[:8],
+        "platform": PLATFORM_ACCOUNT,
+        "fed_account": FED_ACCOUNT,
+        "fed_hash": digest(FED_TOKEN),
+        "fed_prefix": FED_TOKEN[:8],
+        "platform_hash": digest(PLATFORM_TOKEN),
+        "platform_prefix": PLATFORM_TOKEN[:8],
     }
     with engine.begin() as connection:
         indexes = _secondary_indexes(connection)
@@ -280,6 +318,7 @@ def load(
                 for part in statement.split(";"):
                     connection.execute(text(part), params)
         say(f"  the last migrations: {time.monotonic() - began:.0f} s")
+
     vacuum(engine)
     engine.dispose()
     return shape

@@ -60,7 +60,10 @@ def deep_delivery_link(url: str, hops: int, legacy: bool = False) -> str:
 def depths(url: str) -> dict[str, int | str]:
     """Where the deep pages are in this database: page 5/8 of the big account's webhook list,
     95 % of the way down its API list (or a full page from the end), the last 100 attempts of
-    the heavy webhook; and the big account's first audit entry, and the date a week ago."""
+    the heavy webhook; and the big account's first audit entry, and the date a week ago; a
+    week-old event the platform posted for the big account (its id, object id and client id), a
+    day's range of events a week ago, a day-old trigger attempt of the heavy webhook (the events it
+    carried) and the ids of the list's first page (its live cells)."""
     engine = scale_data.engine_for(url)
     with engine.connect() as connection:
         webhooks = connection.execute(
@@ -72,8 +75,36 @@ def depths(url: str) -> dict[str, int | str]:
         audit_entry = connection.execute(
             text("SELECT min(id) FROM audit_entries WHERE account_id = :a"), {"a": scale_data.BIG_ACCOUNT}
         ).scalar()
+        # A week-old event the platform posted for the big account's webhooks, with a client id.
+        fed = connection.execute(
+            text(
+                "SELECT e.id, e.object_id, e.client_event_id FROM event_feeds f JOIN events e ON e.id = f.event_id"
+                " WHERE f.account_id = :a AND f.created_at < now() - interval '7 days' AND e.client_event_id"
+                " IS NOT NULL ORDER BY f.created_at DESC LIMIT 1"
+            ),
+            {"a": scale_data.BIG_ACCOUNT},
+        ).one()
+        carrier = connection.execute(
+            text(
+                "SELECT max(id) FROM attempts WHERE webhook_id = :w AND kind = 'trigger'"
+                " AND started_at < now() - interval '1 day'"
+            ),
+            {"w": scale_data.HEAVY_WEBHOOK},
+        ).scalar()
+        listed = connection.execute(
+            text("SELECT string_agg(id, ',') FROM (SELECT id FROM webhooks WHERE account_id = :a"
+                 " ORDER BY id LIMIT 25) AS page"), {"a": scale_data.BIG_ACCOUNT},
+        ).scalar()  # fmt: skip
     engine.dispose()
+    week_ago = datetime.now(UTC) - timedelta(days=7)
     return {
+        "event": fed.id,
+        "object_id": fed.object_id,
+        "client_id": fed.client_event_id,
+        "carrier": carrier or 0,
+        "listed_ids": listed or "",
+        "day_from": week_ago.replace(microsecond=0, tzinfo=None).isoformat(),
+        "day_to": (week_ago + timedelta(days=1)).replace(microsecond=0, tzinfo=None).isoformat(),
         "audit_entry": audit_entry or 0,
         "week_ago": (datetime.now(UTC) - timedelta(days=7)).date().isoformat(),
         "list_page": max(round(webhooks / 25 * 5 / 8), 1),

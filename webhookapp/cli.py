@@ -1,4 +1,4 @@
-"""Command line (``flask --app wsgi ...``): seed-demo, accounts, users, products, tokens, secrets."""
+"""Command line (``flask --app wsgi ...``): seed-demo, accounts, users, products, tokens, secrets, events."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from flask import Flask
 from webhookapp.core import scopes
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import isoformat, utcnow
+from webhookapp.engine import feeds
 from webhookapp.infra import crypto
 from webhookapp.infra.extensions import db
 from webhookapp.models import Account
@@ -182,7 +183,24 @@ def reencrypt(batch_size: int, verbose: bool) -> None:
     click.echo("Every stored secret is now under the first key: the other keys may be dropped.")
 
 
+@click.group("events")
+def events_group() -> None:
+    """Maintenance of the stored events."""
+
+
+@events_group.command("backfill-feeds")
+@click.option("--batch-size", default=feeds.BATCH_SIZE, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--verbose", is_flag=True, help="Say where it is after every batch.")
+def backfill_feeds(batch_size: int, verbose: bool) -> None:
+    """Give the events stored before migration 0019 their rows of event_feeds (the accounts that
+    see a platform token's events), in short transactions, beside the running service; stopped,
+    it resumes where it was."""
+    added = feeds.backfill(batch_size, progress=click.echo if verbose else None)
+    click.echo(f"Event feeds backfilled: {added} rows added; every event has its rows.")
+
+
 def register(app: Flask) -> None:
     """Attach the commands to ``app.cli``."""
-    for command in (seed_demo, accounts_group, users_group, products_group, tokens_group, secrets_group):
+    groups = (seed_demo, accounts_group, users_group, products_group, tokens_group, secrets_group, events_group)
+    for command in groups:
         app.cli.add_command(command)

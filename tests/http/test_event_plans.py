@@ -5,15 +5,19 @@ its shape alone (docs/architecture.md, "Following events")."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import ClauseElement, Executable, text
+from sqlalchemy import ClauseElement, Executable, and_, func, select, text
 from sqlalchemy.ext.compiler import compiles
 
 from tests.conftest import make_tenant, make_webhook
 from tests.engine import api_token, post_event
+from webhookapp.core.times import utcnow
+from webhookapp.infra import paging
 from webhookapp.infra.extensions import db
+from webhookapp.models import Event
 from webhookapp.services import event_queries
 
 
@@ -87,4 +91,69 @@ def test_the_search_by_an_event_s_ids_probes_each_index_once(client, postgresql,
             leading = {"pk_events": "id", "ix_events_object_id": "object_id"}.get(scan["Index Name"], "account_id")
             assert re.match(rf"\(+{leading}\)?(::text)? = ", scan["Index Cond"]), scan  # its leading column
         assert sum(scan["read"] for scan in read) <= 3, read  # PR-5 is an event of theirs: read, not kept
+    db.session.rollback()
+
+
+# -- the events an account may see ---------------------------------------------------------
+
+
+@pytest.mark.postgresql
+def test_the_feed_of_an_account_without_events_of_its_own_reads_a_page_and_its_bound(
+    client, postgresql, vendor, distributor
+):
+    mine = make_webhook(vendor)
+    platform = make_tenant("distributor", "Platform", "ops@platform.test")
+    platform_token = api_token(platform.account, platform=True)
+    # 50,000 events posted with the platform's token, every third for the vendor's webhook: more
+    # than the count's bound are the vendor's, none posted by it.
+    db.session.execute(text(
+        "INSERT INTO events (id, account_id, object_class, product_id, object_id, webhook_ids, created_at)"
+        " SELECT 'EV-' || lpad((n / 1000)::text, 3, '0') || '-' || lpad((n % 1000)::text, 3, '0') || '-000-000',"
+        " :platform, 'fulfillment_request', :product, 'PR-' || n,"
+        " CASE WHEN n % 3 = 0 THEN json_build_array(CAST(:hook AS text)) ELSE '[]'::json END,"
+        " now() - n * interval '1 second' FROM generate_series(1, 50000) AS n"),
+        {"platform": platform.account.id, "product": mine.product_id, "hook": mine.id})  # fmt: skip
+    db.session.execute(text(
+        "INSERT INTO event_feeds (account_id, created_at, event_id) SELECT :vendor, created_at, id FROM events"
+        " WHERE webhook_ids::text <> '[]'"), {"vendor": vendor.account.id})  # fmt: skip
+    db.session.execute(text(  # and ten other accounts' feeds, each twice as long
+        "INSERT INTO event_feeds (account_id, created_at, event_id) SELECT 'VA-000-' || lpad(n::text, 3, '0'),"
+        " created_at, id FROM events, generate_series(1, 10) AS n WHERE webhook_ids::text = '[]'"))  # fmt: skip
+    db.session.commit()
+    for table in ("events", "event_feeds"):
+        analyze(table)
+    newest = post_event(client, platform_token, object_class="fulfillment_request", product_id=mine.product_id)
+    analyze("event_feeds")
+
+    vendor_token = api_token(vendor.account)
+    response = client.get("/public/v1/events?limit=20", headers={"Authorization": f"ApiKey {vendor_token}"})
+    assert response.status_code == 200
+    page = [event["id"] for event in response.get_json()]
+    expected = ["EV-000-003-000-000", *(f"EV-{n // 1000:03d}-{n % 1000:03d}-000-000" for n in range(6, 58, 3))]
+    assert page == [newest[1]["id"], *expected[:19]]
+    assert response.headers["Content-Range"].startswith("items 0-19/")
+
+    listed = event_queries.visible_events(vendor.account)
+    assert listed.keys is not None
+    feed, key = listed.keys(None)
+    for offset in (0, 20, 500):
+        keys = scans(paging._keys(feed, key).offset(offset).limit(20))
+        assert all(scan["read"] <= offset + 20 for scan in keys), keys  # a page: no scan of the rest
+    bounded = paging._keys(feed, key).order_by(None).limit(paging.COUNT_BOUND + 1).subquery()
+    counted = scans(select(func.count()).select_from(bounded))
+    assert sum(scan["read"] for scan in counted) <= paging.COUNT_BOUND + 1, counted  # the bound, not 16,667
+    # Filtered: an hour's range narrows both ranges; an object id is one probe of its index, then
+    # of the ranges' keys.
+    hours_ago = utcnow() - timedelta(hours=3)
+    an_hour = listed.keys(and_(Event.created_at >= hours_ago, Event.created_at < hours_ago + timedelta(hours=1)))
+    hour = scans(paging._keys(*an_hour).limit(20))
+    assert sum(scan["read"] for scan in hour if scan.get("Index Name") != "pk_events") <= 20, hour
+    by_object = scans(paging._keys(*listed.keys(Event.object_id == "PR-300")).limit(20))
+    assert sum(scan["read"] for scan in by_object) <= 4, by_object
+    one = scans(select(Event).where(Event.id == expected[3], event_queries.visible_condition(vendor.account)))
+    assert sum(scan["read"] for scan in one) <= 2, one  # the event, then its feed row: two probes
+    theirs = event_queries.visible_events(distributor.account)
+    assert theirs.keys is not None
+    other = scans(paging._keys(*theirs.keys(None)).limit(20))
+    assert sum(scan["read"] for scan in other) == 0, other  # nothing of its own nor in its feed: nothing read
     db.session.rollback()

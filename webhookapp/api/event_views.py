@@ -19,7 +19,7 @@ from functools import wraps
 from typing import Any
 
 from flask import g, jsonify, request
-from sqlalchemy import ColumnElement, false, select
+from sqlalchemy import ColumnElement, false
 from werkzeug import Response
 
 from webhookapp.api import callbacks, rql
@@ -47,7 +47,6 @@ def event_fields(webhook_match: Callable[[str], ColumnElement[bool]]) -> dict[st
 
 
 EVENT_FIELDS = event_fields(lambda _webhook_id: false())  # the names, for the OpenAPI document
-NEWEST_EVENTS_FIRST = [Event.created_at.desc(), Event.id.desc()]
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,8 @@ class Reader:
     """Who reads events: which they may see, which webhooks of theirs they may name."""
 
     account_id: str
-    visible: ColumnElement[bool]
+    visible: ColumnElement[bool]  # for one event
+    listed: event_queries.Listed  # for a list: the same events, as the query that reads them cheapest
     webhook_match: Callable[[str], ColumnElement[bool]]
     fixed_webhooks: frozenset[str] | None = None  # a handler: its webhook, whatever the event lists
 
@@ -88,7 +88,8 @@ def token_or_delivery_jwt(view: Callable[..., Any]) -> Callable[..., Any]:
             webhook = callbacks.delivery_webhook(presented)
             own = event_queries.of_webhook(webhook)
             g.event_reader = Reader(
-                webhook.account_id, own, lambda webhook_id: own if webhook_id == webhook.id else false(),
+                webhook.account_id, own, event_queries.webhook_listed(own),
+                lambda webhook_id: own if webhook_id == webhook.id else false(),
                 fixed_webhooks=frozenset({webhook.id}),
             )  # fmt: skip
         else:
@@ -96,6 +97,7 @@ def token_or_delivery_jwt(view: Callable[..., Any]) -> Callable[..., Any]:
             g.event_reader = Reader(
                 token.account_id,
                 event_queries.visible_condition(token.account),
+                event_queries.visible_events(token.account),
                 event_queries.webhook_filter(token.account),
             )
         return view(*args, **kwargs)
@@ -116,10 +118,10 @@ def list_events() -> Response:
     def render_page(events: list[Event]) -> None:
         rendered["own"] = reader.own_webhooks(events)
 
-    query = select(Event).where(reader.visible)
+    listed = reader.listed
     return paginated(
-        query, event_fields(reader.webhook_match), list(NEWEST_EVENTS_FIRST), render, key=Event.id,
-        before_render=render_page,
+        listed.query, event_fields(reader.webhook_match), list(listed.order), render, key=Event.id,
+        before_render=render_page, keyed=listed.keys,
     )  # fmt: skip
 
 

@@ -89,6 +89,7 @@ class Query:
     where: ColumnElement[bool]
     order_by: list[Any]
     params: dict[str, str]
+    filtered: bool = False  # a condition at all (``where`` is more than ``true()``)
 
 
 def _tokens(text: str) -> list[str]:
@@ -302,7 +303,7 @@ def parse_query(query_string: str, fields: Mapping[str, Field], default_order: l
             continue  # Connect clients send select(); every field is always returned
         else:
             conditions.append(_condition(node, fields))
-    return Query(and_(true(), *conditions), order_by or default_order, params)
+    return Query(and_(true(), *conditions), order_by or default_order, params, filtered=bool(conditions))
 
 
 def _ordering(node: Node, fields: Mapping[str, Field]) -> list[Any]:

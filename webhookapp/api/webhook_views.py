@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import g, jsonify, request
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import selectinload
 from werkzeug import Response
 
@@ -66,11 +66,14 @@ def paginated(
     options: Sequence[Any] = (),
     search: Any = None,
     before_render: Callable[[list[Any]], None] | None = None,
+    keyed: Callable[[ColumnElement[bool] | None], tuple[Select[Any], Any]] | None = None,
 ) -> Response:
     """Apply RQL, ``limit``, ``offset`` (and ``search``, where the resource has one) to ``query``;
     answer with a Content-Range header (:func:`.paging.api_total`). The page's rows are read by
     ``key`` (:func:`.paging.deferred_rows`) with the loader ``options``; ``before_render`` sees
-    them first (to load what the whole page needs in one statement)."""
+    them first (to load what the whole page needs in one statement). ``keyed``, given the filters'
+    condition (None for none), answers a query of the same rows' keys and its key column, in the
+    default order: it finds and counts them instead, unless a search or a client's order applies."""
     parsed = rql.parse_query(request.query_string.decode("latin-1"), fields, default_order)
     try:
         limit = int(parsed.params.get("limit", DEFAULT_LIMIT))
@@ -89,8 +92,11 @@ def paginated(
     if parsed.order_by is not default_order:
         order.append(key)  # a client's ordering may tie: the key keeps offset pages disjoint
     query = query.where(parsed.where).order_by(*order)
-    items = paging.deferred_rows(query, key, offset, limit, options) if limit else []
-    total, exact = paging.api_total(query, key, offset, len(items), limit)
+    listed, listed_key = query, key
+    if keyed is not None and "search" not in parsed.params and parsed.order_by is default_order:
+        listed, listed_key = keyed(parsed.where if parsed.filtered else None)
+    items = paging.deferred_rows(listed, listed_key, offset, limit, options, row_key=key) if limit else []
+    total, exact = paging.api_total(listed, listed_key, offset, len(items), limit)
     if before_render is not None:
         before_render(items)
     response = jsonify([render(item) for item in items])

@@ -60,15 +60,22 @@ def bounded_count(query: Select[Any], key: InstrumentedAttribute[Any], bound: in
 
 
 def deferred_rows(
-    query: Select[Any], key: InstrumentedAttribute[Any], offset: int, limit: int, options: Sequence[Any] = ()
+    query: Select[Any],
+    key: Any,
+    offset: int,
+    limit: int,
+    options: Sequence[Any] = (),
+    row_key: InstrumentedAttribute[Any] | None = None,
 ) -> list[Any]:
-    """The rows of ``query`` (ordered) at ``offset``: keys first, then those ``limit`` rows."""
+    """The rows of ``query`` (ordered) at ``offset``: keys first, then those ``limit`` rows (read
+    by ``row_key``, when ``key`` is another query's column holding the same values)."""
     keys = list(db.session.scalars(_keys(query, key).offset(offset).limit(limit)))
     if not keys:
         return []
-    rows = db.session.scalars(select(key.class_).where(key.in_(keys)).options(*options)).unique().all()
+    row_key = key if row_key is None else row_key
+    rows = db.session.scalars(select(row_key.class_).where(row_key.in_(keys)).options(*options)).unique().all()
     position = {value: index for index, value in enumerate(keys)}
-    return sorted(rows, key=lambda row: position[getattr(row, key.key)])
+    return sorted(rows, key=lambda row: position[getattr(row, row_key.key)])
 
 
 class OffsetPagination(Pagination):

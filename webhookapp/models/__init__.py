@@ -7,7 +7,15 @@ a token always filter by that account.
 from webhookapp.models.accounts import DISTRIBUTOR, VENDOR, Account, ApiToken, Product, RecoveryCode, User
 from webhookapp.models.audit import Actor, AuditEntry
 from webhookapp.models.columns import UTCDateTime
-from webhookapp.models.deliveries import Attempt, AttemptHour, DeletedWebhook, Event, MaintenanceLease
+from webhookapp.models.deliveries import (
+    Attempt,
+    AttemptHour,
+    Backfill,
+    DeletedWebhook,
+    Event,
+    EventFeed,
+    MaintenanceLease,
+)
 from webhookapp.models.recovery import Recovery
 from webhookapp.models.webhook import WEBHOOK_FILLFACTOR, Webhook, WebhookSearch, WizardDraft
 
@@ -21,8 +29,10 @@ __all__ = [
     "Attempt",
     "AttemptHour",
     "AuditEntry",
+    "Backfill",
     "DeletedWebhook",
     "Event",
+    "EventFeed",
     "MaintenanceLease",
     "Product",
     "Recovery",

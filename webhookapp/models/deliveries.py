@@ -24,10 +24,12 @@ class Event(Model):
         Index("ix_events_product_class_created", "product_id", "object_class", "created_at", "id"),
         # The list's search box finds a webhook by an event's object id.
         Index("ix_events_object_id", "object_id"),
+        # The events an account posted, newest first: one half of its feed (:class:`EventFeed`).
+        Index("ix_events_account_created", "account_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(20), primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     client_event_id: Mapped[str | None] = mapped_column(String(100))
     object_class: Mapped[str] = mapped_column(String(40))
     product_id: Mapped[str] = mapped_column(String(20))
@@ -137,3 +139,30 @@ class MaintenanceLease(Model):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(32))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EventFeed(Model):
+    """An event that matched a webhook of an account other than the one that posted it (an event
+    posted with a platform token), newest first by account: the other half of the events an
+    account may see (docs/architecture.md, "Following events").
+
+    Written by the statement that stores the event; the poster's own events are read through
+    ``ix_events_account_created`` instead, so an event posted for one's own webhooks writes none.
+    The primary key is the only index: an account's range, newest first."""
+
+    __tablename__ = "event_feeds"
+
+    account_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+
+
+class Backfill(Model):
+    """How far a backfill that runs beside the service has come (``position``: the last row
+    done, as a :func:`.paging.cursor`), so that it resumes there; ``done`` once it reached the end."""
+
+    __tablename__ = "backfills"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    position: Mapped[str | None] = mapped_column(String(80))
+    done: Mapped[bool] = mapped_column(default=False)

@@ -9,19 +9,22 @@ first) and kept when the list names the webhook: a range of the index, not every
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, tuple_, union_all
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.util import find_tables
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from webhookapp.infra import paging
 from webhookapp.infra.extensions import db, on_postgresql
-from webhookapp.models import Account, ApiToken, Attempt, Event, Webhook
+from webhookapp.models import Account, ApiToken, Attempt, Event, EventFeed, Webhook
 
 CARRIED_SHOWN = 20
 """Events listed on an attempt's page; the rest are counted and linked to the Events tab."""
+NEWEST_FIRST = (Event.created_at.desc(), Event.id.desc())
 SEARCHED_EVENTS = 1000
 """Events read for one search (the newest with that id): an object's webhooks are among them."""
 
@@ -65,15 +68,66 @@ def events_page(webhook: Webhook, *, per_page: int, **position: Any) -> paging.K
 def visible_condition(account: Account) -> ColumnElement[bool]:
     """The events ``account`` may see: those it posted, and those that matched one of its
     webhooks (an event posted with a platform token is stored under the platform's account and
-    may match every account's webhooks). Any other event is unknown to it (404)."""
-    listed = _listed_ids()
-    matched_own = exists(
-        select(1)
-        .select_from(listed)
-        .join(Webhook, Webhook.id == listed.c.value)
-        .where(Webhook.account_id == account.id)
+    may match every account's webhooks: its row of ``event_feeds`` says so). Any other event is
+    unknown to it (404). For one event: a probe of the feed's primary key at most."""
+    fed = exists(
+        select(1).where(
+            EventFeed.account_id == account.id,
+            EventFeed.created_at == Event.created_at,
+            EventFeed.event_id == Event.id,
+        )
     )
-    return or_(Event.account_id == account.id, matched_own)
+    return or_(Event.account_id == account.id, fed)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """The events a reader may see as a list: ``query`` (to filter and order as a client asks),
+    and ``keys``: given the filters' condition (None: none), the keys of the same events in the
+    columns of the default ``order``, read cheaper."""
+
+    query: Select[Event]
+    order: list[Any]
+    keys: Callable[[ColumnElement[bool] | None], tuple[Select[Any], Any]] | None = None
+
+
+def visible_events(account: Account) -> Listed:
+    """The events ``account`` may see (:func:`visible_condition`) as a list, newest first.
+
+    Its keys are the union of two index ranges, each with the filters applied: the events it
+    posted (``ix_events_account_created``) and its feed (``event_feeds``' primary key; a time
+    range is put on the feed's own time, so that it narrows the range, and the events are
+    joined by primary key only for a filter on their other columns). PostgreSQL merges the two
+    newest first, so an unfiltered page reads a page and no more, however many events there
+    are; a filter by id or object id starts from that index and probes the ranges' keys.
+    ``query`` (a client's own order) tests each event instead."""
+    feed_time = {Event.__table__.c.created_at: EventFeed.__table__.c.created_at}
+
+    def keys(condition: ColumnElement[bool] | None) -> tuple[Select[Any], Any]:
+        own = select(Event.id.label("id"), Event.created_at.label("created_at")).where(Event.account_id == account.id)
+        fed = select(EventFeed.event_id.label("id"), EventFeed.created_at.label("created_at")).where(
+            EventFeed.account_id == account.id
+        )
+        if condition is not None:
+            own = own.where(condition)
+            on_feed = replacement_traverse(condition, {}, lambda element, **_kw: feed_time.get(element))
+            if Event.__table__ in find_tables(on_feed, check_columns=True, include_aliases=True):
+                fed = fed.join(Event, Event.id == EventFeed.event_id)  # a filter on the events' own columns
+            fed = fed.where(on_feed)
+        if on_postgresql():
+            # Each range in its index's order: PostgreSQL plans such a branch on its own and keeps
+            # that order, so it merges the two (a branch with a WHERE and no order is not merged).
+            own = own.order_by(Event.created_at.desc(), Event.id.desc())
+            fed = fed.order_by(EventFeed.created_at.desc(), EventFeed.event_id.desc())
+        feed = union_all(own, fed).subquery("feed")
+        return select(feed.c.id).order_by(feed.c.created_at.desc(), feed.c.id.desc()), feed.c.id
+
+    return Listed(select(Event).where(visible_condition(account)), list(NEWEST_FIRST), keys)
+
+
+def webhook_listed(condition: ColumnElement[bool]) -> Listed:
+    """A webhook's events as a list (a handler calling back): ``condition``, newest first."""
+    return Listed(select(Event).where(condition), list(NEWEST_FIRST))
 
 
 def get_event(event_id: str, condition: ColumnElement[bool]) -> Event | None:

@@ -5,7 +5,8 @@ hot path, one statement per event.
 it checks the token (unrevoked, unexpired, with ``events:write``: :data:`.tenancy.USABLE_TOKEN_SQL`)
 and notes its use (time and address, to the minute), locks the matching webhooks in id order,
 inserts the event unless its client id is already known or the product is not the token's to
-see, and counts the event on the webhooks only if the event row went in.
+see, with its rows of ``event_feeds`` (the other accounts whose webhooks it matched: none unless
+a platform token posted it), and counts the event on the webhooks only if the event row went in.
 
 Events that match the same webhooks contend for the same rows, so a process commits them in
 groups (:class:`GroupCommit`): the first request runs its statement at once; requests that
@@ -47,7 +48,7 @@ _MATCHES = f"""
         WHERE id = (SELECT id FROM token) AND (last_used_at IS NULL OR last_used_at < %(used_before)s)
     ),
     matched AS MATERIALIZED (
-        SELECT w.id FROM webhooks w, token
+        SELECT w.id, w.account_id FROM webhooks w, token
         WHERE w.product_id = %(product_id)s AND w.object_class = %(object_class)s AND w.type = 'event'
           AND w.active AND (token.is_platform OR w.account_id = token.account_id)
         ORDER BY w.id
@@ -58,6 +59,10 @@ _MATCHES = f"""
             SELECT 1 FROM products p, token
             WHERE p.id = %(product_id)s AND {USABLE_PRODUCT_SQL}
         ) AS found
+    ),
+    fed AS (
+        -- The other accounts whose webhooks it matched: only a platform token's event has any.
+        SELECT DISTINCT m.account_id FROM matched m, token WHERE m.account_id <> token.account_id
     ),
 """
 """The token, its use noted, the matching webhooks locked in id order, and whether the product is
@@ -76,7 +81,11 @@ STATEMENT = (
                %(traceparent)s
         FROM token, known WHERE known.found
         ON CONFLICT (account_id, client_event_id) DO NOTHING
-        RETURNING webhook_ids
+        RETURNING id, webhook_ids
+    ),
+    feeds AS (
+        INSERT INTO event_feeds (account_id, created_at, event_id)
+        SELECT fed.account_id, %(now)s, stored.id FROM fed, stored
     ),
 {COUNT_EVENT}
     SELECT token.account_id, (SELECT found FROM known) AS found, (SELECT webhook_ids FROM stored) AS webhook_ids,
@@ -106,6 +115,10 @@ GROUP_STATEMENT = (
     ),
     latest AS (
         SELECT b.api_url, b.created_at FROM batch b JOIN stored s ON s.id = b.event_id ORDER BY b.n DESC LIMIT 1
+    ),
+    feeds AS (  -- every event of the group's feed rows, by this one statement
+        INSERT INTO event_feeds (account_id, created_at, event_id)
+        SELECT fed.account_id, b.created_at, s.id FROM fed, stored s JOIN batch b ON b.event_id = s.id
     ),
 {COUNT_GROUP}
     SELECT token.account_id, (SELECT found FROM known) AS found, s.webhook_ids,

@@ -2,7 +2,8 @@
 the size their retention settings say.
 
 * :func:`prune` removes attempts older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS``, events older
-  than ``WEBHOOK_EVENT_RETENTION_DAYS`` and audit entries older than
+  than ``WEBHOOK_EVENT_RETENTION_DAYS`` (and their rows of ``event_feeds``,
+  :func:`.feeds.prune`) and audit entries older than
   ``WEBHOOK_AUDIT_RETENTION_DAYS``, then the attempts of deleted webhooks.
 * :func:`purge_deleted` removes a deleted webhook's attempts (and its hourly sums); the web
   request that deleted the webhook queued it, and :func:`prune` finishes whatever a lost job left.
@@ -31,6 +32,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webhookapp.core.times import utcnow
+from webhookapp.engine import feeds
 from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, AttemptHour, AuditEntry, DeletedWebhook, Event, MaintenanceLease
@@ -134,6 +136,7 @@ def prune() -> dict[str, int] | None:
                 Attempt, Attempt.id, Attempt.started_at, Attempt.started_at < attempts_before, renew
             ),
             "events": _delete_in_batches(Event, Event.id, Event.created_at, Event.created_at < events_before, renew),
+            "event_feeds": feeds.prune(events_before, renew),
             "audit_entries": _delete_in_batches(
                 AuditEntry, AuditEntry.id, AuditEntry.at, AuditEntry.at < audit_before, renew
             ),
