@@ -192,7 +192,7 @@ def events_group() -> None:
 @click.option("--batch-size", default=feeds.BATCH_SIZE, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--verbose", is_flag=True, help="Say where it is after every batch.")
 def backfill_feeds(batch_size: int, verbose: bool) -> None:
-    """Give the events stored before migration 0019 their rows of event_feeds (the accounts that
+    """Give the events stored before migration 0024 their rows of event_feeds (the accounts that
     see a platform token's events), in short transactions, beside the running service; stopped,
     it resumes where it was."""
     added = feeds.backfill(batch_size, progress=click.echo if verbose else None)

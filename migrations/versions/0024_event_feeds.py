@@ -6,8 +6,8 @@ The existing events get their feed rows from ``flask events backfill-feeds``, in
 the service runs (docs/operations.md). On PostgreSQL the new index is built concurrently: the
 events table keeps taking events meanwhile.
 
-Revision ID: 0019_event_feeds
-Revises: 0018
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-06 10:30:00
 
 """
@@ -18,8 +18,8 @@ import webhookapp.models
 
 
 # revision identifiers, used by Alembic.
-revision = '0019_event_feeds'
-down_revision = '0018'
+revision = '0024'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
