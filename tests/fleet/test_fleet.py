@@ -71,6 +71,8 @@ def cluster() -> Iterator[Cluster]:
 def seeded(cluster: Cluster) -> Iterator[tuple[Flask, str, list[Hook], Hook]]:
     """An account with one webhook per product, plus a probe webhook the load never posts to."""
     overrides = {"SQLALCHEMY_DATABASE_URI": database_url(), "REDIS_URL": redis_url(),
+                 # The checks' own connections outlive a PostgreSQL failover.
+                 "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
                  "WEBHOOK_ALLOWED_NETWORKS": [f"{hosts.address('sink')}/32"]}  # fmt: skip
     app = create_app("testing", overrides)
     with hosts.inside("client"), app.app_context():
@@ -104,6 +106,8 @@ def test_the_fleet_survives_its_faults(cluster: Cluster, seeded, capsys):
             run.phase("2. Redis master killed", run.kill_redis_master)
             run.phase("4. rolling deploy", run.rolling_deploy)
             run.phase("5. a third worker joins", run.third_worker)
+            run.phase("3a. PostgreSQL primary stopped", run.postgresql_stopped)
+            run.phase("3b. PostgreSQL primary killed", run.postgresql_killed)
         finally:
             run.load.pause()
     with capsys.disabled():
@@ -237,6 +241,28 @@ class FleetRun:
         first = min(t for t, _, peer, _ in self.sink.entries if peer == address) - joined
         time.sleep(5)
         return "w3's first send after its start", first
+
+    def postgresql_stopped(self) -> tuple[str, float]:
+        """The primary (db) stopped cleanly, the standby (db2) promoted; everyone follows the
+        multi-host URL to it. While neither accepts writes the event API must answer 503 with
+        Retry-After (the load posts the event again after it); a 500 fails the run."""
+        time.sleep(3)
+        self.cluster.pg_ctl("db", "-m", "fast", "-w", "stop")
+        stopped = time.time()
+        self.cluster.pg_ctl("db2", "-w", "promote")
+        return "probe delivered after the stop", self.probe_delivered(stopped)
+
+    def postgresql_killed(self) -> tuple[str, float]:
+        """db made a synchronous standby of db2, then db2's postmaster killed and db promoted."""
+        self.cluster.pg_ctl("db", "-m", "fast", "-w", "stop", check=False)
+        self.cluster.start_standby("db", of="db2")
+        self.cluster.psql("db2", "ALTER SYSTEM SET synchronous_standby_names = '*'")
+        self.cluster.psql("db2", "SELECT pg_reload_conf()")
+        time.sleep(3)
+        self.cluster.kill_postgresql("db2")
+        killed = time.time()
+        self.cluster.pg_ctl("db", "-w", "promote")
+        return "probe delivered after the kill", self.probe_delivered(killed)
 
     def table(self, elapsed: float) -> str:
         lines = [
