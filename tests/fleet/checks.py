@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from tests.fleet.load import Load, SinkLog
 from webhookapp.infra.extensions import db
@@ -24,7 +25,11 @@ class Hook:
 def unfinished() -> int:
     db.session.rollback()  # read what the fleet committed since
     pending = (Webhook.next_trigger_at.is_not(None)) | (Webhook.lease_id.is_not(None))
-    return db.session.scalar(select(func.count()).select_from(Webhook).where(pending)) or 0
+    try:
+        return db.session.scalar(select(func.count()).select_from(Webhook).where(pending)) or 0
+    except OperationalError:  # this connection died with a PostgreSQL server: ask again on a new one
+        db.session.rollback()
+        return -1
 
 
 def wait_settled(timeout: float = 90.0) -> float:
