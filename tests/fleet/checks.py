@@ -23,12 +23,12 @@ class Hook:
 
 
 def unfinished() -> int:
-    db.session.rollback()  # read what the fleet committed since
     pending = (Webhook.next_trigger_at.is_not(None)) | (Webhook.lease_id.is_not(None))
     try:
+        db.session.rollback()  # read what the fleet committed since
         return db.session.scalar(select(func.count()).select_from(Webhook).where(pending)) or 0
     except OperationalError:  # this connection died with a PostgreSQL server: ask again on a new one
-        db.session.rollback()
+        db.session.invalidate()
         return -1
 
 
