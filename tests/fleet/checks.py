@@ -28,7 +28,7 @@ def unfinished() -> int:
         db.session.rollback()  # read what the fleet committed since
         return db.session.scalar(select(func.count()).select_from(Webhook).where(pending)) or 0
     except OperationalError:  # this connection died with a PostgreSQL server: ask again on a new one
-        db.session.invalidate()
+        db.session().invalidate()  # no rollback on the dead connection
         return -1
 
 
