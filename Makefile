@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test lint screenshots clean
+.PHONY: run test fleet lint screenshots clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+## fleet: the fleet test (tests/fleet/): hosts as network namespaces, faults under load; needs root
+fleet: $(VENV)/.dev
+	@started=$$(date +%s); WEBHOOKAPP_FLEET=1 $(BIN)/python -m pytest tests/fleet -p no:cacheprovider; \
+	status=$$?; echo "make fleet: $$(( $$(date +%s) - started )) s"; exit $$status
 
 ## lint: ruff, then mypy on webhookapp/ and workers/ (strict; [tool.mypy] in pyproject.toml)
 lint: $(VENV)/.dev

@@ -19,8 +19,10 @@ from flask import Flask
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.executions import Execution
 from rq.job import Job
+from rq.scheduler import RQScheduler
 
 from webhookapp import create_app
 from webhookapp.engine import dispatch, jobs, recovery, runtime
@@ -29,6 +31,34 @@ from webhookapp.engine.timing import RECOVER_POLL
 from webhookapp.infra import logs
 
 log = logging.getLogger("workers")
+
+
+class DeliveryScheduler(RQScheduler):
+    """RQ's scheduler process (retries due later), which ends with a warning when Redis fails
+    under it (a master killed, a Sentinel failover). RQ's own logs the error with a traceback and
+    re-raises; either way the process ends and its worker starts a new one (at its next
+    maintenance, or when its loop starts again after losing Redis), and the sweeper sends what
+    fell due meanwhile."""
+
+    def work(self) -> None:
+        try:
+            super().work()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+        except RedisError as exc:
+            self.log.warning("RQ's scheduler lost Redis (%s); its worker starts a new one.", exc)
+
+
+class RedisLost(logging.Filter):
+    """RQ's worker logs Redis failing under a job ("found an unhandled exception, quitting") with
+    a traceback. In a restart or a Sentinel failover that is expected, and this process starts the
+    worker again (``main``): one warning line says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, RedisError):
+            record.msg, record.args = f"{record.getMessage()} (Redis lost: {error})", None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class DeliveryWorker(SimpleWorker):
@@ -47,6 +77,35 @@ class DeliveryWorker(SimpleWorker):
         # Around all of RQ's handling of the job, its callbacks included: job code always has the app.
         with self.app.app_context():
             return super().perform_job(job, queue, execution)
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """RQ's own (rq/worker/base.py), with :class:`DeliveryScheduler` in place of RQScheduler."""
+        self.scheduler = DeliveryScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+        finally:
+            self.scheduler.release_locks()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+            self.scheduler.register_death()
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
@@ -96,6 +155,7 @@ def main() -> None:
     logs.configure(os.environ.get("LOG_FORMAT", "text"))  # LOG_FORMAT=json: one JSON object per line
     # RQ would log every sweep, every second; our own loggers say what was delivered.
     logging.getLogger("rq.cron").setLevel(logging.WARNING)
+    logging.getLogger("rq.worker").addFilter(RedisLost())
 
     app = create_app()
     with app.app_context():

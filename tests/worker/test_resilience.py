@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,25 @@ def test_statistics_are_exact_with_concurrent_workers(app, client, vendor, handl
         assert stored.success_count == sum(a.success for a in attempts)
         assert stored.failure_count == sum(not a.success for a in attempts)
         assert stored.triggers_count == stored.success_count + stored.failure_count
+
+
+def test_a_worker_outlives_redis_restarting_under_it_without_a_traceback(app, client, vendor, handler, redis_server):
+    """RQ's scheduler process raised and logged a traceback whenever Redis went away under it (a
+    restart, a Sentinel failover); the worker now ends it with a warning and starts a new one."""
+    hook = make_webhook(vendor, external_url=handler.behave("/restarted"))
+    token = api_token(vendor.account)
+    worker = start_worker(app)
+    try:
+        post_event(client, token, object_class="fulfillment_request", product_id=hook.product_id)
+        handler.wait_for("/restarted", 1, timeout=15)
+        redis_server.stop()
+        time.sleep(3)  # the scheduler's heartbeat (every second) meets no Redis
+        redis_server.start()
+        post_event(client, token, object_class="fulfillment_request", product_id=hook.product_id)
+        handler.wait_for("/restarted", 2, timeout=30)
+        assert worker.poll() is None
+        log = Path(worker.log_path).read_text()
+    finally:
+        stop(worker)
+    assert "Traceback" not in log, log
+    assert "RQ's scheduler lost Redis" in log
