@@ -148,7 +148,7 @@ def test_the_newest_deliveries_show_failures_and_the_retry(app, client, auth, ve
     handler.wait_for("/orders")
 
     shown = regions(client, url)
-    assert set(shown) == {"badge", "retry", "banner", "status", "deliveries"}
+    assert set(shown) == {"badge", "retry", "banner", "status", "deliveries", "recovery"}
     assert flat(shown["badge"]) == "Failing"
     assert ">Retry now</button>" in shown["retry"] and f'action="/webhooks/{hook.id}/retry"' in shown["retry"]
     assert "Failing: attempt 2 of 10 at" in flat(shown["status"])
@@ -292,7 +292,7 @@ def test_a_poll_costs_a_few_statements_and_an_unchanged_one_fewer(client, auth, 
     etag = live(client, url).headers["ETag"]
     assert counted(client, url, etag) == (304, 2)  # the user, the webhook with its newest attempt id
     assert counted(client, url) == (200, 5)  # the statistics nothing more; the chart its hours, as the page
-    assert counted(client, url + "?tab=deliveries") == (200, 4)  # the page's count and rows
+    assert counted(client, url + "?tab=deliveries") == (200, 5)  # the page's count and rows, the newest recovery
     for ids in ([hook.id], [hook.id, *others]):
         listed = f"/webhooks/live?ids={','.join(ids)}"
         etag = live(client, listed).headers["ETag"]

@@ -76,6 +76,7 @@ def test_a_purge_job_lost_with_redis_is_done_by_the_hourly_prune(app, vendor):
     assert maintenance.prune() == {
         "attempts": 0,
         "events": 0,
+        "event_feeds": 0,
         "audit_entries": 0,
         "attempt_hours": 0,
         "deleted_webhook_attempts": 12,
@@ -112,6 +113,7 @@ def test_pruning_goes_in_short_batches_and_removes_old_events_too(monkeypatch, a
     assert removed == {
         "attempts": 11,
         "events": 6,
+        "event_feeds": 0,
         "audit_entries": 0,
         "attempt_hours": 0,
         "deleted_webhook_attempts": 0,
@@ -136,6 +138,7 @@ def test_one_worker_prunes_at_a_time_and_a_dead_ones_lease_expires(app, vendor):
     assert maintenance.prune() == {
         "attempts": 5,
         "events": 0,
+        "event_feeds": 0,
         "audit_entries": 0,
         "attempt_hours": 0,
         "deleted_webhook_attempts": 0,

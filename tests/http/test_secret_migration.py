@@ -95,10 +95,13 @@ def plain_columns() -> dict[str, tuple[str | None, str | None]]:
 
 
 # Columns added after 0.3.0, whose code the roll below plays (at 0014 they do not exist yet).
-AFTER_0_3_0 = [defer(Webhook.trigger_now_count)] + [defer(column) for column in (
-    Webhook.signature_format, Webhook.signature_switch_pending, Webhook.trigger_message_id)]  # fmt: skip
 # What the code reads of those columns before they exist: their defaults (loaded, never written).
-ABSENT_DEFAULTS = {"signature_format": "jwt", "signature_switch_pending": False, "trigger_message_id": None}
+ABSENT_DEFAULTS = {
+    "signature_format": "jwt", "signature_switch_pending": False, "trigger_message_id": None,
+    "retry_asked_at": None, "disabled_reason": None, "trigger_traceparent": None,
+    "tls_client_cert": None, "tls_client_key_encrypted": None, "tls_ca_bundle": None,
+}  # fmt: skip
+AFTER_0_3_0 = [defer(Webhook.trigger_now_count)] + [defer(getattr(Webhook, name)) for name in ABSENT_DEFAULTS]
 
 
 def test_0010_upgraded_in_two_steps_has_its_secrets_encrypted_and_delivers(old_app, handler):

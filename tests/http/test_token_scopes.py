@@ -53,6 +53,11 @@ ROUTES = {
     "api.list_attempts": Route("GET", HOOKS + "/{hook}/attempts", (scopes.WEBHOOKS_READ,), 200),
     # An attempt that does not exist: the 404 comes after the token was let in.
     "api.redeliver_attempt": Route("POST", HOOKS + "/{hook}/attempts/999999/redeliver", (scopes.WEBHOOKS_WRITE,), 404),
+    "api.recover": Route("POST", HOOKS + "/{hook}/recover", (scopes.WEBHOOKS_WRITE,), 202,
+                         body={"since": "2020-01-01T00:00:00Z"}),
+    # A recovery that does not exist: the 404 comes after the token was let in.
+    "api.get_recovery": Route("GET", HOOKS + "/{hook}/recoveries/777777", (scopes.WEBHOOKS_READ,), 404),
+    "api.cancel_recovery": Route("POST", HOOKS + "/{hook}/recoveries/777777/cancel", (scopes.WEBHOOKS_WRITE,), 404),
     "api.generate_next_secret": Route(
         "POST", HOOKS + "/{hook}/next-secret", (scopes.WEBHOOKS_WRITE, scopes.WEBHOOKS_SECRETS), 200
     ),
@@ -115,7 +120,7 @@ def snapshot(hook_id: str) -> tuple:
 def documented_path(route: Route) -> str:
     """The route's path as the OpenAPI document names it."""
     path = route.path.removeprefix("/public/v1").replace("{hook}", "{webhook_id}")
-    path = path.replace("999999", "{attempt_id}").replace("888888", "{entry_id}")
+    path = path.replace("999999", "{attempt_id}").replace("888888", "{entry_id}").replace("777777", "{recovery_id}")
     return path.replace("EV-0000-0000-0000", "{event_id}")
 
 

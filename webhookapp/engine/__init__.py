@@ -10,6 +10,8 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
   :mod:`webhookapp.engine.triggers.schedule`: when triggers fall due;
   :mod:`webhookapp.engine.triggers.postgresql`: the SQL twins the fast paths run inside their
   statements);
+- :mod:`webhookapp.engine.feeds` writes the rows of ``event_feeds`` (the other accounts an event
+  matched) where the PostgreSQL statement does not;
 - :mod:`webhookapp.engine.dispatch` wakes workers and schedules retries through Redis and RQ;
 - :mod:`webhookapp.engine.jobs` are the RQ jobs;
 - :mod:`webhookapp.engine.delivery` is the loop a delivery job runs,
@@ -37,6 +39,8 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
   :mod:`webhookapp.engine.maintenance.alerts` mails the users when a webhook goes Out of order;
 - :mod:`webhookapp.engine.runtime` holds a process's state (the send threads and HTTP clients,
   the stop request, the event API's group commits), one per app, handed to what needs it;
+- :mod:`webhookapp.engine.tracing` makes the spans of events and deliveries with each app's own
+  tracer provider, and the ``traceparent`` they carry;
 - :mod:`webhookapp.engine.types` holds the data that flows between them,
   :mod:`webhookapp.engine.timing` the engine's constants.
 

@@ -32,7 +32,7 @@ from webhookapp.engine.maintenance import hourly
 from webhookapp.models import Webhook
 from webhookapp.services import live, recoveries, webhook_stats
 from webhookapp.services import webhook_queries as queries
-from webhookapp.webhooks import tabs
+from webhookapp.webhooks import tab_loaders, tabs
 from webhookapp.webhooks.tab_loaders import TAB_LOADERS
 
 blueprint = Blueprint("live", __name__)
@@ -80,7 +80,7 @@ def details(webhook_id: str) -> Response:
     if tab == "deliveries":
         regions["recovery"] = _part("recovery")(webhook, recovery)
     if deliveries:
-        page = TAB_LOADERS["deliveries"](webhook)
+        page = tab_loaders.deliveries_page(webhook)
         regions["deliveries"] = _part("deliveries")(webhook, page["attempts"], page["outcome"])
     poll_after_ms = live.FAST_MS if recovery is not None and recovery.running else live.poll_after_ms([webhook])
     return _answer(version, regions, poll_after_ms, **extra)

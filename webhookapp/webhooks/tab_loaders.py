@@ -4,6 +4,7 @@ without a loader needs only the webhook."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import request
 
@@ -26,12 +27,18 @@ def _position() -> int | None:
 def _deliveries(webhook: Webhook) -> dict[str, object]:
     """The Deliveries tab: a keyset page of attempts, newest first, narrowed by outcome, and the
     newest recovery."""
+    return {**deliveries_page(webhook), "recovery": recoveries.latest(webhook)}
+
+
+def deliveries_page(webhook: Webhook) -> dict[str, Any]:
+    """The Deliveries tab's page of attempts and its outcome filter (the live poll has the
+    recovery already)."""
     outcome = request.args.get("outcome", "")
     attempts = queries.attempts_page(
         webhook, outcome, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"),
         after=request.args.get("after"), oldest=request.args.get("at") == "oldest", first=_position(),
     )  # fmt: skip
-    return {"attempts": attempts, "outcome": outcome, "recovery": recoveries.latest(webhook)}
+    return {"attempts": attempts, "outcome": outcome}
 
 
 def _events(webhook: Webhook) -> dict[str, object]:
