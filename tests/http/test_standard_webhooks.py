@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker
+from tests.servers import status_of
 from webhookapp.core.times import utcnow
 from webhookapp.engine import signing
 from webhookapp.engine.types import snapshot
@@ -121,12 +122,7 @@ def deliver(app, client, hook: Webhook) -> None:
 def resend(url: str, headers: dict[str, str], body: bytes) -> int:
     """Send the receiver a request of our own making; its status."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        error.close()
-        return error.code
+    return status_of(request)
 
 
 def standard_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -30,7 +30,7 @@ import pytest
 
 from tests.conftest import make_webhook
 from tests.engine import ROOT, api_token, post_event, run_worker, stop
-from tests.servers import free_port
+from tests.servers import free_port, status_of
 from webhookapp.core.times import utcnow
 from webhookapp.engine import signing
 from webhookapp.engine.types import snapshot
@@ -154,12 +154,7 @@ def call(port: int, path: str, token: str, body: object) -> int:
     data = json.dumps(body).encode()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        error.close()
-        return error.code
+    return status_of(request)
 
 
 @pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
@@ -256,12 +251,7 @@ def send(port: int, path: str, call) -> int:
     """Send the handler a request built by the service's signing, perhaps altered; its HTTP status."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=call.body, headers=call.headers,
                                      method=call.method)  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        error.close()
-        return error.code
+    return status_of(request)
 
 
 @pytest.mark.parametrize("runtime", LANGUAGES, indirect=True)
