@@ -174,3 +174,33 @@ def test_the_feed_filtered_ordered_and_paged(client, vendor, distributor):
     assert get(f"ge(created_at,{since})&le(created_at,{until})")[0] == [fed[2], fed[1]]
     assert get(f"eq(webhook.id,{mine.id})")[0] == everything
     assert get("ordering(created_at)&limit=10")[0] == list(reversed(everything))
+
+
+def test_a_webhook_filter_reads_its_range_and_never_widens_what_is_visible(client, vendor, distributor):
+    """``eq(webhook.id)`` of the account's own webhook reads that webhook's events alone (they
+    matched the account's webhook, so they are its to see); any other use of the filter (in an OR,
+    negated, another account's webhook) still keeps to the events the account may see."""
+    mine = make_webhook(vendor)
+    theirs = make_webhook(distributor, label="Theirs", product_id=mine.product_id)
+    platform = make_tenant("distributor", "Platform", "ops@platform.test")
+    vendor_token = api_token(vendor.account)
+    body = {"object_class": "fulfillment_request", "product_id": mine.product_id}
+    fed = post_event(client, api_token(platform.account, platform=True), object_id="PR-1", **body)[1]["id"]
+    own = post_event(client, vendor_token, object_id="PR-2", **body)[1]["id"]
+    hidden = post_event(client, api_token(distributor.account), object_id="PR-3", **body)[1]["id"]
+
+    def get(query: str) -> list[str]:
+        response = client.get(f"{URL}?{query}", headers={"Authorization": f"ApiKey {vendor_token}"})
+        assert response.status_code == 200, response.get_json()
+        return [event["id"] for event in response.get_json()]
+
+    assert get(f"eq(webhook.id,{mine.id})") == [own, fed]
+    assert get(f"eq(webhook.id,{mine.id})&eq(object_id,PR-1)") == [fed]
+    assert get(f"and(eq(webhook.id,{mine.id}),eq(object_id,PR-3))") == []
+    assert get(f"or(eq(webhook.id,{mine.id}),eq(object_id,PR-3))") == [own, fed]
+    assert get(f"not(eq(webhook.id,{mine.id}))") == []
+    assert get(f"in(webhook.id,({mine.id},{theirs.id}))") == [own, fed]
+    assert get(f"eq(webhook.id,{theirs.id})") == []
+    assert get("eq(object_id,PR-3)") == get(f"eq(id,{hidden})") == get("eq(external_id,nothing)") == []
+    assert get("eq(object_id,PR-1)") == [fed]
+    assert get(f"eq(id,{own})") == [own]

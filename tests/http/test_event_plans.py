@@ -150,6 +150,13 @@ def test_the_feed_of_an_account_without_events_of_its_own_reads_a_page_and_its_b
     assert sum(scan["read"] for scan in hour if scan.get("Index Name") != "pk_events") <= 20, hour
     by_object = scans(paging._keys(*listed.keys(Event.object_id == "PR-300")).limit(20))
     assert sum(scan["read"] for scan in by_object) <= 4, by_object
+    by_id = scans(paging._keys(*listed.keys(Event.id == expected[3])).limit(20))
+    assert sum(scan["read"] for scan in by_id) <= 4, by_id
+    # The vendor's own webhook: that webhook's range of events, newest first, and no feed row read
+    # (every third event of the product names it: a page is about 60 rows).
+    by_webhook = scans(paging._keys(*listed.keys(event_queries.webhook_filter(vendor.account)(mine.id))).limit(20))
+    assert not [scan for scan in by_webhook if "event_feeds" in str(scan.get("Relation Name", scan.get("Index Name")))]
+    assert sum(scan["read"] for scan in by_webhook) <= 80, by_webhook
     one = scans(select(Event).where(Event.id == expected[3], event_queries.visible_condition(vendor.account)))
     assert sum(scan["read"] for scan in one) <= 2, one  # the event, then its feed row: two probes
     theirs = event_queries.visible_events(distributor.account)

@@ -316,3 +316,18 @@ def test_a_prune_whose_lease_was_taken_over_stops_after_its_batch(monkeypatch, a
     assert maintenance.prune() is None
     assert attempts_of(hook.id) == 4  # one batch, then it stopped
     assert db.session.get(MaintenanceLease, maintenance.PRUNE_LEASE).holder == "another"  # not released by us
+
+
+@pytest.mark.postgresql
+def test_metrics_count_the_webhooks_out_of_order_from_their_index(postgresql, vendor):
+    from webhookapp.ops import state
+
+    hooks = [make_webhook(vendor, label=f"hook {n}") for n in range(3)]
+    hooks[0].out_of_order = hooks[1].out_of_order = True
+    hooks[1].active = False  # disabled: not counted
+    db.session.commit()
+    assert db.session.scalar(state.out_of_order_query()) == 1
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a small table: ask whether the index fits
+    plan = explain(state.out_of_order_query())
+    assert "ix_webhooks_out_of_order" in plan, plan  # not every webhook row
+    db.session.rollback()

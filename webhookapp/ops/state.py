@@ -2,8 +2,9 @@
 
 Each is one cheap query: the due triggers and the oldest of them through the partial index
 ``ix_webhooks_due``, leases through the index on ``lease_expires_at``, RQ's queue and scheduled
-retries as one ``LLEN`` and one ``ZCARD``. Webhooks out of order are counted over the webhooks
-table (no index has them; tens of milliseconds for 100,000 webhooks). These describe the whole
+retries as one ``LLEN`` and one ``ZCARD``, the enabled webhooks Out of order through the partial
+index ``ix_webhooks_out_of_order`` (a few rows: under a millisecond with 100,000 webhooks, where
+reading the table took 25 ms). These describe the whole
 service, not one process: every web process reports the same values.
 """
 
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from redis.exceptions import RedisError
 from rq import Queue
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from webhookapp.core.times import utcnow
@@ -53,9 +55,7 @@ def _database_gauges() -> list[Metric]:
     due = db.session.scalar(triggers.due_count_query(now)) or 0
     oldest = db.session.scalar(triggers.next_due_query())
     leased = db.session.scalar(select(func.count()).where(Webhook.lease_expires_at.is_not(None)))
-    out_of_order = db.session.scalar(
-        select(func.count()).where(Webhook.out_of_order.is_(True), Webhook.active.is_(True))
-    )
+    out_of_order = db.session.scalar(out_of_order_query())
     db.session.rollback()  # read only: end the transaction, leave nothing open in the pool
     overdue = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
     return [
@@ -67,6 +67,12 @@ def _database_gauges() -> list[Metric]:
                           "Enabled webhooks Out of order: nothing is sent until a person re-enables them.",
                           value=out_of_order),
     ]  # fmt: skip
+
+
+def out_of_order_query() -> Select[Any]:
+    """How many enabled webhooks are Out of order: written as ``ix_webhooks_out_of_order``'s
+    condition, so that PostgreSQL counts from that index (``IS TRUE`` would not match it)."""
+    return select(func.count()).where(Webhook.out_of_order, Webhook.active)
 
 
 def _redis_gauges() -> list[Metric]:

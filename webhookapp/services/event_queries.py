@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, tuple_, union_all
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.sql.visitors import replacement_traverse
 
@@ -53,6 +55,47 @@ def of_webhook(webhook: Webhook) -> ColumnElement[bool]:
     return and_(
         Event.product_id == webhook.product_id, Event.object_class == webhook.object_class, names_webhook(webhook.id)
     )
+
+
+def of_own_webhook(webhook: Webhook) -> ColumnElement[bool]:
+    """:func:`of_webhook` for a webhook of the reader's account, marked so that
+    :func:`visible_events` knows the events it keeps are visible (they matched the account's
+    webhook) and reads the webhook's range alone."""
+    return of_webhook(webhook)._annotate({OWN_WEBHOOK: webhook.id})
+
+
+OWN_WEBHOOK = "own_webhook"
+"""The annotation of :func:`of_own_webhook`'s condition."""
+PROBED_COLUMNS = frozenset(("id", "object_id", "client_event_id"))
+"""Events' columns with an index of their own that names a few events: a filter that asks one of
+them for a value is read from that index (and the feed probed), not from the ranges in order."""
+
+
+def _conjuncts(condition: ColumnElement[bool]) -> list[ColumnElement[bool]]:
+    """The terms of ``condition`` that must all hold (the condition itself unless an AND)."""
+    if isinstance(condition, BooleanClauseList) and condition.operator is operators.and_:
+        return [term for clause in condition.clauses for term in _conjuncts(clause)]
+    return [condition]
+
+
+def _reads_own_webhook(condition: ColumnElement[bool]) -> bool:
+    """Whether ``condition`` requires that an event matched one of the reader's webhooks: the
+    marked condition is itself a term that must hold (not inside an OR or a NOT)."""
+    if OWN_WEBHOOK in condition._annotations:
+        return True
+    if isinstance(condition, BooleanClauseList) and condition.operator is operators.and_:
+        return any(_reads_own_webhook(clause) for clause in condition.clauses)
+    return False
+
+
+def _probes_an_index(condition: ColumnElement[bool]) -> bool:
+    """Whether ``condition`` requires one of :data:`PROBED_COLUMNS` to equal a value (or a list)."""
+    for term in _conjuncts(condition):
+        if isinstance(term, BinaryExpression) and term.operator in (operators.eq, operators.in_op):
+            column = term.left
+            if getattr(column, "table", None) is Event.__table__ and getattr(column, "key", None) in PROBED_COLUMNS:
+                return True
+    return False
 
 
 def webhook_events_query(webhook: Webhook) -> Select[Event]:
@@ -99,11 +142,16 @@ def visible_events(account: Account) -> Listed:
     range is put on the feed's own time, so that it narrows the range, and the events are
     joined by primary key only for a filter on their other columns). PostgreSQL merges the two
     newest first, so an unfiltered page reads a page and no more, however many events there
-    are; a filter by id or object id starts from that index and probes the ranges' keys.
-    ``query`` (a client's own order) tests each event instead."""
+    are. A filter by id, object id or client id is read from that column's index instead, and each
+    event found probes the feed's primary key (:func:`_probes_an_index`); a filter by one of the
+    account's webhooks (:func:`of_own_webhook`) reads that webhook's range alone, as its Events
+    tab does. ``query`` (a client's own order) tests each event instead."""
     feed_time = {Event.__table__.c.created_at: EventFeed.__table__.c.created_at}
 
     def keys(condition: ColumnElement[bool] | None) -> tuple[Select[Any], Any]:
+        if condition is not None and _reads_own_webhook(condition):
+            # Every event one of the account's webhooks matched is visible: the webhook's range.
+            return select(Event.id).where(condition).order_by(*NEWEST_FIRST), Event.id
         own = select(Event.id.label("id"), Event.created_at.label("created_at")).where(Event.account_id == account.id)
         fed = select(EventFeed.event_id.label("id"), EventFeed.created_at.label("created_at")).where(
             EventFeed.account_id == account.id
@@ -112,9 +160,11 @@ def visible_events(account: Account) -> Listed:
             own = own.where(condition)
             on_feed = replacement_traverse(condition, {}, lambda element, **_kw: feed_time.get(element))
             if Event.__table__ in find_tables(on_feed, check_columns=True, include_aliases=True):
-                fed = fed.join(Event, Event.id == EventFeed.event_id)  # a filter on the events' own columns
+                # A filter on the events' own columns; both keys of the feed's row, so that an event
+                # found by its own index probes the feed's primary key.
+                fed = fed.join(Event, and_(Event.id == EventFeed.event_id, Event.created_at == EventFeed.created_at))
             fed = fed.where(on_feed)
-        if on_postgresql():
+        if on_postgresql() and (condition is None or not _probes_an_index(condition)):
             # Each range in its index's order: PostgreSQL plans such a branch on its own and keeps
             # that order, so it merges the two (a branch with a WHERE and no order is not merged).
             own = own.order_by(Event.created_at.desc(), Event.id.desc())
@@ -141,7 +191,7 @@ def webhook_filter(account: Account) -> Any:
 
     def match(webhook_id: str) -> ColumnElement[bool]:
         webhook = db.session.scalar(select(Webhook).where(Webhook.id == webhook_id, Webhook.account_id == account.id))
-        return of_webhook(webhook) if webhook else false()
+        return of_own_webhook(webhook) if webhook else false()
 
     return match
 
