@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -63,6 +64,7 @@ from bench.scale_timing import (
     copy_heavy_webhook,
     deep_delivery_link,
     depths,
+    end_recoveries,
     hot_report,
     prune_report,
     purge_deleted,
@@ -168,6 +170,23 @@ def event_requests(heavy: str) -> list[Request]:
     ]
 
 
+def recovery_requests(heavy: str) -> list[Request]:
+    """Recover: starting one over the heavy webhook's month (it counts the failed triggers of the
+    range), its progress, and the Deliveries tab while it runs (no worker sends it here)."""
+    since = (datetime.now(UTC) - timedelta(days=scale_data.DAYS + 1)).replace(microsecond=0).isoformat()
+
+    def start(site: Site) -> requests.Response:
+        answer = api(f"/notifications/webhooks/{heavy}/recover", "POST", json={"since": since})(site)
+        site.depth["recovery"] = answer.json().get("id", 0) if answer.status_code == 202 else 0
+        return answer
+
+    return [
+        Request("API recover, the heavy webhook's month", start, prepare=lambda site: end_recoveries(site.url, heavy)),
+        Request("API recovery, progress", api(f"/notifications/webhooks/{heavy}/recoveries/{{recovery}}")),
+        Request("details page, a recovery running", page(f"/webhooks/{heavy}")),
+    ]
+
+
 def older_link(hops: int, legacy: bool) -> Callable[[Site], requests.Response]:
     """The delivery page ``hops`` pages back, by the link the Older buttons lead to."""
     links: dict[str, str] = {}
@@ -219,6 +238,7 @@ def requests_for(heavy: str, legacy: bool = False) -> list[Request]:
         Request("API audit, eq(action)&ge(at)", api("/audit?eq(action,webhook.updated)&ge(at,{week_ago})")),
         Request("API audit entry", api("/audit/{audit_entry}")),
         *event_requests(heavy),
+        *([] if legacy else recovery_requests(heavy)),
         Request(
             "API event (matches 133 webhooks)",
             api("/events", "POST", json={"object_class": "billing_request", "product_id": "PRD-000000001"}),

@@ -113,6 +113,17 @@ def depths(url: str) -> dict[str, int | str]:
     }
 
 
+def end_recoveries(url: str, webhook_id: str) -> None:
+    """Cancel the webhook's running recovery (a second one is refused while it runs)."""
+    engine = scale_data.engine_for(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE recoveries SET state = 'cancelled' WHERE webhook_id = :w AND state = 'running'"),
+            {"w": webhook_id},
+        )
+    engine.dispose()
+
+
 def copy_heavy_webhook(url: str) -> str:
     """A copy of the heavy webhook with all its attempts; returns its id."""
     victim = f"WH-9{secrets.randbelow(10**8):08d}"

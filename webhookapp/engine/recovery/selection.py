@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, true
+from sqlalchemy import Select, and_, func, or_, select, true, tuple_
+from sqlalchemy.orm import aliased
 
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
@@ -67,14 +68,35 @@ def _trigger_attempts(webhook_id: str, *columns: Any) -> Select[Any]:
 
 
 def count(webhook: Webhook, since: datetime, until: datetime) -> int:
-    """How many triggers of ``[since, until)`` ended failed: one statement over the range."""
-    following = func.lead(Attempt.number).over(order_by=(Attempt.started_at, Attempt.id)).label("next_number")
-    rows = _trigger_attempts(webhook.id, following).where(Attempt.started_at >= since).subquery()
+    """How many triggers of ``[since, until)`` ended failed (:func:`count_query`)."""
+    return int(db.session.scalar(count_query(webhook, since, until)) or 0)
+
+
+def count_query(webhook: Webhook, since: datetime, until: datetime) -> Select[Any]:
+    """The count of :func:`count`: the range's failed attempts (from the index of failures,
+    however many attempts succeeded), each with one probe for the attempt after it, which says
+    whether it was its trigger's last."""
+    later = aliased(Attempt)
+    following = (
+        select(later.number)
+        .where(
+            later.webhook_id == webhook.id, later.kind == "trigger", later.redelivery_of.is_(None),
+            tuple_(later.started_at, later.id) > tuple_(Attempt.started_at, Attempt.id),
+        )
+        .order_by(later.started_at, later.id)
+        .limit(1)
+        .correlate(Attempt)
+        .scalar_subquery()
+    )  # fmt: skip
+    failed = (
+        _trigger_attempts(webhook.id, following.label("next_number"))
+        .where(~Attempt.success, Attempt.started_at >= since, Attempt.started_at < until)
+        .subquery()
+    )
     retrying = retrying_number(webhook)
-    newest_final = rows.c.number != retrying if retrying is not None else true()
-    final = or_(rows.c.next_number != rows.c.number + 1, and_(rows.c.next_number.is_(None), newest_final))
-    query = select(func.count()).select_from(rows).where(rows.c.success.is_(False), rows.c.started_at < until, final)
-    return int(db.session.scalar(query) or 0)
+    newest_final = failed.c.number != retrying if retrying is not None else true()
+    final = or_(failed.c.next_number != failed.c.number + 1, and_(failed.c.next_number.is_(None), newest_final))
+    return select(func.count()).select_from(failed).where(final)
 
 
 def read(webhook_id: str, retrying: int | None, after: Position, until: datetime, limit: int) -> Batch:
