@@ -170,6 +170,7 @@ def register_errorhandlers(app: Flask) -> None:
         headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
         if request.path.startswith("/public/"):
             return ServiceError(503, "HTTP_503", message).as_json(), 503, headers
+        sessions.nobody_for_now()
         return render_template("errors/error.html", code=503, error=ServiceUnavailable(message)), 503, headers
 
     for error_class in database.UNAVAILABLE_ERRORS:

@@ -29,6 +29,7 @@ from webhookapp.engine import dispatch, jobs, recovery, runtime
 from webhookapp.engine.reconnect import or_else
 from webhookapp.engine.timing import RECOVER_POLL
 from webhookapp.infra import logs
+from webhookapp.infra.outages import Outage
 
 log = logging.getLogger("workers")
 
@@ -125,11 +126,15 @@ def run_cron(app: Flask, stop: threading.Event, interval: int) -> None:
     cron.register(jobs.send_alerts, queue_name=dispatch.QUEUE_NAME, interval=alert_interval,
                   ttl=max(2 * alert_interval, 5), result_ttl=0)  # fmt: skip
     cron.register(jobs.sum_hours, queue_name=dispatch.QUEUE_NAME, interval=3600, result_ttl=0)
+    # The jobs stay due while Redis is gone, so this loop tries every 0.2 s: one warning says so.
+    outage = Outage(log, "Cron", "the periodic jobs wait for it")
     while not stop.is_set():
         try:
             cron.enqueue_jobs()
         except RedisError as exc:
-            log.warning("Cron could not reach Redis: %s", exc)
+            outage.failed(exc)
+        else:
+            outage.reached()
         stop.wait(max(min(cron.calculate_sleep_interval(), interval), 0.2))
 
 

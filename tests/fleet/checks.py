@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from tests.fleet.load import Load, SinkLog
+from tests.fleet.load import Load, Received, SinkLog
+from tests.fleet.sink import digest
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Event, Webhook
 
@@ -89,9 +91,47 @@ def problems(hooks: list[Hook], load: Load, sink: SinkLog, probes: Counter[str])
     return found
 
 
-def resends(since: datetime) -> Counter[str]:
-    """Failed attempts started since ``since``, by reason: each made a re-send."""
+UNRECORDED = "sent, no attempt recorded (its lease ran out)"
+
+
+@dataclass
+class Resends:
+    """Why triggers were sent again: the handlers' planned failures (the status the sink chose, by
+    status), and what the faults caused (by reason): an answer that never came back (a cut, a
+    reset, a timeout), and a request the handler received that no attempt records, so that its
+    trigger was sent again once the lease ran out (a worker cut off or unable to record)."""
+
+    handlers: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+
+
+def resends(since: datetime, received: list[Received]) -> Resends:
+    """The attempts started since ``since`` matched with the requests the sink ``received``
+    meanwhile, by path and body (each attempt's ``triggered_at`` is its claim's)."""
     db.session.rollback()
-    rows = db.session.execute(select(Attempt.error, Attempt.response_status).where(
-        Attempt.started_at >= since, Attempt.success.is_(False)))  # fmt: skip
-    return Counter(error or f"HTTP {status}" for error, status in rows)
+    answered: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    for entry in received:
+        answered[entry.path, entry.digest].append(entry.status)
+    rows = db.session.execute(
+        select(Attempt.request_url, Attempt.request_body, Attempt.success, Attempt.response_status, Attempt.error)
+        .where(Attempt.started_at >= since, Attempt.kind == "trigger")
+    )  # fmt: skip
+    found = Resends()
+    for url, body, success, status, error in rows:
+        statuses = answered[urlsplit(url).path, digest((body or "").encode())]
+        chosen = status is not None and status in statuses
+        if chosen:
+            statuses.remove(status)
+        elif status is None and statuses:  # the handler answered; the answer never came back
+            statuses.pop(0)
+        if success:
+            continue
+        if chosen:
+            found.handlers[str(status)] += 1
+        elif status is not None:  # a status the handler never sent: something between
+            found.faults[f"HTTP {status} not from the handler"] += 1
+        else:
+            found.faults[error or "no answer"] += 1
+    if unrecorded := sum(len(statuses) for statuses in answered.values()):
+        found.faults[UNRECORDED] += unrecorded
+    return found

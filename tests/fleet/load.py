@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from random import Random
+from typing import NamedTuple
 
 import requests
 
@@ -24,12 +26,19 @@ def session() -> requests.Session:
     return made
 
 
+def taken(response: requests.Response) -> bool:
+    """The event API took the event: now (202), or before, for a repeated client id (200)."""
+    return response.status_code == 202 or (response.status_code == 200 and response.json().get("duplicate") is True)
+
+
 @dataclass
 class Load:
     """Events posted at ``rate`` per second by ``threads`` threads, each to a random product.
 
-    A 503 with Retry-After is the API's "come back": the same event is posted again after the
-    wait. Anything else but a 202 is kept in ``wrong``.
+    A 503 with Retry-After is the API's "come back": the same event, with the same client id, is
+    posted again after the wait. A 503 may follow a commit whose answer the database never gave
+    (a primary stopped as it committed): the API then answers the repeat 200, a duplicate, and
+    the event counts once. Anything else but a 202 is kept in ``wrong``.
     """
 
     token: str
@@ -70,7 +79,7 @@ class Load:
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def post(self, http: requests.Session, headers: dict[str, str], product: str) -> None:
-        body = {"object_class": "fulfillment_request", "product_id": product}
+        body = {"object_class": "fulfillment_request", "product_id": product, "id": f"load-{uuid.uuid4().hex}"}
         while True:
             try:
                 response = http.post(EVENTS_URL, json=body, headers=headers, timeout=30)
@@ -80,7 +89,7 @@ class Load:
                 return
             with self._lock:
                 self.statuses[response.status_code] += 1
-                if response.status_code == 202:
+                if taken(response):
                     self.accepted[product] += 1
                     return
                 if response.status_code != 503 or "Retry-After" not in response.headers:
@@ -89,26 +98,39 @@ class Load:
             time.sleep(min(float(response.headers["Retry-After"]), 5.0))
 
 
+class Received(NamedTuple):
+    """One request the sink answered (tests/fleet/sink.py)."""
+
+    at: float
+    path: str
+    peer: str
+    status: int
+    digest: str
+
+
 class SinkLog:
-    """The sink's requests, ``[time, path, peer, status]``, read incrementally."""
+    """The sink's requests, read incrementally."""
 
     def __init__(self) -> None:
         self.http = session()
-        self.entries: list[list] = []
+        self.entries: list[Received] = []
 
-    def refresh(self) -> list[list]:
+    def refresh(self) -> list[Received]:
         fresh = self.http.get(f"{SINK_URL}/log", params={"since": len(self.entries)}, timeout=10).json()
-        self.entries.extend(fresh)
+        self.entries.extend(Received(*entry) for entry in fresh)
         return self.entries
+
+    def since(self, start: float) -> list[Received]:
+        return [entry for entry in self.refresh() if entry.at >= start]
 
     def in_flight(self) -> list[tuple[str, str]]:
         return [tuple(item) for item in self.http.get(f"{SINK_URL}/flight", timeout=10).json()]
 
     def successes(self) -> Counter[str]:
-        return Counter(path for _, path, _, status in self.refresh() if status == 200)
+        return Counter(entry.path for entry in self.refresh() if entry.status == 200)
 
     def longest_gap(self, start: float, end: float) -> float:
         """The longest time without a 2xx answered between ``start`` and ``end``."""
-        times = sorted(t for t, _, _, status in self.refresh() if status == 200 and start <= t <= end)
+        times = sorted(entry.at for entry in self.refresh() if entry.status == 200 and start <= entry.at <= end)
         marks = [start, *times, end]
         return max(b - a for a, b in itertools.pairwise(marks))

@@ -2,13 +2,15 @@
 
 ``/h/<n>`` behaves by ``n % 10``: 0–5 answer at once, 6–7 fail every third request with a 503,
 8 takes 2 s, 9 takes 1 s and fails every fourth request. ``GET /log?since=<index>`` returns the
-requests recorded from that index on: ``[time, path, peer, status]``, the time when the answer
-was sent (``time.time()``, which every host shares); ``GET /flight`` the requests being
-answered, as ``[path, peer]``.
+requests recorded from that index on: ``[time, path, peer, status, digest]``, the time when the
+answer was sent (``time.time()``, which every host shares), the status the handler chose and
+:func:`digest` of the body, which tells one attempt's request from another's (its
+``triggered_at`` is the claim's); ``GET /flight`` the requests being answered, as ``[path, peer]``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -20,6 +22,11 @@ LOCK = threading.Lock()
 LOG: list[list[object]] = []
 SEEN: dict[str, int] = {}
 FLIGHT: dict[int, tuple[str, str]] = {}
+
+
+def digest(body: bytes) -> str:
+    """What the sink records of a request's body; the fleet test computes it of an attempt's."""
+    return hashlib.sha256(body).hexdigest()[:16]
 
 
 def behaviour(path: str, seen: int) -> tuple[int, float]:
@@ -58,13 +65,12 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 body = json.dumps(list(FLIGHT.values())).encode()
             return self.answer(200, body)
-        return self.handle_hook()
+        return self.handle_hook(b"")
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.handle_hook()
+        self.handle_hook(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
-    def handle_hook(self) -> None:
+    def handle_hook(self, body: bytes) -> None:
         path, peer = urlsplit(self.path).path, self.client_address[0]
         with LOCK:
             seen = SEEN.get(path, 0)
@@ -77,7 +83,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with LOCK:
                 FLIGHT.pop(id(self), None)
-                LOG.append([time.time(), path, peer, status])
+                LOG.append([time.time(), path, peer, status, digest(body)])
 
 
 class Server(ThreadingHTTPServer):

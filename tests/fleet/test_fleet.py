@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,9 +22,10 @@ from redis.sentinel import Sentinel
 from tests.conftest import make_tenant
 from tests.engine import api_token
 from tests.fleet import checks, hosts
-from tests.fleet.checks import Hook
+from tests.fleet.checks import Hook, Resends
 from tests.fleet.cluster import PG_BIN, SENTINEL_HOSTS, SERVICE, Cluster, database_url, listening, redis_url, wait_for
-from tests.fleet.load import EVENTS_URL, Load, SinkLog, session
+from tests.fleet.load import EVENTS_URL, Load, SinkLog, session, taken
+from tests.fleet.pages import Browser
 from webhookapp import create_app
 from webhookapp.infra.extensions import db
 from webhookapp.services import webhook_changes
@@ -100,6 +102,7 @@ def test_the_fleet_survives_its_faults(cluster: Cluster, seeded, capsys):
         for host in WORKER_HOSTS:
             cluster.start_worker(host)
         wait_for(lambda: listening("web", 8000), "gunicorn", timeout=60)
+        run.browser = Browser("fleet@fleet.test")
         try:
             run.phase("warm-up", run.warm_up)
             run.phase("1. w1 cut off holding sends", run.cut_off_w1)
@@ -124,7 +127,9 @@ class FleetRun:
         self.sink = SinkLog()
         self.probes: Counter[str] = Counter()
         self.http = session()
-        self.rows: list[tuple[str, str, float, float, Counter[str], int, float]] = []
+        self.browser: Browser | None = None
+        self.pages: dict[str, Counter[int]] = {}  # per phase, the statuses the pages answered in its outage
+        self.rows: list[tuple[str, str, float, float, Resends, int, float]] = []
         self.failures: list[str] = []
         self.seen: set[tuple[str, str]] = set()  # tracebacks already reported
 
@@ -144,17 +149,22 @@ class FleetRun:
         self.seen |= set(tracebacks.items())
         found += [f"{process} exited" for process, p in self.cluster.processes.items() if p.poll() is not None]
         self.failures += [f"{name}: {text}" for text in found]
-        self.rows.append(
-            (name, meaning, recovered, gap, checks.resends(since), self.load.total - events_before, settle)
-        )
+        resent = checks.resends(since, self.sink.since(start))
+        self.rows.append((name, meaning, recovered, gap, resent, self.load.total - events_before, settle))
         print(f"{name}: {len(found)} problems", *found[:20], sep="\n  ")
 
     def post_probe(self) -> None:
-        body = {"object_class": "fulfillment_request", "product_id": self.probe.product_id}
+        """One probe event; after a 503 the same again (its client id too) until it is taken."""
+        body = {"object_class": "fulfillment_request", "product_id": self.probe.product_id,
+                "id": f"probe-{uuid.uuid4().hex}"}  # fmt: skip
         headers = {"Authorization": f"ApiKey {self.load.token}"}
-        response = self.http.post(EVENTS_URL, json=body, headers=headers, timeout=30)
-        if response.status_code == 202:
-            self.probes[self.probe.product_id] += 1
+        for _ in range(60):
+            response = self.http.post(EVENTS_URL, json=body, headers=headers, timeout=30)
+            if taken(response):
+                self.probes[self.probe.product_id] += 1
+            if response.status_code != 503:
+                return
+            time.sleep(0.5)
 
     def probe_delivered(self, after: float, timeout: float = 60.0) -> float:
         """Probe events until one is delivered; seconds from ``after`` to that delivery."""
@@ -162,9 +172,9 @@ class FleetRun:
         while time.monotonic() < deadline:
             self.post_probe()
             hits = [
-                t
-                for t, path, _, status in self.sink.refresh()
-                if path == self.probe.path and t > after and status == 200
+                entry.at
+                for entry in self.sink.refresh()
+                if entry.path == self.probe.path and entry.at > after and entry.status == 200
             ]
             if hits:
                 return min(hits) - after
@@ -185,9 +195,7 @@ class FleetRun:
         others = {hosts.address(host) for host in ("w2", "w3")}
 
         def taken_over() -> bool:
-            done = {
-                path for t, path, peer, status in self.sink.refresh() if t > cut_at and peer in others and status == 200
-            }
+            done = {e.path for e in self.sink.refresh() if e.at > cut_at and e.peer in others and e.status == 200}
             return held <= done
 
         wait_for(taken_over, "w2 to send what w1 held", timeout=60)
@@ -196,7 +204,7 @@ class FleetRun:
         hosts.reconnect("w1")
         back = time.time()
         # w1 records what it held, late, and takes work again.
-        wait_for(lambda: any(peer == address and t > back for t, _, peer, _ in self.sink.refresh()), "w1 back", 60)
+        wait_for(lambda: any(e.peer == address and e.at > back for e in self.sink.refresh()), "w1 back", 60)
         time.sleep(3)
         return f"w1's {len(held)} held sends made by w2", recovered
 
@@ -237,20 +245,25 @@ class FleetRun:
         time.sleep(2)
         self.cluster.start_worker("w3")
         joined, address = time.time(), hosts.address("w3")
-        wait_for(lambda: any(peer == address and t > joined for t, _, peer, _ in self.sink.refresh()), "w3 sending", 60)
-        first = min(t for t, _, peer, _ in self.sink.entries if peer == address) - joined
+        wait_for(lambda: any(e.peer == address and e.at > joined for e in self.sink.refresh()), "w3 sending", 60)
+        first = min(e.at for e in self.sink.entries if e.peer == address) - joined
         time.sleep(5)
         return "w3's first send after its start", first
 
     def postgresql_stopped(self) -> tuple[str, float]:
         """The primary (db) stopped cleanly, the standby (db2) promoted; everyone follows the
         multi-host URL to it. While neither accepts writes the event API must answer 503 with
-        Retry-After (the load posts the event again after it); a 500 fails the run."""
+        Retry-After (the load posts the event again after it), and so must the pages (a form
+        always; a page that only reads, unless a server answered it); a 500 fails the run."""
         time.sleep(3)
+        self.browser.ready()
         self.cluster.pg_ctl("db", "-m", "fast", "-w", "stop")
         stopped = time.time()
+        self.check_pages("3a")
         self.cluster.pg_ctl("db2", "-w", "promote")
-        return "probe delivered after the stop", self.probe_delivered(stopped)
+        recovered = self.probe_delivered(stopped)
+        self.failures += [f"pages: {text}" for text in self.browser.after_outage()]
+        return "probe delivered after the stop", recovered
 
     def postgresql_killed(self) -> tuple[str, float]:
         """db made a synchronous standby of db2, then db2's postmaster killed and db promoted."""
@@ -259,21 +272,36 @@ class FleetRun:
         self.cluster.psql("db2", "ALTER SYSTEM SET synchronous_standby_names = '*'")
         self.cluster.psql("db2", "SELECT pg_reload_conf()")
         time.sleep(3)
+        self.browser.ready()
         self.cluster.kill_postgresql("db2")
         killed = time.time()
+        self.check_pages("3b")
         self.cluster.pg_ctl("db", "-w", "promote")
-        return "probe delivered after the kill", self.probe_delivered(killed)
+        recovered = self.probe_delivered(killed)
+        self.failures += [f"pages: {text}" for text in self.browser.after_outage()]
+        return "probe delivered after the kill", recovered
+
+    def check_pages(self, phase: str) -> None:
+        """The pages while no PostgreSQL server takes writes (tests/fleet/pages.py)."""
+        assert self.browser is not None
+        self.failures += [f"{phase} pages: {text}" for text in self.browser.during_outage()]
+        self.pages[phase] = Counter(self.browser.seen)
 
     def table(self, elapsed: float) -> str:
-        lines = [
-            "",
-            f"{'phase':32} {'flowing again':>13} {'longest gap':>11} {'events':>7} {'settled':>8}  re-sends (why)",
-        ]
+        """Per phase: the handlers' own failures (by the status they chose) apart from the re-sends
+        the fault caused (by reason: tests/fleet/checks.py, ``Resends``)."""
+        lines = ["", f"{'phase':32} {'flowing again':>13} {'longest gap':>11} {'events':>7} {'settled':>8}  "
+                     f"{'handlers failed':16} re-sends the fault caused (why)"]  # fmt: skip
         for name, meaning, recovered, gap, why, events, settle in self.rows:
-            reasons = ", ".join(f"{count} {reason}" for reason, count in why.most_common()) or "none"
-            lines.append(f"{name:32} {recovered:12.1f}s {gap:10.1f}s {events:7} {settle:7.1f}s  {reasons}")
+            handlers = ", ".join(f"{count} × {status}" for status, count in sorted(why.handlers.items())) or "none"
+            faults = ", ".join(f"{count} {reason}" for reason, count in why.faults.most_common()) or "none"
+            lines.append(f"{name:32} {recovered:12.1f}s {gap:10.1f}s {events:7} {settle:7.1f}s  {handlers:16} {faults}")
+            seen = self.pages.get(name.split(".")[0])
+            if seen is not None:
+                other = "".join(f", {n} × {status}" for status, n in seen.items() if status not in (200, 503))
+                meaning += f"; pages while no server took writes: {seen[503]} × 503, {seen[200]} × 200{other}"
             lines.append(f"{'':32}   ({meaning})")
-        deliveries = sum(1 for *_, status in self.sink.entries if status == 200)
+        deliveries = sum(1 for entry in self.sink.entries if entry.status == 200)
         accepted, requests = self.load.total + self.probes.total(), len(self.sink.entries)
         lines.append(f"totals: {accepted} events accepted, {requests} requests to the handlers, {deliveries} answered "
                      f"2xx, API statuses {dict(self.load.statuses)}; {elapsed:.0f} s in all")  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -17,6 +18,7 @@ from tests.conftest import make_webhook
 from tests.engine import api_token, post_event
 from tests.servers import free_port
 from webhookapp import create_app
+from webhookapp.auth.sessions import SEEN, STARTED
 from webhookapp.infra import database
 from webhookapp.infra.extensions import db
 from webhookapp.models import Event
@@ -43,7 +45,8 @@ def refused_app(tmp_path, redis_url: str) -> Iterator[Flask]:
 def test_the_event_api_answers_503_with_retry_after_while_the_database_refuses(refused_app, caplog):
     caplog.set_level(logging.WARNING)
     response = refused_app.test_client().post(
-        "/public/v1/events", json={"object_class": "fulfillment_request", "product_id": "PRD-000-000-001"},
+        "/public/v1/events",
+        json={"object_class": "fulfillment_request", "product_id": "PRD-000-000-001"},
         headers={"Authorization": "ApiKey SU-000-000-000:whatever"},
     )
     assert response.status_code == 503
@@ -61,6 +64,21 @@ def test_a_page_says_the_service_is_briefly_unavailable(refused_app, caplog):
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     page = html.unescape(response.get_data(as_text=True))
     assert "Briefly unavailable" in page and BRIEFLY in page
+    no_tracebacks(caplog)
+
+
+def test_a_signed_in_persons_page_says_so_too(refused_app, caplog):
+    """The page's header names the signed-in user, whom only the database knows: the 503 page
+    must not ask it again, which would turn the page into a 500."""
+    caplog.set_level(logging.WARNING)
+    client = refused_app.test_client()
+    now = time.time()
+    with client.session_transaction() as session:
+        session.update({"_user_id": f"1:some-token:{int(now)}:0", "_fresh": True, STARTED: now, SEEN: now})
+    for response in (client.get("/webhooks"), client.post("/settings/tokens", data={"name": "ci"})):
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        page = html.unescape(response.get_data(as_text=True))
+        assert "Briefly unavailable" in page and BRIEFLY in page
     no_tracebacks(caplog)
 
 

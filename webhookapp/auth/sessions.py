@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from flask import Flask, Request, current_app, flash, g, jsonify, redirect, request, session, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_login import current_user, login_user, user_loaded_from_cookie
+from flask_login import AnonymousUserMixin, current_user, login_user, user_loaded_from_cookie
 from werkzeug import Response
 
 from webhookapp.infra.extensions import db, login_manager
@@ -166,6 +166,13 @@ def enforce_session_rules() -> Response | None:
         flash("Your account requires two-factor login: set it up to go on.", "info")
         return redirect(url_for("auth.two_factor_enrol"))
     return None
+
+
+def nobody_for_now() -> None:
+    """Answer the rest of this request as to a visitor not signed in, without looking the user up:
+    the database that would name them cannot be reached. The 503 page's header asks for the user,
+    and a lookup there would fail again and turn the page into a 500. The session is kept."""
+    g._login_user = AnonymousUserMixin()  # where Flask-Login keeps the request's user
 
 
 def _started_by_remember_cookie(_app: Any, user: User, **_extra: Any) -> None:

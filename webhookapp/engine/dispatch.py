@@ -26,6 +26,7 @@ from webhookapp.engine.timing import (
     WAKE_FLAG_TTL,
 )
 from webhookapp.infra import redis_client
+from webhookapp.infra.outages import Outage
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,15 @@ def redis_connection() -> Redis:
         )
     connection: Redis = extensions["webhookapp.redis"]
     return connection
+
+
+def outage(who: str, meanwhile: str) -> Outage:
+    """The app's record of an outage of its Redis, one per ``who``: a process says once that it
+    cannot wake the workers or wait for the doorbell, not on every event or every turn of a wait."""
+    outages: dict[str, Outage] = current_app.extensions.setdefault("webhookapp.redis_outages", {})
+    if who not in outages:
+        outages[who] = Outage(log, who, meanwhile)
+    return outages[who]
 
 
 def queue() -> Queue:
@@ -83,14 +93,17 @@ def _ring() -> Script:
 
 
 def wake(webhook_ids: list[str] | None = None) -> bool:
-    """Ring the doorbell and make sure a delivery job is queued; False if Redis could not be reached (logged)."""
+    """Ring the doorbell and make sure a delivery job is queued; False if Redis could not be reached (logged
+    once per outage)."""
+    unreached = outage("Waking the workers", "the sweeper delivers meanwhile")
     try:
         if _ring()(keys=[WAKE_FLAG, DOORBELL], args=[WAKE_FLAG_TTL]):
             queue().enqueue(DELIVER_JOB, webhook_ids, job_timeout=job_timeout(), result_ttl=60, failure_ttl=86400)
-        return True
     except RedisError as exc:
-        log.warning("Could not reach Redis to wake the workers (%s); the sweeper will deliver.", exc)
+        unreached.failed(exc)
         return False
+    unreached.reached()
+    return True
 
 
 def await_doorbell(timeout: float) -> bool:
@@ -99,12 +112,15 @@ def await_doorbell(timeout: float) -> bool:
     When Redis cannot be reached this sleeps out the wait instead (and says False): the caller
     loops on it, and a refused connection would otherwise return at once, over and over."""
     wait = min(max(timeout, 0.001), DOORBELL_WAIT_MAX)
+    unreached = outage("Waiting for the doorbell", "a delivery job sleeps out its waits")
     try:
-        return redis_connection().blpop([DOORBELL], timeout=wait) is not None
+        rung = redis_connection().blpop([DOORBELL], timeout=wait) is not None
     except RedisError as exc:
-        log.warning("Could not wait for the doorbell: %s", exc)
+        unreached.failed(exc)
         time.sleep(wait)
         return False
+    unreached.reached()
+    return rung
 
 
 def woken() -> None:
