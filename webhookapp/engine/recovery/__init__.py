@@ -25,7 +25,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from webhookapp.core.times import utcnow
-from webhookapp.engine import dispatch, outcomes, runtime, signing
+from webhookapp.engine import dispatch, outcomes, runtime, signing, tracing
 from webhookapp.engine.reconnect import retrying
 from webhookapp.engine.recovery import selection
 from webhookapp.engine.timing import RECOVER_LEASE_MARGIN, RECOVER_READ, RECOVER_REVIVE_AFTER, RECOVER_SLICE
@@ -185,11 +185,20 @@ def run_slice(recovery_id: int, generation: int, queue_next: bool = True) -> int
                 return sent  # cancelled, or the sweeper took the slice for lost: its new owner goes on
             # As Redeliver sends: the webhook's settings now, a fresh JWT, a trigger's payload.
             call = signing.build_call(settings, triggered_at=utcnow(), api_url=api_url)
-            result = runtime.current().validation_sender().send(call)
-            sent += 1
-            # The request was made: a dropped connection must not lose its record (and have it
-            # sent again from the cursor), so the recording is tried again on a fresh one.
-            recorded = retrying(partial(_record, recovery_id, generation, settings.id, candidate, call, result))
+            with tracing.DirectTrace(
+                runtime.current().tracer(),
+                "recover webhook",
+                settings.id,
+                attributes={tracing.RECOVERY_ID: recovery_id, tracing.REDELIVERY_OF: candidate.attempt_id},
+            ) as traced:
+                traced.sending(call)
+                result = runtime.current().validation_sender().send(call)
+                traced.answered(result)
+                sent += 1
+                # The request was made: a dropped connection must not lose its record (and have it
+                # sent again from the cursor), so the recording is tried again on a fresh one.
+                recorded = retrying(partial(_record, recovery_id, generation, settings.id, candidate, call, result))
+                traced.recorded(None if recorded is None else recorded[0])
             owned = None if recorded is None else recorded[1]
             if owned is None:
                 _stop(recovery_id, generation, CANCELLED, "The webhook was deleted.")
