@@ -1,7 +1,8 @@
 """The egress proxy (docs/operations.md, "Egress proxy"): deliveries, validation calls and Send
 test request leave through a real proxy (proxy.py on 127.0.0.1), tunnelled to the address the
-SSRF guard checked; a blocked address never reaches the proxy; a proxy that is down fails the
-attempt with a clear sentence, and the retry goes through once it is back."""
+SSRF guard checked, a client certificate presented inside the tunnel; a blocked address never
+reaches the proxy; a proxy that is down fails the attempt with a clear sentence, and the retry
+goes through once it is back."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+import trustme
 
 from tests.conftest import make_webhook
 from tests.egress_proxy import EgressProxy
 from tests.engine import api_token, post_event, run_worker
+from tests.http.test_client_tls import pem_pair, subject
 from tests.http.test_send_test import edit_form, result_box
 from tests.pages import text
-from tests.servers import HandlerServer, serve_tls, tls_certificates
+from tests.servers import HandlerServer, serve_mutual_tls, serve_tls, tls_certificates
 from webhookapp.core.times import utcnow
 from webhookapp.engine import delivery, runtime
 from webhookapp.engine.transport.proxy import EgressProxy as ProxySetting
@@ -127,6 +130,39 @@ def test_an_https_handler_is_reached_through_the_tunnel(app, client, auth, vendo
         box = result_box(text(client.post(f"/webhooks/{hook.id}/edit", data=edit_form(hook))))
         assert "HTTP 200" in box and server.wait_for("/secure")
         assert egress.targets() == [f"CONNECT 127.0.0.1:{server.server.server_address[1]}"]
+    finally:
+        server.close()
+
+
+def test_a_client_certificate_is_presented_through_the_tunnel(app, client, vendor, egress):
+    """Mutual TLS inside the tunnel: the handler sees the webhook's client certificate, the proxy
+    only a CONNECT; a webhook without one records the handler's TLS refusal."""
+    server_ca, client_ca = trustme.CA(), trustme.CA()
+    app.config.update(WEBHOOK_PROXY_URL=egress.url)
+    server = HandlerServer()
+    try:
+        root = serve_mutual_tls(server, server_ca.issue_cert("127.0.0.1"), client_ca)
+        cert, key = pem_pair(client_ca, "orders")
+        trusted = server_ca.cert_pem.bytes().decode()
+        hook = make_webhook(vendor, external_url=root + "/hook", tls_client_cert=cert, tls_client_key=key,
+                            tls_ca_bundle=trusted)  # fmt: skip
+        bare = make_webhook(vendor, external_url=root + "/bare", tls_ca_bundle=trusted, label="No certificate")
+        post_event(client, api_token(vendor.account), object_class="fulfillment_request", product_id=hook.product_id)
+        run_worker(app)
+
+        [received] = server.wait_for("/hook")
+        assert subject(received) == "orders"
+        [attempt] = attempts(hook.id)
+        assert attempt.success and attempt.response_status == 200
+        [refused] = attempts(bare.id)
+        assert not refused.success and refused.response_status is None
+        # The handler's alert, or its closing the connection, whichever the client reads first.
+        assert refused.error in (
+            "TLS: tlsv13 alert certificate required",
+            "TLS: the handler closed the connection during the handshake",
+        ), refused.error_detail
+        assert [request.path for request in server.received] == ["/hook"]
+        assert egress.targets() == [f"CONNECT 127.0.0.1:{server.server.server_address[1]}"] * 2
     finally:
         server.close()
 

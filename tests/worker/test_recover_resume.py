@@ -20,8 +20,8 @@ from webhookapp.services import recoveries
 
 pytestmark = pytest.mark.slow  # real worker processes, one killed
 
-FAILED = 20
-SETTINGS = {"WEBHOOK_RECOVER_RATE": 100, "WEBHOOK_VALIDATION_TIMEOUT": 1.5}  # a dead slice's lease: 6.5 s
+FAILED = 12
+SETTINGS = {"WEBHOOK_RECOVER_RATE": 100, "WEBHOOK_VALIDATION_TIMEOUT": 1}  # a dead slice's lease: 6 s
 
 
 def wait_until(condition, timeout: float = 40.0) -> None:
@@ -52,7 +52,9 @@ def test_a_recovery_whose_worker_is_killed_resumes_from_its_cursor(app, client, 
     ]  # fmt: skip
     originals = list(db.session.scalars(insert(Attempt).returning(Attempt.id), rows))
     db.session.commit()
-    other = make_webhook(vendor, external_url=handler.behave("/other"), label="Another")
+    # Another type: the event below must not make the recovered webhook's own trigger due.
+    other = make_webhook(vendor, external_url=handler.behave("/other"), label="Another",
+                         type_key="tier_config_request.event")  # fmt: skip
 
     worker = start_worker(app, **SETTINGS)
     try:
@@ -65,11 +67,11 @@ def test_a_recovery_whose_worker_is_killed_resumes_from_its_cursor(app, client, 
         wait_until(lambda: successes(other.id) == 1)
         assert recovery_now(recovery_id).state == "running"
 
-        wait_until(lambda: recovery_now(recovery_id).sent >= 5)
+        wait_until(lambda: recovery_now(recovery_id).sent >= 3)
         worker.send_signal(signal.SIGKILL)
         stop(worker)
         killed_at = recovery_now(recovery_id).sent
-        assert 5 <= killed_at < FAILED
+        assert 3 <= killed_at < FAILED
         worker = start_worker(app, **SETTINGS)
         wait_until(lambda: recovery_now(recovery_id).state == "finished")
     finally:
@@ -79,8 +81,9 @@ def test_a_recovery_whose_worker_is_killed_resumes_from_its_cursor(app, client, 
     assert (done.sent, done.succeeded) == (FAILED, FAILED)
     again = list(db.session.scalars(select(Attempt.redelivery_of).where(Attempt.redelivery_of.is_not(None))))
     assert sorted(again) == originals  # each once, recorded once
-    # The one in flight at the kill is sent twice. On SQLite one more repeat has been seen now and
-    # then since slices run on the workers' thread, cause not yet found: allowed here, not yet explained.
-    assert FAILED <= len(handler.requests_to("/recover")) <= FAILED + 2
+    # Only the request in flight at the kill may have been sent twice (SIGKILL can land anywhere).
+    assert FAILED <= len(handler.requests_to("/recover")) <= FAILED + 1
+    hooks = db.session.scalar(select(func.count()).select_from(Attempt).where(Attempt.webhook_id == hook.id))
+    assert hooks == 2 * FAILED  # the originals and their redeliveries: no delivery of its own
     assert db.session.scalar(select(func.count()).select_from(Attempt).where(Attempt.webhook_id == other.id)) == 1
     assert handler.requests_to("/other")[0].at < handler.requests_to("/recover")[-1].at

@@ -13,6 +13,11 @@ of that trigger is a child of it; it links the other events it carries (those st
 webhook's last success, most recent first, at most :data:`LINKS_MAX`). Its attempt is a client
 span whose context goes to the handler in the W3C ``traceparent`` header; a handler that passes
 it on when it calls back for the events joins the same trace.
+
+A call made at once (Redeliver, Recover, Send test request, a validation call) is a trace of its
+own, started by the user's action (:class:`DirectTrace`): a span for the action and the
+attempt's client span under it, whose context the handler gets the same way. Redeliver links
+the trace context the original attempt was sent with, when it was recorded.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ WEBHOOK_ID, EVENT_ID, ATTEMPT_ID, ATTEMPT_NUMBER = (
 )
 LINKED = "webhookapp.events.linked"
 JOB_ID = "webhookapp.job.id"  # the RQ job that delivered
+REDELIVERY_OF = "webhookapp.attempt.redelivery_of"  # Redeliver and Recover: the attempt sent again
+RECOVERY_ID = "webhookapp.recovery.id"
 _W3C = TraceContextTextMapPropagator()
 
 
@@ -210,3 +217,55 @@ class DeliveryTrace:
         if self.attempt is not None:
             self.attempt.end(end_time=self.answered_ns)
         self.delivery.end()
+
+
+class DirectTrace:
+    """The spans of a call made at once, outside the trigger state: the action's span (``name``,
+    e.g. "redeliver webhook"), a child of the current span if any (a server span of the request
+    that asked) and otherwise the root of a new trace, and the attempt's client span under it.
+    ``links``: stored ``traceparent`` values the call relates to (the original attempt's). Does
+    nothing when ``tracer`` is None (tracing off). Used as a context manager, it ends its spans
+    at the end of the block if :meth:`recorded` did not."""
+
+    def __init__(
+        self,
+        tracer: Tracer | None,
+        name: str,
+        webhook_id: str,
+        *,
+        links: Iterable[str | None] = (),
+        attributes: Mapping[str, str | int] | None = None,
+    ) -> None:
+        self._trace: DeliveryTrace | None = None
+        if tracer is None:
+            return
+        contexts = [context for context in map(_remote, links) if context is not None]
+        span = tracer.start_span(
+            name,
+            kind=SpanKind.INTERNAL,
+            links=[Link(context) for context in contexts],
+            attributes={WEBHOOK_ID: webhook_id, **(attributes or {})},
+        )
+        self._trace = DeliveryTrace(tracer, webhook_id, span)
+
+    def __enter__(self) -> DirectTrace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.recorded(None)  # a call that failed before it was recorded still ends its spans
+
+    def sending(self, call: PreparedCall) -> None:
+        """Start the attempt's span; its context goes in the request's ``traceparent`` header."""
+        if self._trace is not None:
+            self._trace.sending(call)
+
+    def answered(self, result: AttemptResult) -> None:
+        """The handler's answer (as recorded: a validation's is judged)."""
+        if self._trace is not None:
+            self._trace.answered(result)
+
+    def recorded(self, attempt_id: int | None) -> None:
+        """The attempt is recorded (None: nothing recorded, as for Send test request): both spans end."""
+        if self._trace is not None:
+            self._trace.recorded(attempt_id)
+            self._trace = None

@@ -5,13 +5,14 @@ What is sent is what Trigger Now would send (a trigger's payload for an event ty
 draft for a validation type), signed with the typed secret, through the delivery transport and
 its SSRF guard (:func:`.validations.synchronous_sender`, ``WEBHOOK_VALIDATION_TIMEOUT``).
 Nothing is recorded: no attempt, no statistics, no trigger state; the result is only shown.
+With tracing on, the call is a trace of its own (:class:`.tracing.DirectTrace`).
 """
 
 from __future__ import annotations
 
 from webhookapp.core.catalog import WebhookType
 from webhookapp.core.times import utcnow
-from webhookapp.engine import signing
+from webhookapp.engine import runtime, signing, tracing
 from webhookapp.engine.direct import validations
 from webhookapp.engine.transport.client_tls import ClientTLS
 from webhookapp.engine.types import AttemptResult, WebhookSnapshot
@@ -36,4 +37,8 @@ def send_test(
         )
     else:
         call = signing.build_call(settings, triggered_at=now, api_url=api_url, secret=secret, client_tls=client_tls)
-    return validations.synchronous_sender().send(call)
+    with tracing.DirectTrace(runtime.current().tracer(), "send test request", settings.id) as traced:
+        traced.sending(call)
+        result = validations.synchronous_sender().send(call)
+        traced.answered(result)
+    return result

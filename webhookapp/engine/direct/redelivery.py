@@ -19,7 +19,8 @@ original's id, or the original's own ``redelivery_of`` when it was a redelivery 
 every redelivery points at the attempt its trigger (or validation) made. Nothing else changes:
 no event is counted, no statistics or last success/failure summary, and the trigger state
 (pending trigger, retry schedule, lease, Out of order) is left alone. A disabled webhook sends
-nothing.
+nothing. With tracing on, the call is a trace of its own linked to the original's
+(:class:`.tracing.DirectTrace`), and the handler gets its ``traceparent``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import utcnow
-from webhookapp.engine import outcomes, signing
+from webhookapp.engine import outcomes, runtime, signing, tracing
 from webhookapp.engine.direct import validations
 from webhookapp.engine.types import AttemptResult, PreparedCall, snapshot
 from webhookapp.infra.extensions import db
@@ -63,14 +64,25 @@ def redeliver(webhook: Webhook, original: Attempt, actor: Actor) -> Attempt:
     if not webhook.active:
         raise ServiceError(400, "VAL_001", "The webhook is disabled: enable it before redelivering.")
     call = _call(webhook, original)
-    result: AttemptResult = validations.synchronous_sender().send(call)
-    if original.kind == "validation":
-        result, _answer = validations.judge(result)
     webhook_id, kind, number = webhook.id, original.kind, original.number
     root = original.redelivery_of or original.id
-    attempt = outcomes.record_redelivery(webhook_id, number, call, result, kind, root)
-    if attempt is None:
-        raise ServiceError(404, "WH_404", f"Webhook {webhook_id} not found.")
+    # A trace of its own, started by the user; it links the trace the original was sent in.
+    with tracing.DirectTrace(
+        runtime.current().tracer(),
+        "redeliver webhook",
+        webhook_id,
+        links=[(original.request_headers or {}).get("traceparent")],
+        attributes={tracing.ATTEMPT_NUMBER: number, tracing.REDELIVERY_OF: original.id},
+    ) as traced:
+        traced.sending(call)
+        result: AttemptResult = validations.synchronous_sender().send(call)
+        if original.kind == "validation":
+            result, _answer = validations.judge(result)
+        traced.answered(result)
+        attempt = outcomes.record_redelivery(webhook_id, number, call, result, kind, root)
+        if attempt is None:
+            raise ServiceError(404, "WH_404", f"Webhook {webhook_id} not found.")
+        traced.recorded(attempt.id)
     audit.record(
         actor, "webhook.redelivered", account_id=webhook.account_id, object_type="webhook", object_id=webhook_id,
         object_label=webhook.label, changes={"attempt": {"before": original.id, "after": attempt.id}},

@@ -6,7 +6,8 @@ The call uses the same JWT and SSRF rules as deliveries, waits at most
 ``WEBHOOK_VALIDATION_TIMEOUT``, and is recorded as an attempt and counted in the statistics. A
 handler *answered* when it sent a JSON object with a 2xx status (passed on as 200), or 400 or
 422 (the request with value errors); anything else (a refused JWT, a missing route, a 5xx, a redirect, a timeout) is
-a failure, reported as 502 by the API.
+a failure, reported as 502 by the API. With tracing on, each call is a trace of its own
+(:class:`.tracing.DirectTrace`), and the handler gets its ``traceparent``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from webhookapp.core import catalog, rules
 from webhookapp.core.errors import ServiceError
 from webhookapp.core.times import utcnow
-from webhookapp.engine import outcomes, runtime, signing, triggers
+from webhookapp.engine import outcomes, runtime, signing, tracing, triggers
 from webhookapp.engine.transport.sender import Sender
 from webhookapp.engine.types import AttemptResult, snapshot
 from webhookapp.infra.extensions import db
@@ -107,10 +108,14 @@ def call(webhook: Webhook, request_object: dict[str, Any], actor: Actor | None =
     prepared = signing.build_call(
         snapshot(webhook), triggered_at=now, api_url=webhook.last_event_api_url, method="POST", body=request_object
     )
-    result = synchronous_sender().send(prepared)
-    recorded, body = judge(result)
     webhook_id = webhook.id
-    attempt_id = outcomes.record_attempt(webhook_id, 1, prepared, recorded, "validation")
+    with tracing.DirectTrace(runtime.current().tracer(), "call validation webhook", webhook_id) as traced:
+        traced.sending(prepared)
+        result = synchronous_sender().send(prepared)
+        recorded, body = judge(result)
+        traced.answered(recorded)
+        attempt_id = outcomes.record_attempt(webhook_id, 1, prepared, recorded, "validation")
+        traced.recorded(attempt_id)
     if attempt_id is not None:
         triggers.note_event(webhook_id, now)
         if actor is not None:

@@ -5,10 +5,12 @@ alone), oldest first, at most ``WEBHOOK_RECOVER_RATE`` requests per second.
 The workers run a recovery a slice at a time: an RQ job (:func:`run_slice`) takes the slice by
 moving the recovery's ``generation`` on, reads the attempts in short statements
 (:mod:`.selection`), sends for at most ``RECOVER_SLICE`` seconds and queues the next slice when
-the rate allows it. Each request sent is committed with the cursor after it, so a killed worker
-resends at most the one it had in flight: the sweeper (:func:`revive`) queues a new job once the
-slice's lease has run out, and it resumes from the cursor. No transaction outlives one request,
-and the worker is free for deliveries between slices.
+the rate allows it. Before each request the slice renews its lease, if it still holds it
+(:func:`_renew`), for as long as the request may take and a margin; each request sent is
+committed with the cursor after it. So a killed worker resends at most the one it had in
+flight: the sweeper (:func:`revive`) queues a new job once the slice's lease has run out, it
+resumes from the cursor, and the old slice, were it only slow, sends nothing more. No
+transaction outlives one request, and the worker is free for deliveries between slices.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ import logging
 import math
 import time
 from datetime import datetime, timedelta
+from functools import partial
 
 from flask import current_app
 from sqlalchemy import select, update
 
 from webhookapp.core.times import utcnow
-from webhookapp.engine import dispatch, outcomes, runtime, signing
+from webhookapp.engine import dispatch, outcomes, runtime, signing, tracing
+from webhookapp.engine.reconnect import retrying
 from webhookapp.engine.recovery import selection
 from webhookapp.engine.timing import RECOVER_LEASE_MARGIN, RECOVER_READ, RECOVER_REVIVE_AFTER, RECOVER_SLICE
-from webhookapp.engine.types import WebhookSnapshot, snapshot
+from webhookapp.engine.types import AttemptResult, PreparedCall, snapshot
 from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
 from webhookapp.models import Recovery, Webhook
@@ -94,22 +98,49 @@ def _progress(recovery_id: int, generation: int, at: selection.Position, sent: i
     return rowcount(moved) == 1
 
 
-def _still_running(recovery_id: int) -> bool:
-    state = db.session.scalar(select(Recovery.state).where(Recovery.id == recovery_id))
-    db.session.commit()
-    return state == RUNNING
-
-
-def _send(webhook: WebhookSnapshot, api_url: str | None, candidate: selection.Candidate) -> tuple[int | None, bool]:
-    """Send ``candidate`` again as Redeliver does (the webhook's settings now, a fresh JWT, a
-    trigger's payload) and record it, uncommitted; returns the new attempt's id (None: the
-    webhook is gone) and whether the handler took it."""
-    call = signing.build_call(webhook, triggered_at=utcnow(), api_url=api_url)
-    result = runtime.current().validation_sender().send(call)
-    attempt = outcomes.record_redelivery(
-        webhook.id, candidate.number, call, result, "trigger", redelivery_of=candidate.attempt_id
+def _renew(recovery_id: int, generation: int) -> bool:
+    """Before a request: renew the slice's lease if the slice is still this job's, its lease has
+    not run out and the recovery still runs (not cancelled); commits. The new lease covers the
+    request (``WEBHOOK_VALIDATION_TIMEOUT`` at most) and its recording, so the sweeper does not
+    give the slice to another worker while the request is out. False: send nothing more."""
+    now = utcnow()
+    lease = now + timedelta(seconds=lease_seconds())
+    renewed = db.session.execute(
+        update(Recovery)
+        .where(
+            Recovery.id == recovery_id,
+            Recovery.generation == generation,
+            Recovery.state == RUNNING,
+            Recovery.lease_until > now,  # run out: the sweeper may have revived it already
+        )
+        .values(lease_until=lease, next_at=lease)
+        .execution_options(synchronize_session=False)
     )
-    return (None if attempt is None else attempt.id), result.success
+    db.session.commit()
+    return rowcount(renewed) == 1
+
+
+def _record(
+    recovery_id: int,
+    generation: int,
+    webhook_id: str,
+    candidate: selection.Candidate,
+    call: PreparedCall,
+    result: AttemptResult,
+) -> tuple[int, bool] | None:
+    """Record the request sent again for ``candidate`` and move the cursor past it, in one commit;
+    None when the webhook is gone (nothing recorded), else the new attempt's id and whether the
+    slice is still this job's."""
+    attempt = outcomes.record_redelivery(
+        webhook_id, candidate.number, call, result, "trigger", redelivery_of=candidate.attempt_id
+    )
+    if attempt is None:
+        return None
+    owned = _progress(recovery_id, generation, candidate.position, 1, int(result.success))
+    # Committed even if the slice was taken meanwhile (its worker stalled past the lease): the
+    # request was made, and the slice's new owner may have sent it too, as one in flight.
+    db.session.commit()
+    return attempt.id, owned
 
 
 def _open(recovery_id: int, generation: int) -> tuple[Recovery, Webhook] | None:
@@ -138,30 +169,42 @@ def run_slice(recovery_id: int, generation: int, queue_next: bool = True) -> int
     if opened is None:
         return 0
     recovery, webhook = opened
-    settings, api_url, retrying = snapshot(webhook), webhook.last_event_api_url, selection.retrying_number(webhook)
+    settings, api_url, in_retry = snapshot(webhook), webhook.last_event_api_url, selection.retrying_number(webhook)
     until = recovery.until
     position = selection.Position(recovery.cursor_started_at, recovery.cursor_attempt_id)
     allowed = max(1, math.floor(rate() * RECOVER_SLICE))
     db.session.commit()
     sent = 0
     while sent < allowed and time.monotonic() - clock < RECOVER_SLICE:
-        batch = selection.read(settings.id, retrying, position, until, RECOVER_READ)
+        batch = selection.read(settings.id, in_retry, position, until, RECOVER_READ)
         db.session.commit()
         for candidate in batch.candidates:
             if sent >= allowed or time.monotonic() - clock >= RECOVER_SLICE:
                 break  # the rest of the batch is read again by the next slice
-            if not _still_running(recovery_id):
-                return sent
-            attempt_id, success = _send(settings, api_url, candidate)
-            if attempt_id is None:
-                db.session.rollback()
+            if not _renew(recovery_id, generation):
+                return sent  # cancelled, or the sweeper took the slice for lost: its new owner goes on
+            # As Redeliver sends: the webhook's settings now, a fresh JWT, a trigger's payload.
+            call = signing.build_call(settings, triggered_at=utcnow(), api_url=api_url)
+            with tracing.DirectTrace(
+                runtime.current().tracer(),
+                "recover webhook",
+                settings.id,
+                attributes={tracing.RECOVERY_ID: recovery_id, tracing.REDELIVERY_OF: candidate.attempt_id},
+            ) as traced:
+                traced.sending(call)
+                result = runtime.current().validation_sender().send(call)
+                traced.answered(result)
+                sent += 1
+                # The request was made: a dropped connection must not lose its record (and have it
+                # sent again from the cursor), so the recording is tried again on a fresh one.
+                recorded = retrying(partial(_record, recovery_id, generation, settings.id, candidate, call, result))
+                traced.recorded(None if recorded is None else recorded[0])
+            owned = None if recorded is None else recorded[1]
+            if owned is None:
                 _stop(recovery_id, generation, CANCELLED, "The webhook was deleted.")
                 return sent
-            sent += 1
-            owned = _progress(recovery_id, generation, candidate.position, 1, int(success))
-            db.session.commit()  # the attempt and the cursor after it, together
             if not owned:
-                return sent  # the sweeper took the slice for lost; its job goes on
+                return sent
             position = candidate.position
         else:
             if batch.exhausted:
