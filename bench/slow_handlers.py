@@ -8,7 +8,9 @@ Prints deliveries/s for the engine with one worker process (``python -m workers`
 and ``bench.delivery`` start it) and for a plain ``ThreadPoolExecutor`` in this process with as
 many threads as the worker has send threads, in the same run, and their ratio; the worker's CPU
 per delivery; the most requests the handler held at once; and a check that every delivery was
-sent and recorded exactly once. Target: ratio >= 0.9.
+sent and recorded exactly once. Target: ratio >= 0.9. Per round, "ramp ms" is the time from the
+first request at the handler to the one that had every thread busy, "mean held" the requests held
+on average (deliveries/s × delay; the thread count at best) and "peak held" the most at once.
 
 * The handler (``bench.common.Handler`` with ``--delay``) answers each request ``--delay``
   seconds after it arrived. It is an asyncio server: a held request is a timer, not a thread,
@@ -92,6 +94,7 @@ class Run:
     seconds: float  # engine: ingest call .. N successes in the database; plain: until the last answer
     handler_seconds: float  # .. the last arrival at the handler
     peak: int  # the most requests the handler held at once
+    ramp_ms: float  # from the first arrival to the arrival that filled every thread
     cpu: dict[str, float]
     errors: int = 0
 
@@ -104,6 +107,7 @@ class SlowBench(DeliveryBench):
 
     def __init__(self, args: argparse.Namespace, app, handler: Handler, tenant, worker, threads: int):
         super().__init__(args, app, handler, tenant, worker)
+        self.threads = threads
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="plain")
         self.local = threading.local()
 
@@ -121,8 +125,8 @@ class SlowBench(DeliveryBench):
         end = time.time()
         cpu = meter.stop()
         self.handler.wait_count(base + n, self.args.timeout)
-        last = max(self.handler.arrivals(base, base + n))
-        return Run(end - start, last - start, self.handler.peak, cpu)
+        arrivals = sorted(self.handler.arrivals(base, base + n))
+        return Run(end - start, arrivals[-1] - start, self.handler.peak, self.ramp(arrivals), cpu)
 
     def pooled_send(self, webhook) -> bool:
         """A plain send on this thread's own keep-alive session (and app context, for the key ring)."""
@@ -143,8 +147,12 @@ class SlowBench(DeliveryBench):
         end = time.time()
         cpu = meter.stop()
         self.handler.wait_count(base + n, self.args.timeout)
-        last = max(self.handler.arrivals(base, base + n))
-        return Run(end - start, last - start, self.handler.peak, cpu, errors)
+        arrivals = sorted(self.handler.arrivals(base, base + n))
+        return Run(end - start, arrivals[-1] - start, self.handler.peak, self.ramp(arrivals), cpu, errors)
+
+    def ramp(self, arrivals: list[float]) -> float:
+        """Milliseconds from the first arrival to the one that made every thread busy."""
+        return (arrivals[min(self.threads, len(arrivals)) - 1] - arrivals[0]) * 1000
 
     def recorded_once(self) -> tuple[int, int, int, int, int]:
         """The engine's attempts on the slow product: total, webhooks with any, fewest and most
@@ -218,11 +226,15 @@ def run(args: argparse.Namespace) -> int:
                 fmt(engine.rate(n)),
                 fmt(engine.seconds, 3),
                 fmt(engine.handler_seconds, 3),
+                fmt(engine.ramp_ms),
+                fmt(engine.rate(n) * args.delay),
                 engine.peak,
                 fmt(engine.cpu["children_cpu"] / n * 1000, 2),
                 f"{engine.cpu['machine_busy'] * 100:.0f}%",
                 fmt(plain.rate(n)),
                 fmt(plain.seconds, 3),
+                fmt(plain.ramp_ms),
+                fmt(plain.rate(n) * args.delay),
                 plain.peak,
                 fmt(plain.cpu["own_cpu"] / n * 1000, 2),
                 fmt(engine.rate(n) / plain.rate(n), 2),
@@ -231,8 +243,8 @@ def run(args: argparse.Namespace) -> int:
     print_table(
         f"One event matching {n} webhooks, handler answering after {args.delay * 1000:g} ms "
         f"(engine: until all {n} successes are in the database)",
-        ["round", "engine/s", "engine s", "handler s", "held (engine)", "worker CPU ms/dlv", "machine busy",
-         "plain/s", "plain s", "held (plain)", "plain CPU ms/dlv", "ratio"],
+        ["round", "engine/s", "engine s", "handler s", "ramp ms", "mean held", "peak held", "worker CPU ms/dlv",
+         "machine busy", "plain/s", "plain s", "ramp ms", "mean held", "peak held", "plain CPU ms/dlv", "ratio"],
         rows,
     )  # fmt: skip
     engine_rate = statistics.median(run_.rate(n) for run_ in engine_runs)
