@@ -22,12 +22,15 @@ no demo account. Events are posted to ``POST /public/v1/events`` on one keep-ali
   (the worker's send), the handler's arrival and the recorded success: one clock, so the rows
   show where the time goes.
 
-Why idle latency through the server is about twice ``bench.delivery``'s: the worker is the same
-(same settings; the doorbell wakes it at once while ``--idle-gap`` is below ``WEBHOOK_IDLE_WAIT``),
-and the in-process rows match ``bench.delivery``'s. The difference is the request itself, before
-the ingest starts: ``flask run``'s server parses it and Flask dispatches it (the ingest's wake is
-rung before the answer is written, so the answer costs nothing); with a gap longer than
-``WEBHOOK_IDLE_WAIT`` every event also waits for a new RQ job. docs/performance.md has the figures.
+Why a posted event's idle latency is higher than ``bench.delivery``'s (which calls ``ingest_as``
+in its own process): the worker's part is the same (same settings; the doorbell wakes the
+lingering job at once while ``--idle-gap`` is below ``WEBHOOK_IDLE_WAIT``; the same under
+gunicorn as under ``flask run``, with or without the metrics directory). The posted event pays
+for the request before the ingest begins (the client, the server's parsing, Flask's dispatch:
+about 2 ms here, against 0.1 ms in process), and the rest of the request runs beside the
+worker's wake-up: the doorbell is rung before the answer is written, so the server and the
+client then share the cores with the worker. Events further apart than ``WEBHOOK_IDLE_WAIT`` (a
+person trying ``make run``) also wait for a new RQ job each. docs/performance.md has the figures.
 """
 
 from __future__ import annotations
