@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -396,45 +397,65 @@ def verdict(met: bool) -> str:
 RESPONSE = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 
 
-def _serve_handler(port: Any, count: Any, arrivals: Any, ready: Any) -> None:
-    """Child process: an asyncio HTTP/1.1 keep-alive server answering 200 to everything.
+def _request_length(buffer: bytearray) -> int | None:
+    """The length of the first request in ``buffer`` (head and body), None until it is complete."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    length = 0
+    at = head.find(b"\r\ncontent-length:")
+    if at >= 0:
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17 : stop if stop >= 0 else len(head)])
+    total = end + 4 + length
+    return total if len(buffer) >= total else None
+
+
+def _serve_handler(port: Any, count: Any, arrivals: Any, ready: Any, delay: float, peak: Any) -> None:
+    """Child process: an asyncio HTTP/1.1 keep-alive server answering 200 to everything, ``delay``
+    seconds after each request arrived.
 
     Each complete request's arrival (``time.time()``) goes into the shared ``arrivals`` array at
-    index ``count``, which then increases; the parent reads both without any messaging.
+    index ``count``, which then increases; the parent reads both without any messaging. ``peak``
+    is the most requests held unanswered at once. A held request is a timer on the event loop,
+    not a thread: the handler holds as many at once as clients send.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     capacity = len(arrivals)
+    held = 0
+
+    def answer(transport: Any) -> None:
+        nonlocal held
+        held -= 1
+        if not transport.is_closing():
+            transport.write(RESPONSE)
 
     class Protocol(asyncio.Protocol):
         def connection_made(self, transport: Any) -> None:
             self.transport = transport
+            self.loop = asyncio.get_running_loop()
             self.buffer = bytearray()
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def data_received(self, data: bytes) -> None:
+            nonlocal held
             buffer = self.buffer
             buffer += data
-            while True:
-                end = buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    return
-                head = bytes(buffer[:end]).lower()
-                length = 0
-                at = head.find(b"\r\ncontent-length:")
-                if at >= 0:
-                    stop = head.find(b"\r\n", at + 2)
-                    length = int(head[at + 17 : stop if stop >= 0 else len(head)])
-                total = end + 4 + length
-                if len(buffer) < total:
-                    return
+            while (total := _request_length(buffer)) is not None:
                 del buffer[:total]
                 index = count.value
                 if index < capacity:
                     arrivals[index] = time.time()
                 count.value = index + 1
-                self.transport.write(RESPONSE)
+                if delay > 0:
+                    held += 1
+                    peak.value = max(peak.value, held)
+                    self.loop.call_later(delay, answer, self.transport)
+                else:
+                    self.transport.write(RESPONSE)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -447,16 +468,23 @@ def _serve_handler(port: Any, count: Any, arrivals: Any, ready: Any) -> None:
 
 
 class Handler:
-    """The fast handler process; ``count`` and ``arrival(i)`` read its records from shared memory."""
+    """The handler process; ``count`` and ``arrival(i)`` read its records from shared memory.
 
-    def __init__(self, stack: contextlib.ExitStack, capacity: int):
+    It answers at once, or ``delay`` seconds after each request arrived (a slow handler);
+    ``peak`` is then the most requests it held at once.
+    """
+
+    def __init__(self, stack: contextlib.ExitStack, capacity: int, delay: float = 0.0):
         context = multiprocessing.get_context("spawn")  # nothing of the parent (app, sockets) leaks in
         self._port = context.RawValue("i", 0)
         self._count = context.RawValue("q", 0)
+        self._peak = context.RawValue("q", 0)
         self._arrivals = context.RawArray("d", capacity)
         ready = context.Event()
         self.process = context.Process(
-            target=_serve_handler, args=(self._port, self._count, self._arrivals, ready), name="bench-handler"
+            target=_serve_handler,
+            args=(self._port, self._count, self._arrivals, ready, delay, self._peak),
+            name="bench-handler",
         )
         self.process.start()
         stack.callback(self.close)
@@ -467,6 +495,13 @@ class Handler:
     @property
     def count(self) -> int:
         return self._count.value
+
+    @property
+    def peak(self) -> int:
+        return self._peak.value
+
+    def reset_peak(self) -> None:
+        self._peak.value = 0
 
     def arrival(self, index: int) -> float:
         return self._arrivals[index]
@@ -489,6 +524,33 @@ class Handler:
             if self.process.is_alive():
                 self.process.kill()
                 self.process.join(5)
+
+
+def plain_send(session: Any, webhook: Any, api_url: str, processing_timeout: float) -> bool:
+    """What a delivery is without the engine: build, sign and POST ``webhook``'s request (a
+    snapshot, :func:`webhookapp.engine.types.snapshot`) on a keep-alive ``requests.Session``."""
+    from webhookapp.core.times import utcnow
+    from webhookapp.engine import signing
+    from webhookapp.version import __version__
+
+    now = utcnow()
+    payload = signing.build_payload(webhook, triggered_at=now, api_url=api_url, processing_timeout=processing_timeout)
+    secret = signing.secret_of(webhook)
+    token = signing.sign(payload, secret, triggered_at=now, processing_timeout=processing_timeout)
+    response = session.post(
+        webhook.external_url,
+        data=json.dumps(payload, separators=(",", ":")).encode(),
+        headers={
+            **webhook.headers,
+            "User-Agent": f"webhookapp/{__version__}",
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+        },
+        timeout=10,
+        allow_redirects=False,
+    )
+    response.content  # noqa: B018 - read the body, as the engine does
+    return 200 <= response.status_code < 300
 
 
 def database_counts(db: Any, sql: str, **params: object) -> Any:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import sys
 import time
@@ -45,6 +44,7 @@ from bench.common import (
     engine_env,
     make_tenant,
     percentile,
+    plain_send,
     prepared_app,
     print_table,
     private_redis,
@@ -192,31 +192,7 @@ class DeliveryBench:
         return snapshots
 
     def plain_send(self, webhook) -> bool:
-        """What a delivery is without the engine: build, sign, POST on one keep-alive session."""
-        from webhookapp.core.times import utcnow
-        from webhookapp.engine import signing
-        from webhookapp.version import __version__
-
-        now = utcnow()
-        payload = signing.build_payload(
-            webhook, triggered_at=now, api_url=self.api_url, processing_timeout=self.processing_timeout
-        )
-        secret = signing.secret_of(webhook)
-        token = signing.sign(payload, secret, triggered_at=now, processing_timeout=self.processing_timeout)
-        response = self.session.post(
-            webhook.external_url,
-            data=json.dumps(payload, separators=(",", ":")).encode(),
-            headers={
-                **webhook.headers,
-                "User-Agent": f"webhookapp/{__version__}",
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-            },
-            timeout=10,
-            allow_redirects=False,
-        )
-        response.content  # noqa: B018 - read the body, as the engine does
-        return 200 <= response.status_code < 300
+        return plain_send(self.session, webhook, self.api_url, self.processing_timeout)
 
     def plain_burst(self, webhooks: list) -> Burst:
         n = len(webhooks)
