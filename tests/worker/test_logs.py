@@ -125,6 +125,6 @@ def test_the_web_processes_log_as_json_with_the_event_id(app, vendor):
         stop(web)
     [wake] = [entry for entry in entries if entry.get("event_id") == event_id]
     assert wake["logger"] == "webhookapp.engine.dispatch" and wake["level"] == "WARNING"
-    assert "Could not reach Redis" in wake["message"]
+    assert "Waking the workers could not reach Redis" in wake["message"] and "Said once" in wake["message"]
     assert any(entry["logger"] == "gunicorn.error" and "Booting worker" in entry["message"] for entry in entries)
     assert any(entry["logger"] == "gunicorn.access" for entry in entries)
