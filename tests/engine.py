@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -33,10 +34,31 @@ def post_event(client: FlaskClient, token: str, **body) -> tuple[int, dict]:
     return response.status_code, response.get_json()
 
 
+class QuickUnsubscribe:
+    """For an RQ worker class: its end does not wait on its command channel.
+
+    RQ's ``unsubscribe`` sends UNSUBSCRIBE and only then stops the thread listening on the
+    worker's channel: the thread, woken by the reply, has gone back to a 60-second wait, and
+    the join gives up on it after a second. Stopping it first lets the reply end its wait, so a
+    burst that found its queue empty takes milliseconds, not about a second.
+    """
+
+    pubsub_thread: Any
+
+    def unsubscribe(self) -> None:
+        if self.pubsub_thread:
+            self.pubsub_thread.stop()
+        super().unsubscribe()  # type: ignore[misc]  # the worker class mixed with
+
+
+class BurstWorker(QuickUnsubscribe, SimpleWorker):
+    """RQ's worker in this thread (``run_worker``)."""
+
+
 def run_worker(app: Flask) -> None:
     """Run queued jobs in this thread until the queue is empty (RQ's burst mode)."""
     connection = Redis.from_url(app.config["REDIS_URL"])
-    SimpleWorker([Queue(dispatch.QUEUE_NAME, connection=connection)], connection=connection).work(
+    BurstWorker([Queue(dispatch.QUEUE_NAME, connection=connection)], connection=connection).work(
         burst=True, logging_level="WARNING"
     )
 

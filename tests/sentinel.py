@@ -56,6 +56,16 @@ class SentinelCluster:
         process.kill()
         process.wait()
 
+    def master_standing(self) -> bool:
+        """The master started with is running, and the Sentinels still name it."""
+        started = self.processes.get("master")
+        if started is None or started.poll() is not None:
+            return False
+        try:
+            return self.master_address() == ("127.0.0.1", self.master_port)
+        except RedisError:  # a Sentinel gone: not a cluster to hand on
+            return False
+
     def master_address(self) -> tuple[str, int]:
         with Redis(port=self.sentinel_ports[0], decode_responses=True) as sentinel:
             host, port = sentinel.sentinel_get_master_addr_by_name(SERVICE)

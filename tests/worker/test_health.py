@@ -43,9 +43,11 @@ class SilentServer:
 
 
 def app_with_database(address: str, redis_url: str) -> Flask:
-    """The app against a PostgreSQL URL at ``address`` (nothing connects until asked)."""
+    """The app against a PostgreSQL URL at ``address``; its start gives up on the key check after
+    a second (the testing default waits five) when the database does not answer."""
     url = f"postgresql+psycopg://postgres@{address}/none"
-    return create_app("testing", {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url})
+    return create_app("testing", {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url,
+                                  "WEBHOOK_START_CHECK_TIMEOUT": 1})  # fmt: skip
 
 
 def test_healthz_answers_without_login_or_database(app, client):

@@ -15,6 +15,7 @@ from rq.job import JobStatus
 from rq.utils import import_attribute
 
 from tests.conftest import Tenant, make_webhook
+from tests.engine import QuickUnsubscribe
 from tests.servers import HandlerServer
 from webhookapp.engine import dispatch, jobs, triggers
 from webhookapp.infra.extensions import db
@@ -37,11 +38,15 @@ PATHS: list[tuple[str, tuple[Any, ...]]] = [
 DELIVERING = {"deliver_due", "sweep"}  # jobs that end with the due trigger delivered
 
 
+class QuickDeliveryWorker(QuickUnsubscribe, DeliveryWorker):
+    """``python -m workers``'s worker, whose burst ends without a second's wait (tests/engine.py)."""
+
+
 def run_delivery_worker(app: Flask) -> None:
     """The worker of ``python -m workers``, in this process, until the queue is empty."""
     connection = Redis.from_url(app.config["REDIS_URL"])
     queue = Queue(dispatch.QUEUE_NAME, connection=connection)
-    DeliveryWorker([queue], connection=connection, app=app).work(burst=True, logging_level="WARNING")
+    QuickDeliveryWorker([queue], connection=connection, app=app).work(burst=True, logging_level="WARNING")
 
 
 @pytest.mark.parametrize(("path", "args"), PATHS, ids=[path for path, _args in PATHS])

@@ -22,13 +22,30 @@ from webhookapp.services import accounts
 pytestmark = pytest.mark.slow  # a Redis master, a replica, three Sentinels and a worker process
 
 
+@pytest.fixture(scope="module")
+def standing() -> Iterator[list[SentinelCluster]]:
+    """The module's cluster while its master stands: starting one takes seconds (the Sentinels
+    find each other through the master's hello messages, every 2 s)."""
+    kept: list[SentinelCluster] = []
+    yield kept
+    for cluster in kept:
+        cluster.close()
+
+
 @pytest.fixture
-def sentinels() -> Iterator[SentinelCluster]:
-    cluster = SentinelCluster()
-    try:
+def sentinels(standing: list[SentinelCluster]) -> Iterator[SentinelCluster]:
+    """A cluster whose master is the one it started with, emptied for this test; a test that
+    kills the master leaves it to be closed, and the next test gets a new one."""
+    if not standing:
+        cluster = SentinelCluster()
+        standing.append(cluster)
         cluster.start()
-        yield cluster
-    finally:
+    cluster = standing[0]
+    with Redis(port=cluster.master_port) as master:
+        master.flushall()
+    yield cluster
+    if not cluster.master_standing():
+        standing.remove(cluster)
         cluster.close()
 
 
@@ -116,8 +133,10 @@ def test_every_event_is_delivered_once_across_a_master_killed_mid_load(app, clie
     finally:
         stop(worker, show_log=True)
     with capsys.disabled():
-        print(f"\nSentinel failover: replica promoted {promoted:.2f} s after the master's SIGKILL; "
-              f"first delivery through the new master {first_delivery:.2f} s after it")
+        print(
+            f"\nSentinel failover: replica promoted {promoted:.2f} s after the master's SIGKILL; "
+            f"first delivery through the new master {first_delivery:.2f} s after it"
+        )
 
     db.session.rollback()
     for hook in hooks:
@@ -129,4 +148,3 @@ def test_every_event_is_delivered_once_across_a_master_killed_mid_load(app, clie
         events = db.session.query(Event).filter(Event.product_id == hook.product_id).all()
         assert len(events) == 9 and all(event.created_at <= last_success for event in events)
     assert client.get("/readyz").get_json()["redis_master"] == f"127.0.0.1:{sentinels.replica_port}"
-
