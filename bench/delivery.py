@@ -29,9 +29,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 
@@ -219,6 +221,19 @@ class DeliveryBench:
         return samples
 
 
+def start_idle_worker(
+    stack: contextlib.ExitStack, args: argparse.Namespace, database_url: str, redis_url: str, tmp: Path
+) -> subprocess.Popen:
+    """One worker process (``--worker-module``, ``--worker-threads``), started and idle."""
+    settings = {"WEBHOOK_WORKER_THREADS": args.worker_threads} if args.worker_threads else {}
+    worker = start_child(
+        stack, "worker", [sys.executable, "-m", args.worker_module], engine_env(database_url, redis_url, **settings),
+        tmp, show_log=args.keep_logs,
+    )  # fmt: skip
+    wait_worker_idle(redis_url, worker, max(args.timeout, 30.0))
+    return worker
+
+
 def wait_worker_idle(redis_url: str, worker, timeout: float) -> None:
     from redis import Redis
     from rq import Worker
@@ -260,16 +275,7 @@ def run(args: argparse.Namespace) -> int:
         setup_started = time.monotonic()
         app = stack.enter_context(prepared_app(database_url, redis.url, reset=args.reset))
         tenant = make_tenant(handler.url, {"burst": n, "latency": 1, "warmup": 1})
-        settings = {"WEBHOOK_WORKER_THREADS": args.worker_threads} if args.worker_threads else {}
-        worker = start_child(
-            stack,
-            "worker",
-            [sys.executable, "-m", args.worker_module],
-            engine_env(database_url, redis.url, **settings),
-            tmp,
-            show_log=args.keep_logs,
-        )
-        wait_worker_idle(redis.url, worker, max(args.timeout, 30.0))
+        worker = start_idle_worker(stack, args, database_url, redis.url, tmp)
         threads = args.worker_threads or app.config["WEBHOOK_WORKER_THREADS"]
         print(
             f"webhookapp delivery benchmark: {describe_database(database_url)}, {n} webhooks, "

@@ -55,18 +55,16 @@ from bench.common import (
     add_common_options,
     database_counts,
     describe_database,
-    engine_env,
     make_tenant,
     plain_send,
     prepared_app,
     print_table,
     private_redis,
     run_main,
-    start_child,
     temp_dir,
     verdict,
 )
-from bench.delivery import DeliveryBench, fmt, wait_worker_idle
+from bench.delivery import DeliveryBench, fmt, start_idle_worker
 from webhookapp.infra.config import normalise_database_url
 
 RATIO_TARGET = 0.9
@@ -178,16 +176,7 @@ def run(args: argparse.Namespace) -> int:
         threads = args.worker_threads or app.config["WEBHOOK_WORKER_THREADS"]
         handler = Handler(stack, (n + threads) * (args.rounds * 2 + 2) + 16, delay=args.delay)
         tenant = make_tenant(handler.url, {"slow": n, "warmup": threads})
-        settings = {"WEBHOOK_WORKER_THREADS": args.worker_threads} if args.worker_threads else {}
-        worker = start_child(
-            stack,
-            "worker",
-            [sys.executable, "-m", args.worker_module],
-            engine_env(database_url, redis.url, **settings),
-            tmp,
-            show_log=args.keep_logs,
-        )
-        wait_worker_idle(redis.url, worker, max(args.timeout, 30.0))
+        worker = start_idle_worker(stack, args, database_url, redis.url, tmp)
         print(
             f"webhookapp slow handlers benchmark: {describe_database(database_url)}, {n} webhooks, handler "
             f"answers after {args.delay * 1000:g} ms; engine: 1 worker process ({threads} send threads); plain: "
