@@ -68,8 +68,9 @@ def responses() -> dict[str, Any]:
         "EventNotFound": error("No event with this id that the caller may see.", "EV_404"),
         "RQLRefused": error("An RQL query, limit or offset that cannot be understood.", "RQL_001"),
         "Unavailable": {
-            **error("No database takes writes just now (a failover, a restart): nothing was done. Try again "
-                    "after `Retry-After` seconds.", "HTTP_503"),
+            **error("No database takes writes just now (a failover, a restart). Try again after `Retry-After` "
+                    "seconds; a write the server was committing when it stopped may have been stored, so post "
+                    "events with your own `id`: a repeat of a stored one answers 200 as a duplicate.", "HTTP_503"),
             "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
                                         "description": "Seconds to wait before trying again."}},
         },
