@@ -6,9 +6,9 @@ At ``size`` 1: 1,000 accounts; 100,000 webhooks, one account (:data:`BIG_ACCOUNT
 (:data:`HEAVY_WEBHOOK`), interleaved with the others as a busy service writes them; 5 million
 events, most posted with the platform's token (:data:`PLATFORM_ACCOUNT`), one in five by the
 owner of the webhook it matched, and one in fifty matching ten webhooks of as many accounts
-(their ``event_feeds`` rows in one statement, as the backfill writes them); 800,000 audit
-entries, three per webhook and 500,000 more in the big account (1,000 of them on the heavy
-webhook). Smaller sizes scale every count (the big account keeps its 50 products). The ids do
+(their ``event_feeds`` and ``event_matches`` rows in one statement each, as the backfills write
+them); 800,000 audit entries, three per webhook and 500,000 more in the big account (1,000 of
+them on the heavy webhook). Smaller sizes scale every count (the big account keeps its 50 products). The ids do
 not depend on the size, so the same request names the same objects in a small and a big
 database.
 
@@ -220,6 +220,15 @@ LATER_STEPS += (
         FROM events e CROSS JOIN LATERAL json_array_elements_text(e.webhook_ids) AS listed(webhook_id)
         JOIN webhooks w ON w.id = listed.webhook_id
         WHERE w.account_id <> e.account_id""",
+    ),
+    (
+        "event matches",
+        # What ``flask events backfill-matches`` writes, in one statement: a row per webhook matched.
+        """INSERT INTO event_matches (webhook_id, created_at, event_id)
+        SELECT listed.webhook_id, e.created_at, e.id
+        FROM events e CROSS JOIN LATERAL json_array_elements_text(e.webhook_ids) AS listed(webhook_id)
+        JOIN webhooks w ON w.id = listed.webhook_id;
+        UPDATE backfills SET done = true WHERE name = 'event_matches'""",
     ),
 )
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from webhookapp.engine import dispatch
 from webhookapp.infra.extensions import db
+from webhookapp.models import Event, EventFeed, EventMatch
 from webhookapp.services import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,3 +124,12 @@ def statements() -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
+
+
+def move_event(event_id: str, created_at: datetime) -> None:
+    """Give a stored event another time (in the session's transaction), its rows of
+    ``event_matches`` and ``event_feeds`` with it: the service never moves an event, but a test
+    that needs events minutes apart does."""
+    db.session.execute(update(Event).where(Event.id == event_id).values(created_at=created_at))
+    for table in (EventMatch, EventFeed):
+        db.session.execute(update(table).where(table.event_id == event_id).values(created_at=created_at))

@@ -4,20 +4,16 @@ account sees, the RQL filters, pages, and the index PostgreSQL reads a webhook's
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
 
 from tests.conftest import make_tenant, make_webhook
-from tests.engine import api_token, post_event
+from tests.engine import api_token, move_event, post_event
 from tests.openapi_conformance import assert_conforms
 from webhookapp.core.times import isoformat, utcnow
-from webhookapp.infra import paging
 from webhookapp.infra.extensions import db
 from webhookapp.models import Event
-from webhookapp.services import event_queries
 
 URL = "/public/v1/events"
 
@@ -78,7 +74,7 @@ def test_a_webhook_s_events_newest_first_with_every_filter(client, vendor, other
     made = [fulfillment(client, token, orders.product_id, id=f"c-{n}", object_id=f"PR-{n % 2}") for n in range(5)]
     other_product = fulfillment(client, token, vendor.products[1].id)
     for n, event_id in enumerate(made):  # a minute apart, on whole seconds as the API shows them
-        db.session.get(Event, event_id).created_at = utcnow().replace(microsecond=0) - timedelta(minutes=10 - n)
+        move_event(event_id, utcnow().replace(microsecond=0) - timedelta(minutes=10 - n))
     db.session.commit()
     newest_first = made[::-1]
 
@@ -121,46 +117,3 @@ def test_refused_queries_say_why(client, vendor, query, message):
     assert response.status_code == 400
     assert_conforms(response, "/events", "get")
     assert any(message in error for error in response.get_json()["errors"]), response.get_json()
-
-
-@pytest.mark.postgresql
-def test_a_webhook_s_events_are_a_range_of_the_index_on_postgresql(app, postgresql, vendor):
-    """Query plans are PostgreSQL's."""
-    hook = make_webhook(vendor)
-    # 30,000 events of 30 products; half of the webhook's product's matched it (it was disabled
-    # for a while). However many name it, its product and class are a range of the index.
-    db.session.execute(text(
-        "INSERT INTO events (id, account_id, object_class, product_id, webhook_ids, created_at)"
-        " SELECT 'EV-' || lpad((n / 1000)::text, 3, '0') || '-' || lpad((n % 1000)::text, 3, '0') || '-000-000',"
-        " :account, 'fulfillment_request',"
-        " CASE WHEN n % 30 = 0 THEN CAST(:product AS text) ELSE 'PRD-' || (n % 30) END,"
-        " CASE WHEN n % 60 = 0 THEN json_build_array(CAST(:hook AS text)) ELSE '[]'::json END,"
-        " now() - n * interval '1 second' FROM generate_series(1, 30000) AS n"),
-        {"account": vendor.account.id, "product": hook.product_id, "hook": hook.id})  # fmt: skip
-    db.session.commit()
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text("VACUUM ANALYZE events"))
-    page = event_queries.webhook_events_query(hook).order_by(Event.created_at.desc(), Event.id.desc()).limit(21)
-    plan = explain(page)
-    assert "ix_events_product_class_created" in plan and "ix_events_created_at" not in plan, plan
-    counted = paging._keys(event_queries.webhook_events_query(hook), Event.id).limit(paging.COUNT_BOUND + 1)
-    assert "ix_events_product_class_created" in explain(counted)
-    page = event_queries.events_page(hook, per_page=20, before=None)
-    assert [event.id for event in page.items] == [event_id_of(n) for n in range(60, 1201, 60)]
-    assert str(page.total) == "500" and page.older
-    older = event_queries.events_page(hook, per_page=20, before=page.older)
-    assert [event.id for event in older.items] == [event_id_of(n) for n in range(1260, 2401, 60)]
-    filtered = event_queries.webhook_filter(vendor.account)(hook.id)
-    api = paging._keys(
-        db.select(Event).where(event_queries.visible_condition(vendor.account), filtered)
-        .order_by(Event.created_at.desc(), Event.id.desc()), Event.id).offset(10).limit(10)  # fmt: skip
-    assert "ix_events_product_class_created" in explain(api)
-
-
-def event_id_of(n: int) -> str:
-    return f"EV-{n // 1000:03}-{n % 1000:03}-000-000"
-
-
-def explain(statement) -> str:
-    """The plan as JSON text, the statement's parameters bound as when it runs (a JSON list too)."""
-    return json.dumps(db.session.execute(paging._Explain(statement)).scalar())

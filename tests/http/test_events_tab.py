@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 from tests.conftest import make_webhook
-from tests.engine import api_token, post_event, run_worker
+from tests.engine import api_token, move_event, post_event, run_worker
 from webhookapp.core.times import utcnow
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Event
@@ -83,7 +83,7 @@ def test_the_events_tab_pages_like_the_deliveries(app, client, auth, vendor):
     made = [post(client, token, hook, id=f"c-{n}") for n in range(45)]
     start = utcnow().replace(microsecond=0) - timedelta(hours=1)
     for n, event_id in enumerate(made):
-        db.session.get(Event, event_id).created_at = start + timedelta(seconds=n // 2)  # pairs share a second
+        move_event(event_id, start + timedelta(seconds=n // 2))  # pairs share a second
     db.session.commit()
     auth.login()
 

@@ -132,3 +132,28 @@ def test_trigger_now_counts_come_from_the_audit_trail(fresh_app):
     finally:
         engine.dispose()
     assert counts == {"WH-000-000-001": 2, "WH-000-000-002": 1, "WH-000-000-003": 0}
+
+
+@pytest.mark.parametrize("with_events", [False, True])
+def test_the_matches_backfill_is_done_at_once_only_where_no_event_is_stored(fresh_app, with_events):
+    """0026: a database with events must run ``events backfill-matches``; a new one need not."""
+    runner = fresh_app.test_cli_runner()
+    result = runner.invoke(args=["db", "upgrade", "0025"])
+    assert result.exit_code == 0, result.output
+    engine = create_engine(fresh_app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        if with_events:
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO accounts (id, name, kind, created_at) "
+                                        "VALUES ('VA-000-001', 'Old', 'vendor', '2026-01-01 00:00:00')"))  # fmt: skip
+                connection.execute(text(
+                    "INSERT INTO events (id, account_id, object_class, product_id, webhook_ids, created_at) VALUES"
+                    " ('EV-000-000-001', 'VA-000-001', 'fulfillment_request', 'PRD-1', '[]', '2026-01-01 00:00:00')"
+                ))  # fmt: skip
+        result = runner.invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        with engine.connect() as connection:
+            done = connection.execute(text("SELECT done FROM backfills WHERE name = 'event_matches'")).scalar_one()
+    finally:
+        engine.dispose()
+    assert bool(done) is not with_events

@@ -88,7 +88,7 @@ def token_or_delivery_jwt(view: Callable[..., Any]) -> Callable[..., Any]:
             webhook = callbacks.delivery_webhook(presented)
             own = event_queries.of_webhook(webhook)
             g.event_reader = Reader(
-                webhook.account_id, own, event_queries.webhook_listed(own),
+                webhook.account_id, own, event_queries.webhook_listed(webhook),
                 lambda webhook_id: own if webhook_id == webhook.id else false(),
                 fixed_webhooks=frozenset({webhook.id}),
             )  # fmt: skip

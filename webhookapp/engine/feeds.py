@@ -9,20 +9,19 @@ whose webhooks it matched, whatever the number of its webhooks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, insert, select
 
-from webhookapp.infra import paging
-from webhookapp.infra.extensions import db, on_postgresql
-from webhookapp.models import Account, Backfill, Event, EventFeed, Webhook
+from webhookapp.engine import backfills
+from webhookapp.infra.extensions import db
+from webhookapp.models import Account, EventFeed, Webhook
 
 BACKFILL = "event_feeds"
-BATCH_SIZE = 5_000
-"""Events read per backfill transaction, feed rows deleted per prune transaction."""
+BATCH_SIZE = backfills.BATCH_SIZE
+"""Feed rows deleted per prune transaction."""
 
 
 def _accounts_of(webhook_ids: Iterable[str]) -> dict[str, str]:
@@ -49,31 +48,13 @@ def store(poster: str, event_id: str, created_at: datetime, webhook_ids: list[st
         db.session.execute(insert(EventFeed), rows)
 
 
-def _insert_ignoring_known(rows: list[dict[str, Any]]) -> None:
-    """Insert feed rows, skipping those there already (a backfill run again, or meeting the ingest)."""
-    dialect = postgresql if on_postgresql() else sqlite
-    db.session.execute(dialect.insert(EventFeed).on_conflict_do_nothing(), rows)
+def backfill(batch_size: int = backfills.BATCH_SIZE, progress: Callable[[str], None] | None = None) -> int:
+    """Give the events stored before ``event_feeds`` existed their rows (:func:`.backfills.run`);
+    returns the rows added by this run."""
 
-
-def backfill(batch_size: int = BATCH_SIZE, progress: Callable[[str], None] | None = None) -> int:
-    """Give the events stored before ``event_feeds`` existed their rows: oldest first,
-    ``batch_size`` events per short transaction, noting after each where it is (``backfills``)
-    so that a run stopped anywhere resumes there. Returns the rows added by this run.
-
-    Safe beside the service: an event stored meanwhile already has its rows, and a row there
-    already is skipped."""
-    state = db.session.get(Backfill, BACKFILL) or Backfill(name=BACKFILL, position=None, done=False)
-    db.session.add(state)
-    db.session.commit()
-    added = 0
-    while True:
-        after = _position(state.position)
-        query = select(Event.id, Event.account_id, Event.created_at, Event.webhook_ids)
-        if after is not None:
-            query = query.where(Event.created_at >= after[0], tuple_(Event.created_at, Event.id) > after)
-        events = db.session.execute(query.order_by(Event.created_at, Event.id).limit(batch_size)).all()
+    def rows_of(events: Sequence[Any]) -> list[dict[str, Any]]:
         accounts = _accounts_of(webhook_id for event in events for webhook_id in event.webhook_ids or ())
-        rows = [
+        return [
             row
             for event in events
             for row in rows_for(
@@ -81,26 +62,8 @@ def backfill(batch_size: int = BATCH_SIZE, progress: Callable[[str], None] | Non
                 (accounts[webhook_id] for webhook_id in event.webhook_ids or () if webhook_id in accounts),
             )
         ]  # fmt: skip
-        if rows:
-            _insert_ignoring_known(rows)
-        added += len(rows)
-        if events:
-            state.position = f"{paging.cursor(events[-1].created_at, 0)[:-2]} {events[-1].id}"
-        state.done = len(events) < batch_size
-        db.session.commit()
-        if progress is not None:
-            progress(f"{state.position or 'start'}: {added} rows added")
-        if state.done:
-            return added
 
-
-def _position(text: str | None) -> tuple[datetime, str] | None:
-    """The last event done, from ``backfills.position`` (its time in µs since the epoch, its id):
-    any id, not only the service's own format."""
-    if not text:
-        return None
-    micros, _, event_id = text.partition(" ")
-    return paging.EPOCH + int(micros) * paging.MICROSECOND, event_id
+    return backfills.run(BACKFILL, EventFeed, rows_of, batch_size, progress)
 
 
 def prune(before: datetime, between_batches: Callable[[], None] = lambda: None) -> int:

@@ -39,7 +39,7 @@ from rq import get_current_job
 from sqlalchemy import select
 
 from webhookapp.infra.extensions import db
-from webhookapp.models import Event
+from webhookapp.models import Event, EventMatch
 from webhookapp.version import __version__
 
 if TYPE_CHECKING:
@@ -128,24 +128,24 @@ def carried(claim: Claim, limit: int = LINKS_MAX) -> list[trace.SpanContext]:
     context) since the webhook's last success and up to the claim, matched by it, newest first."""
     webhook = claim.webhook
     query = (
-        select(Event.traceparent, Event.webhook_ids)
+        select(Event.traceparent)
+        .join(EventMatch, EventMatch.event_id == Event.id)
         .where(
-            Event.product_id == webhook.product_id,
-            Event.object_class == webhook.object_class,
-            Event.created_at <= claim.claimed_at,
+            EventMatch.webhook_id == webhook.id,
+            EventMatch.created_at <= claim.claimed_at,
             Event.traceparent.is_not(None),
         )
-        .order_by(Event.created_at.desc())
-        .limit(limit * 4)  # events of the product that other webhooks matched are skipped below
+        .order_by(EventMatch.created_at.desc())
+        .limit(limit * 2)  # those of the delivery's own parent context are skipped below
     )
     if webhook.last_success_at is not None:
-        query = query.where(Event.created_at > webhook.last_success_at)
+        query = query.where(EventMatch.created_at > webhook.last_success_at)
     contexts = []
     # Its own connection in autocommit: the job's session must not sit in a transaction.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        rows = connection.execute(query).all()
-    for value, webhook_ids in rows:
-        context = _remote(value) if value != claim.traceparent and webhook.id in (webhook_ids or []) else None
+        values = connection.scalars(query).all()
+    for value in values:
+        context = _remote(value) if value != claim.traceparent else None
         if context is not None:
             contexts.append(context)
         if len(contexts) == limit:

@@ -14,6 +14,7 @@ from webhookapp.models.deliveries import (
     DeletedWebhook,
     Event,
     EventFeed,
+    EventMatch,
     MaintenanceLease,
 )
 from webhookapp.models.recovery import Recovery
@@ -33,6 +34,7 @@ __all__ = [
     "DeletedWebhook",
     "Event",
     "EventFeed",
+    "EventMatch",
     "MaintenanceLease",
     "Product",
     "Recovery",

@@ -19,9 +19,6 @@ class Event(Model):
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("account_id", "client_event_id", name="uq_events_account_client_id"),
-        # The events a webhook may have matched, newest first: its Events tab and the API's
-        # webhook.id filter read these and keep those whose webhook_ids name the webhook.
-        Index("ix_events_product_class_created", "product_id", "object_class", "created_at", "id"),
         # The list's search box finds a webhook by an event's object id.
         Index("ix_events_object_id", "object_id"),
         # The events an account posted, newest first: one half of its feed (:class:`EventFeed`).
@@ -153,6 +150,21 @@ class EventFeed(Model):
     __tablename__ = "event_feeds"
 
     account_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+
+
+class EventMatch(Model):
+    """An event and one webhook it matched, newest first by webhook: the webhook's Events tab,
+    the API's ``webhook.id`` filter, a handler calling back and the events an attempt carried
+    read a range of the primary key (docs/architecture.md, "Following events").
+
+    Written by the statement that stores the event, a row per webhook in its ``webhook_ids``;
+    removed with the event by pruning, and with the webhook when it is deleted."""
+
+    __tablename__ = "event_matches"
+
+    webhook_id: Mapped[str] = mapped_column(String(20), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(20), primary_key=True)
 

@@ -1,10 +1,11 @@
 """The reads of events: a webhook's events (its Events tab, the API's ``webhook.id`` filter, a
-handler calling back), the events an account may see, and which attempt carried which event
-(docs/architecture.md, "Following events").
+handler calling back) and the events an account may see (docs/architecture.md, "Following
+events"); :mod:`webhookapp.services.carried_events` says which attempt carried which.
 
-An event names the webhooks it matched in ``webhook_ids``, a JSON list. A webhook's events are
-read through ``ix_events_product_class_created`` (the webhook's product and object class, newest
-first) and kept when the list names the webhook: a range of the index, not every event.
+An event names the webhooks it matched in ``webhook_ids``, a JSON list, and has a row of
+``event_matches`` per webhook: a webhook's events are a range of that table's primary key, newest
+first, joined to the events by theirs. Until the backfill of migration 0026 is done
+(:func:`.matches.complete`), they are found by testing each event's list instead.
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, true, union_all
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.sql.visitors import replacement_traverse
 
+from webhookapp.engine import matches
 from webhookapp.infra import paging
 from webhookapp.infra.extensions import db, on_postgresql
-from webhookapp.models import Account, ApiToken, Attempt, Event, EventFeed, Webhook
+from webhookapp.models import Account, ApiToken, Event, EventFeed, EventMatch, Webhook
 
-CARRIED_SHOWN = 20
-"""Events listed on an attempt's page; the rest are counted and linked to the Events tab."""
 NEWEST_FIRST = (Event.created_at.desc(), Event.id.desc())
 SEARCHED_EVENTS = 1000
 """Events read for one search (the newest with that id): an object's webhooks are among them."""
@@ -49,11 +50,32 @@ def names_webhook(webhook_id: str) -> ColumnElement[bool]:
     return exists(select(1).select_from(listed).where(listed.c.value == webhook_id))
 
 
-def of_webhook(webhook: Webhook) -> ColumnElement[bool]:
-    """The events ``webhook`` matched: its product and object class (the index's leading
-    columns, so the planner reads a range of it) and its id in their list."""
+def _listed_by(webhook: Webhook) -> ColumnElement[bool]:
+    """The events whose list names ``webhook`` (of its product and object class): how they are
+    found until every event has its rows of ``event_matches``."""
     return and_(
         Event.product_id == webhook.product_id, Event.object_class == webhook.object_class, names_webhook(webhook.id)
+    )
+
+
+def _match_of(webhook_id: str) -> Any:
+    """The events' rows of ``event_matches`` for one webhook, joined by the event's id alone: the
+    events' primary key. (A second join term on the time would make PostgreSQL expect almost no
+    rows from the join, so that it reads every match rather than a page of them.)"""
+    return and_(EventMatch.webhook_id == webhook_id, EventMatch.event_id == Event.id)
+
+
+def of_webhook(webhook: Webhook) -> ColumnElement[bool]:
+    """The events ``webhook`` matched: those with its row of ``event_matches``."""
+    if not matches.complete():
+        return _listed_by(webhook)
+    # Each event's row is one probe of the primary key: its webhook, time and id. An alias, so
+    # that inside a read of another webhook's range it is a subquery of its own, not correlated.
+    match = aliased(EventMatch)
+    return exists(
+        select(1).where(
+            match.webhook_id == webhook.id, match.event_id == Event.id, match.created_at == Event.created_at
+        )
     )
 
 
@@ -78,14 +100,38 @@ def _conjuncts(condition: ColumnElement[bool]) -> list[ColumnElement[bool]]:
     return [condition]
 
 
-def _reads_own_webhook(condition: ColumnElement[bool]) -> bool:
-    """Whether ``condition`` requires that an event matched one of the reader's webhooks: the
-    marked condition is itself a term that must hold (not inside an OR or a NOT)."""
-    if OWN_WEBHOOK in condition._annotations:
-        return True
-    if isinstance(condition, BooleanClauseList) and condition.operator is operators.and_:
-        return any(_reads_own_webhook(clause) for clause in condition.clauses)
-    return False
+def _own_webhook_read(condition: ColumnElement[bool]) -> str | None:
+    """The reader's webhook whose events ``condition`` requires (the marked condition is itself
+    a term that must hold, not inside an OR or a NOT); None if it requires none."""
+    for term in _conjuncts(condition):
+        if OWN_WEBHOOK in term._annotations:
+            return str(term._annotations[OWN_WEBHOOK])
+    return None
+
+
+def _webhook_range(webhook_id: str, condition: ColumnElement[bool] | None) -> tuple[Select[Any], Any]:
+    """The keys of the events ``webhook_id`` matched that meet ``condition``, newest first: its
+    range of ``event_matches`` (times on the match's own column, so that a time range narrows
+    the range), joined to the events by primary key only for a filter on their other columns.
+    Until the backfill is done: the events tested one by one."""
+    if not matches.complete():
+        listed = select(Event.id) if condition is None else select(Event.id).where(condition)
+        return listed.order_by(*NEWEST_FIRST), Event.id
+    keys = select(EventMatch.event_id).where(EventMatch.webhook_id == webhook_id)
+    if condition is not None:
+
+        def replace(element: Any, **_kw: Any) -> Any:
+            # This webhook's own term holds for every row of its range; another webhook's stays
+            # as it is; the events' time is the match's, so that a time range narrows the range.
+            if OWN_WEBHOOK in element._annotations:
+                return true() if element._annotations[OWN_WEBHOOK] == webhook_id else element
+            return EventMatch.__table__.c.created_at if element is Event.__table__.c.created_at else None
+
+        on_match = replacement_traverse(condition, {}, replace)
+        if Event.__table__ in find_tables(on_match, check_columns=True, include_aliases=True):
+            keys = keys.join(Event, Event.id == EventMatch.event_id)
+        keys = keys.where(on_match)
+    return keys.order_by(EventMatch.created_at.desc(), EventMatch.event_id.desc()), EventMatch.event_id
 
 
 def _probes_an_index(condition: ColumnElement[bool]) -> bool:
@@ -98,14 +144,30 @@ def _probes_an_index(condition: ColumnElement[bool]) -> bool:
     return False
 
 
-def webhook_events_query(webhook: Webhook) -> Select[Event]:
-    """The events ``webhook`` matched (order them newest first: ``created_at``, ``id``)."""
-    return select(Event).where(of_webhook(webhook))
+@dataclass(frozen=True)
+class WebhookEvents:
+    """The events a webhook matched as a query, and the columns to range and order them by
+    (newest first: ``moment``, then ``key``), those of the range that reads them."""
+
+    query: Select[Any]
+    moment: Any
+    key: Any
+
+
+def webhook_events(webhook: Webhook) -> WebhookEvents:
+    """The events ``webhook`` matched: its range of ``event_matches``, each event read by its key."""
+    if not matches.complete():
+        return WebhookEvents(select(Event).where(_listed_by(webhook)), Event.created_at, Event.id)
+    query = select(Event).join(EventMatch, _match_of(webhook.id))
+    return WebhookEvents(query, EventMatch.created_at, EventMatch.event_id)
 
 
 def events_page(webhook: Webhook, *, per_page: int, **position: Any) -> paging.KeysetPage:
     """A page of the webhook's events, newest first (``position``: see :func:`.paging.keyset_page`)."""
-    return paging.keyset_page(webhook_events_query(webhook), Event.created_at, Event.id, per_page=per_page, **position)
+    found = webhook_events(webhook)
+    return paging.keyset_page(
+        found.query, found.moment, found.key, per_page=per_page, names=("created_at", "id"), **position
+    )
 
 
 def visible_condition(account: Account) -> ColumnElement[bool]:
@@ -149,9 +211,10 @@ def visible_events(account: Account) -> Listed:
     feed_time = {Event.__table__.c.created_at: EventFeed.__table__.c.created_at}
 
     def keys(condition: ColumnElement[bool] | None) -> tuple[Select[Any], Any]:
-        if condition is not None and _reads_own_webhook(condition):
+        webhook_id = None if condition is None else _own_webhook_read(condition)
+        if webhook_id is not None:
             # Every event one of the account's webhooks matched is visible: the webhook's range.
-            return select(Event.id).where(condition).order_by(*NEWEST_FIRST), Event.id
+            return _webhook_range(webhook_id, condition)
         own = select(Event.id.label("id"), Event.created_at.label("created_at")).where(Event.account_id == account.id)
         fed = select(EventFeed.event_id.label("id"), EventFeed.created_at.label("created_at")).where(
             EventFeed.account_id == account.id
@@ -175,9 +238,14 @@ def visible_events(account: Account) -> Listed:
     return Listed(select(Event).where(visible_condition(account)), list(NEWEST_FIRST), keys)
 
 
-def webhook_listed(condition: ColumnElement[bool]) -> Listed:
-    """A webhook's events as a list (a handler calling back): ``condition``, newest first."""
-    return Listed(select(Event).where(condition), list(NEWEST_FIRST))
+def webhook_listed(webhook: Webhook) -> Listed:
+    """A webhook's events as a list (a handler calling back), newest first: its range."""
+
+    def keys(condition: ColumnElement[bool] | None) -> tuple[Select[Any], Any]:
+        mine = of_own_webhook(webhook)
+        return _webhook_range(webhook.id, mine if condition is None else and_(mine, condition))
+
+    return Listed(select(Event).where(of_webhook(webhook)), list(NEWEST_FIRST), keys)
 
 
 def get_event(event_id: str, condition: ColumnElement[bool]) -> Event | None:
@@ -238,70 +306,3 @@ def matched_query(account: Account, text: str) -> Select[Any] | None:
 def _platform_accounts() -> Select[str]:
     """The accounts that hold platform tokens (a handful: the platform's own)."""
     return select(ApiToken.account_id).where(ApiToken.is_platform.is_(True)).distinct()
-
-
-# -- which attempt carried which event ------------------------------------------------------
-
-
-def _trigger_attempts(webhook_id: str) -> ColumnElement[bool]:
-    """The webhook's attempts that delivered a trigger: not validations, not redeliveries."""
-    return and_(Attempt.webhook_id == webhook_id, Attempt.kind == "trigger", Attempt.redelivery_of.is_(None))
-
-
-def carriers(webhook: Webhook, events: list[Event]) -> dict[str, Attempt]:
-    """The attempt that carried each event: the webhook's first trigger attempt that started at
-    or after the event was stored (ties by id). Events not carried yet are left out.
-
-    One statement for the page: each event's attempt is one probe of the attempts' index."""
-    if not events:
-        return {}
-    first = (
-        select(Attempt.id)
-        .where(_trigger_attempts(webhook.id), Attempt.started_at >= Event.created_at)
-        .order_by(Attempt.started_at, Attempt.id)
-        .limit(1)
-        .correlate(Event)
-        .scalar_subquery()
-    )
-    pairs = db.session.execute(select(Event.id, first).where(Event.id.in_([event.id for event in events]))).all()
-    attempt_ids = {attempt_id for _event_id, attempt_id in pairs if attempt_id is not None}
-    if not attempt_ids:
-        return {}
-    attempts = {
-        attempt.id: attempt for attempt in db.session.scalars(select(Attempt).where(Attempt.id.in_(attempt_ids)))
-    }
-    return {event_id: attempts[attempt_id] for event_id, attempt_id in pairs if attempt_id in attempts}
-
-
-@dataclass
-class Carried:
-    """The events an attempt carried: the newest few, how many in all, and the Events tab's
-    position (``before``) where they start."""
-
-    items: list[Event]
-    total: paging.Count
-    before: str
-
-
-def carried_events(webhook: Webhook, attempt: Attempt, shown: int = CARRIED_SHOWN) -> Carried | None:
-    """The events ``attempt`` carried: those stored after the previous trigger attempt started
-    and no later than this one started. None for an attempt that carries no events (a
-    validation call, a redelivery)."""
-    if attempt.kind != "trigger" or attempt.redelivery_of is not None:
-        return None
-    previous = db.session.scalar(
-        select(Attempt.started_at)
-        .where(
-            _trigger_attempts(webhook.id),
-            tuple_(Attempt.started_at, Attempt.id) < tuple_(attempt.started_at, attempt.id),
-        )
-        .order_by(Attempt.started_at.desc(), Attempt.id.desc())
-        .limit(1)
-    )
-    query = webhook_events_query(webhook).where(Event.created_at <= attempt.started_at)
-    if previous is not None:
-        query = query.where(Event.created_at > previous)
-    items = list(db.session.scalars(query.order_by(Event.created_at.desc(), Event.id.desc()).limit(shown)))
-    total = paging.Count(len(items)) if len(items) < shown else paging.bounded_count(query, Event.id)
-    # Every event stored up to the attempt's start sorts before this position.
-    return Carried(items, total, paging.cursor(attempt.started_at + paging.MICROSECOND, "EV-000-000-000-000"))

@@ -26,7 +26,7 @@ from webhookapp.core.urls import safe_local_path
 from webhookapp.engine import signing
 from webhookapp.engine.direct import redelivery, validations
 from webhookapp.models import Webhook
-from webhookapp.services import audit, event_queries
+from webhookapp.services import audit, carried_events
 from webhookapp.services import webhook_changes as service
 from webhookapp.services import webhook_queries as queries
 from webhookapp.webhooks import sendtest, tabs
@@ -123,7 +123,7 @@ def attempt(webhook_id: str, attempt_id: int) -> str:
         abort(404)
     original = queries.get_attempt(webhook, record.redelivery_of) if record.redelivery_of else None
     token = signing.decode_logged(record.request_headers)
-    carried = event_queries.carried_events(webhook, record)
+    carried = carried_events.carried_events(webhook, record)
     return render_template(
         "webhooks/attempt.html", webhook=webhook, attempt=record, original=original, token=token, carried=carried
     )

@@ -10,7 +10,7 @@ from flask import request
 
 from webhookapp.engine.transport import client_tls
 from webhookapp.models import Webhook
-from webhookapp.services import audit_queries, event_queries, recoveries, webhook_stats
+from webhookapp.services import audit_queries, carried_events, event_queries, recoveries, webhook_stats
 from webhookapp.services import webhook_queries as queries
 from webhookapp.webhooks import chart_svg, snippets
 
@@ -48,7 +48,7 @@ def _events(webhook: Webhook) -> dict[str, object]:
         webhook, per_page=ATTEMPTS_PER_PAGE, before=request.args.get("before"), after=request.args.get("after"),
         oldest=request.args.get("at") == "oldest", first=_position(),
     )  # fmt: skip
-    return {"events": events, "carriers": event_queries.carriers(webhook, events.items)}
+    return {"events": events, "carriers": carried_events.carriers(webhook, events.items)}
 
 
 def _statistics(webhook: Webhook) -> dict[str, object]:

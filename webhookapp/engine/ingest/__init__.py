@@ -21,7 +21,7 @@ from webhookapp.core.catalog import OBJECT_CLASSES
 from webhookapp.core.errors import ServiceError, Unauthenticated
 from webhookapp.core.ids import new_id
 from webhookapp.core.times import utcnow
-from webhookapp.engine import dispatch, feeds, triggers
+from webhookapp.engine import dispatch, feeds, matches, triggers
 from webhookapp.engine.ingest import postgresql as ingest_postgresql
 from webhookapp.engine.types import CountedEvent
 from webhookapp.infra import logs
@@ -223,6 +223,7 @@ def _store(
             "traceparent": traceparent,
         },
     )
+    matches.store(event_id, now, matched)
     if token.is_platform and matched:  # the other accounts whose webhooks it matched see it too
         feeds.store(token.account_id, event_id, now, matched)
     db.session.commit()

@@ -6,7 +6,8 @@ it checks the token (unrevoked, unexpired, with ``events:write``: :data:`.tenanc
 and notes its use (time and address, to the minute), locks the matching webhooks in id order,
 inserts the event unless its client id is already known or the product is not the token's to
 see, with its rows of ``event_feeds`` (the other accounts whose webhooks it matched: none unless
-a platform token posted it), and counts the event on the webhooks only if the event row went in.
+a platform token posted it) and of ``event_matches`` (a row per webhook it matched), and counts
+the event on the webhooks only if the event row went in.
 
 Events that match the same webhooks contend for the same rows, so a process commits them in
 groups (:class:`GroupCommit`): the first request runs its statement at once; requests that
@@ -87,6 +88,10 @@ STATEMENT = (
         INSERT INTO event_feeds (account_id, created_at, event_id)
         SELECT fed.account_id, %(now)s, stored.id FROM fed, stored
     ),
+    matches AS (
+        INSERT INTO event_matches (webhook_id, created_at, event_id)
+        SELECT m.id, %(now)s, stored.id FROM matched m, stored
+    ),
 {COUNT_EVENT}
     SELECT token.account_id, (SELECT found FROM known) AS found, (SELECT webhook_ids FROM stored) AS webhook_ids,
            (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids
@@ -119,6 +124,10 @@ GROUP_STATEMENT = (
     feeds AS (  -- every event of the group's feed rows, by this one statement
         INSERT INTO event_feeds (account_id, created_at, event_id)
         SELECT fed.account_id, b.created_at, s.id FROM fed, stored s JOIN batch b ON b.event_id = s.id
+    ),
+    matches AS (
+        INSERT INTO event_matches (webhook_id, created_at, event_id)
+        SELECT m.id, b.created_at, s.id FROM matched m, stored s JOIN batch b ON b.event_id = s.id
     ),
 {COUNT_GROUP}
     SELECT token.account_id, (SELECT found FROM known) AS found, s.webhook_ids,
