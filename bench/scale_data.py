@@ -6,7 +6,7 @@ At ``size`` 1: 1,000 accounts; 100,000 webhooks, one account (:data:`BIG_ACCOUNT
 (:data:`HEAVY_WEBHOOK`), interleaved with the others as a busy service writes them; 5 million
 events, most posted with the platform's token (:data:`PLATFORM_ACCOUNT`), one in five by the
 owner of the webhook it matched, and one in fifty matching ten webhooks of as many accounts
-(their ``event_feeds`` and ``event_matches`` rows in one statement each, as the backfills write
+(their ``event_feeds`` rows and match sets in one statement each, as the backfills write
 them); 800,000 audit entries, three per webhook and 500,000 more in the big account (1,000 of
 them on the heavy webhook). Smaller sizes scale every count (the big account keeps its 50 products). The ids do
 not depend on the size, so the same request names the same objects in a small and a big
@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.security import generate_password_hash
 
 from bench.common import ROOT, SECRET_KEY, refuse_shared_database
+from webhookapp.engine import matches
 from webhookapp.models.tenancy import digest
 
 BIG_ACCOUNT = "VA-000001"
@@ -188,6 +189,9 @@ STEPS: tuple[tuple[str, str], ...] = (
 )
 
 
+SET_DIGEST = f"SELECT {matches.DIGEST_SQL} FROM json_array_elements_text(e.webhook_ids) AS listed(id)"
+"""The digest of an event ``e``'s set of webhooks, as the ingest statement computes it."""
+
 LATER_STEPS: tuple[tuple[str, str], ...] = (
     (
         "audit entries",
@@ -222,12 +226,16 @@ LATER_STEPS += (
         WHERE w.account_id <> e.account_id""",
     ),
     (
-        "event matches",
-        # What ``flask events backfill-matches`` writes, in one statement: a row per webhook matched.
-        """INSERT INTO event_matches (webhook_id, created_at, event_id)
-        SELECT listed.webhook_id, e.created_at, e.id
-        FROM events e CROSS JOIN LATERAL json_array_elements_text(e.webhook_ids) AS listed(webhook_id)
-        JOIN webhooks w ON w.id = listed.webhook_id;
+        "match sets",
+        # What ``flask events backfill-matches`` does, in three statements: a set per distinct list
+        # of webhooks, each event's set, and the sets' members.
+        f"""INSERT INTO match_sets (digest)
+        SELECT DISTINCT digest FROM (SELECT ({SET_DIGEST}) AS digest FROM events e) AS listed WHERE digest IS NOT NULL;
+        UPDATE events e SET match_set_id = s.id FROM match_sets s WHERE s.digest = ({SET_DIGEST});
+        INSERT INTO match_set_webhooks (webhook_id, set_id)
+        SELECT DISTINCT listed.id, e.match_set_id
+        FROM events e CROSS JOIN LATERAL json_array_elements_text(e.webhook_ids) AS listed(id)
+        WHERE e.match_set_id IS NOT NULL;
         UPDATE backfills SET done = true WHERE name = 'event_matches'""",
     ),
 )

@@ -21,7 +21,7 @@ from sqlalchemy import event, update
 
 from webhookapp.engine import dispatch
 from webhookapp.infra.extensions import db
-from webhookapp.models import Event, EventFeed, EventMatch
+from webhookapp.models import Event, EventFeed
 from webhookapp.services import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,8 +128,7 @@ def statements() -> Iterator[list[str]]:
 
 def move_event(event_id: str, created_at: datetime) -> None:
     """Give a stored event another time (in the session's transaction), its rows of
-    ``event_matches`` and ``event_feeds`` with it: the service never moves an event, but a test
-    that needs events minutes apart does."""
+    ``event_feeds`` with it: the service never moves an event, but a test that needs events
+    minutes apart does."""
     db.session.execute(update(Event).where(Event.id == event_id).values(created_at=created_at))
-    for table in (EventMatch, EventFeed):
-        db.session.execute(update(table).where(table.event_id == event_id).values(created_at=created_at))
+    db.session.execute(update(EventFeed).where(EventFeed.event_id == event_id).values(created_at=created_at))

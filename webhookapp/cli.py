@@ -203,11 +203,11 @@ def backfill_feeds(batch_size: int, verbose: bool) -> None:
 @click.option("--batch-size", default=backfills.BATCH_SIZE, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--verbose", is_flag=True, help="Say where it is after every batch.")
 def backfill_matches(batch_size: int, verbose: bool) -> None:
-    """Give the events stored before migration 0026 their rows of event_matches (a row per webhook
-    an event matched), in short transactions, beside the running service; stopped, it resumes
-    where it was. Until it is done, a webhook's events are read the slower way."""
-    added = matches.backfill(batch_size, progress=click.echo if verbose else None)
-    click.echo(f"Event matches backfilled: {added} rows added; every event has its rows.")
+    """Note on the events stored before migration 0026 their match set (the webhooks they matched,
+    together), in short transactions, beside the running service; stopped, it resumes where it
+    was. Until it is done, a webhook's events are read the slower way."""
+    updated = matches.backfill(batch_size, progress=click.echo if verbose else None)
+    click.echo(f"Event matches backfilled: {updated} events given their set; every event has its set.")
 
 
 def register(app: Flask) -> None:

@@ -284,7 +284,6 @@ def test_pruning_deletes_old_attempts_but_keeps_the_statistics(app, client, deli
         "attempts": 1,
         "events": 0,
         "event_feeds": 0,
-        "event_matches": 0,
         "audit_entries": 0,
         "attempt_hours": 0,
         "deleted_webhook_attempts": 0,

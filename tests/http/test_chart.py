@@ -225,7 +225,6 @@ def test_pruning_removes_hourly_sums_past_the_retention(app, vendor):
         "attempts": 0,
         "events": 0,
         "event_feeds": 0,
-        "event_matches": 0,
         "audit_entries": 0,
         "attempt_hours": 2,
         "deleted_webhook_attempts": 0,

@@ -1,27 +1,38 @@
-"""``event_matches``: a row per webhook an event matched, written with the event (one statement,
-or one per group on PostgreSQL), backfilled for older events (read the slower way meanwhile),
-pruned with them and purged with a deleted webhook (docs/architecture.md, "Following events")."""
+"""Match sets: each event notes the set of webhooks it matched, made by the first event that
+matches it (in the ingest statement, or the group's, on PostgreSQL); older events get theirs from
+a backfill (read the slower way meanwhile); a deleted webhook leaves its sets
+(docs/architecture.md, "Following events")."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from tests.conftest import make_tenant, make_webhook
-from tests.engine import api_token, move_event, post_event
+from tests.engine import api_token, post_event
 from webhookapp.core.times import utcnow
 from webhookapp.engine import maintenance, matches
 from webhookapp.engine.ingest import postgresql as ingest_postgresql
+from webhookapp.infra import paging
 from webhookapp.infra.extensions import db
-from webhookapp.models import ApiToken, Backfill, Event, EventMatch
+from webhookapp.models import ApiToken, Backfill, Event, MatchSet, MatchSetWebhook
 from webhookapp.services import webhook_changes
 
 URL = "/public/v1/events"
 
 
 def rows() -> set[tuple[str, str]]:
-    return set(db.session.execute(select(EventMatch.webhook_id, EventMatch.event_id)).all())
+    """(webhook, event) for every webhook of every event's set."""
+    query = select(MatchSetWebhook.webhook_id, Event.id).join(Event, Event.match_set_id == MatchSetWebhook.set_id)
+    return set(db.session.execute(query).all())
+
+
+def sets() -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {}
+    for set_id, webhook_id in db.session.execute(select(MatchSetWebhook.set_id, MatchSetWebhook.webhook_id)):
+        found.setdefault(set_id, set()).add(webhook_id)
+    return found
 
 
 def of_webhook(client, token: str, webhook_id: str) -> list[str]:
@@ -30,7 +41,7 @@ def of_webhook(client, token: str, webhook_id: str) -> list[str]:
     return [event["id"] for event in response.get_json()]
 
 
-def test_an_event_gets_a_row_per_webhook_it_matched(client, vendor, distributor):
+def test_an_event_notes_the_set_of_webhooks_it_matched(client, vendor, distributor):
     mine = [make_webhook(vendor, label=f"Mine {n}") for n in range(2)]
     theirs = make_webhook(distributor, label="Theirs", product_id=mine[0].product_id)
     platform = make_tenant("distributor", "Platform", "ops@platform.test")
@@ -39,19 +50,23 @@ def test_an_event_gets_a_row_per_webhook_it_matched(client, vendor, distributor)
 
     rung = post_event(client, platform_token, **body)[1]
     own = post_event(client, vendor_token, **body)[1]
-    # The platform's event matched every account's webhooks; the vendor's its own alone.
+    again = [post_event(client, token, **body)[1] for token in (platform_token, vendor_token)]
+    # The platform's event matched every account's webhooks; the vendor's its own alone: two
+    # sets, made by the first event of each, and taken by the next.
     assert rows() == {
-        *((hook.id, rung["id"]) for hook in (*mine, theirs)),
-        *((hook.id, own["id"]) for hook in mine),
+        *((hook.id, event["id"]) for hook in (*mine, theirs) for event in (rung, again[0])),
+        *((hook.id, event["id"]) for hook in mine for event in (own, again[1])),
     }
-    times = dict(db.session.execute(select(Event.id, Event.created_at)).all())
-    assert all(row.created_at == times[row.event_id] for row in db.session.scalars(select(EventMatch)))
-    assert of_webhook(client, vendor_token, mine[1].id) == [own["id"], rung["id"]]
-    assert of_webhook(client, api_token(distributor.account), theirs.id) == [rung["id"]]
+    assert sorted(map(sorted, sets().values())) == sorted(
+        [sorted(h.id for h in (*mine, theirs)), sorted(h.id for h in mine)]
+    )
+    assert db.session.scalar(select(func.count()).select_from(MatchSet)) == 2
+    assert of_webhook(client, vendor_token, mine[1].id) == [again[1]["id"], again[0]["id"], own["id"], rung["id"]]
+    assert of_webhook(client, api_token(distributor.account), theirs.id) == [again[0]["id"], rung["id"]]
     assert of_webhook(client, api_token(distributor.account), mine[1].id) == []  # not its webhook
 
 
-def test_a_group_of_events_writes_its_rows_in_its_statement(app, postgresql, vendor, distributor):
+def test_a_group_of_events_makes_its_set_in_its_statement(app, postgresql, vendor, distributor):
     mine = make_webhook(vendor)
     theirs = make_webhook(distributor, product_id=mine.product_id)
     platform = make_tenant("distributor", "Platform", "ops@platform.test")
@@ -67,8 +82,8 @@ def test_a_group_of_events_writes_its_rows_in_its_statement(app, postgresql, ven
     ingest_postgresql._run(db.engine, group)
     events = [f"EV-000-000-000-00{n}" for n in range(3)]
     assert rows() == {(hook.id, event) for hook in (mine, theirs) for event in events}
-    times = dict(db.session.execute(select(Event.id, Event.created_at)).all())
-    assert all(row.created_at == times[row.event_id] for row in db.session.scalars(select(EventMatch)))
+    assert list(sets().values()) == [{mine.id, theirs.id}]
+    assert list(db.session.scalars(select(MatchSet.digest))) == [matches.digest([mine.id, theirs.id])]
 
 
 def test_older_events_are_read_the_slower_way_until_the_backfill_is_done(client, app, auth, vendor):
@@ -79,8 +94,10 @@ def test_older_events_are_read_the_slower_way_until_the_backfill_is_done(client,
     events = [post_event(client, token, **body)[1]["id"] for _ in range(5)]
     written = rows()
     webhook_changes.delete_webhook(gone)
-    # As after migration 0026 on a database with events: no rows, the backfill to do.
-    db.session.execute(delete(EventMatch))
+    # As after migration 0026 on a database with events: no sets, the backfill to do.
+    db.session.execute(update(Event).values(match_set_id=None))
+    db.session.execute(delete(MatchSetWebhook))
+    db.session.execute(delete(MatchSet))
     db.session.execute(update(Backfill).where(Backfill.name == matches.BACKFILL).values(done=False, position=None))
     if db.session.get(Backfill, matches.BACKFILL) is None:
         db.session.add(Backfill(name=matches.BACKFILL, position=None, done=False))
@@ -94,29 +111,34 @@ def test_older_events_are_read_the_slower_way_until_the_backfill_is_done(client,
 
     result = app.test_cli_runner().invoke(args=["events", "backfill-matches", "--batch-size", "2", "--verbose"])
     assert result.exit_code == 0, result.output
-    assert "5 rows added" in result.output  # the deleted webhook's are left out
-    assert rows() == {row for row in written if row[0] != gone.id}
+    assert "5 events given their set" in result.output
+    assert rows() == written  # the deleted webhook too, as in the events' lists
     assert matches.complete()
     assert of_webhook(client, token, hook.id) == newest_first
     tab = client.get(f"/webhooks/{hook.id}?tab=events")
     assert all(event_id in tab.get_data(as_text=True) for event_id in events)
 
 
-def test_pruning_and_deleting_a_webhook_remove_its_rows(client, app, vendor):
+def test_a_deleted_webhook_leaves_its_sets_and_the_backfill_resumes(client, app, vendor):
     hook = make_webhook(vendor)
     other = make_webhook(vendor, label="Other")
     token = api_token(vendor.account)
     body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
-    old, recent = (post_event(client, token, **body)[1]["id"] for _ in range(2))
-    move_event(old, utcnow() - timedelta(days=app.config["WEBHOOK_EVENT_RETENTION_DAYS"] + 1))
-    db.session.commit()
-
-    removed = maintenance.prune()
-    assert removed is not None and removed["events"] == 1 and removed["event_matches"] == 2
-    assert rows() == {(hook.id, recent), (other.id, recent)}
+    events = [post_event(client, token, **body)[1]["id"] for _ in range(4)]
     webhook_changes.delete_webhook(other)
     maintenance.purge_deleted(other.id)
-    assert rows() == {(hook.id, recent)}
+    assert list(sets().values()) == [{hook.id}]  # the set stays: the events name it
+    assert of_webhook(client, token, hook.id) == events[::-1]
+
+    # Stopped half-way: the next run starts where the last batch ended.
+    halfway = db.session.execute(select(Event.created_at, Event.id).order_by(Event.created_at, Event.id)).all()[1]
+    db.session.execute(update(Event).where(Event.created_at > halfway.created_at).values(match_set_id=None))
+    position = f"{paging.cursor(halfway.created_at, 0)[:-2]} {halfway.id}"
+    db.session.add(Backfill(name=matches.BACKFILL, position=position, done=False))
+    db.session.commit()
+    assert matches.backfill(batch_size=1) == 2
+    assert db.session.scalar(select(func.count()).where(Event.match_set_id.is_(None))) == 0
+    assert of_webhook(client, token, hook.id) == events[::-1]
 
 
 def test_filters_on_two_webhooks_combine_as_written(client, vendor, other_vendor):

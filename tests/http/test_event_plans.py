@@ -15,9 +15,10 @@ from sqlalchemy.ext.compiler import compiles
 from tests.conftest import make_tenant, make_webhook
 from tests.engine import api_token, post_event
 from webhookapp.core.times import utcnow
+from webhookapp.engine import matches
 from webhookapp.infra import paging
 from webhookapp.infra.extensions import db
-from webhookapp.models import Event
+from webhookapp.models import Backfill, Event
 from webhookapp.services import event_queries
 
 
@@ -116,14 +117,13 @@ def test_the_feed_of_an_account_without_events_of_its_own_reads_a_page_and_its_b
     db.session.execute(text(
         "INSERT INTO event_feeds (account_id, created_at, event_id) SELECT :vendor, created_at, id FROM events"
         " WHERE webhook_ids::text <> '[]'"), {"vendor": vendor.account.id})  # fmt: skip
-    db.session.execute(text(
-        "INSERT INTO event_matches (webhook_id, created_at, event_id) SELECT :hook, created_at, id FROM events"
-        " WHERE webhook_ids::text <> '[]'"), {"hook": mine.id})  # fmt: skip
+    set_id = matches.set_for([mine.id])
+    db.session.execute(text("UPDATE events SET match_set_id = :set WHERE webhook_ids::text <> '[]'"), {"set": set_id})
     db.session.execute(text(  # and ten other accounts' feeds, each twice as long
         "INSERT INTO event_feeds (account_id, created_at, event_id) SELECT 'VA-000-' || lpad(n::text, 3, '0'),"
         " created_at, id FROM events, generate_series(1, 10) AS n WHERE webhook_ids::text = '[]'"))  # fmt: skip
     db.session.commit()
-    for table in ("events", "event_feeds", "event_matches"):
+    for table in ("events", "event_feeds"):
         analyze(table)
     newest = post_event(client, platform_token, object_class="fulfillment_request", product_id=mine.product_id)
     analyze("event_feeds")
@@ -156,7 +156,7 @@ def test_the_feed_of_an_account_without_events_of_its_own_reads_a_page_and_its_b
     by_id = scans(paging._keys(*listed.keys(Event.id == expected[3])).limit(20))
     assert sum(scan["read"] for scan in by_id) <= 4, by_id
     # The vendor's own webhook: that webhook's range of events, newest first, and no feed row read
-    # (its rows of event_matches: a page of them, and the page's events).
+    # (its match set's range of the events: a page of them).
     by_webhook = scans(paging._keys(*listed.keys(event_queries.webhook_filter(vendor.account)(mine.id))).limit(20))
     assert not [scan for scan in by_webhook if "event_feeds" in str(scan.get("Relation Name", scan.get("Index Name")))]
     assert sum(scan["read"] for scan in by_webhook) <= 21, by_webhook
@@ -173,24 +173,24 @@ def test_the_feed_of_an_account_without_events_of_its_own_reads_a_page_and_its_b
 
 
 @pytest.mark.postgresql
-def test_a_webhook_s_events_are_a_range_of_its_matches(client, postgresql, vendor):
+def test_a_webhook_s_events_are_the_ranges_of_its_sets(client, postgresql, vendor):
     hook = make_webhook(vendor)
-    # 30,000 events of one product, each matched by one of 600 other webhooks and one in sixty by
-    # this one too: its 500 events are a range of event_matches, however many share its product.
+    # 30,000 events of one product, each matched by one of 600 other webhooks, and one in sixty by
+    # this one too (with one of ten others): its 500 events are the ranges of its ten sets,
+    # however many events share its product.
     db.session.execute(text(
         "INSERT INTO events (id, account_id, object_class, product_id, webhook_ids, created_at)"
         " SELECT 'EV-' || lpad((n / 1000)::text, 3, '0') || '-' || lpad((n % 1000)::text, 3, '0') || '-000-000',"
         " :account, 'fulfillment_request', CAST(:product AS text),"
-        " CASE WHEN n % 60 = 0 THEN json_build_array(CAST(:hook AS text), 'WH-0000' || n % 600)"
-        " ELSE json_build_array('WH-0000' || n % 600) END,"
+        " CASE WHEN n % 60 = 0 THEN json_build_array(CAST(:hook AS text), 'WH-' || (n / 60) % 10)"
+        " ELSE json_build_array('WH-' || n % 600) END,"
         " now() - n * interval '1 second' FROM generate_series(1, 30000) AS n"),
         {"account": vendor.account.id, "product": hook.product_id, "hook": hook.id})  # fmt: skip
-    db.session.execute(text(
-        "INSERT INTO event_matches (webhook_id, created_at, event_id) SELECT listed.webhook_id, e.created_at, e.id"
-        " FROM events e CROSS JOIN LATERAL json_array_elements_text(e.webhook_ids) AS listed(webhook_id)"))
+    db.session.add(Backfill(name=matches.BACKFILL, position=None, done=False))
     db.session.commit()
-    for table in ("events", "event_matches"):
-        analyze(table)
+    assert matches.backfill() == 30_000
+    analyze("events")
+    assert len(event_queries.sets_of(hook.id)) == 10
 
     page = event_queries.events_page(hook, per_page=20, before=None)
     assert [event.id for event in page.items] == [event_id_of(n) for n in range(60, 1201, 60)]
@@ -200,15 +200,18 @@ def test_a_webhook_s_events_are_a_range_of_its_matches(client, postgresql, vendo
     found = event_queries.webhook_events(hook)
     deep = found.query.where(found.moment < older.items[-1].created_at)
     read = scans(deep.order_by(found.moment.desc(), found.key.desc()).limit(21))
-    assert sum(scan["read"] for scan in read) <= 42, read  # 21 matches, 21 events: past pages unread
+    # At most a page from each set's range, and the page's events by key: past pages unread.
+    assert sum(scan["read"] for scan in read) <= 10 * 21 + 21, read
+    assert not [scan for scan in read if scan.get("Index Name") == "ix_events_created_at"], read
     counted = scans(paging._keys(found.query, found.key).limit(paging.COUNT_BOUND + 1))
-    assert sum(scan["read"] for scan in counted if scan.get("Index Name") == "pk_event_matches") == 500, counted
-    # The API's filter, for the account and for a handler calling back: the same range.
+    ranges = [scan for scan in counted if scan.get("Index Name") == "ix_events_match_set_created"]
+    assert sum(scan["read"] for scan in ranges) == 500, counted
+    # The API's filter, for the account and for a handler calling back: the same ranges.
     for listed in (event_queries.visible_events(vendor.account), event_queries.webhook_listed(hook)):
         assert listed.keys is not None
         keys = listed.keys(event_queries.webhook_filter(vendor.account)(hook.id))
         read = scans(paging._keys(*keys).offset(20).limit(20))
-        assert sum(scan["read"] for scan in read) <= 80, read
+        assert sum(scan["read"] for scan in read) <= 10 * 40 + 40, read
         assert not [scan for scan in read if scan.get("Index Name") == "ix_events_created_at"], read
     db.session.rollback()
 

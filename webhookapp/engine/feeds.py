@@ -63,7 +63,7 @@ def backfill(batch_size: int = backfills.BATCH_SIZE, progress: Callable[[str], N
             )
         ]  # fmt: skip
 
-    return backfills.run(BACKFILL, EventFeed, rows_of, batch_size, progress)
+    return backfills.run(BACKFILL, backfills.inserting(EventFeed, rows_of), batch_size, progress)
 
 
 def prune(before: datetime, between_batches: Callable[[], None] = lambda: None) -> int:

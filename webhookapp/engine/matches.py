@@ -1,105 +1,81 @@
-"""The rows of ``event_matches`` (docs/architecture.md, "Following events"): an event and each
-webhook it matched, so that a webhook's events are a range of one index however many webhooks
-share its product. Written with the event, filled in for the events stored before them by a
-backfill, removed with the events they name and with a deleted webhook.
+"""Match sets (docs/architecture.md, "Following events"): the set of webhooks an event matched,
+noted on the event (``events.match_set_id``), so that a webhook's events are the ranges of
+``ix_events_match_set_created`` of the few sets it belongs to, however many webhooks share its
+product. A set is made by the first event that matches it and never changes; the events of a
+busy product match the same few sets again and again, so an event writes no row of its own.
+
+This module is the portable twin of the ``match_set`` CTEs of the PostgreSQL ingest statements,
+the backfill of the events stored before migration 0026, and the purge of a deleted webhook.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import bindparam, delete, select, update
 
 from webhookapp.engine import backfills
 from webhookapp.infra.extensions import db
-from webhookapp.models import EventMatch, Webhook
+from webhookapp.models import Event, MatchSet, MatchSetWebhook
 
 BACKFILL = "event_matches"
-BATCH_SIZE = backfills.BATCH_SIZE
-"""Rows deleted per transaction when a webhook's rows go."""
-WEBHOOKS_PER_PRUNE = 200
-"""Webhooks whose old rows one prune transaction removes (each a range of the primary key)."""
+DIGEST_SQL = "md5(string_agg(id, ',' ORDER BY id COLLATE \"C\"))"
+"""A set's digest in SQL, over a relation of webhook ``id``s: the same text as :func:`digest`."""
 
 
-def rows_for(event_id: str, created_at: datetime, webhook_ids: Iterable[str]) -> list[dict[str, Any]]:
-    """The rows of one event: one per webhook it matched."""
-    return [
-        {"webhook_id": webhook_id, "created_at": created_at, "event_id": event_id}
-        for webhook_id in sorted(set(webhook_ids))
-    ]
+def digest(webhook_ids: Iterable[str]) -> str:
+    """The name of a set of webhooks: the MD5 of their ids, sorted by code point, comma-joined
+    (not a secret: a short key for a set of any size)."""
+    return hashlib.md5(",".join(sorted(set(webhook_ids))).encode(), usedforsecurity=False).hexdigest()
 
 
-def store(event_id: str, created_at: datetime, webhook_ids: list[str]) -> None:
-    """Add the rows of an event being stored (in the caller's transaction): the portable twin of
-    the ``matches`` CTE of the PostgreSQL ingest statements."""
-    rows = rows_for(event_id, created_at, webhook_ids)
-    if rows:
-        db.session.execute(insert(EventMatch), rows)
+def set_for(webhook_ids: Iterable[str]) -> int | None:
+    """The id of the set of ``webhook_ids`` (in the caller's transaction), made with its members
+    if new; None for no webhook."""
+    ids = sorted(set(webhook_ids))
+    if not ids:
+        return None
+    name = digest(ids)
+    found = db.session.scalar(select(MatchSet.id).where(MatchSet.digest == name))
+    if found is not None:
+        return found
+    made = MatchSet(digest=name)
+    db.session.add(made)
+    db.session.flush()
+    db.session.add_all(MatchSetWebhook(webhook_id=webhook_id, set_id=made.id) for webhook_id in ids)
+    return made.id
 
 
 def complete() -> bool:
-    """Whether every stored event has its rows (the backfill is done): until then a webhook's
+    """Whether every stored event notes its set (the backfill is done): until then a webhook's
     events are found by testing the events' lists (:mod:`webhookapp.services.event_queries`)."""
     return backfills.done(BACKFILL)
 
 
 def backfill(batch_size: int = backfills.BATCH_SIZE, progress: Callable[[str], None] | None = None) -> int:
-    """Give the events stored before ``event_matches`` existed their rows (:func:`.backfills.run`),
-    for the webhooks that still exist; returns the rows added by this run."""
+    """Note on the events stored before migration 0026 their set (:func:`.backfills.run`);
+    returns the events updated by this run. An event that has one already is left alone."""
 
-    def rows_of(events: Sequence[Any]) -> list[dict[str, Any]]:
-        named = {webhook_id for event in events for webhook_id in event.webhook_ids or ()}
-        existing = set(db.session.scalars(select(Webhook.id).where(Webhook.id.in_(named)))) if named else set()
-        return [
-            row
-            for event in events
-            for row in rows_for(event.id, event.created_at, (w for w in event.webhook_ids or () if w in existing))
-        ]
+    def apply(events: Sequence[Any]) -> int:
+        sets: dict[str, int | None] = {}
+        changes = []
+        for event in events:
+            if event.match_set_id is None and event.webhook_ids:
+                name = digest(event.webhook_ids)
+                if name not in sets:
+                    sets[name] = set_for(event.webhook_ids)
+                changes.append({"event": event.id, "set": sets[name]})
+        if changes:
+            statement = update(Event).where(Event.id == bindparam("event")).values(match_set_id=bindparam("set"))
+            db.session.connection().execute(statement, changes)
+        return len(changes)
 
-    return backfills.run(BACKFILL, EventMatch, rows_of, batch_size, progress)
-
-
-def prune(before: datetime, between_batches: Callable[[], None] = lambda: None) -> int:
-    """Remove the rows of events stored before ``before`` (those pruning removes):
-    :data:`WEBHOOKS_PER_PRUNE` webhooks per transaction, each a range of the primary key. The
-    rows of deleted webhooks go with them (:func:`purge`)."""
-    removed, after = 0, ""
-    while True:
-        chunk = list(
-            db.session.scalars(
-                select(Webhook.id).where(Webhook.id > after).order_by(Webhook.id).limit(WEBHOOKS_PER_PRUNE)
-            )
-        )
-        if not chunk:
-            return removed
-        gone = db.session.scalars(
-            delete(EventMatch)
-            .where(EventMatch.webhook_id.in_(chunk), EventMatch.created_at < before)
-            .returning(EventMatch.event_id)
-            .execution_options(synchronize_session=False)
-        ).all()
-        db.session.commit()
-        removed += len(gone)
-        after = chunk[-1]
-        between_batches()
+    return backfills.run(BACKFILL, apply, batch_size, progress)
 
 
-def purge(webhook_id: str, between_batches: Callable[[], None] = lambda: None) -> int:
-    """Remove the rows of a deleted webhook, :data:`BATCH_SIZE` per transaction."""
-    removed = 0
-    mine = EventMatch.webhook_id == webhook_id
-    while True:
-        batch = select(EventMatch.created_at, EventMatch.event_id).where(mine).limit(BATCH_SIZE)
-        gone = db.session.scalars(
-            delete(EventMatch)
-            .where(mine, tuple_(EventMatch.created_at, EventMatch.event_id).in_(batch))
-            .returning(EventMatch.event_id)
-            .execution_options(synchronize_session=False)
-        ).all()
-        db.session.commit()
-        removed += len(gone)
-        if len(gone) < BATCH_SIZE:
-            return removed
-        between_batches()
+def purge(webhook_id: str) -> None:
+    """Remove a deleted webhook from its sets (in the caller's transaction): the sets stay, as
+    the events that name them do."""
+    db.session.execute(delete(MatchSetWebhook).where(MatchSetWebhook.webhook_id == webhook_id))

@@ -39,7 +39,7 @@ from rq import get_current_job
 from sqlalchemy import select
 
 from webhookapp.infra.extensions import db
-from webhookapp.models import Event, EventMatch
+from webhookapp.models import Event, MatchSetWebhook
 from webhookapp.version import __version__
 
 if TYPE_CHECKING:
@@ -127,19 +127,19 @@ def carried(claim: Claim, limit: int = LINKS_MAX) -> list[trace.SpanContext]:
     """The contexts of the events a delivery carries besides its parent: stored (with a trace
     context) since the webhook's last success and up to the claim, matched by it, newest first."""
     webhook = claim.webhook
+    its_sets = select(MatchSetWebhook.set_id).where(MatchSetWebhook.webhook_id == webhook.id)
     query = (
         select(Event.traceparent)
-        .join(EventMatch, EventMatch.event_id == Event.id)
         .where(
-            EventMatch.webhook_id == webhook.id,
-            EventMatch.created_at <= claim.claimed_at,
+            Event.match_set_id.in_(its_sets),
+            Event.created_at <= claim.claimed_at,
             Event.traceparent.is_not(None),
         )
-        .order_by(EventMatch.created_at.desc())
+        .order_by(Event.created_at.desc())
         .limit(limit * 2)  # those of the delivery's own parent context are skipped below
     )
     if webhook.last_success_at is not None:
-        query = query.where(EventMatch.created_at > webhook.last_success_at)
+        query = query.where(Event.created_at > webhook.last_success_at)
     contexts = []
     # Its own connection in autocommit: the job's session must not sit in a transaction.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:

@@ -14,8 +14,9 @@ from webhookapp.models.deliveries import (
     DeletedWebhook,
     Event,
     EventFeed,
-    EventMatch,
     MaintenanceLease,
+    MatchSet,
+    MatchSetWebhook,
 )
 from webhookapp.models.recovery import Recovery
 from webhookapp.models.webhook import WEBHOOK_FILLFACTOR, Webhook, WebhookSearch, WizardDraft
@@ -34,8 +35,9 @@ __all__ = [
     "DeletedWebhook",
     "Event",
     "EventFeed",
-    "EventMatch",
     "MaintenanceLease",
+    "MatchSet",
+    "MatchSetWebhook",
     "Product",
     "Recovery",
     "RecoveryCode",

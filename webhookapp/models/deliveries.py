@@ -23,6 +23,9 @@ class Event(Model):
         Index("ix_events_object_id", "object_id"),
         # The events an account posted, newest first: one half of its feed (:class:`EventFeed`).
         Index("ix_events_account_created", "account_id", "created_at", "id"),
+        # The events of a set of webhooks matched together, newest first: a webhook's events are
+        # the ranges of its sets (:class:`MatchSet`).
+        Index("ix_events_match_set_created", "match_set_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(20), primary_key=True)
@@ -33,6 +36,8 @@ class Event(Model):
     object_id: Mapped[str | None] = mapped_column(String(100))
     api_url: Mapped[str | None] = mapped_column(Text)
     webhook_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The set of webhook_ids (:class:`MatchSet`); NULL for an event that matched none.
+    match_set_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # The W3C trace context of the API call that stored it, linked from the delivery that
     # carries it (docs/operations.md, "Tracing"); NULL while tracing is off.
@@ -154,19 +159,26 @@ class EventFeed(Model):
     event_id: Mapped[str] = mapped_column(String(20), primary_key=True)
 
 
-class EventMatch(Model):
-    """An event and one webhook it matched, newest first by webhook: the webhook's Events tab,
-    the API's ``webhook.id`` filter, a handler calling back and the events an attempt carried
-    read a range of the primary key (docs/architecture.md, "Following events").
+class MatchSet(Model):
+    """A set of webhooks that events matched together, named by the MD5 digest of their sorted
+    ids: an event notes its set (``events.match_set_id``), so that a webhook's events are the
+    ranges of ``ix_events_match_set_created`` of the few sets it belongs to
+    (docs/architecture.md, "Following events"). Made by the first event that matches a new set;
+    never changed."""
 
-    Written by the statement that stores the event, a row per webhook in its ``webhook_ids``;
-    removed with the event by pruning, and with the webhook when it is deleted."""
+    __tablename__ = "match_sets"
 
-    __tablename__ = "event_matches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32), unique=True)
+
+
+class MatchSetWebhook(Model):
+    """A webhook of a :class:`MatchSet`: a webhook's sets are a range of the primary key."""
+
+    __tablename__ = "match_set_webhooks"
 
     webhook_id: Mapped[str] = mapped_column(String(20), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    set_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class Backfill(Model):

@@ -2,10 +2,10 @@
 handler calling back) and the events an account may see (docs/architecture.md, "Following
 events"); :mod:`webhookapp.services.carried_events` says which attempt carried which.
 
-An event names the webhooks it matched in ``webhook_ids``, a JSON list, and has a row of
-``event_matches`` per webhook: a webhook's events are a range of that table's primary key, newest
-first, joined to the events by theirs. Until the backfill of migration 0026 is done
-(:func:`.matches.complete`), they are found by testing each event's list instead.
+An event names the webhooks it matched in ``webhook_ids``, a JSON list, and notes that set of
+webhooks (``match_set_id``, :mod:`webhookapp.engine.matches`): a webhook's events are the ranges
+of ``ix_events_match_set_created`` of its sets, newest first, merged. Until the backfill of
+migration 0026 is done (:func:`.matches.complete`), they are found by testing each event's list.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, true, union_all
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList
 from sqlalchemy.sql.util import find_tables
@@ -25,7 +24,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from webhookapp.engine import matches
 from webhookapp.infra import paging
 from webhookapp.infra.extensions import db, on_postgresql
-from webhookapp.models import Account, ApiToken, Event, EventFeed, EventMatch, Webhook
+from webhookapp.models import Account, ApiToken, Event, EventFeed, MatchSetWebhook, Webhook
 
 NEWEST_FIRST = (Event.created_at.desc(), Event.id.desc())
 SEARCHED_EVENTS = 1000
@@ -58,25 +57,50 @@ def _listed_by(webhook: Webhook) -> ColumnElement[bool]:
     )
 
 
-def _match_of(webhook_id: str) -> Any:
-    """The events' rows of ``event_matches`` for one webhook, joined by the event's id alone: the
-    events' primary key. (A second join term on the time would make PostgreSQL expect almost no
-    rows from the join, so that it reads every match rather than a page of them.)"""
-    return and_(EventMatch.webhook_id == webhook_id, EventMatch.event_id == Event.id)
+def sets_of(webhook_id: str) -> list[int]:
+    """The match sets ``webhook_id`` belongs to: a few, however many events it matched."""
+    query = select(MatchSetWebhook.set_id).where(MatchSetWebhook.webhook_id == webhook_id)
+    return list(db.session.scalars(query.order_by(MatchSetWebhook.set_id)))
 
 
 def of_webhook(webhook: Webhook) -> ColumnElement[bool]:
-    """The events ``webhook`` matched: those with its row of ``event_matches``."""
+    """The events ``webhook`` matched: those of its match sets."""
     if not matches.complete():
         return _listed_by(webhook)
-    # Each event's row is one probe of the primary key: its webhook, time and id. An alias, so
-    # that inside a read of another webhook's range it is a subquery of its own, not correlated.
-    match = aliased(EventMatch)
-    return exists(
-        select(1).where(
-            match.webhook_id == webhook.id, match.event_id == Event.id, match.created_at == Event.created_at
+    its_sets = select(MatchSetWebhook.set_id).where(MatchSetWebhook.webhook_id == webhook.id)
+    # NOT NULL too: under a NOT, an event that matched nothing (no set) is one it did not match.
+    return and_(Event.match_set_id.is_not(None), Event.match_set_id.in_(its_sets))
+
+
+MERGED_SETS = 64
+"""Sets of one webhook read as ranges merged in order; beyond, one scan of their events, sorted."""
+
+
+def _ranges(set_ids: list[int], condition: ColumnElement[bool] | None) -> Any:
+    """The ``id`` and ``created_at`` of the events of ``set_ids`` that meet ``condition``: a
+    subquery that PostgreSQL reads as one ordered range per set, merged newest first (each
+    branch in its index's order: such a branch is planned on its own and keeps that order)."""
+    if not set_ids:
+        set_ids = [-1]  # no set: no event
+    if len(set_ids) > MERGED_SETS:
+        return (
+            select(Event.id, Event.created_at)
+            .where(Event.match_set_id.in_(set_ids), *_terms(condition))
+            .subquery("matched")
         )
-    )
+    branches = [
+        select(Event.id.label("id"), Event.created_at.label("created_at")).where(
+            Event.match_set_id == set_id, *_terms(condition)
+        )
+        for set_id in set_ids
+    ]
+    if on_postgresql():  # SQLite takes no order inside a union's branch
+        branches = [branch.order_by(Event.created_at.desc(), Event.id.desc()) for branch in branches]
+    return (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("matched")
+
+
+def _terms(condition: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
+    return [] if condition is None else [condition]
 
 
 def of_own_webhook(webhook: Webhook) -> ColumnElement[bool]:
@@ -95,6 +119,8 @@ them for a value is read from that index (and the feed probed), not from the ran
 
 def _conjuncts(condition: ColumnElement[bool]) -> list[ColumnElement[bool]]:
     """The terms of ``condition`` that must all hold (the condition itself unless an AND)."""
+    if OWN_WEBHOOK in condition._annotations:  # one term, though an AND itself
+        return [condition]
     if isinstance(condition, BooleanClauseList) and condition.operator is operators.and_:
         return [term for clause in condition.clauses for term in _conjuncts(clause)]
     return [condition]
@@ -110,28 +136,23 @@ def _own_webhook_read(condition: ColumnElement[bool]) -> str | None:
 
 
 def _webhook_range(webhook_id: str, condition: ColumnElement[bool] | None) -> tuple[Select[Any], Any]:
-    """The keys of the events ``webhook_id`` matched that meet ``condition``, newest first: its
-    range of ``event_matches`` (times on the match's own column, so that a time range narrows
-    the range), joined to the events by primary key only for a filter on their other columns.
-    Until the backfill is done: the events tested one by one."""
+    """The keys of the events ``webhook_id`` matched that meet ``condition``, newest first: the
+    ranges of its sets, the condition inside each. Until the backfill is done: the events tested
+    one by one."""
     if not matches.complete():
         listed = select(Event.id) if condition is None else select(Event.id).where(condition)
         return listed.order_by(*NEWEST_FIRST), Event.id
-    keys = select(EventMatch.event_id).where(EventMatch.webhook_id == webhook_id)
     if condition is not None:
 
         def replace(element: Any, **_kw: Any) -> Any:
-            # This webhook's own term holds for every row of its range; another webhook's stays
-            # as it is; the events' time is the match's, so that a time range narrows the range.
+            # This webhook's own term holds for every event of its sets; another webhook's stays.
             if OWN_WEBHOOK in element._annotations:
                 return true() if element._annotations[OWN_WEBHOOK] == webhook_id else element
-            return EventMatch.__table__.c.created_at if element is Event.__table__.c.created_at else None
+            return None
 
-        on_match = replacement_traverse(condition, {}, replace)
-        if Event.__table__ in find_tables(on_match, check_columns=True, include_aliases=True):
-            keys = keys.join(Event, Event.id == EventMatch.event_id)
-        keys = keys.where(on_match)
-    return keys.order_by(EventMatch.created_at.desc(), EventMatch.event_id.desc()), EventMatch.event_id
+        condition = replacement_traverse(condition, {}, replace)
+    ranges = _ranges(sets_of(webhook_id), condition)
+    return select(ranges.c.id).order_by(ranges.c.created_at.desc(), ranges.c.id.desc()), ranges.c.id
 
 
 def _probes_an_index(condition: ColumnElement[bool]) -> bool:
@@ -155,11 +176,11 @@ class WebhookEvents:
 
 
 def webhook_events(webhook: Webhook) -> WebhookEvents:
-    """The events ``webhook`` matched: its range of ``event_matches``, each event read by its key."""
+    """The events ``webhook`` matched: the ranges of its sets, each event read by its key."""
     if not matches.complete():
         return WebhookEvents(select(Event).where(_listed_by(webhook)), Event.created_at, Event.id)
-    query = select(Event).join(EventMatch, _match_of(webhook.id))
-    return WebhookEvents(query, EventMatch.created_at, EventMatch.event_id)
+    ranges = _ranges(sets_of(webhook.id), None)
+    return WebhookEvents(select(Event).join(ranges, ranges.c.id == Event.id), ranges.c.created_at, ranges.c.id)
 
 
 def events_page(webhook: Webhook, *, per_page: int, **position: Any) -> paging.KeysetPage:

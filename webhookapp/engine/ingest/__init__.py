@@ -219,11 +219,11 @@ def _store(
             "object_id": values.get("object_id"),
             "api_url": values.get("api_url"),
             "webhook_ids": matched,
+            "match_set_id": matches.set_for(matched),
             "created_at": now,
             "traceparent": traceparent,
         },
     )
-    matches.store(event_id, now, matched)
     if token.is_platform and matched:  # the other accounts whose webhooks it matched see it too
         feeds.store(token.account_id, event_id, now, matched)
     db.session.commit()

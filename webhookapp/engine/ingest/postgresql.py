@@ -6,8 +6,8 @@ it checks the token (unrevoked, unexpired, with ``events:write``: :data:`.tenanc
 and notes its use (time and address, to the minute), locks the matching webhooks in id order,
 inserts the event unless its client id is already known or the product is not the token's to
 see, with its rows of ``event_feeds`` (the other accounts whose webhooks it matched: none unless
-a platform token posted it) and of ``event_matches`` (a row per webhook it matched), and counts
-the event on the webhooks only if the event row went in.
+a platform token posted it) and its match set (made, with its members, by the first event that
+matches it: :mod:`.matches`), and counts the event on the webhooks only if the event row went in.
 
 Events that match the same webhooks contend for the same rows, so a process commits them in
 groups (:class:`GroupCommit`): the first request runs its statement at once; requests that
@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 
 from webhookapp.core import scopes
 from webhookapp.core.times import naive_utc
-from webhookapp.engine import dispatch
+from webhookapp.engine import dispatch, matches
 from webhookapp.engine.reconnect import retrying
 from webhookapp.engine.triggers.postgresql import COUNT_EVENT, COUNT_GROUP
 from webhookapp.infra.extensions import db
@@ -65,6 +65,21 @@ _MATCHES = f"""
         -- The other accounts whose webhooks it matched: only a platform token's event has any.
         SELECT DISTINCT m.account_id FROM matched m, token WHERE m.account_id <> token.account_id
     ),
+    set_name AS (SELECT {matches.DIGEST_SQL} AS digest FROM matched),
+    known_set AS (SELECT s.id FROM match_sets s, set_name n WHERE s.digest = n.digest),
+    new_set AS (
+        -- The first event of a new set makes it. Another making it at once commits first: its row
+        -- is then taken (a no-op update, so that it is returned), not made twice.
+        INSERT INTO match_sets (digest)
+        SELECT n.digest FROM set_name n WHERE n.digest IS NOT NULL AND NOT EXISTS (SELECT 1 FROM known_set)
+        ON CONFLICT (digest) DO UPDATE SET digest = EXCLUDED.digest
+        RETURNING id
+    ),
+    new_members AS (
+        INSERT INTO match_set_webhooks (webhook_id, set_id) SELECT m.id, s.id FROM matched m, new_set s
+        ON CONFLICT DO NOTHING
+    ),
+    match_set AS (SELECT id FROM known_set UNION ALL SELECT id FROM new_set),
 """
 """The token, its use noted, the matching webhooks locked in id order, and whether the product is
 the token's to see: the same for one event or a group. ``matched`` is the twin of the webhooks
@@ -75,11 +90,11 @@ STATEMENT = (
     _MATCHES
     + f"""    stored AS (
         INSERT INTO events
-            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids, created_at,
-             traceparent)
+            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids,
+             match_set_id, created_at, traceparent)
         SELECT %(event_id)s, token.account_id, %(client_id)s, %(object_class)s, %(product_id)s, %(object_id)s,
-               %(api_url)s, COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json), %(now)s,
-               %(traceparent)s
+               %(api_url)s, COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json),
+               (SELECT id FROM match_set LIMIT 1), %(now)s, %(traceparent)s
         FROM token, known WHERE known.found
         ON CONFLICT (account_id, client_event_id) DO NOTHING
         RETURNING id, webhook_ids
@@ -88,10 +103,7 @@ STATEMENT = (
         INSERT INTO event_feeds (account_id, created_at, event_id)
         SELECT fed.account_id, %(now)s, stored.id FROM fed, stored
     ),
-    matches AS (
-        INSERT INTO event_matches (webhook_id, created_at, event_id)
-        SELECT m.id, %(now)s, stored.id FROM matched m, stored
-    ),
+
 {COUNT_EVENT}
     SELECT token.account_id, (SELECT found FROM known) AS found, (SELECT webhook_ids FROM stored) AS webhook_ids,
            (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids
@@ -109,10 +121,11 @@ GROUP_STATEMENT = (
     stored AS (
         -- In arrival order: of two events with one client id, the first goes in, the second is its duplicate.
         INSERT INTO events
-            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids, created_at,
-             traceparent)
+            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids,
+             match_set_id, created_at, traceparent)
         SELECT b.event_id, token.account_id, b.client_id, %(object_class)s, %(product_id)s, b.object_id, b.api_url,
-               COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json), b.created_at, b.traceparent
+               COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json),
+               (SELECT id FROM match_set LIMIT 1), b.created_at, b.traceparent
         FROM batch b, token, known WHERE known.found
         ORDER BY b.n
         ON CONFLICT (account_id, client_event_id) DO NOTHING
@@ -125,10 +138,7 @@ GROUP_STATEMENT = (
         INSERT INTO event_feeds (account_id, created_at, event_id)
         SELECT fed.account_id, b.created_at, s.id FROM fed, stored s JOIN batch b ON b.event_id = s.id
     ),
-    matches AS (
-        INSERT INTO event_matches (webhook_id, created_at, event_id)
-        SELECT m.id, b.created_at, s.id FROM matched m, stored s JOIN batch b ON b.event_id = s.id
-    ),
+
 {COUNT_GROUP}
     SELECT token.account_id, (SELECT found FROM known) AS found, s.webhook_ids,
            (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids

@@ -80,7 +80,7 @@ def _delete_in_batches(
 
 def purge_deleted(webhook_id: str | None = None, between_batches: Callable[[], None] = lambda: None) -> int:
     """Remove the attempts of a deleted webhook (of every deleted webhook when None), then its
-    rows of ``event_matches``, its hourly sums and its record in ``deleted_webhooks``; returns the attempts removed."""
+    place in the match sets, its hourly sums and its record in ``deleted_webhooks``; returns the attempts removed."""
     query = select(DeletedWebhook.webhook_id).order_by(DeletedWebhook.deleted_at)
     if webhook_id is not None:
         query = query.where(DeletedWebhook.webhook_id == webhook_id)
@@ -89,7 +89,7 @@ def purge_deleted(webhook_id: str | None = None, between_batches: Callable[[], N
         removed += _delete_in_batches(
             Attempt, Attempt.id, Attempt.started_at, Attempt.webhook_id == deleted, between_batches
         )
-        matches.purge(deleted, between_batches)
+        matches.purge(deleted)
         db.session.execute(delete(AttemptHour).where(AttemptHour.webhook_id == deleted))
         db.session.execute(delete(DeletedWebhook).where(DeletedWebhook.webhook_id == deleted))
         db.session.commit()
@@ -138,7 +138,6 @@ def prune() -> dict[str, int] | None:
             ),
             "events": _delete_in_batches(Event, Event.id, Event.created_at, Event.created_at < events_before, renew),
             "event_feeds": feeds.prune(events_before, renew),
-            "event_matches": matches.prune(events_before, renew),
             "audit_entries": _delete_in_batches(
                 AuditEntry, AuditEntry.id, AuditEntry.at, AuditEntry.at < audit_before, renew
             ),
