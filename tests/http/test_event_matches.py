@@ -5,6 +5,7 @@ a backfill (read the slower way meanwhile); a deleted webhook leaves its sets
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -12,12 +13,12 @@ from sqlalchemy import delete, func, select, update
 from tests.conftest import make_tenant, make_webhook
 from tests.engine import api_token, post_event
 from webhookapp.core.times import utcnow
-from webhookapp.engine import maintenance, matches
+from webhookapp.engine import maintenance, matches, runtime
 from webhookapp.engine.ingest import postgresql as ingest_postgresql
 from webhookapp.infra import paging
 from webhookapp.infra.extensions import db
-from webhookapp.models import ApiToken, Backfill, Event, MatchSet, MatchSetWebhook
-from webhookapp.services import webhook_changes
+from webhookapp.models import ApiToken, Backfill, Event, EventFeed, MatchSet, MatchSetWebhook, tenancy
+from webhookapp.services import tokens, webhook_changes
 
 URL = "/public/v1/events"
 
@@ -164,3 +165,45 @@ def test_filters_on_two_webhooks_combine_as_written(client, vendor, other_vendor
     assert listed(f"or(eq(webhook.id,{second.id}),eq(webhook.id,{first.id}))") == [both, alone]
     assert listed(f"and(eq(webhook.id,{first.id}),eq(webhook.id,{theirs.id}))") == []
     assert listed(f"eq(webhook.id,{theirs.id})") == []
+
+
+def test_a_token_known_not_to_be_a_platform_s_skips_the_feed_rows(client, postgresql, vendor, distributor):
+    """The process remembers each token's platform flag from its statements: a vendor's next
+    events run the statement without feeds, a platform's keep writing their rows."""
+    mine = make_webhook(vendor)
+    make_webhook(distributor, product_id=mine.product_id)
+    platform = make_tenant("distributor", "Platform", "ops@platform.test")
+    platform_token, vendor_token = api_token(platform.account, platform=True), api_token(vendor.account)
+    body = {"object_class": "fulfillment_request", "product_id": mine.product_id}
+    for token in (platform_token, vendor_token, platform_token, vendor_token):
+        assert post_event(client, token, **body)[0] == 202
+    remembered = runtime.current().group_commit._platform
+    assert remembered == {tenancy.digest(platform_token): True, tenancy.digest(vendor_token): False}
+    fed = db.session.scalars(select(EventFeed.event_id).where(EventFeed.account_id == vendor.account.id)).all()
+    posted = db.session.scalars(select(Event.id).where(Event.account_id == platform.account.id)).all()
+    assert sorted(fed) == sorted(posted) and len(posted) == 2
+    assert not db.session.scalars(select(EventFeed.event_id).where(EventFeed.account_id == platform.account.id)).all()
+
+
+def test_events_of_a_new_set_stored_at_once_share_one_set(app, postgresql, vendor):
+    hooks = [make_webhook(vendor, label=f"Hook {n}") for n in range(3)]
+    token = db.session.scalar(select(ApiToken).where(ApiToken.id == tokens.create_token(vendor.account, "t")[0].id))
+    body = {"object_class": "fulfillment_request", "product_id": hooks[0].product_id}
+    start = threading.Barrier(4)
+
+    def store(n: int) -> None:
+        with app.app_context():
+            start.wait()
+            waiting = ingest_postgresql._Waiting(
+                ingest_postgresql.parameters(token.token_hash, body, event_id=f"EV-000-000-001-00{n}", now=utcnow()),
+                wake=False,
+            )
+            ingest_postgresql._run(db.engine, [waiting])
+
+    threads = [threading.Thread(target=store, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert list(sets().values()) == [{hook.id for hook in hooks}]
+    assert db.session.scalar(select(func.count()).select_from(Event).where(Event.match_set_id.is_not(None))) == 4

@@ -11,8 +11,8 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
   :mod:`webhookapp.engine.triggers.postgresql`: the SQL twins the fast paths run inside their
   statements);
 - :mod:`webhookapp.engine.feeds` writes the rows of ``event_feeds`` (the other accounts an event
-  matched) and :mod:`webhookapp.engine.matches` those of ``event_matches`` (each webhook it
-  matched) where the PostgreSQL statement does not; :mod:`webhookapp.engine.backfills` gives the
+  matched) and :mod:`webhookapp.engine.matches` the match sets (the webhooks it matched,
+  together) where the PostgreSQL statement does not; :mod:`webhookapp.engine.backfills` gives the
   events stored before such a table its rows;
 - :mod:`webhookapp.engine.dispatch` wakes workers and schedules retries through Redis and RQ;
 - :mod:`webhookapp.engine.jobs` are the RQ jobs;

@@ -51,7 +51,7 @@ def names_webhook(webhook_id: str) -> ColumnElement[bool]:
 
 def _listed_by(webhook: Webhook) -> ColumnElement[bool]:
     """The events whose list names ``webhook`` (of its product and object class): how they are
-    found until every event has its rows of ``event_matches``."""
+    found until every event notes its match set."""
     return and_(
         Event.product_id == webhook.product_id, Event.object_class == webhook.object_class, names_webhook(webhook.id)
     )

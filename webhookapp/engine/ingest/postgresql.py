@@ -1,18 +1,20 @@
 """Event ingest on PostgreSQL (docs/architecture.md, "PostgreSQL fast paths"): the event API's
 hot path, one statement per event.
 
-:data:`STATEMENT` does for one event all that :func:`.ingest.ingest_portable` does with several:
+:data:`.statements.STATEMENT` does for one event all that :func:`.ingest.ingest_portable` does with several:
 it checks the token (unrevoked, unexpired, with ``events:write``: :data:`.tenancy.USABLE_TOKEN_SQL`)
 and notes its use (time and address, to the minute), locks the matching webhooks in id order,
 inserts the event unless its client id is already known or the product is not the token's to
 see, with its rows of ``event_feeds`` (the other accounts whose webhooks it matched: none unless
-a platform token posted it) and its match set (made, with its members, by the first event that
-matches it: :mod:`.matches`), and counts the event on the webhooks only if the event row went in.
+a platform token posted it) and its match set (:mod:`.matches`; the first event of a new set
+stores nothing, :data:`.statements.MAKE_SET` makes the set, and the statement runs again), and
+counts the event on the webhooks only if the event row went in. A token the process knows not to
+be a platform's runs the statement's twin without the feed rows.
 
 Events that match the same webhooks contend for the same rows, so a process commits them in
 groups (:class:`GroupCommit`): the first request runs its statement at once; requests that
 arrive meanwhile with the same token, product and object class (so the same webhooks) go
-together as soon as it is done, in one statement over arrays (:data:`GROUP_STATEMENT`). A lone
+together as soon as it is done, in one statement over arrays (:data:`.statements.GROUP_STATEMENT`). A lone
 event waits for nothing; a group pays one statement, one round trip and one commit, and locks
 and updates its webhooks once: measured here, a group of two costs PostgreSQL two thirds of two
 lone events, a group of four a third. Row locks are taken in id order, as everywhere else.
@@ -31,123 +33,24 @@ from sqlalchemy import Engine
 
 from webhookapp.core import scopes
 from webhookapp.core.times import naive_utc
-from webhookapp.engine import dispatch, matches
+from webhookapp.engine import dispatch
+from webhookapp.engine.ingest.statements import (
+    GROUP_STATEMENT,
+    MAKE_SET,
+    STATEMENT,
+    VENDOR_GROUP_STATEMENT,
+    VENDOR_STATEMENT,
+)
 from webhookapp.engine.reconnect import retrying
-from webhookapp.engine.triggers.postgresql import COUNT_EVENT, COUNT_GROUP
 from webhookapp.infra.extensions import db
 from webhookapp.models import VENDOR
-from webhookapp.models.tenancy import LAST_USED_PRECISION, USABLE_PRODUCT_SQL, USABLE_TOKEN_SQL
+from webhookapp.models.tenancy import LAST_USED_PRECISION
 
-_MATCHES = f"""
-    WITH token AS (
-        SELECT t.id, t.account_id, t.is_platform, a.kind = %(vendor)s AND NOT t.is_platform AS vendor_only
-        FROM api_tokens t JOIN accounts a ON a.id = t.account_id
-        WHERE {USABLE_TOKEN_SQL}
-    ),
-    used AS (
-        UPDATE api_tokens SET last_used_at = %(now)s, last_used_address = %(address)s
-        WHERE id = (SELECT id FROM token) AND (last_used_at IS NULL OR last_used_at < %(used_before)s)
-    ),
-    matched AS MATERIALIZED (
-        SELECT w.id, w.account_id FROM webhooks w, token
-        WHERE w.product_id = %(product_id)s AND w.object_class = %(object_class)s AND w.type = 'event'
-          AND w.active AND (token.is_platform OR w.account_id = token.account_id)
-        ORDER BY w.id
-        FOR UPDATE OF w
-    ),
-    known AS (
-        SELECT EXISTS (SELECT 1 FROM matched) OR EXISTS (
-            SELECT 1 FROM products p, token
-            WHERE p.id = %(product_id)s AND {USABLE_PRODUCT_SQL}
-        ) AS found
-    ),
-    fed AS (
-        -- The other accounts whose webhooks it matched: only a platform token's event has any.
-        SELECT DISTINCT m.account_id FROM matched m, token WHERE m.account_id <> token.account_id
-    ),
-    set_name AS (SELECT {matches.DIGEST_SQL} AS digest FROM matched),
-    known_set AS (SELECT s.id FROM match_sets s, set_name n WHERE s.digest = n.digest),
-    new_set AS (
-        -- The first event of a new set makes it. Another making it at once commits first: its row
-        -- is then taken (a no-op update, so that it is returned), not made twice.
-        INSERT INTO match_sets (digest)
-        SELECT n.digest FROM set_name n WHERE n.digest IS NOT NULL AND NOT EXISTS (SELECT 1 FROM known_set)
-        ON CONFLICT (digest) DO UPDATE SET digest = EXCLUDED.digest
-        RETURNING id
-    ),
-    new_members AS (
-        INSERT INTO match_set_webhooks (webhook_id, set_id) SELECT m.id, s.id FROM matched m, new_set s
-        ON CONFLICT DO NOTHING
-    ),
-    match_set AS (SELECT id FROM known_set UNION ALL SELECT id FROM new_set),
-"""
-"""The token, its use noted, the matching webhooks locked in id order, and whether the product is
-the token's to see: the same for one event or a group. ``matched`` is the twin of the webhooks
-:func:`.triggers.count_event` matches, written against the ``token`` CTE so that the token is
-checked by the same statement; ``tests/unit/test_trigger_twins.py`` checks that both select alike."""
-
-STATEMENT = (
-    _MATCHES
-    + f"""    stored AS (
-        INSERT INTO events
-            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids,
-             match_set_id, created_at, traceparent)
-        SELECT %(event_id)s, token.account_id, %(client_id)s, %(object_class)s, %(product_id)s, %(object_id)s,
-               %(api_url)s, COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json),
-               (SELECT id FROM match_set LIMIT 1), %(now)s, %(traceparent)s
-        FROM token, known WHERE known.found
-        ON CONFLICT (account_id, client_event_id) DO NOTHING
-        RETURNING id, webhook_ids
-    ),
-    feeds AS (
-        INSERT INTO event_feeds (account_id, created_at, event_id)
-        SELECT fed.account_id, %(now)s, stored.id FROM fed, stored
-    ),
-
-{COUNT_EVENT}
-    SELECT token.account_id, (SELECT found FROM known) AS found, (SELECT webhook_ids FROM stored) AS webhook_ids,
-           (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids
-    FROM (SELECT 1) AS one LEFT JOIN token ON true
-"""
-)
-
-GROUP_STATEMENT = (
-    _MATCHES
-    + f"""    batch AS (
-        SELECT * FROM unnest(%(event_ids)s::text[], %(client_ids)s::text[], %(object_ids)s::text[],
-                             %(api_urls)s::text[], %(created)s::timestamp[], %(traceparents)s::text[])
-            WITH ORDINALITY AS b(event_id, client_id, object_id, api_url, created_at, traceparent, n)
-    ),
-    stored AS (
-        -- In arrival order: of two events with one client id, the first goes in, the second is its duplicate.
-        INSERT INTO events
-            (id, account_id, client_event_id, object_class, product_id, object_id, api_url, webhook_ids,
-             match_set_id, created_at, traceparent)
-        SELECT b.event_id, token.account_id, b.client_id, %(object_class)s, %(product_id)s, b.object_id, b.api_url,
-               COALESCE((SELECT json_agg(id ORDER BY id) FROM matched), '[]'::json),
-               (SELECT id FROM match_set LIMIT 1), b.created_at, b.traceparent
-        FROM batch b, token, known WHERE known.found
-        ORDER BY b.n
-        ON CONFLICT (account_id, client_event_id) DO NOTHING
-        RETURNING id, webhook_ids
-    ),
-    latest AS (
-        SELECT b.api_url, b.created_at FROM batch b JOIN stored s ON s.id = b.event_id ORDER BY b.n DESC LIMIT 1
-    ),
-    feeds AS (  -- every event of the group's feed rows, by this one statement
-        INSERT INTO event_feeds (account_id, created_at, event_id)
-        SELECT fed.account_id, b.created_at, s.id FROM fed, stored s JOIN batch b ON b.event_id = s.id
-    ),
-
-{COUNT_GROUP}
-    SELECT token.account_id, (SELECT found FROM known) AS found, s.webhook_ids,
-           (SELECT json_agg(id) FROM counted WHERE fresh) AS fresh_ids
-    FROM batch b LEFT JOIN token ON true LEFT JOIN stored s ON s.id = b.event_id
-    ORDER BY b.n
-"""
-)
-"""One statement for a group of events with the same token, product and object class: a row per
-event, in order. Every event of the group reports the triggers the group made due."""
+PLATFORM_FLAGS_KEPT = 10_000
+"""Tokens whose platform flag a process remembers (all of them, unless there are more)."""
+SET_TRIES = 3
+"""Ingest statements run for one event whose set is made meanwhile: a second one finds it, unless
+a webhook of the product changed between the two (then a third)."""
 
 
 Key = tuple[Engine, str, str, str]  # database, token digest, product, object class: the same webhooks
@@ -163,6 +66,8 @@ class Outcome:
     found: bool
     webhook_ids: list[str] | None
     fresh_ids: list[str] = field(default_factory=list)
+    set_missing: bool = False
+    is_platform: bool | None = None  # the token's, None where no token was valid
 
 
 @dataclass
@@ -190,6 +95,9 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._waiting: dict[Key, list[_Waiting]] = {}  # events not yet sent
         self._busy: set[Key] = set()  # keys with a group in flight
+        # Whether a token (by digest) is a platform's, as its statements said: a platform flag
+        # never changes, and a token known not to be one runs the statements without feeds.
+        self._platform: dict[str, bool] = {}
 
     def store(self, engine: Engine, params: dict[str, Any], wake: bool) -> Outcome:
         key = (engine, params["digest"], params["product_id"], params["object_class"])
@@ -209,7 +117,11 @@ class GroupCommit:
             group = self._waiting.pop(key)
         matched: set[str] = set()
         try:
-            outcomes = _run(key[0], group)
+            outcomes = _run(key[0], group, feeds=self._platform.get(key[1], True))
+            if outcomes[0].is_platform is not None:
+                if len(self._platform) >= PLATFORM_FLAGS_KEPT:
+                    self._platform.clear()
+                self._platform[key[1]] = outcomes[0].is_platform
         except BaseException as exc:  # every event of the group shares the failure
             for waiting in group:
                 waiting.error = exc
@@ -231,9 +143,12 @@ class GroupCommit:
             dispatch.wake(sorted(matched))
 
 
-def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
+def _run(engine: Engine, group: list[_Waiting], *, feeds: bool = True) -> list[Outcome]:
     """One statement in autocommit (so one round trip and one transaction): :data:`STATEMENT` for
-    a lone event (cheaper than the group statement for one), :data:`GROUP_STATEMENT` for more.
+    a lone event (cheaper than the group statement for one), :data:`GROUP_STATEMENT` for more;
+    without ``feeds``, their twins without the feed rows (a token known not to be a platform's).
+    The first event of a new match set stores nothing: :data:`MAKE_SET` makes the set, and the
+    statement runs again.
 
     A statement whose connection died (a restart, a failover) is run again on a fresh one. In
     autocommit it did all of its work or none; if it had in fact committed before the connection
@@ -241,7 +156,7 @@ def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
     """
     runs = itertools.count(1)
     return retrying(
-        lambda: _run_once(engine, group, again=next(runs) > 1),
+        lambda: _run_once(engine, group, feeds=feeds, again=next(runs) > 1),
         # The driver's own error: the statement runs on a raw connection, not through SQLAlchemy.
         dropped=lambda exc: isinstance(exc, psycopg.OperationalError),
         # Every pooled connection died with this one: start the pool afresh.
@@ -249,7 +164,7 @@ def _run(engine: Engine, group: list[_Waiting]) -> list[Outcome]:
     )
 
 
-def _run_once(engine: Engine, group: list[_Waiting], *, again: bool) -> list[Outcome]:
+def _run_once(engine: Engine, group: list[_Waiting], *, feeds: bool, again: bool) -> list[Outcome]:
     pooled = engine.raw_connection()
     # Declared Optional: None only once the pool has invalidated it, never just after checkout.
     connection = cast("psycopg.Connection[Any]", pooled.driver_connection)
@@ -257,10 +172,17 @@ def _run_once(engine: Engine, group: list[_Waiting], *, again: bool) -> list[Out
     try:
         connection.autocommit = True
         if len(group) == 1:
-            cursor.execute(STATEMENT, group[0].params)
+            statement, params = (STATEMENT if feeds else VENDOR_STATEMENT), group[0].params
         else:
-            cursor.execute(GROUP_STATEMENT, _group_params(group))
-        rows = cursor.fetchall()
+            statement, params = (GROUP_STATEMENT if feeds else VENDOR_GROUP_STATEMENT), _group_params(group)
+        for _ in range(SET_TRIES):
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+            if not rows[0][4]:  # the set was found (or none was needed): the events are stored
+                break
+            cursor.execute(MAKE_SET, params)
+        else:
+            raise RuntimeError("The webhooks of the event's product changed while it was stored; send it again.")
         connection.autocommit = False
     except psycopg.errors.UniqueViolation as exc:
         if not (again and exc.diag.constraint_name == "pk_events"):
@@ -278,7 +200,10 @@ def _run_once(engine: Engine, group: list[_Waiting], *, again: bool) -> list[Out
         raise
     finally:
         pooled.close()
-    return [Outcome(row[0], bool(row[1]), None if row[2] is None else list(row[2]), row[3] or []) for row in rows]
+    return [
+        Outcome(row[0], bool(row[1]), None if row[2] is None else list(row[2]), row[3] or [], is_platform=row[5])
+        for row in rows
+    ]
 
 
 def _stored(cursor: Any, group: list[_Waiting]) -> list[tuple[Any, ...]]:
@@ -289,7 +214,9 @@ def _stored(cursor: Any, group: list[_Waiting]) -> list[tuple[Any, ...]]:
     cursor.execute("SELECT id, account_id, webhook_ids FROM events WHERE id = ANY(%s)", [ids])
     stored = {row[0]: row for row in cursor.fetchall()}
     account_id = next(iter(stored.values()))[1]
-    return [(account_id, True, stored[event_id][2] if event_id in stored else None, []) for event_id in ids]
+    return [
+        (account_id, True, stored[event_id][2] if event_id in stored else None, [], False, None) for event_id in ids
+    ]
 
 
 def _group_params(group: list[_Waiting]) -> dict[str, Any]:

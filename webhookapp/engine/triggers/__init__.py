@@ -75,7 +75,7 @@ __all__ = [
 def _count_event_statement(platform: bool) -> Update:
     """Built once per kind of token: building a statement this size costs more than running it.
     Twin: :data:`webhookapp.engine.triggers.postgresql.COUNT_EVENT`; the webhooks it matches, the
-    ``matched`` CTE of :data:`webhookapp.engine.ingest.postgresql.STATEMENT`."""
+    ``matched`` CTE of :data:`webhookapp.engine.ingest.statements.STATEMENT`."""
     now = bindparam("b_now", type_=UTCDateTime())
     conditions = [
         TABLE.c.product_id == bindparam("b_product_id"),
