@@ -4,7 +4,8 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
 ``postgresql.py`` beside it.
 
 - :mod:`webhookapp.engine.ingest` accepts events (:mod:`webhookapp.engine.ingest.postgresql`:
-  one statement per event, or per group, on PostgreSQL);
+  one statement per event, or per group, on PostgreSQL, whose SQL is
+  :mod:`webhookapp.engine.ingest.statements`);
 - :mod:`webhookapp.engine.triggers` owns the trigger state and its every transition
   (:mod:`webhookapp.engine.triggers.leases`: the attempts in flight;
   :mod:`webhookapp.engine.triggers.schedule`: when triggers fall due;

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from webhookapp.engine import backfills
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, on_postgresql
 from webhookapp.models import Event, MatchSet, MatchSetWebhook
 
 BACKFILL = "event_matches"
@@ -58,19 +59,33 @@ def complete() -> bool:
     return backfills.done(BACKFILL)
 
 
+def sets_for(lists: Iterable[Iterable[str]]) -> dict[str, int]:
+    """The ids of the sets of many lists of webhooks, by :func:`digest` (in the caller's
+    transaction), those not made yet made with their members: a few statements for any number."""
+    wanted = {digest(ids): sorted(set(ids)) for ids in lists if ids}
+    if not wanted:
+        return {}
+    found = dict(db.session.execute(select(MatchSet.digest, MatchSet.id).where(MatchSet.digest.in_(wanted))).all())
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        # Skipping those an event made meanwhile (its statement makes them the same way).
+        dialect = postgresql if on_postgresql() else sqlite
+        db.session.execute(dialect.insert(MatchSet).on_conflict_do_nothing(), [{"digest": name} for name in missing])
+        made = select(MatchSet.digest, MatchSet.id).where(MatchSet.digest.in_(missing))
+        found.update(db.session.execute(made).all())
+        members = [{"webhook_id": member, "set_id": found[name]} for name in missing for member in wanted[name]]
+        db.session.execute(dialect.insert(MatchSetWebhook).on_conflict_do_nothing(), members)
+    return found
+
+
 def backfill(batch_size: int = backfills.BATCH_SIZE, progress: Callable[[str], None] | None = None) -> int:
     """Note on the events stored before migration 0026 their set (:func:`.backfills.run`);
     returns the events updated by this run. An event that has one already is left alone."""
 
     def apply(events: Sequence[Any]) -> int:
-        sets: dict[str, int | None] = {}
-        changes = []
-        for event in events:
-            if event.match_set_id is None and event.webhook_ids:
-                name = digest(event.webhook_ids)
-                if name not in sets:
-                    sets[name] = set_for(event.webhook_ids)
-                changes.append({"event": event.id, "set": sets[name]})
+        lacking = [event for event in events if event.match_set_id is None and event.webhook_ids]
+        sets = sets_for(event.webhook_ids for event in lacking)
+        changes = [{"event": event.id, "set": sets[digest(event.webhook_ids)]} for event in lacking]
         if changes:
             statement = update(Event).where(Event.id == bindparam("event")).values(match_set_id=bindparam("set"))
             db.session.connection().execute(statement, changes)
