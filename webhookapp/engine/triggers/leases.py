@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import JSON, ColumnElement, Update, bindparam, case, func, literal, select, update
+from sqlalchemy import JSON, ColumnElement, Update, and_, bindparam, case, false, func, literal, select, true, update
 
 from webhookapp.core.times import utcnow
 from webhookapp.engine.triggers.schedule import TABLE, asked_delay, due_conditions, lease_seconds, retry_delay
@@ -42,8 +42,13 @@ def _claim_statement(of_given_webhooks: bool) -> Update:
     chosen = candidates.cte("chosen").prefix_with("MATERIALIZED")
     return (
         update(TABLE)
-        # The repeated conditions make the UPDATE itself the arbiter wherever a snapshot is stale.
-        .where(TABLE.c.id.in_(select(chosen.c.id)), *due_conditions(now))
+        # Joined by primary key (UPDATE … FROM chosen): each chosen row is one probe of pk_webhooks.
+        # The repeated conditions make the UPDATE itself the arbiter wherever a snapshot is stale;
+        # as one CASE they are checked on the rows found, never used to find them. As plain terms
+        # they let PostgreSQL reach the rows through ix_webhooks_due and match every due row
+        # against every chosen one, which it does when its statistics say few are due
+        # (docs/performance.md, "The claim's join").
+        .where(TABLE.c.id == chosen.c.id, case((and_(*due_conditions(now)), true()), else_=false()))
         .values(
             lease_id=bindparam("lease_id"),
             lease_expires_at=bindparam("lease_expires_at", type_=UTCDateTime()),
