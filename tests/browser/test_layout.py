@@ -14,7 +14,7 @@ from tests.browser.helpers import QUEUE_TYPE, fill_general, next_step, open_wiza
 from tests.servers import free_port
 from webhookapp.core import rules
 from webhookapp.core.times import utcnow
-from webhookapp.engine import ingest
+from webhookapp.engine import ingest, matches
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Event, Webhook
 from webhookapp.services import tokens
@@ -98,7 +98,8 @@ def make_failure(live_server, webhook_id: str, url: str) -> int:
         event = Event(id="EV-000-000-001", account_id=webhook.account_id, client_event_id=word("c", ingest.ID_MAX),
                       object_class="fulfillment_request", product_id=webhook.product_id,
                       object_id=word("o", ingest.ID_MAX), api_url=word("https://api.example/", rules.URL_MAX, "a"),
-                      webhook_ids=[webhook_id], created_at=now)  # fmt: skip
+                      webhook_ids=[webhook_id], match_set_id=matches.set_for([webhook_id]),
+                      created_at=now)  # fmt: skip
         db.session.add(event)
         tokens.create_token(webhook.account, word("Token", tokens.NAME_MAX))
         db.session.commit()

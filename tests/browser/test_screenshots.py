@@ -18,6 +18,7 @@ from tests.browser.conftest import log_in
 from tests.browser.helpers import QUEUE_TYPE, fill_general, next_step, open_wizard
 from tests.conftest import make_webhook
 from webhookapp.core.times import utcnow
+from webhookapp.engine import matches
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Event
 from webhookapp.services import tokens
@@ -82,12 +83,13 @@ def add_history(hook, now) -> None:
 def add_events(hook, now) -> None:
     """Events that matched the webhook, the newest still waiting for its trigger."""
     orders = ((1, "1196"), (4, "1193"), (5, "1190"), (31, "1184"), (58, "1171"), (96, "1160"))
+    match_set_id = matches.set_for([hook.id])
     for minutes, number in orders:
         order = f"PR-8841-2207-{number}"
         db.session.add(Event(
             id=f"EV-{order[3:]}", account_id=hook.account_id, client_event_id=f"erp-{order[-4:]}",
             object_class=hook.object_class, product_id=hook.product_id, object_id=order,
-            api_url="https://connect.example/public/v1/", webhook_ids=[hook.id],
+            api_url="https://connect.example/public/v1/", webhook_ids=[hook.id], match_set_id=match_set_id,
             created_at=now - timedelta(minutes=minutes, seconds=20),
         ))  # fmt: skip
 
