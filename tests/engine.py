@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import event, update
 
+from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch
 from webhookapp.infra.extensions import db
 from webhookapp.models import Event, EventFeed
@@ -132,3 +133,25 @@ def move_event(event_id: str, created_at: datetime) -> None:
     minutes apart does."""
     db.session.execute(update(Event).where(Event.id == event_id).values(created_at=created_at))
     db.session.execute(update(EventFeed).where(EventFeed.event_id == event_id).values(created_at=created_at))
+
+
+def platform_group(product_id: str, count: int = 3) -> list[str]:
+    """Store ``count`` events of a new platform token as one group, in one statement of the
+    PostgreSQL ingest (as concurrent requests would go); returns their ids, each stored."""
+    from tests.conftest import make_tenant
+    from webhookapp.engine.ingest import postgresql as ingest_postgresql
+
+    platform = make_tenant("distributor", "Platform", "ops@platform.test")
+    token = tokens.create_token(platform.account, "tests", platform=True)[0]
+    now = utcnow()
+    ids = [f"EV-000-000-000-00{n}" for n in range(count)]
+    body = {"object_class": "fulfillment_request", "product_id": product_id}
+    at = [now + timedelta(microseconds=n) for n in range(count)]
+    params = [
+        ingest_postgresql.parameters(token.token_hash, body, event_id=event_id, now=moment)
+        for event_id, moment in zip(ids, at, strict=True)
+    ]
+    group = [ingest_postgresql._Waiting(each, wake=False) for each in params]
+    outcomes = ingest_postgresql._run(db.engine, group)
+    assert all(outcome.webhook_ids for outcome in outcomes)
+    return ids

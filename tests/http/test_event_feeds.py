@@ -9,13 +9,12 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 
 from tests.conftest import make_tenant, make_webhook
-from tests.engine import api_token, post_event
+from tests.engine import api_token, platform_group, post_event
 from webhookapp.core.times import utcnow
 from webhookapp.engine import feeds, maintenance
-from webhookapp.engine.ingest import postgresql as ingest_postgresql
 from webhookapp.infra import paging
 from webhookapp.infra.extensions import db
-from webhookapp.models import ApiToken, Backfill, Event, EventFeed
+from webhookapp.models import Backfill, Event, EventFeed
 
 URL = "/public/v1/events"
 
@@ -60,19 +59,7 @@ def test_a_platform_event_gets_a_row_per_other_account_matched(client, vendor, d
 def test_a_group_of_events_writes_its_feed_rows_in_its_statement(app, postgresql, vendor, distributor):
     mine = make_webhook(vendor)
     make_webhook(distributor, product_id=mine.product_id)
-    platform = make_tenant("distributor", "Platform", "ops@platform.test")
-    api_token(platform.account, platform=True)
-    token = db.session.scalar(select(ApiToken).where(ApiToken.account_id == platform.account.id))
-    now = utcnow()
-    group = [
-        ingest_postgresql._Waiting(ingest_postgresql.parameters(
-            token.token_hash, {"object_class": "fulfillment_request", "product_id": mine.product_id},
-            event_id=f"EV-000-000-000-00{n}", now=now + timedelta(microseconds=n)), wake=False)
-        for n in range(3)
-    ]  # fmt: skip
-    outcomes = ingest_postgresql._run(db.engine, group)
-    assert all(outcome.webhook_ids for outcome in outcomes)
-    events = [f"EV-000-000-000-00{n}" for n in range(3)]
+    events = platform_group(mine.product_id)
     expected = {(account.id, event) for account in (vendor.account, distributor.account) for event in events}
     assert rows() == expected
     times = dict(db.session.execute(select(Event.id, Event.created_at)).all())

@@ -6,12 +6,11 @@ a backfill (read the slower way meanwhile); a deleted webhook leaves its sets
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 
 from tests.conftest import make_tenant, make_webhook
-from tests.engine import api_token, post_event
+from tests.engine import api_token, platform_group, post_event
 from webhookapp.core.times import utcnow
 from webhookapp.engine import maintenance, matches, runtime
 from webhookapp.engine.ingest import postgresql as ingest_postgresql
@@ -70,18 +69,7 @@ def test_an_event_notes_the_set_of_webhooks_it_matched(client, vendor, distribut
 def test_a_group_of_events_makes_its_set_in_its_statement(app, postgresql, vendor, distributor):
     mine = make_webhook(vendor)
     theirs = make_webhook(distributor, product_id=mine.product_id)
-    platform = make_tenant("distributor", "Platform", "ops@platform.test")
-    api_token(platform.account, platform=True)
-    token = db.session.scalar(select(ApiToken).where(ApiToken.account_id == platform.account.id))
-    now = utcnow()
-    group = [
-        ingest_postgresql._Waiting(ingest_postgresql.parameters(
-            token.token_hash, {"object_class": "fulfillment_request", "product_id": mine.product_id},
-            event_id=f"EV-000-000-000-00{n}", now=now + timedelta(microseconds=n)), wake=False)
-        for n in range(3)
-    ]  # fmt: skip
-    ingest_postgresql._run(db.engine, group)
-    events = [f"EV-000-000-000-00{n}" for n in range(3)]
+    events = platform_group(mine.product_id)
     assert rows() == {(hook.id, event) for hook in (mine, theirs) for event in events}
     assert list(sets().values()) == [{mine.id, theirs.id}]
     assert list(db.session.scalars(select(MatchSet.digest))) == [matches.digest([mine.id, theirs.id])]
