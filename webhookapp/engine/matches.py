@@ -38,19 +38,10 @@ def digest(webhook_ids: Iterable[str]) -> str:
 
 def set_for(webhook_ids: Iterable[str]) -> int | None:
     """The id of the set of ``webhook_ids`` (in the caller's transaction), made with its members
-    if new; None for no webhook."""
+    if new (:func:`sets_for`: one made meanwhile by a concurrent event is taken); None for no
+    webhook."""
     ids = sorted(set(webhook_ids))
-    if not ids:
-        return None
-    name = digest(ids)
-    found = db.session.scalar(select(MatchSet.id).where(MatchSet.digest == name))
-    if found is not None:
-        return found
-    made = MatchSet(digest=name)
-    db.session.add(made)
-    db.session.flush()
-    db.session.add_all(MatchSetWebhook(webhook_id=webhook_id, set_id=made.id) for webhook_id in ids)
-    return made.id
+    return sets_for([ids])[digest(ids)] if ids else None
 
 
 def complete() -> bool:
