@@ -191,14 +191,10 @@ def keyset_page(
     after: str | None = None,
     oldest: bool = False,
     first: int | None = None,
-    names: tuple[str, str] | None = None,
 ) -> KeysetPage:
     """The page of ``query`` (newest first by ``moment``, then ``key``) that starts after the
     ``before`` cursor, ends before the ``after`` cursor, is the oldest, or else the newest.
-    ``first`` is the position the link that led here knew for the page's first row; ``names``
-    the row's attributes that hold ``moment`` and ``key`` where they are columns of another
-    table (by default the columns' own names)."""
-    moment_name, key_name = names or (moment.key, key.key)
+    ``first`` is the position the link that led here knew for the page's first row."""
     total = bounded_count(query, key)
     position: ColumnElement[Any] = tuple_(moment, key)
     newest_first = (moment.desc(), key.desc())
@@ -208,7 +204,7 @@ def keyset_page(
 
     def page(items: list[Any], *, newer: bool, older: bool, start: int | None) -> KeysetPage:
         def cursor_of(row: Any) -> str:
-            return cursor(getattr(row, moment_name), getattr(row, key_name))
+            return cursor(getattr(row, moment.key), getattr(row, key.key))
 
         return KeysetPage(
             items,

@@ -186,9 +186,7 @@ def webhook_events(webhook: Webhook) -> WebhookEvents:
 def events_page(webhook: Webhook, *, per_page: int, **position: Any) -> paging.KeysetPage:
     """A page of the webhook's events, newest first (``position``: see :func:`.paging.keyset_page`)."""
     found = webhook_events(webhook)
-    return paging.keyset_page(
-        found.query, found.moment, found.key, per_page=per_page, names=("created_at", "id"), **position
-    )
+    return paging.keyset_page(found.query, found.moment, found.key, per_page=per_page, **position)
 
 
 def visible_condition(account: Account) -> ColumnElement[bool]:
