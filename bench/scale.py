@@ -3,7 +3,8 @@ the same call on a small one.
 
 Deep pages are asked for at the same depth in both: page 500 of the big account's 800 webhook
 pages is page 5 of 8 in a database a hundred times smaller, the last 100 attempts of the heavy
-webhook are at offset 99,900 in the big database and 900 in the small one.
+webhook are at offset 99,900 in the big database and 900 in the small one, and the audit
+trail's offset page at 10,000 of the big account's 560,000 entries and 100 of its 5,600.
 
     .venv/bin/python -m bench.scale --big-url postgresql+psycopg://postgres@127.0.0.1:5432/scale_big \\
         --small-url postgresql+psycopg://postgres@127.0.0.1:5432/scale_small [--size 1] [--load] [--prune]
@@ -233,7 +234,7 @@ def requests_for(heavy: str, legacy: bool = False) -> list[Request]:
         Request("Activity page, oldest", page("/activity?at=oldest")),
         Request("details page, Activity tab", page(f"{details}?tab=activity")),
         Request("API audit, first 100", api("/audit")),
-        Request("API audit, offset 10,000", api("/audit?limit=100&offset=10000")),
+        Request("API audit, offset 10,000 (100 of the small)", api("/audit?limit=100&offset={audit_offset}")),
         Request("API audit, eq(object.id)", api(f"/audit?eq(object.id,{heavy})")),
         Request("API audit, eq(action)&ge(at)", api("/audit?eq(action,webhook.updated)&ge(at,{week_ago})")),
         Request("API audit entry", api("/audit/{audit_entry}")),

@@ -238,6 +238,12 @@ LATER_STEPS += (
         WHERE e.match_set_id IS NOT NULL;
         UPDATE backfills SET done = true WHERE name = 'event_matches'""",
     ),
+    (
+        "attempt counts",
+        # What ``flask attempts backfill-counts`` writes, in one statement: each webhook's attempts.
+        """UPDATE webhooks w SET attempts_kept = coalesce(
+            (SELECT count(*) FROM attempts a WHERE a.webhook_id = w.id), 0)""",
+    ),
 )
 
 

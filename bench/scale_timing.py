@@ -18,6 +18,8 @@ from bench import scale_data
 from bench.common import SECRET_KEY
 
 PER_PAGE = 20
+AUDIT_DEPTH = 10_000 / 560_000
+"""How deep the audit trail's offset page is: offset 10,000 of the big account's entries at size 1."""
 
 
 @contextlib.contextmanager
@@ -60,7 +62,8 @@ def deep_delivery_link(url: str, hops: int, legacy: bool = False) -> str:
 def depths(url: str) -> dict[str, int | str]:
     """Where the deep pages are in this database: page 5/8 of the big account's webhook list,
     95 % of the way down its API list (or a full page from the end), the last 100 attempts of
-    the heavy webhook; and the big account's first audit entry, and the date a week ago; a
+    the heavy webhook, the audit trail :data:`AUDIT_DEPTH` of the way down; and the big
+    account's first audit entry, and the date a week ago; a
     week-old event the platform posted for the big account (its id, object id and client id), a
     day's range of events a week ago, a day-old trigger attempt of the heavy webhook (the events it
     carried) and the ids of the list's first page (its live cells)."""
@@ -72,9 +75,9 @@ def depths(url: str) -> dict[str, int | str]:
         attempts = connection.execute(
             text("SELECT count(*) FROM attempts WHERE webhook_id = :w"), {"w": scale_data.HEAVY_WEBHOOK}
         ).scalar()
-        audit_entry = connection.execute(
-            text("SELECT min(id) FROM audit_entries WHERE account_id = :a"), {"a": scale_data.BIG_ACCOUNT}
-        ).scalar()
+        audit_entry, audit_entries = connection.execute(
+            text("SELECT min(id), count(*) FROM audit_entries WHERE account_id = :a"), {"a": scale_data.BIG_ACCOUNT}
+        ).one()
         # A week-old event the platform posted for the big account's webhooks, with a client id.
         fed = connection.execute(
             text(
@@ -110,6 +113,8 @@ def depths(url: str) -> dict[str, int | str]:
         "list_page": max(round(webhooks / 25 * 5 / 8), 1),
         "webhook_offset": max(min(round(webhooks * 0.95), webhooks - 100), 0),  # a full page of 100
         "attempt_offset": max(attempts - 100, 0),
+        # 10,000 of the big account's 560,000 entries at size 1: as deep, 100 of 5,600 at 0.01.
+        "audit_offset": round((audit_entries or 0) * AUDIT_DEPTH),
     }
 
 

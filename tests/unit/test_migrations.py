@@ -157,3 +157,52 @@ def test_the_matches_backfill_is_done_at_once_only_where_no_event_is_stored(fres
     finally:
         engine.dispose()
     assert bool(done) is not with_events
+
+
+def test_attempt_counts_are_unknown_until_the_backfill_counts_them(fresh_app):
+    """0027: the webhooks there are get no count (NULL, never read) until ``attempts
+    backfill-counts``; a webhook made after the upgrade starts at 0."""
+    runner = fresh_app.test_cli_runner()
+    result = runner.invoke(args=["db", "upgrade", "0026"])
+    assert result.exit_code == 0, result.output
+    at = "2026-01-01 00:00:00"
+    webhook = (
+        "INSERT INTO webhooks (id, account_id, product_id, label, description, active, out_of_order, object_class,"
+        " type, http_method, external_url, jwt_secret_encrypted, headers, data, created_at, modified_at,"
+        " events_count, triggers_count, success_count, failure_count, failures_since_last_success,"
+        " trigger_attempts, lease_attempt) VALUES (:id, 'VA-000-001', 'PRD-000-000-001', :id, '', true, false,"
+        " 'fulfillment_request', 'event', 'POST', 'https://h.example/', 'sealed', '{}', '{}', :t, :t, 0, 0, 0, 0,"
+        " 0, 0, 0)"
+    )
+    attempt = (
+        "INSERT INTO attempts (webhook_id, kind, number, started_at, duration_ms, success, request_method,"
+        " request_url, request_headers, response_truncated) VALUES (:id, 'trigger', 1, :t, 1.0, true, 'POST',"
+        " 'https://h.example/', '{}', false)"
+    )
+    engine = create_engine(fresh_app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO accounts (id, name, kind, created_at) "
+                                    "VALUES ('VA-000-001', 'Old', 'vendor', :t)"), {"t": at})  # fmt: skip
+            connection.execute(text("INSERT INTO products (id, name, vendor_id, dynamic_validation, created_at) "
+                                    "VALUES ('PRD-000-000-001', 'P', 'VA-000-001', false, :t)"), {"t": at})  # fmt: skip
+            connection.execute(text(webhook), {"id": "WH-000-000-001", "t": at})
+            for _ in range(3):
+                connection.execute(text(attempt), {"id": "WH-000-000-001", "t": at})
+        result = runner.invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        with engine.begin() as connection:
+            connection.execute(text(webhook), {"id": "WH-000-000-002", "t": at})
+        counts = "SELECT id, attempts_kept FROM webhooks ORDER BY id"
+        with engine.connect() as connection:
+            before = connection.execute(text(counts)).all()
+        with fresh_app.app_context():  # as ``flask`` gives its commands
+            result = runner.invoke(args=["attempts", "backfill-counts", "--verbose"])
+        assert result.exit_code == 0, result.output
+        assert "1 webhooks counted" in result.output
+        with engine.connect() as connection:
+            after = connection.execute(text(counts)).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in before] == [("WH-000-000-001", None), ("WH-000-000-002", 0)]
+    assert [tuple(row) for row in after] == [("WH-000-000-001", 3), ("WH-000-000-002", 0)]

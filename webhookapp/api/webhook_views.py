@@ -21,7 +21,7 @@ from webhookapp.core.times import aware_utc
 from webhookapp.engine.direct import redelivery, validations
 from webhookapp.infra import paging
 from webhookapp.models import Attempt, Webhook
-from webhookapp.services import audit
+from webhookapp.services import attempt_pages, audit
 from webhookapp.services import webhook_changes as service
 from webhookapp.services import webhook_queries as queries
 
@@ -67,13 +67,16 @@ def paginated(
     search: Any = None,
     before_render: Callable[[list[Any]], None] | None = None,
     keyed: Callable[[ColumnElement[bool] | None], tuple[Select[Any], Any]] | None = None,
+    far_end: Callable[[int, int], tuple[list[Any], int] | None] | None = None,
 ) -> Response:
     """Apply RQL, ``limit``, ``offset`` (and ``search``, where the resource has one) to ``query``;
     answer with a Content-Range header (:func:`.paging.api_total`). The page's rows are read by
     ``key`` (:func:`.paging.deferred_rows`) with the loader ``options``; ``before_render`` sees
     them first (to load what the whole page needs in one statement). ``keyed``, given the filters'
     condition (None for none), answers a query of the same rows' keys and its key column, in the
-    default order: it finds and counts them instead, unless a search or a client's order applies."""
+    default order: it finds and counts them instead, unless a search or a client's order applies.
+    ``far_end``, given ``offset`` and ``limit``, may answer an unfiltered page in the default
+    order and its exact total itself (a page past the middle, read from the other end), or None."""
     parsed = rql.parse_query(request.query_string.decode("latin-1"), fields, default_order)
     try:
         limit = int(parsed.params.get("limit", DEFAULT_LIMIT))
@@ -93,10 +96,16 @@ def paginated(
         order.append(key)  # a client's ordering may tie: the key keeps offset pages disjoint
     query = query.where(parsed.where).order_by(*order)
     listed, listed_key = query, key
-    if keyed is not None and "search" not in parsed.params and parsed.order_by is default_order:
+    as_listed = "search" not in parsed.params and parsed.order_by is default_order
+    if keyed is not None and as_listed:
         listed, listed_key = keyed(parsed.where if parsed.filtered else None)
-    items = paging.deferred_rows(listed, listed_key, offset, limit, options, row_key=key) if limit else []
-    total, exact = paging.api_total(listed, listed_key, offset, len(items), limit)
+    from_far_end = far_end(offset, limit) if far_end is not None and as_listed and not parsed.filtered else None
+    if from_far_end is not None:
+        items, total = from_far_end
+        exact = True
+    else:
+        items = paging.deferred_rows(listed, listed_key, offset, limit, options, row_key=key) if limit else []
+        total, exact = paging.api_total(listed, listed_key, offset, len(items), limit)
     if before_render is not None:
         before_render(items)
     response = jsonify([render(item) for item in items])
@@ -196,7 +205,12 @@ def list_attempts(webhook_id: str) -> Response:
     webhook = own_webhook(webhook_id)
     query = select(Attempt).where(Attempt.webhook_id == webhook.id)
     return paginated(
-        query, ATTEMPT_FIELDS, [Attempt.started_at.desc(), Attempt.id.desc()], attempt_json, key=Attempt.id
+        query,
+        ATTEMPT_FIELDS,
+        [Attempt.started_at.desc(), Attempt.id.desc()],
+        attempt_json,
+        key=Attempt.id,
+        far_end=lambda offset, limit: attempt_pages.past_the_middle(webhook, offset, limit),
     )
 
 

@@ -71,6 +71,11 @@ class Webhook(Model):
     success_count: Mapped[int] = mapped_column(default=0)
     failure_count: Mapped[int] = mapped_column(default=0)
     failures_since_last_success: Mapped[int] = mapped_column(default=0)
+    # The attempts stored for this webhook now (pruning subtracts), so that the API reads a page
+    # past the middle of a long list from its far end (docs/architecture.md, "Scale"). Written
+    # in the same transaction as every insert and delete of its attempts; NULL until
+    # ``flask attempts backfill-counts`` has counted a webhook made before migration 0027.
+    attempts_kept: Mapped[int | None] = mapped_column(default=0, server_default="0")
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_trigger_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,7 +1,8 @@
 """Pruning and purging (docs/architecture.md, "Scale"): what keeps the attempt and event tables
 the size their retention settings say.
 
-* :func:`prune` removes attempts older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS``, events older
+* :func:`prune` removes attempts older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS`` (and takes them off
+  their webhooks' counts, :func:`.attempt_counts.subtract`), events older
   than ``WEBHOOK_EVENT_RETENTION_DAYS`` (and their rows of ``event_feeds``,
   :func:`.feeds.prune`) and audit entries older than
   ``WEBHOOK_AUDIT_RETENTION_DAYS``, then the attempts of deleted webhooks.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +33,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webhookapp.core.times import utcnow
-from webhookapp.engine import feeds, matches
+from webhookapp.engine import attempt_counts, feeds, matches
 from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, AttemptHour, AuditEntry, DeletedWebhook, Event, MaintenanceLease
@@ -53,24 +54,34 @@ class LeaseLost(Exception):
 
 
 def _delete_in_batches(
-    table: Any, key: Any, moment: Any, condition: ColumnElement[bool], between_batches: Callable[[], None]
+    table: Any,
+    key: Any,
+    moment: Any,
+    condition: ColumnElement[bool],
+    between_batches: Callable[[], None],
+    on_deleted: Callable[[Sequence[Any]], None] | None = None,
 ) -> int:
     """Delete the rows of ``table`` that meet ``condition``, oldest ``moment`` first, :data:`BATCH`
     per transaction, calling ``between_batches`` (which may raise to stop) after each full one.
     Each batch starts where the last ended, so it does not walk again over the index entries of
-    rows already deleted (they stay until vacuum)."""
+    rows already deleted (they stay until vacuum). ``on_deleted`` sees each batch's deleted rows
+    (their ``moment`` and ``webhook_id``) in the batch's transaction."""
     removed, floor = 0, None
+    returned = (moment,) if on_deleted is None else (moment, table.webhook_id)
     while True:
         batch = select(key).where(condition).order_by(moment).limit(BATCH)
         if floor is not None:
             batch = batch.where(moment >= floor)
-        moments = db.session.scalars(
+        rows = db.session.execute(
             delete(table)
             .where(key.in_(batch.scalar_subquery()))
-            .returning(moment)
+            .returning(*returned)
             .execution_options(synchronize_session=False)
         ).all()
+        if on_deleted is not None:
+            on_deleted(rows)
         db.session.commit()
+        moments = [row[0] for row in rows]
         removed += len(moments)
         if len(moments) < BATCH:
             return removed
@@ -134,7 +145,12 @@ def prune() -> dict[str, int] | None:
         audit_before = _cutoff("WEBHOOK_AUDIT_RETENTION_DAYS")
         removed = {
             "attempts": _delete_in_batches(
-                Attempt, Attempt.id, Attempt.started_at, Attempt.started_at < attempts_before, renew
+                Attempt,
+                Attempt.id,
+                Attempt.started_at,
+                Attempt.started_at < attempts_before,
+                renew,
+                on_deleted=lambda rows: attempt_counts.subtract(row.webhook_id for row in rows),
             ),
             "events": _delete_in_batches(Event, Event.id, Event.created_at, Event.created_at < events_before, renew),
             "event_feeds": feeds.prune(events_before, renew),

@@ -80,7 +80,7 @@ def record_attempt(webhook_id: str, number: int, call: PreparedCall, result: Att
     counted = db.session.execute(
         update(Webhook)
         .where(Webhook.id == webhook_id)
-        .values(triggers_count=Webhook.triggers_count + 1, **outcome)
+        .values(triggers_count=Webhook.triggers_count + 1, attempts_kept=Webhook.attempts_kept + 1, **outcome)
         .execution_options(synchronize_session=False)
     )
     if rowcount(counted) == 0:
@@ -105,17 +105,22 @@ def record_redelivery(
     """Store a Redeliver attempt alone: no statistics, no summary, no trigger state; the caller
     commits. None if the webhook was deleted meanwhile (nothing is stored then).
 
-    The attempt is inserted first and the webhook's row then locked ``FOR KEY SHARE``, which a
-    deletion waits for but events and claims do not; on SQLite the insert holds the write lock
-    (docs/architecture.md, "Scale": every writer of attempts checks that the webhook exists).
+    The attempt is inserted first and the webhook's stored-attempts count then raised, which
+    locks its row until the caller commits (a deletion waits for it; so do events and claims of
+    that webhook, for that short while); on SQLite the insert holds the write lock
+    (docs/architecture.md, "Scale": every writer of attempts checks that the webhook exists, and
+    counts what it stores).
     """
     attempt = Attempt(**attempt_row(webhook_id, number, call, result, kind, redelivery_of))
     db.session.add(attempt)
     db.session.flush()
-    alive = db.session.scalar(
-        select(Webhook.id).where(Webhook.id == webhook_id).with_for_update(read=True, key_share=True)
+    counted = db.session.execute(
+        update(Webhook)
+        .where(Webhook.id == webhook_id)
+        .values(attempts_kept=Webhook.attempts_kept + 1)
+        .execution_options(synchronize_session=False)
     )
-    if alive is None:
+    if rowcount(counted) == 0:
         db.session.rollback()
         return None
     return attempt

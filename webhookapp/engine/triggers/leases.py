@@ -124,6 +124,7 @@ def _succeed_statement() -> Update:
         .values(
             triggers_count=TABLE.c.triggers_count + 1,
             success_count=TABLE.c.success_count + 1,
+            attempts_kept=TABLE.c.attempts_kept + 1,
             failures_since_last_success=0,
             last_success_at=bindparam("at", type_=UTCDateTime()),
             last_success_info=bindparam("info", type_=JSON()),

@@ -62,6 +62,7 @@ SUCCEED = f"""    counted AS (
         UPDATE webhooks w
         SET triggers_count = w.triggers_count + 1,
             success_count = w.success_count + 1,
+            attempts_kept = w.attempts_kept + 1,
             failures_since_last_success = 0,
             last_success_at = b.started_at,
             last_success_info = json_build_object(
