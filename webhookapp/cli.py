@@ -220,12 +220,13 @@ def attempts_group() -> None:
 @click.option(
     "--batch-size", default=attempt_counts.BATCH_SIZE, show_default=True, type=click.IntRange(1, 100_000)
 )
+@click.option("--all", "recount", is_flag=True, help="Count every webhook again (once, after a rolling upgrade).")
 @click.option("--verbose", is_flag=True, help="Say where it is after every batch.")
-def backfill_attempt_counts(batch_size: int, verbose: bool) -> None:
-    """Count the stored attempts of the webhooks made before migration 0027, in short
-    transactions, beside the running service; stopped, it resumes where it was. Until a webhook is
-    counted, a deep page of its attempts is read the slower way."""
-    counted = attempt_counts.backfill(batch_size, progress=click.echo if verbose else None)
+def backfill_attempt_counts(batch_size: int, recount: bool, verbose: bool) -> None:
+    """Count the stored attempts of the webhooks made before migration 0027 (of every webhook with
+    --all), in short transactions, beside the running service; stopped, it resumes where it was.
+    Until a webhook is counted, a deep page of its attempts is read the slower way."""
+    counted = attempt_counts.backfill(batch_size, progress=click.echo if verbose else None, recount=recount)
     click.echo(f"Attempt counts backfilled: {counted} webhooks counted; every webhook has its count.")
 
 

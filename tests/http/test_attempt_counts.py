@@ -137,3 +137,8 @@ def test_the_backfill_counts_in_batches_and_skips_what_is_counted(app, vendor):
     assert len(said) == 2  # two full batches; the empty last one says nothing
     assert all(stored == actual for stored, actual in counts(*(hook.id for hook in hooks)).values())
     assert attempt_counts.backfill() == 0
+    # What an old process left uncounted during a rolling upgrade: --all counts it again.
+    db.session.execute(update(Webhook).where(Webhook.id == hooks[4].id).values(attempts_kept=1))
+    db.session.commit()
+    assert attempt_counts.backfill(recount=True) == 5
+    assert counts(hooks[4].id) == {hooks[4].id: (4, 4)}

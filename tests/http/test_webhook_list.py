@@ -69,6 +69,17 @@ def test_list_is_paginated_25_per_page_newest_first(client, auth, vendor):
     assert 'rel="next"' not in text(second)
 
 
+def test_a_search_is_paged_and_counted_as_the_whole_list_is(client, auth, vendor):
+    """A search's keys and count come from one statement; past its last page, the count alone."""
+    make_hooks(vendor, [{"label": f"{'Match' if n % 3 else 'Other'} {n:02d}"} for n in range(45)])
+    auth.login()
+    first, second = client.get("/webhooks?q=match"), client.get("/webhooks?q=match&page=2")
+    expected = [f"Match {n:02d}" for n in range(44, -1, -1) if n % 3]
+    assert rows(first) + rows(second) == expected and len(rows(first)) == 25
+    assert "1–25 of 30" in text(first) and "26–30 of 30" in text(second)
+    assert rows(client.get("/webhooks?q=match&page=3")) == []
+
+
 def test_pagination_keeps_the_filters(client, auth, vendor):
     make_hooks(vendor, [{"label": f"Match {n:02d}"} for n in range(26)] + [{"label": "Other"}])
     auth.login()

@@ -40,10 +40,14 @@ def subtract(webhook_ids: Iterable[str]) -> None:
     db.session.execute(statement, rows)
 
 
-def backfill(batch_size: int = BATCH_SIZE, progress: Callable[[str], None] | None = None) -> int:
-    """Count the attempts of every webhook whose count is not known yet, ``batch_size`` webhooks
-    per transaction in id order; returns the webhooks counted. Safe beside the service, and
-    resumable: a webhook counted is never counted again.
+def backfill(
+    batch_size: int = BATCH_SIZE, progress: Callable[[str], None] | None = None, *, recount: bool = False
+) -> int:
+    """Count the attempts of every webhook whose count is not known yet (of every webhook with
+    ``recount``: after a rolling upgrade, whose old processes stored attempts without counting
+    them), ``batch_size`` webhooks per transaction in id order; returns the webhooks counted.
+    Safe beside the service, and resumable: a webhook counted is not counted again, but by a
+    ``recount``.
 
     Each batch locks its webhooks first (``FOR UPDATE``, in id order), then counts in a second
     statement, whose snapshot sees every attempt committed before the locks were taken; a writer
@@ -52,7 +56,9 @@ def backfill(batch_size: int = BATCH_SIZE, progress: Callable[[str], None] | Non
     the write lock."""
     counted, after = 0, ""
     while True:
-        pending = select(Webhook.id).where(Webhook.attempts_kept.is_(None), Webhook.id > after).order_by(Webhook.id)
+        pending = select(Webhook.id).where(Webhook.id > after).order_by(Webhook.id)
+        if not recount:
+            pending = pending.where(Webhook.attempts_kept.is_(None))
         if on_postgresql():
             pending = pending.with_for_update()
         ids = list(db.session.scalars(pending.limit(batch_size)))

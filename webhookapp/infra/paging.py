@@ -80,13 +80,31 @@ def deferred_rows(
 
 class OffsetPagination(Pagination):
     """Flask-SQLAlchemy's numbered pages, read with :func:`deferred_rows`: arguments ``select``
-    (ordered), ``key`` and ``options`` (loader options for the page's rows)."""
+    (ordered), ``key`` and ``options`` (loader options for the page's rows), and ``counted_with_keys``.
+
+    ``counted_with_keys``: the page's keys and the total come from one statement (a window
+    count), for a list whose order no index gives, such as a text search: its keys must be read
+    and sorted whole for any page anyway, so a count apart would read them all a second time."""
+
+    _counted: int | None = None
 
     def _query_items(self) -> list[Any]:
         args = self._query_args
-        return deferred_rows(args["select"], args["key"], self._query_offset, self.per_page, args["options"])
+        if not args.get("counted_with_keys"):
+            return deferred_rows(args["select"], args["key"], self._query_offset, self.per_page, args["options"])
+        keys = _keys(args["select"], args["key"]).add_columns(func.count().over())
+        found = db.session.execute(keys.offset(self._query_offset).limit(self.per_page)).all()
+        if not found:
+            return []  # past the end: no row carries the total, counted apart
+        self._counted = found[0][1]
+        key, ids = args["key"], [row[0] for row in found]
+        rows = db.session.scalars(select(key.class_).where(key.in_(ids)).options(*args["options"])).unique().all()
+        position = {value: index for index, value in enumerate(ids)}
+        return sorted(rows, key=lambda row: position[getattr(row, key.key)])
 
     def _query_count(self) -> int:
+        if self._counted is not None:
+            return self._counted
         keys = _keys(self._query_args["select"], self._query_args["key"]).order_by(None).subquery()
         return db.session.scalar(select(func.count()).select_from(keys)) or 0
 

