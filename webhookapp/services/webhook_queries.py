@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, any_, case, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from webhookapp.core import catalog
 from webhookapp.core.times import utcnow
 from webhookapp.infra import paging
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, on_postgresql
 from webhookapp.models import Account, Attempt, Product, Webhook, WebhookSearch
 from webhookapp.services import event_queries
 
@@ -31,13 +31,17 @@ def search_condition(search: str, account: Account) -> ColumnElement[bool]:
     case), or an event whose id, client id or object id is ``search`` matched the webhook.
 
     The names, ids and URLs are read from ``webhook_search`` (:class:`.WebhookSearch`), through a
-    trigram index on PostgreSQL, rather than from every webhook of the account."""
+    trigram index on PostgreSQL, rather than from every webhook of the account. There the
+    matches are an array found first (``= ANY(array(…))``, run once), then each webhook read by
+    its key: as ``IN (…)``, fresh statistics (which expect a few dozen matches where a short
+    text has a thousand) led PostgreSQL to walk the account's webhooks in list order testing
+    each one (114 ms for 20,000, against 10)."""
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     found = select(WebhookSearch.webhook_id).where(
         WebhookSearch.account_id == account.id, WebhookSearch.text.ilike(f"%{escaped}%", escape="\\")
     )
     matched = event_queries.matched_by(account, search)
-    contains = Webhook.id.in_(found)
+    contains = Webhook.id == any_(func.array(found.scalar_subquery())) if on_postgresql() else Webhook.id.in_(found)
     return or_(contains, Webhook.id.in_(sorted(matched))) if matched else contains
 
 
