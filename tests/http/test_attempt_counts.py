@@ -6,14 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event, run_worker, statements
+from tests.plans import analyze, scans
 from webhookapp.core.times import utcnow
 from webhookapp.engine import attempt_counts, maintenance
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
+from webhookapp.services import attempt_pages
 
 URL = "/public/v1/notifications/webhooks"
 
@@ -142,3 +144,25 @@ def test_the_backfill_counts_in_batches_and_skips_what_is_counted(app, vendor):
     db.session.commit()
     assert attempt_counts.backfill(recount=True) == 5
     assert counts(hooks[4].id) == {hooks[4].id: (4, 4)}
+
+
+@pytest.mark.postgresql
+def test_the_last_page_of_a_long_list_reads_a_page_of_the_index(postgresql, vendor):
+    """Proved by the rows the executed plan read: the far end's offset steps over the rows
+    between the page and that end, not over the whole list before the page."""
+    hook = make_webhook(vendor)
+    db.session.execute(text(
+        "INSERT INTO attempts (webhook_id, kind, number, started_at, duration_ms, success, request_method,"
+        " request_url, request_headers, response_truncated) SELECT :w, 'trigger', 1,"
+        " now() - n * interval '1 second', 1.0, true, 'POST', 'https://h.test/', '{}'::json, false"
+        " FROM generate_series(1, 3000) AS n"), {"w": hook.id})  # fmt: skip
+    db.session.execute(update(Webhook).where(Webhook.id == hook.id).values(attempts_kept=None))
+    db.session.commit()
+    attempt_counts.backfill()
+    analyze("attempts")
+    for offset, limit, expected in ((2900, 100, 100), (2000, 100, 1000), (2990, 100, 10)):
+        read = scans(attempt_pages.far_end_keys(hook.id, offset, limit))
+        attempts = [scan for scan in read if scan.get("Relation Name") == "attempts"]
+        assert [scan["Index Name"] for scan in attempts] == ["ix_attempts_webhook_started_id"], read
+        assert attempts[0]["read"] == expected, (offset, read)
+    db.session.rollback()

@@ -6,57 +6,19 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import ClauseElement, Executable, and_, func, select, text
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import and_, func, select, text
 
 from tests.conftest import make_tenant, make_webhook
 from tests.engine import api_token, post_event
+from tests.plans import analyze, scans
 from webhookapp.core.times import utcnow
 from webhookapp.engine import matches
 from webhookapp.infra import paging
 from webhookapp.infra.extensions import db
 from webhookapp.models import Backfill, Event
 from webhookapp.services import event_queries
-
-
-class _Analyze(Executable, ClauseElement):
-    """``EXPLAIN (ANALYZE, FORMAT JSON)`` of a statement: run it, and say what each node read."""
-
-    inherit_cache = False
-
-    def __init__(self, statement: Any):
-        self.statement = statement
-
-
-@compiles(_Analyze, "postgresql")
-def _analyze_postgresql(element: _Analyze, compiler: Any, **kw: Any) -> str:
-    return "EXPLAIN (ANALYZE, FORMAT JSON) " + compiler.process(element.statement, **kw)
-
-
-def scans(statement: Any) -> list[dict[str, Any]]:
-    """The executed plan's scans of tables and indexes, each with ``read``: the rows it read,
-    those its filters then dropped included, over all its loops."""
-    found: list[dict[str, Any]] = []
-
-    def walk(node: dict[str, Any]) -> None:
-        if "Relation Name" in node or "Index Name" in node:
-            per_loop = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
-            per_loop += node.get("Rows Removed by Index Recheck", 0)
-            found.append({**node, "read": per_loop * node["Actual Loops"]})
-        for child in node.get("Plans", ()):
-            walk(child)
-
-    walk(db.session.execute(_Analyze(statement)).scalar()[0]["Plan"])
-    return found
-
-
-def analyze(table: str) -> None:
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f"VACUUM ANALYZE {table}"))  # as autovacuum would
-
 
 # -- the list's search by an event's ids ---------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, literal, select
+from sqlalchemy import Select, case, literal, select
 
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
@@ -25,18 +25,7 @@ def past_the_middle(webhook: Webhook, offset: int, limit: int) -> tuple[list[Att
     kept = webhook.attempts_kept
     if kept is None or limit <= 0 or offset * 2 < kept or offset >= kept:
         return None
-    count = select(Webhook.attempts_kept).where(Webhook.id == webhook.id).scalar_subquery()
-    after_page = count - offset - limit  # rows older than the page
-    skip = case((after_page > 0, after_page), else_=literal(0))
-    take = case((count - offset >= limit, literal(limit)), (count - offset > 0, count - offset), else_=literal(0))
-    keys = (
-        select(Attempt.id, count.label("count"))
-        .where(Attempt.webhook_id == webhook.id)
-        .order_by(Attempt.started_at, Attempt.id)
-        .offset(skip)
-        .limit(take)
-    )
-    found = db.session.execute(keys).all()
+    found = db.session.execute(far_end_keys(webhook.id, offset, limit)).all()
     if not found:
         return None
     ids = [row.id for row in reversed(found)]
@@ -45,3 +34,19 @@ def past_the_middle(webhook: Webhook, offset: int, limit: int) -> tuple[list[Att
     }
     total: int = found[0][1]
     return [rows[attempt_id] for attempt_id in ids if attempt_id in rows], total
+
+
+def far_end_keys(webhook_id: str, offset: int, limit: int) -> Select[Any]:
+    """The ids of the page at ``offset`` (newest first) read oldest first, each with the count
+    they were found by: one statement, so that both come from one snapshot."""
+    count = select(Webhook.attempts_kept).where(Webhook.id == webhook_id).scalar_subquery()
+    after_page = count - offset - limit  # rows older than the page
+    skip = case((after_page > 0, after_page), else_=literal(0))
+    take = case((count - offset >= limit, literal(limit)), (count - offset > 0, count - offset), else_=literal(0))
+    return (
+        select(Attempt.id, count.label("count"))
+        .where(Attempt.webhook_id == webhook_id)
+        .order_by(Attempt.started_at, Attempt.id)
+        .offset(skip)
+        .limit(take)
+    )
