@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import event, update
+from sqlalchemy import event, text, update
 
 from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch
@@ -155,3 +155,15 @@ def platform_group(product_id: str, count: int = 3) -> list[str]:
     outcomes = ingest_postgresql._run(db.engine, group)
     assert all(outcome.webhook_ids for outcome in outcomes)
     return ids
+
+
+def insert_attempts(hook_id: str, count: int, *, failing_every: int = 0) -> None:
+    """``count`` trigger attempts of the webhook a second apart, the newest a second ago, in
+    one statement on PostgreSQL (``failing_every``: every n-th one failed), in the session's transaction;
+    the webhook's count of stored attempts is left as it was."""
+    success = "n % :every <> 0" if failing_every else "true"
+    db.session.execute(text(
+        "INSERT INTO attempts (webhook_id, kind, number, started_at, duration_ms, success, request_method,"
+        f" request_url, request_headers, response_truncated) SELECT :hook, 'trigger', 1, now() - n * interval"
+        f" '1 second', 1, {success}, 'POST', 'https://h.test/', '{{}}', false FROM generate_series(1, :count) AS n"
+    ), {"hook": hook_id, "count": count, "every": failing_every})  # fmt: skip

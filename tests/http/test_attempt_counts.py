@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from tests.conftest import make_webhook
-from tests.engine import api_token, post_event, run_worker, statements
+from tests.engine import api_token, insert_attempts, post_event, run_worker, statements
 from tests.plans import analyze, scans
 from webhookapp.core.times import utcnow
 from webhookapp.engine import attempt_counts, maintenance
@@ -53,8 +53,9 @@ def test_every_writer_of_attempts_keeps_the_count(app, client, vendor, handler):
     assert redelivered.status_code in (200, 201), redelivered.get_data(as_text=True)
     now = counts(*ids)
     assert all(stored == actual for stored, actual in now.values()), now
-    # Broken: a failure, its retry (then Out of order: the second event waits) and the redelivery.
-    assert now[broken.id][1] == 3 and now[good[0].id][1] == 2 and now[validator.id][1] >= 1
+    # Broken: a failure, its retry when the job is still there when it is due (then Out of order),
+    # and the redelivery.
+    assert now[broken.id][1] in (2, 3) and now[good[0].id][1] == 2 and now[validator.id][1] >= 1
 
     # Pruning: the older half of each webhook's attempts past the retention.
     app.config.update(WEBHOOK_ATTEMPT_RETENTION_DAYS=1)
@@ -67,7 +68,7 @@ def test_every_writer_of_attempts_keeps_the_count(app, client, vendor, handler):
     assert maintenance.prune() is not None
     after = counts(*ids)
     assert all(stored == actual for stored, actual in after.values()), after
-    assert after[broken.id][1] == 1 and after[good[0].id][1] == 0
+    assert after[broken.id][1] == now[broken.id][1] - 2 and after[good[0].id][1] == 0
 
 
 def add_attempts(hook: Webhook, count: int) -> list[int]:
@@ -151,11 +152,7 @@ def test_the_last_page_of_a_long_list_reads_a_page_of_the_index(postgresql, vend
     """Proved by the rows the executed plan read: the far end's offset steps over the rows
     between the page and that end, not over the whole list before the page."""
     hook = make_webhook(vendor)
-    db.session.execute(text(
-        "INSERT INTO attempts (webhook_id, kind, number, started_at, duration_ms, success, request_method,"
-        " request_url, request_headers, response_truncated) SELECT :w, 'trigger', 1,"
-        " now() - n * interval '1 second', 1.0, true, 'POST', 'https://h.test/', '{}'::json, false"
-        " FROM generate_series(1, 3000) AS n"), {"w": hook.id})  # fmt: skip
+    insert_attempts(hook.id, 3000)
     db.session.execute(update(Webhook).where(Webhook.id == hook.id).values(attempts_kept=None))
     db.session.commit()
     attempt_counts.backfill()

@@ -11,7 +11,7 @@ from rq import Queue
 from sqlalchemy import func, select, text
 
 from tests.conftest import make_webhook
-from tests.engine import api_token, run_worker, statements
+from tests.engine import api_token, insert_attempts, run_worker, statements
 from webhookapp.core.times import utcnow
 from webhookapp.engine import dispatch, maintenance
 from webhookapp.infra.extensions import db
@@ -195,11 +195,7 @@ def test_deep_pages_and_counts_read_the_indexes_alone(postgresql, vendor):
     from webhookapp.infra import paging
 
     hook = make_webhook(vendor)
-    db.session.execute(text(
-        "INSERT INTO attempts (webhook_id, kind, number, started_at, duration_ms, success, request_method,"
-        " request_url, request_headers, response_truncated)"
-        " SELECT :hook, 'trigger', 1, now() - n * interval '1 second', 1, n % 50 <> 0, 'POST', 'https://h.test/',"
-        " '{}', false FROM generate_series(1, 20000) AS n"), {"hook": hook.id})  # fmt: skip
+    insert_attempts(hook.id, 20000, failing_every=50)
     db.session.commit()
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE attempts"))

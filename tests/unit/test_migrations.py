@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, inspect, text
 
 from webhookapp import create_app
 from webhookapp.core import scopes
@@ -94,6 +94,14 @@ def test_tokens_made_before_scopes_keep_every_scope(fresh_app):
         assert token.name == "old" and token.last_used_address == "192.0.2.7"
 
 
+def add_old_vendor(connection: Connection, at: str) -> None:
+    """Vendor VA-000-001 and its product PRD-000-000-001, as an older release stored them."""
+    connection.execute(text("INSERT INTO accounts (id, name, kind, created_at) "
+                            "VALUES ('VA-000-001', 'Old', 'vendor', :t)"), {"t": at})  # fmt: skip
+    connection.execute(text("INSERT INTO products (id, name, vendor_id, dynamic_validation, created_at) "
+                            "VALUES ('PRD-000-000-001', 'P', 'VA-000-001', false, :t)"), {"t": at})  # fmt: skip
+
+
 def test_trigger_now_counts_come_from_the_audit_trail(fresh_app):
     """0016: an event webhook's Trigger Now presses still in the audit trail, never more than its
     events; a validation webhook's presses count no event there, so none."""
@@ -104,10 +112,7 @@ def test_trigger_now_counts_come_from_the_audit_trail(fresh_app):
     engine = create_engine(fresh_app.config["SQLALCHEMY_DATABASE_URI"])
     try:
         with engine.begin() as connection:
-            connection.execute(text("INSERT INTO accounts (id, name, kind, created_at) "
-                                    "VALUES ('VA-000-001', 'Old', 'vendor', :t)"), {"t": at})  # fmt: skip
-            connection.execute(text("INSERT INTO products (id, name, vendor_id, dynamic_validation, created_at) "
-                                    "VALUES ('PRD-000-000-001', 'P', 'VA-000-001', false, :t)"), {"t": at})  # fmt: skip
+            add_old_vendor(connection, at)
             for webhook_id, type_, events, presses in (("WH-000-000-001", "event", 5, 2),
                                                        ("WH-000-000-002", "event", 1, 3),
                                                        ("WH-000-000-003", "validator", 4, 4)):  # fmt: skip
@@ -182,10 +187,7 @@ def test_attempt_counts_are_unknown_until_the_backfill_counts_them(fresh_app):
     engine = create_engine(fresh_app.config["SQLALCHEMY_DATABASE_URI"])
     try:
         with engine.begin() as connection:
-            connection.execute(text("INSERT INTO accounts (id, name, kind, created_at) "
-                                    "VALUES ('VA-000-001', 'Old', 'vendor', :t)"), {"t": at})  # fmt: skip
-            connection.execute(text("INSERT INTO products (id, name, vendor_id, dynamic_validation, created_at) "
-                                    "VALUES ('PRD-000-000-001', 'P', 'VA-000-001', false, :t)"), {"t": at})  # fmt: skip
+            add_old_vendor(connection, at)
             connection.execute(text(webhook), {"id": "WH-000-000-001", "t": at})
             for _ in range(3):
                 connection.execute(text(attempt), {"id": "WH-000-000-001", "t": at})
