@@ -99,7 +99,7 @@ def plain_columns() -> dict[str, tuple[str | None, str | None]]:
 ABSENT_DEFAULTS = {
     "signature_format": "jwt", "signature_switch_pending": False, "trigger_message_id": None,
     "retry_asked_at": None, "disabled_reason": None, "trigger_traceparent": None,
-    "tls_client_cert": None, "tls_client_key_encrypted": None, "tls_ca_bundle": None,
+    "tls_client_cert": None, "tls_client_key_encrypted": None, "tls_ca_bundle": None, "attempts_kept": None,
 }  # fmt: skip
 AFTER_0_3_0 = [defer(Webhook.trigger_now_count)] + [defer(getattr(Webhook, name)) for name in ABSENT_DEFAULTS]
 
