@@ -116,3 +116,95 @@ def test_a_call_that_cannot_be_signed_fails_alone_and_is_recorded(app, vendor, h
     assert not failed.success and failed.error.startswith("Could not prepare the request:")
     assert failed.response_status is None and len(handler.requests_to("/fine")) == 1
     assert (db.session.get(Webhook, broken.id).failure_count, db.session.get(Webhook, fine.id).success_count) == (1, 1)
+
+
+def leases() -> dict[str, str]:
+    """The lease held on each webhook that has one."""
+    db.session.rollback()
+    return dict(db.session.execute(select(Webhook.id, Webhook.lease_id).where(Webhook.lease_id.is_not(None))).all())
+
+
+def test_a_thread_whose_slow_send_ends_takes_a_call_claimed_ahead(app, vendor, handler):
+    app.config["WEBHOOK_WORKER_THREADS"] = 4  # the app's runtime builds a pool of this size at first use
+    answers = [threading.Event() for _ in range(8)]
+    hooks = [
+        make_webhook(vendor, label=f"Slow {n}", external_url=handler.behave(f"/slow{n}", held_until=answer))
+        for n, answer in enumerate(answers)
+    ]
+    by_path = {f"/slow{n}": hook.id for n, hook in enumerate(hooks)}
+    make_due(hooks)
+    outcome: dict[str, int] = {}
+
+    def job() -> None:
+        with app.app_context():
+            outcome["attempts"] = delivery.drain(runtime.of(app), budget=60)
+            db.session.remove()
+
+    def arrived() -> list[str]:
+        return [received.path for received in handler.received]
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(arrived()) < 4 or len(leases()) < 6:
+            assert time.monotonic() < deadline, f"{arrived()}, {leases()}"
+            time.sleep(0.02)
+        time.sleep(0.1)  # the threads are all held: nothing more is sent, nothing more claimed
+        held = leases()
+        # Every thread is busy, and the job has half as many calls again claimed (in one claim)
+        # and signed, ready for the first thread that is free.
+        assert len(arrived()) == 4 and len(held) == 4 + 4 // 2 and len(set(held.values())) == 1
+        answers[int(arrived()[0].removeprefix("/slow"))].set()
+        deadline = time.monotonic() + 20
+        while len(arrived()) < 5:
+            assert time.monotonic() < deadline, arrived()
+            time.sleep(0.005)
+        # The next call went out from those claimed ahead: no claim after the send ended.
+        assert held[by_path[arrived()[4]]] == next(iter(held.values()))
+    finally:
+        for answer in answers:
+            answer.set()
+        worker.join(30)
+    assert outcome["attempts"] == len(hooks)
+    assert counts() == (len(hooks), 0, 0)
+    assert sorted(arrived()) == sorted(by_path)
+    assert db.session.scalar(select(func.count()).select_from(Attempt)) == len(hooks)
+
+
+@pytest.mark.slow  # waits out half a lease's margin of 2 s
+def test_a_call_claimed_ahead_that_no_thread_takes_in_time_is_handed_back(app, vendor, handler, caplog):
+    app.config["WEBHOOK_WORKER_THREADS"] = 2
+    app.config["WEBHOOK_DELIVERY_TIMEOUT"] = 4.0  # a lease's margin of 4 s: a call waits at most 2 s
+    answer = threading.Event()
+    url = handler.behave("/held", held_until=answer)
+    hooks = [make_webhook(vendor, label=f"Held {n}", external_url=url) for n in range(3)]
+    make_due(hooks)
+    outcome: dict[str, int] = {}
+
+    def job() -> None:
+        with app.app_context():
+            outcome["attempts"] = delivery.drain(runtime.of(app), budget=60)
+            db.session.remove()
+
+    def handed_back() -> int:
+        return sum("Handed back 1 of 1" in record.getMessage() for record in caplog.records)
+
+    caplog.set_level("INFO", logger="webhookapp.engine.delivery")
+    worker = threading.Thread(target=job)
+    worker.start()
+    try:
+        handler.wait_for("/held", 2, timeout=10)
+        started = time.monotonic()
+        deadline = started + 10
+        while not handed_back():  # both threads are held: the third call waits, then goes back
+            assert time.monotonic() < deadline, "the waiting call was not handed back"
+            time.sleep(0.02)
+        assert time.monotonic() - started > 1.0 and len(handler.requests_to("/held")) == 2
+    finally:
+        answer.set()
+        worker.join(30)
+    # It was claimed again and sent once the threads were free: nothing lost, nothing sent twice.
+    assert outcome["attempts"] == len(hooks) and len(handler.requests_to("/held")) == len(hooks)
+    assert counts() == (len(hooks), 0, 0)
+    assert db.session.scalar(select(func.count()).select_from(Attempt)) == len(hooks)

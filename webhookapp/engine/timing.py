@@ -26,6 +26,13 @@ FAST_WINDOW = 1
 hand the interpreter back and forth between threads."""
 SLOW_AFTER = 0.001
 """Seconds after which a send is waiting on its handler, not on us, and leaves the window."""
+READY_AHEAD = 0.5
+"""Claimed and signed calls a job keeps ready beyond its threads, as a share of the thread count:
+a thread whose send ends finds its next call at once, not after the job's next claim. Half covers
+the job's slowest round (gathering, recording, claiming and signing) at a thread per 3 ms."""
+LINGER_SLOW = POLL
+"""Seconds a thread whose send waited on its handler waits for the window or for the next call
+before it goes back to the pool: as long as the job may take to look again."""
 GATHER = 0.02
 """Seconds to gather outcomes into one batch before recording it: every commit has a fixed cost."""
 

@@ -2,13 +2,14 @@
 (docs/architecture.md, "Data flow").
 
 Sends run on a thread pool of ``WEBHOOK_WORKER_THREADS`` per worker process, started as the
-window of :mod:`.flight` allows, so a handler that hangs until the delivery timeout holds one
-thread while every other webhook keeps going. Database work stays on the job's own
-thread. The loop keeps taking new work for ``DRAIN_BUDGET`` seconds, waits for short retries
-due within ``LINGER`` seconds and for the doorbell until ``WEBHOOK_IDLE_WAIT`` after its last
-send, then returns; anything later is scheduled with RQ and watched by the sweeper. A database
-that drops its connections or goes away for a while delays the loop, never kills it: outcomes
-in hand are kept until it takes them (:mod:`.recording`).
+window of :mod:`.flight` allows, from calls claimed and signed ahead of the threads, so a handler
+that hangs until the delivery timeout holds one thread while every other webhook keeps going.
+Database work stays on the job's own thread. The loop keeps taking new work for
+``DRAIN_BUDGET`` seconds, waits for short retries due within ``LINGER`` seconds and for the
+doorbell until ``WEBHOOK_IDLE_WAIT`` after its last send, then returns; anything later is
+scheduled with RQ and watched by the sweeper. A database that drops its connections or goes away
+for a while delays the loop, never kills it: outcomes in hand are kept until it takes them
+(:mod:`.recording`).
 """
 
 from __future__ import annotations
@@ -37,19 +38,21 @@ def drain(runtime: Runtime, webhook_ids: list[str] | None = None, budget: float 
     """Deliver what is due, ``webhook_ids`` first; returns the number of attempts made.
 
     Sends run on the ``runtime``'s thread pool, and the loop ends early once the runtime is told
-    to stop (:meth:`.Runtime.request_stop`). Claims are taken in batches of up to the thread
-    count, signed at once and started as the window of :mod:`.flight` allows. At the end of
-    ``budget`` the job starts what it has claimed and returns at once: sends still in flight (a
-    hung handler) record their own outcome when they end, so the worker is free for its next job.
+    to stop (:meth:`.Runtime.request_stop`). Claims are taken in batches, up to the thread count
+    and half as many again ahead (:data:`.READY_AHEAD`), signed at once and started as the window
+    of :mod:`.flight` allows; calls that waited too long for a thread are handed back. At the end
+    of ``budget`` the job starts what its free threads can take, hands back the rest and returns
+    at once: sends still in flight (a hung handler) record their own outcome when they end, so the
+    worker is free for its next job.
     """
     pool = runtime.delivery()
     slots = pool.threads
-    flight = Flight(pool.executor, pool.sender, slots)
+    flight = Flight(pool.executor, pool.sender, slots, hold=triggers.lease_margin() / 2)
     stopping = runtime.stopping
     tracer = runtime.tracer()
     if webhook_ids:
         # The announced ones go out first.
-        _prepare(flight, or_else(functools.partial(triggers.claim_due, slots, webhook_ids), []), tracer)
+        _prepare(flight, or_else(functools.partial(triggers.claim_due, flight.capacity, webhook_ids), []), tracer)
         flight.fill()
     dispatch.woken()
     deadline = time.monotonic() + budget
@@ -62,17 +65,19 @@ def drain(runtime: Runtime, webhook_ids: list[str] | None = None, budget: float 
         if stopping.is_set():
             return attempts + _wind_down(flight, unrecorded)
         if time.monotonic() >= deadline:
+            _hand_back(flight.surplus())
             recording.record_patiently(unrecorded + flight.hand_over(recording.recorder()))
             return attempts
         busy = flight.busy()
-        # Claims are batched: refill when idle or when a quarter of the threads are free.
-        if busy == 0 or slots - busy >= max(slots // 4, 1):
-            _prepare(flight, or_else(functools.partial(triggers.claim_due, slots - busy), []), tracer)
+        # Claims are batched: refill when idle or when a quarter of the threads' worth is missing.
+        if busy == 0 or flight.capacity - busy >= max(slots // 4, 1):
+            _prepare(flight, or_else(functools.partial(triggers.claim_due, flight.capacity - busy), []), tracer)
         flight.fill()
+        _hand_back(flight.expired())
         if time.monotonic() >= next_reclaim:  # after starting the sends, which it must not delay
             or_else(triggers.reclaim_expired, 0)
             next_reclaim = time.monotonic() + RECLAIM_EVERY
-        if flight or unrecorded:
+        if flight or flight.ready or unrecorded:  # ready calls a parked thread is about to take
             idle_until = time.monotonic() + idle_wait
         elif _linger(stopping, deadline, idle_until):
             continue
@@ -116,6 +121,14 @@ def _unsent_call(claim: Claim) -> PreparedCall:
 
 def _failed(error: str) -> AttemptResult:
     return AttemptResult(started_at=utcnow(), duration_ms=0.0, success=False, error=error)
+
+
+def _hand_back(claims: list[Claim]) -> None:
+    """Give back claims that will not be sent in time: their triggers are due again at once. If
+    the database does not take them, their leases run out and the sweeper does."""
+    if claims:
+        handed_back = or_else(functools.partial(triggers.hand_back, claims), 0)
+        log.info("Handed back %d of %d claimed triggers not started in time.", handed_back, len(claims))
 
 
 def _wind_down(flight: Flight, unrecorded: list[Finished]) -> int:

@@ -81,7 +81,14 @@ def lease_seconds() -> float:
     the timeout and the deadline), so the lease is that plus a margin.
     """
     timeout = float(current_app.config["WEBHOOK_DELIVERY_TIMEOUT"])
-    return 2 * timeout + min(timeout, LEASE_MARGIN_MAX)
+    return 2 * timeout + lease_margin()
+
+
+def lease_margin() -> float:
+    """Seconds a lease adds to the longest attempt. A claimed call waiting for a send thread uses
+    it up: one that cannot start within half of it is handed back, never sent late
+    (:mod:`.delivery.flight`)."""
+    return min(float(current_app.config["WEBHOOK_DELIVERY_TIMEOUT"]), LEASE_MARGIN_MAX)
 
 
 def sendable() -> tuple[ColumnElement[bool], ...]:
