@@ -28,6 +28,8 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
   (:mod:`webhookapp.engine.transport.failures`);
 - :mod:`webhookapp.engine.outcomes` records attempts and statistics
   (:mod:`webhookapp.engine.outcomes.postgresql`: a batch of successes in one statement);
+  :mod:`webhookapp.engine.attempt_counts` keeps each webhook's count of stored attempts where
+  pruning deletes them, and counts the webhooks made before it was kept;
 - :mod:`webhookapp.engine.reconnect` runs a statement again when the database dropped its
   connection;
 - :mod:`webhookapp.engine.direct` holds the calls made at once, apart from the trigger state:
