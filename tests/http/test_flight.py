@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from flask import Flask
 from sqlalchemy import func, select
 
 from tests.conftest import make_webhook
@@ -30,12 +31,8 @@ def counts() -> tuple[int, int, int]:
     )
 
 
-def test_slow_handlers_are_called_concurrently_beyond_the_fast_window(app, vendor, handler):
-    answer = threading.Event()
-    url = handler.behave("/slow", held_until=answer)
-    hooks = [make_webhook(vendor, label=f"Slow {n}", external_url=url) for n in range(24)]
-    make_due(hooks)
-    assert len(hooks) > 4 * timing.FAST_WINDOW
+def start_drain(app: Flask) -> tuple[threading.Thread, dict[str, int]]:
+    """A delivery job (60 s of budget) on a thread of its own; ``attempts`` once it returns."""
     outcome: dict[str, int] = {}
 
     def job() -> None:
@@ -45,6 +42,17 @@ def test_slow_handlers_are_called_concurrently_beyond_the_fast_window(app, vendo
 
     worker = threading.Thread(target=job)
     worker.start()
+    return worker, outcome
+
+
+def test_slow_handlers_are_called_concurrently_beyond_the_fast_window(app, vendor, handler):
+    answer = threading.Event()
+    url = handler.behave("/slow", held_until=answer)
+    hooks = [make_webhook(vendor, label=f"Slow {n}", external_url=url) for n in range(24)]
+    make_due(hooks)
+    assert len(hooks) > 4 * timing.FAST_WINDOW
+
+    worker, outcome = start_drain(app)
     try:
         # Every call is in flight at once, none answered yet: one after another, only the first
         # would be; the window opens as each send turns slow.
@@ -133,18 +141,11 @@ def test_a_thread_whose_slow_send_ends_takes_a_call_claimed_ahead(app, vendor, h
     ]
     by_path = {f"/slow{n}": hook.id for n, hook in enumerate(hooks)}
     make_due(hooks)
-    outcome: dict[str, int] = {}
-
-    def job() -> None:
-        with app.app_context():
-            outcome["attempts"] = delivery.drain(runtime.of(app), budget=60)
-            db.session.remove()
 
     def arrived() -> list[str]:
         return [received.path for received in handler.received]
 
-    worker = threading.Thread(target=job)
-    worker.start()
+    worker, outcome = start_drain(app)
     try:
         deadline = time.monotonic() + 20
         while len(arrived()) < 4 or len(leases()) < 6:
@@ -180,19 +181,12 @@ def test_a_call_claimed_ahead_that_no_thread_takes_in_time_is_handed_back(app, v
     url = handler.behave("/held", held_until=answer)
     hooks = [make_webhook(vendor, label=f"Held {n}", external_url=url) for n in range(3)]
     make_due(hooks)
-    outcome: dict[str, int] = {}
-
-    def job() -> None:
-        with app.app_context():
-            outcome["attempts"] = delivery.drain(runtime.of(app), budget=60)
-            db.session.remove()
 
     def handed_back() -> int:
         return sum("Handed back 1 of 1" in record.getMessage() for record in caplog.records)
 
     caplog.set_level("INFO", logger="webhookapp.engine.delivery")
-    worker = threading.Thread(target=job)
-    worker.start()
+    worker, outcome = start_drain(app)
     try:
         handler.wait_for("/held", 2, timeout=10)
         started = time.monotonic()
