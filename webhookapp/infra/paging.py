@@ -70,9 +70,14 @@ def deferred_rows(
     """The rows of ``query`` (ordered) at ``offset``: keys first, then those ``limit`` rows (read
     by ``row_key``, when ``key`` is another query's column holding the same values)."""
     keys = list(db.session.scalars(_keys(query, key).offset(offset).limit(limit)))
+    return rows_by_keys(key if row_key is None else row_key, keys, options)
+
+
+def rows_by_keys(row_key: InstrumentedAttribute[Any], keys: Sequence[Any], options: Sequence[Any] = ()) -> list[Any]:
+    """The rows whose ``row_key`` is one of ``keys``, in the order of ``keys``, in one statement
+    (a row gone meanwhile is left out)."""
     if not keys:
         return []
-    row_key = key if row_key is None else row_key
     rows = db.session.scalars(select(row_key.class_).where(row_key.in_(keys)).options(*options)).unique().all()
     position = {value: index for index, value in enumerate(keys)}
     return sorted(rows, key=lambda row: position[getattr(row, row_key.key)])
@@ -97,10 +102,7 @@ class OffsetPagination(Pagination):
         if not found:
             return []  # past the end: no row carries the total, counted apart
         self._counted = found[0][1]
-        key, ids = args["key"], [row[0] for row in found]
-        rows = db.session.scalars(select(key.class_).where(key.in_(ids)).options(*args["options"])).unique().all()
-        position = {value: index for index, value in enumerate(ids)}
-        return sorted(rows, key=lambda row: position[getattr(row, key.key)])
+        return rows_by_keys(args["key"], [row[0] for row in found], args["options"])
 
     def _query_count(self) -> int:
         if self._counted is not None:

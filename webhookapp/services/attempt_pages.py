@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Select, case, literal, select
 
+from webhookapp.infra import paging
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
@@ -28,12 +29,8 @@ def past_the_middle(webhook: Webhook, offset: int, limit: int) -> tuple[list[Att
     found = db.session.execute(far_end_keys(webhook.id, offset, limit)).all()
     if not found:
         return None
-    ids = [row.id for row in reversed(found)]
-    rows: dict[Any, Attempt] = {
-        attempt.id: attempt for attempt in db.session.scalars(select(Attempt).where(Attempt.id.in_(ids)))
-    }
     total: int = found[0][1]
-    return [rows[attempt_id] for attempt_id in ids if attempt_id in rows], total
+    return paging.rows_by_keys(Attempt.id, [row.id for row in reversed(found)]), total
 
 
 def far_end_keys(webhook_id: str, offset: int, limit: int) -> Select[Any]:
