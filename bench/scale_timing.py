@@ -177,7 +177,7 @@ def claim_timings(url: str, repeat: int) -> dict[str, list[float]]:
     (``EXPLAIN ANALYZE``'s execution time)."""
     from webhookapp.core.times import utcnow
     from webhookapp.engine import triggers
-    from webhookapp.engine.triggers import leases
+    from webhookapp.engine.triggers import claims
     from webhookapp.infra.extensions import db
 
     timings: dict[str, list[float]] = {}
@@ -197,7 +197,7 @@ def claim_timings(url: str, repeat: int) -> dict[str, list[float]]:
             triggers.next_due_at()
             note("next due time, in the worker", (time.perf_counter() - began) * 1000)
             for name, statement in (
-                ("claim", leases._claim_statement(False)),
+                ("claim", claims._claim_statement(False)),
                 ("next due time", triggers.next_due_query()),
             ):
                 compiled = statement.compile(db.engine)

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from tests.conftest import make_webhook
 from webhookapp.core.times import utcnow
-from webhookapp.engine.triggers import leases
+from webhookapp.engine.triggers import claims
 from webhookapp.infra.extensions import db
 
 WEBHOOKS = 20_000
@@ -67,7 +67,7 @@ def test_a_claim_reads_the_rows_it_takes_however_many_are_due(app, postgresql, v
     for statistics in ("none due", "all due"):
         if statistics == "all due":
             analyze()
-        plan = nodes(leases._claim_statement(False), params)
+        plan = nodes(claims._claim_statement(False), params)
         assert plan[0]["Node Type"] == "ModifyTable" and plan[0]["Actual Rows"] == BATCH, statistics
         # Each node reads about the batch: the chosen rows are found by their ids, not by
         # matching every due row against every chosen one (600 × 64 when the planner expected one).

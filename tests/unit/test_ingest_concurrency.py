@@ -14,7 +14,7 @@ from tests.conftest import make_webhook
 from tests.engine import api_token
 from webhookapp.core.times import utcnow
 from webhookapp.engine import triggers
-from webhookapp.engine.triggers import leases
+from webhookapp.engine.triggers import claims
 from webhookapp.infra.extensions import db
 from webhookapp.models import Event, Webhook
 
@@ -190,7 +190,7 @@ def test_claims_and_the_next_due_time_read_the_pending_triggers_alone(app, postg
     db.session.execute(text("ANALYZE webhooks"))
     params = {"now": utcnow(), "limit": 16, "lease_id": "x", "lease_expires_at": utcnow()}
     plans = []
-    for statement in (leases._claim_statement(False), triggers.next_due_query()):
+    for statement in (claims._claim_statement(False), triggers.next_due_query()):
         compiled = statement.compile(db.engine)
         rows = db.session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.construct_params(params))
         plans.append("\n".join(row[0] for row in rows))

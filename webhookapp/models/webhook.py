@@ -105,8 +105,11 @@ class Webhook(Model):
     # cleared when it is enabled again.
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
     # The ``webhook-id`` of the current trigger: set by the claim of its first attempt, kept by
-    # its retries, cleared when it succeeds or is given up (Out of order, disabled).
+    # its retries, cleared when it succeeds or is given up (Out of order, disabled, 410 Gone).
     trigger_message_id: Mapped[str | None] = mapped_column(String(40))
+    # How many triggers have ended as above: the claim names a trigger's message from it
+    # (``msg_<id>_<serial>``), so a claim whose commit was lost names the same message again.
+    trigger_serial: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # Alerts (services/alerts.py): whether the account's users were told it is out of order; the
     # alert scan looks for rows where this differs from ``out_of_order``.

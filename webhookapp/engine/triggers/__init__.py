@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy import String, Update, bindparam, case, func, null, select, update
 
 from webhookapp.core.times import utcnow
+from webhookapp.engine.triggers.claims import claim_due
 from webhookapp.engine.triggers.leases import (
+    END_OF_TRIGGER,
     GONE,
     GONE_REASON,
     RELEASED_LEASE,
-    claim_due,
     finish,
     hand_back,
     reclaim_expired,
@@ -185,7 +186,8 @@ def set_enabled(webhook: Webhook, enabled: bool) -> None:
     elif not enabled:
         webhook.next_trigger_at = None
         webhook.trigger_attempts = 0
-        webhook.trigger_message_id = None  # the pending trigger is dropped; a later one is new
+        for name, value in END_OF_TRIGGER.items():  # the pending trigger is dropped; a later one is new
+            setattr(webhook, name, value)
     webhook.active = enabled
 
 

@@ -1,102 +1,40 @@
-"""Attempts in flight (docs/architecture.md, "Trigger state"): claiming due triggers, releasing the
-lease with the outcome (success, a retry, Out of order), and taking back leases that ran out or
-that a stopping worker hands back. Multi-row writers lock webhook rows in id order."""
+"""Attempts in flight (docs/architecture.md, "Trigger state"): releasing the lease with the
+outcome (success, a retry, Out of order), and taking back leases that ran out or that a stopping
+worker hands back; the claim that takes them is :mod:`.claims`. Multi-row writers lock webhook
+rows in id order."""
 
 from __future__ import annotations
 
 import functools
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import JSON, ColumnElement, Update, and_, bindparam, case, false, func, literal, select, true, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Update,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 
 from webhookapp.core.times import utcnow
-from webhookapp.engine.triggers.schedule import TABLE, asked_delay, due_conditions, lease_seconds, retry_delay
-from webhookapp.engine.types import SNAPSHOT_COLUMNS, AttemptResult, Claim, Success, snapshot
+from webhookapp.engine.triggers.schedule import TABLE, asked_delay, retry_delay
+from webhookapp.engine.types import AttemptResult, Claim, Success
 from webhookapp.infra import metrics
 from webhookapp.infra.database import rowcount
 from webhookapp.infra.extensions import db
 from webhookapp.models import Actor, UTCDateTime, Webhook, audit
 
-# -- claim -----------------------------------------------------------------------------------
-
-
-@functools.cache
-def _claim_statement(of_given_webhooks: bool) -> Update:
-    """The claim, built once: a delivery job claims many times a second, and building and keying a
-    statement this size costs more than running it."""
-    now = bindparam("now", type_=UTCDateTime())
-    candidates = (
-        select(TABLE.c.id)
-        .where(*due_conditions(now))
-        .order_by(TABLE.c.next_trigger_at, TABLE.c.id)
-        .limit(bindparam("limit"))
-        # SKIP LOCKED lets claimers on PostgreSQL pass each other.
-        .with_for_update(skip_locked=True)
-    )
-    if of_given_webhooks:
-        candidates = candidates.where(TABLE.c.id.in_(bindparam("webhook_ids", expanding=True)))
-    # MATERIALIZED: PostgreSQL would otherwise re-run the subquery per row and claim past the limit.
-    chosen = candidates.cte("chosen").prefix_with("MATERIALIZED")
-    return (
-        update(TABLE)
-        # Joined by primary key (UPDATE … FROM chosen): each chosen row is one probe of pk_webhooks.
-        # The repeated conditions make the UPDATE itself the arbiter wherever a snapshot is stale;
-        # as one CASE they are checked on the rows found, never used to find them. As plain terms
-        # they let PostgreSQL reach the rows through ix_webhooks_due and match every due row
-        # against every chosen one, which it does when its statistics say few are due
-        # (docs/performance.md, "The claim's join").
-        .where(TABLE.c.id == chosen.c.id, case((and_(*due_conditions(now)), true()), else_=false()))
-        .values(
-            lease_id=bindparam("lease_id"),
-            lease_expires_at=bindparam("lease_expires_at", type_=UTCDateTime()),
-            lease_attempt=TABLE.c.trigger_attempts + 1,
-            next_trigger_at=None,
-            trigger_attempts=0,
-            # A trigger's first claim names its message; its retries (and a reclaim) keep the name.
-            trigger_message_id=func.coalesce(
-                TABLE.c.trigger_message_id, literal("msg_") + TABLE.c.id + "_" + bindparam("lease_id")
-            ),
-        )
-        .returning(
-            *(TABLE.c[name] for name in SNAPSHOT_COLUMNS),
-            TABLE.c.lease_attempt,
-            TABLE.c.last_event_api_url,
-            TABLE.c.trigger_traceparent,
-            TABLE.c.trigger_message_id,
-        )
-    )
-
-
-def claim_due(limit: int, webhook_ids: list[str] | None = None) -> list[Claim]:
-    """Atomically move up to ``limit`` due triggers into flight (those of ``webhook_ids`` only, if given)."""
-    if limit <= 0:
-        return []
-    now = utcnow()
-    lease_id = secrets.token_hex(8)
-    params: dict[str, Any] = {
-        "now": now,
-        "limit": limit,
-        "lease_id": lease_id,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds()),
-    }
-    if webhook_ids:
-        params["webhook_ids"] = list(webhook_ids)
-    # One statement in autocommit: a single round trip to the database (no BEGIN, no COMMIT),
-    # which is most of the time between a doorbell and the send.
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        claimed = connection.execute(_claim_statement(bool(webhook_ids)), params).all()
-    return [
-        Claim(webhook=snapshot(row), lease_id=lease_id, attempt=row.lease_attempt, api_url=row.last_event_api_url,
-              claimed_at=now, traceparent=row.trigger_traceparent, message_id=row.trigger_message_id)
-        for row in claimed
-    ]  # fmt: skip
-
-
 # -- succeed, fail and schedule a retry, go out of order -------------------------------------
 
+
+END_OF_TRIGGER: dict[str, Any] = {"trigger_message_id": None, "trigger_serial": Webhook.trigger_serial + 1}
+"""What a trigger's end writes (success, given up, dropped, 410 Gone): the next trigger is a new
+message, named from the new serial by its first claim."""
 
 RELEASED_LEASE: dict[str, int | None] = {"lease_expires_at": None, "lease_attempt": 0, "lease_id": None}
 """A webhook's lease columns once no attempt is in flight: what every release writes, here and in
@@ -130,6 +68,7 @@ def _succeed_statement() -> Update:
             last_success_info=bindparam("info", type_=JSON()),
             # The trigger is done: the next one is a new message (a new ``webhook-id``).
             trigger_message_id=case((_ours(), None), else_=TABLE.c.trigger_message_id),
+            trigger_serial=case((_ours(), TABLE.c.trigger_serial + 1), else_=TABLE.c.trigger_serial),
             **_release(),
         )
     )
@@ -165,11 +104,11 @@ def finish(claim: Claim, result: AttemptResult) -> datetime | None:
     retry_at = None
     values: dict[str, Any] = dict(RELEASED_LEASE)
     if result.success:
-        values["trigger_message_id"] = None  # the trigger is done; the next is a new message
+        values.update(END_OF_TRIGGER)  # the trigger is done; the next is a new message
     else:
         if claim.attempt >= int(current_app.config["WEBHOOK_MAX_ATTEMPTS"]):
             values["out_of_order"] = True
-            values["trigger_message_id"] = None  # given up: what is sent after re-enabling is new
+            values.update(END_OF_TRIGGER)  # given up: what is sent after re-enabling is new
         else:
             now = utcnow()
             asked = asked_delay(result.status, result.headers, now)
@@ -203,8 +142,8 @@ def _gone(claim: Claim) -> bool:
         update(Webhook)
         .where(Webhook.id == claim.webhook.id, Webhook.lease_id == claim.lease_id, Webhook.active.is_(True))
         .values(
-            **RELEASED_LEASE, active=False, out_of_order=True, next_trigger_at=None, trigger_attempts=0,
-            disabled_reason=GONE_REASON, modified_at=utcnow(),
+            **RELEASED_LEASE, **END_OF_TRIGGER, active=False, out_of_order=True, next_trigger_at=None,
+            trigger_attempts=0, disabled_reason=GONE_REASON, modified_at=utcnow(),
         )
         .execution_options(synchronize_session=False)
     )  # fmt: skip

@@ -72,6 +72,7 @@ SUCCEED = f"""    counted AS (
             -- The trigger is done (the next is a new message); the lease is released only by
             -- the claim that holds it.
             trigger_message_id = CASE WHEN w.lease_id = b.lease_id THEN NULL ELSE w.trigger_message_id END,
+            trigger_serial = CASE WHEN w.lease_id = b.lease_id THEN w.trigger_serial + 1 ELSE w.trigger_serial END,
             {_release_if_ours("w", "b")}
         FROM batch b JOIN inserted ON inserted.webhook_id = b.webhook_id
         WHERE w.id = b.webhook_id
