@@ -39,6 +39,7 @@ STATE = (
     "active", "out_of_order", "events_count", "last_event_at", "next_trigger_at", "trigger_attempts",
     "last_event_api_url", "trigger_traceparent", "lease_id", "lease_expires_at", "lease_attempt", "triggers_count",
     "success_count", "failure_count", "failures_since_last_success", "last_success_at", "trigger_message_id",
+    "trigger_serial",
 )  # fmt: skip
 
 # label → the webhook's state before the event (besides active event webhooks of the product)
@@ -73,7 +74,7 @@ def state(ids: dict[str, str], since: datetime, presets: set[datetime]) -> dict[
 
     def label(value: Any) -> Any:
         if isinstance(value, str) and value.startswith("msg_"):
-            return "a message id"  # made of the claim's random lease id: the same on both paths, not equal
+            return "a message id"  # named after its webhook: the same on both paths, not equal
         if not isinstance(value, datetime):
             return value
         if value in presets:
