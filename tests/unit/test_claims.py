@@ -134,7 +134,8 @@ def test_the_claims_commit_does_not_wait_for_the_disk_and_only_its_own(app, vend
     due(hook.id)
     sql, constants = claims._claim_sql(db.engine)
     now = utcnow().replace(tzinfo=None)
-    values = {**constants, "now": now, "limit": 10, "lease_id": "lease-x", "lease_expires_at": now + timedelta(seconds=60)}
+    expires = now + timedelta(seconds=60)
+    values = {**constants, "now": now, "limit": 10, "lease_id": "lease-x", "lease_expires_at": expires}
     with psycopg.connect(postgresql) as connection:
         with connection.transaction():
             assert len(connection.execute(sql, values).fetchall()) == 1
