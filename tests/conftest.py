@@ -26,7 +26,7 @@ from tests.servers import HandlerServer, RedisServer
 from webhookapp import create_app
 from webhookapp.engine import runtime
 from webhookapp.infra.config import normalise_database_url
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.models import Account, Product, User, Webhook
 from webhookapp.services import accounts, webhook_changes
 
@@ -81,7 +81,7 @@ def app(tmp_path, redis_url: str) -> Iterator[Flask]:
         yield app
         runtime.of(app).close()  # its sends in flight end and are recorded before the tables go
         schema.empty(db)
-        db.engine.dispose()
+        dispose_engines()
 
 
 @pytest.fixture
@@ -202,7 +202,7 @@ def csrf_client(app: Flask, tmp_path, redis_url: str) -> Iterator[FlaskClient]:
     assert csrf_app.config["WTF_CSRF_ENABLED"] is True
     yield csrf_app.test_client()
     with csrf_app.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 @pytest.fixture

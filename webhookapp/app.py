@@ -21,7 +21,7 @@ from webhookapp.core.errors import ServiceError
 from webhookapp.engine import runtime
 from webhookapp.infra import crypto, database, http_guards, logs, templating, throttling
 from webhookapp.infra.config import CONFIGS
-from webhookapp.infra.extensions import csrf, db, login_manager, migrate
+from webhookapp.infra.extensions import csrf, db, dispose_engines, login_manager, migrate
 from webhookapp.models import secret_columns
 from webhookapp.ops import dashboard
 from webhookapp.version import __version__
@@ -58,7 +58,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
         try:
             secret_columns.check_stored_keys(box, db.engine, timeout=app.config["WEBHOOK_START_CHECK_TIMEOUT"])
         except crypto.CryptoError:
-            db.engine.dispose()  # no connection outlives the refused app
+            dispose_engines()  # no connection outlives the refused app
             raise
     register_blueprints(app)
     register_access_log(app)
@@ -81,6 +81,7 @@ def register_extensions(app: Flask) -> None:
     throttling.init_app(app)
     with app.app_context():
         database.prepare(db.engine)
+        database.add_generic_plans_engine(app)
     sessions.init_app(app)
 
 

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 from tests import schema
 from tests.conftest import PASSWORD, Tenant, database_url, make_tenant
 from webhookapp import create_app
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.models import Account, Product, User
 
 CHROMIUM = "/usr/bin/chromium"
@@ -138,7 +138,7 @@ def live_server(tmp_path: Path, redis_url: str) -> Iterator[LiveServer]:
         thread.join(timeout=10)
         with app.app_context():
             schema.empty(db)
-            db.engine.dispose()
+            dispose_engines()
     if errors:
         pytest.fail(f"The live server raised: {errors[0]!r}")
 

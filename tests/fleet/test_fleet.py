@@ -27,7 +27,7 @@ from tests.fleet.cluster import PG_BIN, SENTINEL_HOSTS, SERVICE, Cluster, databa
 from tests.fleet.load import EVENTS_URL, Load, SinkLog, session, taken
 from tests.fleet.pages import Browser
 from webhookapp import create_app
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.services import webhook_changes
 
 HOOKS = 200
@@ -90,7 +90,7 @@ def seeded(cluster: Cluster) -> Iterator[tuple[Flask, str, list[Hook], Hook]]:
             made.append(Hook(hook.id, product.id, f"/h/{n}"))
         yield app, api_token(vendor.account), made[1:], made[0]
         db.session.remove()
-        db.engine.dispose()
+        dispose_engines()
 
 
 def test_the_fleet_survives_its_faults(cluster: Cluster, seeded, capsys):

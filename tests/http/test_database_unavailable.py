@@ -20,7 +20,7 @@ from tests.servers import free_port
 from webhookapp import create_app
 from webhookapp.auth.sessions import SEEN, STARTED
 from webhookapp.infra import database
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.models import Event
 
 BRIEFLY = "The service is briefly unavailable"
@@ -39,7 +39,7 @@ def refused_app(tmp_path, redis_url: str) -> Iterator[Flask]:
                                  "WEBHOOK_START_CHECK_TIMEOUT": 1})  # fmt: skip
     yield app
     with app.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 def test_the_event_api_answers_503_with_retry_after_while_the_database_refuses(refused_app, caplog):
@@ -99,7 +99,7 @@ def set_read_only(url: str, read_only: bool) -> None:
         setting = "SET default_transaction_read_only = on" if read_only else "RESET default_transaction_read_only"
         connection.execute(f'ALTER DATABASE "{name}" {setting}')
     db.session.rollback()
-    db.engine.dispose()  # the pooled connections predate the change
+    dispose_engines()  # the pooled connections predate the change
 
 
 @pytest.mark.postgresql

@@ -33,7 +33,7 @@ from webhookapp.api.openapi import EVENT_PATH
 from webhookapp.api.openapi_webhook_paths import WEBHOOK_PATH
 from webhookapp.api.serializers import STATUS_KEYS
 from webhookapp.core import catalog, scopes
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.models import Attempt, Webhook
 from webhookapp.services import tokens
 
@@ -73,7 +73,7 @@ class Api:
                                            headers={"Authorization": f"ApiKey {self.token}"})  # fmt: skip
         finally:
             with down.app_context():
-                db.engine.dispose()
+                dispose_engines()
 
     def raw(self, method: str, path: str, data: str, content_type: str = JSON):
         return self.call(method, path, data=data, content_type=content_type)

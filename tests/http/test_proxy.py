@@ -14,7 +14,7 @@ from tests.conftest import database_url
 from tests.engine import api_token
 from webhookapp import create_app
 from webhookapp.engine import runtime
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.models import ApiToken
 
 PROXY = {"REMOTE_ADDR": "127.0.0.1"}  # nginx on the same machine, as deploy/nginx/webhookapp.conf has it
@@ -31,7 +31,7 @@ def proxied(app: Flask, tmp_path, redis_url: str) -> Iterator[FlaskClient]:
     if connection is not None:
         connection.close()
     with proxied_app.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 def test_behind_one_proxy_the_forwarded_client_address_is_the_requests(proxied, vendor):

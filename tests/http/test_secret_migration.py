@@ -25,7 +25,7 @@ from tests.http.test_secrets_at_rest import stored_bytes
 from webhookapp import create_app
 from webhookapp.engine import runtime
 from webhookapp.infra import crypto
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.models import Account, Webhook, WizardDraft
 from webhookapp.services import webhook_changes
 
@@ -56,7 +56,7 @@ def old_app(tmp_path, redis_url: str, handler) -> Iterator[Flask]:
         runtime.of(app).close()
         db.session.remove()
         empty_schema()
-        db.engine.dispose()
+        dispose_engines()
 
 
 def load_0010(connection, url: str) -> None:
@@ -100,6 +100,7 @@ ABSENT_DEFAULTS = {
     "signature_format": "jwt", "signature_switch_pending": False, "trigger_message_id": None,
     "retry_asked_at": None, "disabled_reason": None, "trigger_traceparent": None,
     "tls_client_cert": None, "tls_client_key_encrypted": None, "tls_ca_bundle": None, "attempts_kept": None,
+    "trigger_serial": 0,
 }  # fmt: skip
 AFTER_0_3_0 = [defer(Webhook.trigger_now_count)] + [defer(getattr(Webhook, name)) for name in ABSENT_DEFAULTS]
 

@@ -22,7 +22,7 @@ from tests.engine import api_token, post_event, run_worker
 from tests.pages import Wizard
 from webhookapp import create_app
 from webhookapp.infra import crypto
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.models import Attempt, User, Webhook
 from webhookapp.services import two_factor
 
@@ -161,7 +161,7 @@ def test_an_old_key_delivers_until_reencrypt_then_can_be_dropped(app, client, ru
         assert hook is not None and hook.jwt_secret == secret_number(0)
         assert hook.jwt_secret_next == "the-next-secret-abc"
         db.session.remove()
-        db.engine.dispose()
+        dispose_engines()
     rekey(app, new)
     jwt.decode(deliver(app, client, token, ids[2], "/h2", handler), secret_number(2), algorithms=["HS256"])
 

@@ -14,7 +14,7 @@ from tests.conftest import make_webhook
 from webhookapp import create_app
 from webhookapp.app import ROOT
 from webhookapp.infra.crypto import CryptoError, new_key
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.models import Webhook
 
 CSP = (
@@ -135,7 +135,7 @@ def test_production_with_a_secret_key_uses_secure_cookies_and_hsts():
     assert response.status_code == 200
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
     with app.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 def test_the_sqlite_database_is_readable_by_its_owner_alone(tmp_path, redis_url):
@@ -147,4 +147,4 @@ def test_the_sqlite_database_is_readable_by_its_owner_alone(tmp_path, redis_url)
         created = [path, *(p for p in tmp_path.iterdir() if p.name.startswith("private.sqlite-"))]
         assert {p.name: oct(p.stat().st_mode & 0o777) for p in created} == {p.name: "0o600" for p in created}
         db.session.remove()
-        db.engine.dispose()
+        dispose_engines()

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import PASSWORD, make_webhook
 from tests.engine import api_token
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import dispose_engines
 
 EVENTS = "/public/v1/events"
 
@@ -61,7 +61,7 @@ def test_the_count_is_shared_by_every_web_process(app, client, vendor, limits, r
         for _ in range(2):
             log_in(other, "alice@acme.test", "wrong", address="10.0.0.7")
     with other_process.app_context():
-        db.engine.dispose()  # its connections, closed here rather than by the garbage collector
+        dispose_engines()  # its connections, closed here rather than by the garbage collector
     assert log_in(client, "alice@acme.test", PASSWORD, address="10.0.0.8").status_code == 429
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, create_engine, inspect, text
 
 from webhookapp import create_app
 from webhookapp.core import scopes
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, dispose_engines
 from webhookapp.models import tenancy
 from webhookapp.models.tenancy import digest
 
@@ -35,7 +35,7 @@ def fresh_app(tmp_path) -> Iterator[Flask]:
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'migrated.sqlite'}"})
     yield app
     with app.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 def tables(app: Flask) -> set[str]:

@@ -65,9 +65,10 @@ def test_the_event_api_keeps_working_after_the_server_cuts_its_connection(app, p
     token = api_token(vendor.account)
     body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
     db.session.remove()
-    db.engine.dispose()  # from here on the pool holds the one connection the event API opens
+    events_engine = extensions.generic_plans_engine()
+    events_engine.dispose()  # from here on the pool holds the one connection the event API opens
     assert post_event(client, token, **body)[0] == 202
-    pooled = db.engine.raw_connection()
+    pooled = events_engine.raw_connection()
     assert "ingest_cursor" in pooled.info
     pid = pooled.driver_connection.info.backend_pid
     pooled.close()
@@ -78,3 +79,40 @@ def test_the_event_api_keeps_working_after_the_server_cuts_its_connection(app, p
     monkeypatch.setattr(extensions, "IDLE_PING_AFTER", 0.0)  # the checkout finds the connection dead
     assert [post_event(client, token, **body)[0] for _ in range(3)] == [202] * 3
     assert db.session.get(Webhook, hook.id).events_count == 4
+
+
+def prepared_plans(engine) -> tuple[int, int]:
+    """Generic and custom plans made for the prepared statements of ``engine``'s pooled connection."""
+    with engine.connect() as connection:
+        row = connection.exec_driver_sql(
+            "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements"
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+@pytest.mark.postgresql
+def test_the_event_api_plans_its_statement_once_per_connection(app, client, vendor, postgresql):
+    """The event API's statement runs on connections of their own (:data:`.GENERIC_PLANS`) that
+    keep one generic plan; PostgreSQL would plan it again on every call otherwise. The app's
+    other connections keep PostgreSQL's own choice."""
+    engine = extensions.generic_plans_engine()
+    assert engine is not db.engine and engine.pool.size() >= 1
+    engine.dispose()  # one connection, used in turn by the events below
+    token = api_token(vendor.account)
+    hook = make_webhook(vendor)
+    for number in range(8):  # psycopg prepares a statement on its fifth run
+        body = {"object_class": "fulfillment_request", "product_id": hook.product_id, "id": f"plan-{number}"}
+        assert post_event(client, token, **body)[0] == 202
+    generic, custom = prepared_plans(engine)
+    # Without the setting the prepared statement's first five runs would each be planned anew.
+    assert generic >= 2 and custom == 0, (generic, custom)
+    db.session.expire_all()
+    assert db.session.get(Webhook, hook.id).events_count == 8
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+
+
+def test_sqlite_has_no_engine_for_the_event_api_of_its_own(app):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("the engine of its own is PostgreSQL's")
+    assert extensions.generic_plans_engine() is db.engine

@@ -68,6 +68,24 @@ def on_postgresql() -> bool:
     return db.engine.dialect.name == "postgresql"
 
 
+GENERIC_PLANS = "webhookapp.generic_plans"
+"""Where the app keeps, on PostgreSQL, the engine of the event API's statements: connections of
+their own, on which PostgreSQL plans each prepared statement once (``plan_cache_mode =
+force_generic_plan``) rather than on every call (docs/architecture.md, "PostgreSQL fast paths")."""
+
+
+def generic_plans_engine() -> Engine:
+    """The engine of :data:`GENERIC_PLANS` on PostgreSQL; elsewhere the app's own."""
+    engine: Engine | None = current_app.extensions.get(GENERIC_PLANS)
+    return engine or db.engine
+
+
+def dispose_engines() -> None:
+    """Close the pooled connections of every engine of the app: its own and the event API's."""
+    for engine in (*db.engines.values(), *filter(None, [current_app.extensions.get(GENERIC_PLANS)])):
+        engine.dispose()
+
+
 IDLE_PING_AFTER = 5.0  # seconds a pooled connection may rest before it is checked again
 
 
