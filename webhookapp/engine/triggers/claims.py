@@ -11,13 +11,28 @@ from typing import Any
 from typing import cast as cast_type
 
 import psycopg
-from sqlalchemy import Engine, String, Update, and_, bindparam, case, cast, false, func, literal, select, true, update
+from sqlalchemy import (
+    Engine,
+    String,
+    Update,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
 
 from webhookapp.core.times import aware_utc, naive_utc, utcnow
 from webhookapp.engine.reconnect import retrying
 from webhookapp.engine.triggers.schedule import TABLE, due_conditions, lease_seconds
 from webhookapp.engine.types import SNAPSHOT_COLUMNS, Claim, snapshot
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import db, generic_plans_engine
 from webhookapp.models import UTCDateTime
 
 
@@ -43,15 +58,20 @@ def _claim_statement(of_given_webhooks: bool, relaxed: bool = False) -> Update:
         candidates = candidates.where(func.set_config("synchronous_commit", "off", true()).is_not(None))
     # MATERIALIZED: PostgreSQL would otherwise re-run the subquery per row and claim past the limit.
     chosen = candidates.cte("chosen").prefix_with("MATERIALIZED")
+    # Joined by primary key (UPDATE … FROM chosen): each chosen row is one probe of pk_webhooks.
+    # The relaxed claim runs on connections that keep a generic plan (:mod:`webhookapp.infra.database`),
+    # which knows neither the limit nor how many are due; there the chosen ids are an array, which
+    # it probes pk_webhooks with whatever its estimate (a join, planned for a tenth of the table,
+    # was a sequential scan: docs/performance.md, "Planned once").
+    joined = TABLE.c.id == (any_(func.array(select(chosen.c.id).scalar_subquery())) if relaxed else chosen.c.id)
     return (
         update(TABLE)
-        # Joined by primary key (UPDATE … FROM chosen): each chosen row is one probe of pk_webhooks.
         # The repeated conditions make the UPDATE itself the arbiter wherever a snapshot is stale;
         # as one CASE they are checked on the rows found, never used to find them. As plain terms
         # they let PostgreSQL reach the rows through ix_webhooks_due and match every due row
         # against every chosen one, which it does when its statistics say few are due
         # (docs/performance.md, "The claim's join").
-        .where(TABLE.c.id == chosen.c.id, case((and_(*due_conditions(now)), true()), else_=false()))
+        .where(joined, case((and_(*due_conditions(now)), true()), else_=false()))
         .values(
             lease_id=bindparam("lease_id"),
             lease_expires_at=bindparam("lease_expires_at", type_=UTCDateTime()),
@@ -92,7 +112,7 @@ def claim_due(limit: int, webhook_ids: list[str] | None = None) -> list[Claim]:
     if webhook_ids:
         params["webhook_ids"] = list(webhook_ids)
     elif engine.dialect.name == "postgresql":
-        return [_claim(row, lease_id, now) for row in _claim_relaxed(engine, params)]
+        return [_claim(row, lease_id, now) for row in _claim_relaxed(generic_plans_engine(), params)]
     # One statement in autocommit: a single round trip to the database (no BEGIN, no COMMIT),
     # which is most of the time between a doorbell and the send.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
