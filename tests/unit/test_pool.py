@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, text, update
 
 from tests.conftest import make_webhook
 from tests.engine import api_token, post_event
+from webhookapp.engine import triggers
 from webhookapp.infra import extensions
 from webhookapp.infra.extensions import db
 from webhookapp.models import Webhook
@@ -65,10 +66,9 @@ def test_the_event_api_keeps_working_after_the_server_cuts_its_connection(app, p
     token = api_token(vendor.account)
     body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
     db.session.remove()
-    events_engine = extensions.generic_plans_engine()
-    events_engine.dispose()  # from here on the pool holds the one connection the event API opens
+    db.engine.dispose()  # from here on the pool holds the one connection the event API opens
     assert post_event(client, token, **body)[0] == 202
-    pooled = events_engine.raw_connection()
+    pooled = db.engine.raw_connection()
     assert "ingest_cursor" in pooled.info
     pid = pooled.driver_connection.info.backend_pid
     pooled.close()
@@ -91,28 +91,29 @@ def prepared_plans(engine) -> tuple[int, int]:
 
 
 @pytest.mark.postgresql
-def test_the_event_api_plans_its_statement_once_per_connection(app, client, vendor, postgresql):
-    """The event API's statement runs on connections of their own (:data:`.GENERIC_PLANS`) that
-    keep one generic plan; PostgreSQL would plan it again on every call otherwise. The app's
-    other connections keep PostgreSQL's own choice."""
+def test_the_claim_is_planned_once_per_connection(app, vendor, postgresql):
+    """The claim runs on connections of their own (:data:`.GENERIC_PLANS`) that keep one generic
+    plan; PostgreSQL would plan it again on every call otherwise. The app's other connections,
+    the event API's among them, keep PostgreSQL's own choice."""
     engine = extensions.generic_plans_engine()
-    assert engine is not db.engine and engine.pool.size() >= 1
-    engine.dispose()  # one connection, used in turn by the events below
-    token = api_token(vendor.account)
+    assert engine is not db.engine
+    engine.dispose()  # one connection, used in turn by the claims below
     hook = make_webhook(vendor)
-    for number in range(8):  # psycopg prepares a statement on its fifth run
-        body = {"object_class": "fulfillment_request", "product_id": hook.product_id, "id": f"plan-{number}"}
-        assert post_event(client, token, **body)[0] == 202
+    for _ in range(8):  # psycopg prepares a statement on its fifth run
+        triggers.make_due_now(db.session.get(Webhook, hook.id), count_event=False)
+        db.session.commit()
+        [claimed] = triggers.claim_due(10)
+        db.session.execute(update(Webhook).where(Webhook.id == hook.id).values(triggers.RELEASED_LEASE))
+        db.session.commit()
+    assert claimed.webhook.id == hook.id
     generic, custom = prepared_plans(engine)
     # Without the setting the prepared statement's first five runs would each be planned anew.
     assert generic >= 2 and custom == 0, (generic, custom)
-    db.session.expire_all()
-    assert db.session.get(Webhook, hook.id).events_count == 8
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
 
 
-def test_sqlite_has_no_engine_for_the_event_api_of_its_own(app):
+def test_sqlite_has_no_engine_for_the_claim_of_its_own(app):
     if db.engine.dialect.name != "sqlite":
         pytest.skip("the engine of its own is PostgreSQL's")
     assert extensions.generic_plans_engine() is db.engine

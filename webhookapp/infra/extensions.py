@@ -69,9 +69,9 @@ def on_postgresql() -> bool:
 
 
 GENERIC_PLANS = "webhookapp.generic_plans"
-"""Where the app keeps, on PostgreSQL, the engine of the event API's statements: connections of
-their own, on which PostgreSQL plans each prepared statement once (``plan_cache_mode =
-force_generic_plan``) rather than on every call (docs/architecture.md, "PostgreSQL fast paths")."""
+"""Where the app keeps, on PostgreSQL, the engine of the claim: connections of their own, on
+which PostgreSQL plans each prepared statement once (``plan_cache_mode = force_generic_plan``)
+rather than on every call (docs/architecture.md, "PostgreSQL fast paths")."""
 
 
 def generic_plans_engine() -> Engine:
