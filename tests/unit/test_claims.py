@@ -181,3 +181,10 @@ def test_the_raw_claim_survives_dropped_connections(app, vendor, postgresql):
         claimed += triggers.claim_due(10)  # its pool's connection died: it runs again on a fresh one
         db.engine.dispose()  # the test's own session's connection died too
     assert sorted(item.webhook.id for item in claimed) == sorted(hook.id for hook in hooks)
+
+
+def test_a_webhook_made_disabled_starts_at_serial_zero(app, vendor):
+    """Creation disables a new webhook through the same transition; it has no trigger to end."""
+    hook = make_webhook(vendor, active=False)
+    stored = fresh(hook.id)
+    assert (stored.active, stored.trigger_serial, stored.trigger_message_id) == (False, 0, None)

@@ -19,7 +19,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Update, bindparam, case, func, null, select, update
+from sqlalchemy import String, Update, bindparam, case, func, inspect, null, select, update
 
 from webhookapp.core.times import utcnow
 from webhookapp.engine.triggers.claims import claim_due
@@ -186,8 +186,9 @@ def set_enabled(webhook: Webhook, enabled: bool) -> None:
     elif not enabled:
         webhook.next_trigger_at = None
         webhook.trigger_attempts = 0
-        for name, value in END_OF_TRIGGER.items():  # the pending trigger is dropped; a later one is new
-            setattr(webhook, name, value)
+        if inspect(webhook).persistent:  # a webhook being made has no trigger to drop
+            for name, value in END_OF_TRIGGER.items():  # the pending trigger is dropped; a later one is new
+                setattr(webhook, name, value)
     webhook.active = enabled
 
 
