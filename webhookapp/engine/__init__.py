@@ -7,7 +7,8 @@ The hot paths are packages: the portable code in ``__init__.py``, the PostgreSQL
   one statement per event, or per group, on PostgreSQL, whose SQL is
   :mod:`webhookapp.engine.ingest.statements`);
 - :mod:`webhookapp.engine.triggers` owns the trigger state and its every transition
-  (:mod:`webhookapp.engine.triggers.leases`: the attempts in flight;
+  (:mod:`webhookapp.engine.triggers.claims`: the claim that moves due triggers into flight;
+  :mod:`webhookapp.engine.triggers.leases`: the attempts in flight, released and reclaimed;
   :mod:`webhookapp.engine.triggers.schedule`: when triggers fall due;
   :mod:`webhookapp.engine.triggers.postgresql`: the SQL twins the fast paths run inside their
   statements);
