@@ -92,9 +92,13 @@ def test_without_a_certificate_the_attempt_records_the_tls_error(app, client, ve
     [attempt] = attempts(hook.id)
     assert not attempt.success and attempt.response_status is None
     # The handler's alert, or its closing the connection, whichever the client reads first.
+    # With TLS 1.3 the client's handshake is over before the handler checks the certificate, so
+    # on a busy machine the close may come as the answer to the request.
+    address = mtls_handler.https_url.split("//", 1)[1].split("/", 1)[0]
     assert attempt.error in (
         "TLS: tlsv13 alert certificate required",
         "TLS: the handler closed the connection during the handshake",
+        f"{address} closed the connection without answering",
     ), attempt.error_detail
     assert mtls_handler.received == []
 

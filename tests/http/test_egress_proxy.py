@@ -157,9 +157,14 @@ def test_a_client_certificate_is_presented_through_the_tunnel(app, client, vendo
         [refused] = attempts(bare.id)
         assert not refused.success and refused.response_status is None
         # The handler's alert, or its closing the connection, whichever the client reads first.
+        # With TLS 1.3 the client's handshake is over before the handler checks the certificate,
+        # so the close may come as the answer to the request: through the tunnel the proxy may
+        # close it before the alert is read (about one run in six here).
+        port = server.server.server_address[1]
         assert refused.error in (
             "TLS: tlsv13 alert certificate required",
             "TLS: the handler closed the connection during the handshake",
+            f"127.0.0.1:{port} closed the connection without answering",
         ), refused.error_detail
         assert [request.path for request in server.received] == ["/hook"]
         assert egress.targets() == [f"CONNECT 127.0.0.1:{server.server.server_address[1]}"] * 2
