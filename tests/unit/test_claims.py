@@ -6,21 +6,23 @@ returns."""
 
 from __future__ import annotations
 
+import functools
+import socket
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import update
+from sqlalchemy import create_engine, update
 
 from tests.conftest import make_webhook
 from tests.worker.test_dropped_connections import drop_connections
 from webhookapp.core.times import utcnow
-from webhookapp.engine import triggers
+from webhookapp.engine import reconnect, triggers
 from webhookapp.engine.triggers import claims
 from webhookapp.engine.types import AttemptResult, Claim, Success
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import GENERIC_PLANS, db
 from webhookapp.models import Webhook
 
 BEFORE_CLAIM = ("next_trigger_at", "trigger_attempts", "lease_id", "lease_expires_at", "lease_attempt",
@@ -188,3 +190,20 @@ def test_a_webhook_made_disabled_starts_at_serial_zero(app, vendor):
     hook = make_webhook(vendor, active=False)
     stored = fresh(hook.id)
     assert (stored.active, stored.trigger_serial, stored.trigger_message_id) == (False, 0, None)
+
+
+@pytest.mark.postgresql
+def test_a_claim_while_the_database_is_unreachable_carries_on_without_it(app, vendor, postgresql, monkeypatch):
+    """The delivery loop's claim (through :func:`.reconnect.or_else`) gets nothing, not an error
+    that would end the job, when no connection can be made or every one dies."""
+    monkeypatch.setattr(reconnect, "RECONNECT_PAUSE", 0.01)
+    hook = make_webhook(vendor)
+    due(hook.id)
+    with socket.socket() as closed:  # a port nothing listens on: bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        nowhere = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{closed.getsockname()[1]}/test")
+        monkeypatch.setitem(app.extensions, GENERIC_PLANS, nowhere)
+        assert reconnect.or_else(functools.partial(triggers.claim_due, 10), []) == []
+    nowhere.dispose()
+    monkeypatch.undo()
+    assert [item.webhook.id for item in triggers.claim_due(10)] == [hook.id]  # nothing was lost meanwhile

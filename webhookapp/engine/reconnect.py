@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 
 from webhookapp.engine.timing import RECONNECT_PAUSE, RECONNECT_TRIES
@@ -25,8 +26,9 @@ T = TypeVar("T")
 
 def unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database could not be reached or dropped the connection, rather
-    than refusing the statement itself."""
-    if isinstance(exc, OperationalError | DisconnectionError):
+    than refusing the statement itself: SQLAlchemy's word for it, or the driver's own where a
+    statement runs on a raw connection (the claim, the event API's statement)."""
+    if isinstance(exc, OperationalError | DisconnectionError | psycopg.OperationalError):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
@@ -62,7 +64,7 @@ def or_else(work: Callable[[], T], fallback: T) -> T:
     that a loop or a periodic job goes on (and keeps what it holds) until it answers again."""
     try:
         return retrying(work)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, psycopg.OperationalError) as exc:
         if not unreachable(exc):
             raise
         log.warning("The database is unreachable; carrying on without it for now.")
