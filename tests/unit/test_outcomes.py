@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import update
+
 from tests.conftest import make_webhook
 from webhookapp.core.times import utcnow
 from webhookapp.engine import delivery, outcomes, triggers
+from webhookapp.engine.delivery import recording
 from webhookapp.engine.outcomes import postgresql as outcomes_postgresql
 from webhookapp.engine.types import AttemptResult, Claim, Finished
 from webhookapp.infra.extensions import db
@@ -86,3 +89,22 @@ def test_an_attempt_row_fills_every_column_of_the_attempts_table(app, vendor):
     [claim] = claimed(vendor, 1)
     row = outcomes.attempt_row(claim.webhook.id, 1, delivery.build_call(claim), success(), "trigger")
     assert set(row) == set(outcomes_postgresql.ATTEMPT_COLUMNS)
+
+
+def test_two_successes_of_one_webhook_recorded_together_are_each_counted(app, vendor):
+    """A success kept while the database was away, and one of the same trigger sent again after
+    its claim was lost (a failover), reach the recorder together: both are stored and counted."""
+    [lost] = claimed(vendor, 1)
+    webhook_id = lost.webhook.id
+    db.session.execute(update(Webhook).where(Webhook.id == webhook_id).values(
+        lease_id=None, lease_expires_at=None, next_trigger_at=utcnow()))  # fmt: skip
+    db.session.commit()  # the claim is gone, the trigger due again
+    [again] = triggers.claim_due(1)
+    items = [Finished(claim, delivery.build_call(claim), success()) for claim in (lost, again)]
+    assert recording.record(items) == []
+    db.session.remove()
+    webhook = db.session.get(Webhook, webhook_id)
+    stored = db.session.scalars(db.select(Attempt).where(Attempt.webhook_id == webhook_id)).all()
+    assert len(stored) == 2 and all(attempt.success for attempt in stored)
+    assert (webhook.triggers_count, webhook.success_count, webhook.attempts_kept) == (2, 2, 2)
+    assert webhook.lease_id is None and webhook.next_trigger_at is None  # the second claim's success released it

@@ -32,24 +32,41 @@ def record(finished: list[Finished]) -> list[Finished]:
     """Record outcomes; returns those the database could not take because it was unreachable.
 
     Each outcome is logged once, when it is recorded (a failure with its attempt's id)."""
-    successes = [item for item in finished if item.result.success]
     kept: list[Finished] = []
-    if successes:
-        try:
-            ids = retrying(lambda: outcomes.complete_successes(successes))
-        except SQLAlchemyError as exc:
-            db.session.rollback()
-            if unreachable(exc):
-                log.warning("Could not reach the database to record %d successes; keeping them.", len(successes))
-                kept.extend(successes)
-            else:  # one of them cannot be stored: record them one at a time
-                log.exception("Could not record a batch of %d successes; recording them one by one", len(successes))
-                kept.extend(item for item in successes if not _record_one(item))
-        else:
-            for claim, call, result in successes:
-                _recorded(claim, call, result, ids.get(claim.webhook.id))
+    for batch in _one_per_webhook([item for item in finished if item.result.success]):
+        kept.extend(_record_successes(batch))
     kept.extend(item for item in finished if not item.result.success and not _record_one(item))
     return kept
+
+
+def _one_per_webhook(successes: list[Finished]) -> list[list[Finished]]:
+    """Batches of successes of distinct webhooks, as :func:`.outcomes.complete_successes` takes
+    them. A webhook has two only when a success kept while the database was away meets one of
+    the trigger sent again after its claim was lost (a failover): each is counted."""
+    batches: list[list[Finished]] = []
+    for item in successes:
+        batch = next((batch for batch in batches if all(other.claim.webhook.id != item.claim.webhook.id
+                                                        for other in batch)), None)  # fmt: skip
+        if batch is None:
+            batches.append(batch := [])
+        batch.append(item)
+    return batches
+
+
+def _record_successes(successes: list[Finished]) -> list[Finished]:
+    """Record a batch of successes of distinct webhooks; returns those kept for later."""
+    try:
+        ids = retrying(lambda: outcomes.complete_successes(successes))
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        if unreachable(exc):
+            log.warning("Could not reach the database to record %d successes; keeping them.", len(successes))
+            return list(successes)
+        log.exception("Could not record a batch of %d successes; recording them one by one", len(successes))
+        return [item for item in successes if not _record_one(item)]
+    for claim, call, result in successes:
+        _recorded(claim, call, result, ids.get(claim.webhook.id))
+    return []
 
 
 REFUSED, UNREACHABLE = "refused", "unreachable"
