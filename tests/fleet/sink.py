@@ -80,6 +80,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             time.sleep(delay)
             self.answer(status, b'{"ok": true}' if status == 200 else b'{"error": "try again"}')
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # the sender's host was cut off meanwhile: the answer is lost, as the fault means it to be
         finally:
             with LOCK:
                 FLIGHT.pop(id(self), None)
