@@ -82,8 +82,10 @@ def generic_plans_engine() -> Engine:
 
 def dispose_engines() -> None:
     """Close the pooled connections of every engine of the app: its own and the event API's."""
-    for engine in (*db.engines.values(), *filter(None, [current_app.extensions.get(GENERIC_PLANS)])):
+    for engine in db.engines.values():
         engine.dispose()
+    if GENERIC_PLANS in current_app.extensions:
+        current_app.extensions[GENERIC_PLANS].dispose()
 
 
 IDLE_PING_AFTER = 5.0  # seconds a pooled connection may rest before it is checked again

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -44,12 +45,13 @@ def _one_per_webhook(successes: list[Finished]) -> list[list[Finished]]:
     them. A webhook has two only when a success kept while the database was away meets one of
     the trigger sent again after its claim was lost (a failover): each is counted."""
     batches: list[list[Finished]] = []
+    seen: Counter[str] = Counter()
     for item in successes:
-        batch = next((batch for batch in batches if all(other.claim.webhook.id != item.claim.webhook.id
-                                                        for other in batch)), None)  # fmt: skip
-        if batch is None:
-            batches.append(batch := [])
-        batch.append(item)
+        order = seen[item.claim.webhook.id]  # a webhook's n-th success goes in the n-th batch
+        seen[item.claim.webhook.id] += 1
+        if order == len(batches):
+            batches.append([])
+        batches[order].append(item)
     return batches
 
 

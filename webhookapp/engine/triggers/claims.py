@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from webhookapp.core.times import aware_utc, naive_utc, utcnow
-from webhookapp.engine.reconnect import retrying, unreachable
+from webhookapp.engine.reconnect import retrying
 from webhookapp.engine.triggers.schedule import TABLE, due_conditions, lease_seconds
 from webhookapp.engine.types import SNAPSHOT_COLUMNS, Claim, snapshot
 from webhookapp.infra.extensions import db, generic_plans_engine
@@ -149,9 +149,7 @@ def _claim_relaxed(engine: Engine, params: dict[str, Any]) -> list[Any]:
               "lease_expires_at": naive_utc(params["lease_expires_at"])}  # fmt: skip
     return retrying(
         lambda: _run_claim(engine, sql, values),
-        # The driver's own error from the statement (it runs on a raw connection, not through
-        # SQLAlchemy), or SQLAlchemy's from the pool when no connection can be made.
-        dropped=unreachable,
+        # unreachable() knows the driver's own error too: the statement runs on a raw connection.
         recover=engine.dispose,  # every pooled connection died with this one
     )
 
