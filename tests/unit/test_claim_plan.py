@@ -4,14 +4,13 @@ executed plan read (``EXPLAIN (ANALYZE, FORMAT JSON)``), not by its shape alone
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
-from psycopg import sql
 from sqlalchemy import text
 
 from tests.conftest import make_webhook
+from tests.plans import keyed_nodes, walk_plan
 from webhookapp.core.times import utcnow
 from webhookapp.engine.triggers import claims
 from webhookapp.infra.extensions import db
@@ -31,45 +30,10 @@ def nodes(statement: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
     return walk_plan(plan)
 
 
-def walk_plan(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: dict[str, Any]) -> None:
-        per_loop = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
-        per_loop += node.get("Rows Removed by Join Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
-        found.append({**node, "read": per_loop * node["Actual Loops"]})
-        for child in node.get("Plans", ()):
-            walk(child)
-
-    walk(plan)
-    return found
-
-
 def generic_nodes(params: dict[str, Any]) -> list[dict[str, Any]]:
-    """:func:`nodes` of the relaxed claim as its connections run it: prepared, with the generic
-    plan (``plan_cache_mode = force_generic_plan``), which knows no parameter's value."""
+    """:func:`nodes` of the relaxed claim as its connections run it (:func:`.keyed_nodes`)."""
     text_, constants = claims._claim_sql(db.engine)
-    values = {**constants, **params}
-    names: list[str] = []
-
-    def placeholder(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    body = re.sub(r"%\((\w+)\)s", placeholder, text_)
-    connection = db.session.connection()
-    driver = connection.connection.driver_connection
-    connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
-    connection.exec_driver_sql(f"PREPARE generic_claim AS {body}")
-    arguments = sql.SQL(", ").join(sql.Literal(values[name]) for name in names).as_string(driver)
-    explained = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE generic_claim({arguments})")
-    plan = explained.scalar()[0]["Plan"]
-    db.session.rollback()  # the claim's writes, the prepared statement's setting
-    connection = db.session.connection()
-    connection.exec_driver_sql("DEALLOCATE generic_claim")
-    db.session.rollback()
-    return walk_plan(plan)
+    return keyed_nodes(text_, {**constants, **params})
 
 
 def analyze() -> None:

@@ -61,18 +61,21 @@ def test_a_rested_connection_the_server_cut_is_replaced(app, postgresql, monkeyp
 
 @pytest.mark.postgresql  # SQLite has no server to cut a connection
 def test_the_event_api_keeps_working_after_the_server_cuts_its_connection(app, postgresql, client, vendor, monkeypatch):
-    """The event path keeps a cursor with each pooled connection; it goes with a replaced one."""
+    """The event path keeps a cursor with each pooled connection (of the engine it shares with the
+    claim); it goes with a replaced one."""
     hook = make_webhook(vendor)
     token = api_token(vendor.account)
     body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
+    engine = extensions.generic_plans_engine()
+    assert engine is not db.engine
     db.session.remove()
-    db.engine.dispose()  # from here on the pool holds the one connection the event API opens
+    engine.dispose()  # from here on the pool holds the one connection the event API opens
     assert post_event(client, token, **body)[0] == 202
-    pooled = db.engine.raw_connection()
+    pooled = engine.raw_connection()
     assert "ingest_cursor" in pooled.info
     pid = pooled.driver_connection.info.backend_pid
     pooled.close()
-    killer = create_engine(db.engine.url, poolclass=None)
+    killer = create_engine(engine.url, poolclass=None)
     with killer.connect() as connection:
         assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     killer.dispose()
@@ -91,26 +94,31 @@ def prepared_plans(engine) -> tuple[int, int]:
 
 
 @pytest.mark.postgresql
-def test_the_claim_is_planned_once_per_connection(app, vendor, postgresql):
-    """The claim runs on connections of their own (:data:`.GENERIC_PLANS`) that keep one generic
-    plan; PostgreSQL would plan it again on every call otherwise. The app's other connections,
-    the event API's among them, keep PostgreSQL's own choice."""
+def test_the_event_statement_and_the_claim_are_planned_once_per_connection(app, vendor, postgresql, client):
+    """The event API's statement and the claim run on connections of their own
+    (:data:`.GENERIC_PLANS`) that keep one generic plan each; PostgreSQL would plan them again on
+    every call otherwise. The app's other connections keep PostgreSQL's own choices."""
     engine = extensions.generic_plans_engine()
     assert engine is not db.engine
-    engine.dispose()  # one connection, used in turn by the claims below
+    engine.dispose()  # one connection, used in turn by the events and claims below
     hook = make_webhook(vendor)
+    token = api_token(vendor.account)
+    body = {"object_class": "fulfillment_request", "product_id": hook.product_id}
     for _ in range(8):  # psycopg prepares a statement on its fifth run
-        triggers.make_due_now(db.session.get(Webhook, hook.id), count_event=False)
-        db.session.commit()
+        assert post_event(client, token, **body)[0] == 202
         [claimed] = triggers.claim_due(10)
         db.session.execute(update(Webhook).where(Webhook.id == hook.id).values(triggers.RELEASED_LEASE))
         db.session.commit()
     assert claimed.webhook.id == hook.id
     generic, custom = prepared_plans(engine)
-    # Without the setting the prepared statement's first five runs would each be planned anew.
-    assert generic >= 2 and custom == 0, (generic, custom)
+    # Without the settings each prepared statement's first five runs would be planned anew, and
+    # an idle event's statement on every run after them too.
+    assert generic >= 4 and custom == 0, (generic, custom)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW enable_seqscan").scalar() == "off"
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+        assert connection.exec_driver_sql("SHOW enable_seqscan").scalar() == "on"
 
 
 def test_sqlite_has_no_engine_for_the_claim_of_its_own(app):

@@ -69,9 +69,10 @@ def on_postgresql() -> bool:
 
 
 GENERIC_PLANS = "webhookapp.generic_plans"
-"""Where the app keeps, on PostgreSQL, the engine of the claim: connections of their own, on
-which PostgreSQL plans each prepared statement once (``plan_cache_mode = force_generic_plan``)
-rather than on every call (docs/architecture.md, "PostgreSQL fast paths")."""
+"""Where the app keeps, on PostgreSQL, the engine of the event API's statement and the claim:
+connections of their own, on which PostgreSQL plans each prepared statement once, through the
+indexes, rather than on every call (:data:`.database.KEYED_SETTINGS`; docs/architecture.md,
+"PostgreSQL fast paths")."""
 
 
 def generic_plans_engine() -> Engine:
@@ -81,7 +82,7 @@ def generic_plans_engine() -> Engine:
 
 
 def dispose_engines() -> None:
-    """Close the pooled connections of every engine of the app: its own and the event API's."""
+    """Close the pooled connections of every engine of the app: its own and that of :data:`GENERIC_PLANS`."""
     for engine in db.engines.values():
         engine.dispose()
     if GENERIC_PLANS in current_app.extensions:

@@ -42,7 +42,7 @@ from webhookapp.engine.ingest.statements import (
     VENDOR_STATEMENT,
 )
 from webhookapp.engine.reconnect import retrying
-from webhookapp.infra.extensions import db
+from webhookapp.infra.extensions import generic_plans_engine
 from webhookapp.models import VENDOR
 from webhookapp.models.tenancy import LAST_USED_PRECISION
 
@@ -286,4 +286,5 @@ def store(
     ``address``), in a group of ``groups`` (the process's, :attr:`.Runtime.group_commit`); then,
     if ``wake``, wake the workers for the triggers it made due."""
     params = parameters(digest, values, event_id=event_id, now=now, address=address, traceparent=traceparent)
-    return groups.store(db.engine, params, wake)
+    # Planned once per connection, through the indexes (:func:`.database.add_generic_plans_engine`).
+    return groups.store(generic_plans_engine(), params, wake)

@@ -27,7 +27,7 @@ def count_events(*, how_many: str, last_event_at: str, api_url: str, traceparent
             next_trigger_at = COALESCE(next_trigger_at, %(now)s), last_event_api_url = {api_url},
             -- The trace context of the event that makes the trigger due (NULL while tracing is off).
             trigger_traceparent = CASE WHEN next_trigger_at IS NULL THEN {traceparent} ELSE trigger_traceparent END
-        WHERE id IN (SELECT id FROM matched) AND EXISTS (SELECT 1 FROM stored)
+        WHERE id = ANY(ARRAY(SELECT id FROM matched)) AND EXISTS (SELECT 1 FROM stored)
         -- The trigger is the event's own (it was not pending before), so somebody must be woken.
         RETURNING id, next_trigger_at = %(now)s AND NOT out_of_order AS fresh
     )"""
