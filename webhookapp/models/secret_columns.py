@@ -52,16 +52,23 @@ def webhook_secret(stored: str | None, webhook_id: str, column: str = "jwt_secre
 
 def has_plain_columns(connection: Connection) -> bool:
     """Whether the plain secret columns of the release before are still there (after migration
-    0011, before 0015): new processes then write them too, so old workers still sign. One catalog
-    lookup (not the inspector's several), as every secret written asks."""
+    0011, before 0015): new processes then write them too, so old workers still sign."""
+    return has_webhooks_column(connection, PLAIN_COLUMN)
+
+
+def has_webhooks_column(connection: Connection, name: str) -> bool:
+    """Whether table ``webhooks`` exists with column ``name``: one catalog lookup (not the
+    inspector's several), as every secret written and every start of a process asks."""
     if connection.dialect.name == "postgresql":
         query = ("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('webhooks') AND attname = :name "
                  "AND NOT attisdropped")  # fmt: skip
     elif connection.dialect.name == "sqlite":
         query = "SELECT 1 FROM pragma_table_info('webhooks') WHERE name = :name"
     else:  # pragma: no cover - the two supported databases are above
-        return PLAIN_COLUMN in {column["name"] for column in inspect(connection).get_columns("webhooks")}
-    return connection.execute(text(query), {"name": PLAIN_COLUMN}).first() is not None
+        inspector = inspect(connection)
+        columns = inspector.get_columns("webhooks") if inspector.has_table("webhooks") else []
+        return name in {column["name"] for column in columns}
+    return connection.execute(text(query), {"name": name}).first() is not None
 
 
 def check_stored_keys(box: crypto.SecretBox, engine: Engine, *, timeout: float = 10.0) -> None:
@@ -100,8 +107,7 @@ def _stored_samples(
     there is none, or no database or table yet)."""
     try:
         with engine.connect() as connection:
-            columns = inspect(connection).get_columns("webhooks") if inspect(connection).has_table("webhooks") else []
-            if WEBHOOK_SECRETS["jwt_secret"] not in {column["name"] for column in columns}:
+            if not has_webhooks_column(connection, WEBHOOK_SECRETS["jwt_secret"]):
                 return None, None
             row = _foreign_row(connection, box)
             sample = connection.execute(
