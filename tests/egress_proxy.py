@@ -3,7 +3,9 @@ plugin that notes every upstream connection it is asked for (the ``CONNECT`` tar
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,8 +66,8 @@ class EgressProxy:
             command += ["--basic-auth", self.credentials]
         environment = {**os.environ, LOG_VARIABLE: str(self.targets_file), "PYTHONPATH": str(ROOT)}
         with open(self.dir / "stderr", "ab") as errors:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=errors
+            self.process = subprocess.Popen(  # a group of its own: proxy.py forks its acceptors
+                command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -83,11 +85,26 @@ class EgressProxy:
         return self.targets_file.read_text().splitlines()
 
     def stop(self) -> None:
+        """Stop proxy.py and its acceptor processes; return once its port refuses connections
+        (an acceptor outliving its parent for a moment took a test's connection, which then
+        waited for an answer instead of being refused)."""
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is left
         self.process = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+            except OSError:
+                return
+            time.sleep(0.05)
