@@ -28,11 +28,13 @@ run: $(VENV)/.runtime
 	$(FLASK) seed-demo --if-empty
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m webhookapp.devserver
 
-## test: the whole suite (unit, HTTP, browser); TEST_DATABASE_URL=postgresql://... for PostgreSQL
+## test: the whole suite (unit, HTTP, browser); TEST_DATABASE_URL=postgresql://... for PostgreSQL;
+## TEST_WORKERS processes run it side by side (logical: one per core; 0: in this process alone)
+TEST_WORKERS ?= logical
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 ## fleet: the fleet test (tests/fleet/): hosts as network namespaces, faults under load; needs root
 fleet: $(VENV)/.dev

@@ -8,6 +8,7 @@ the ``postgresql`` marker, so ``pytest -m postgresql`` selects them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from tests import schema
 from tests.engine import api_token
@@ -43,9 +46,29 @@ collect_ignore = [] if os.environ.get("WEBHOOKAPP_FLEET") == "1" else ["fleet"]
 
 
 def database_url(tmp_path) -> str:
-    """``TEST_DATABASE_URL`` (``postgresql://…`` is fine), else a fresh SQLite file."""
+    """``TEST_DATABASE_URL`` (``postgresql://…`` is fine), else a fresh SQLite file. Under
+    ``pytest -n`` each worker process has a database of its own beside it (:func:`worker_database`)."""
     url = os.environ.get("TEST_DATABASE_URL")
-    return normalise_database_url(url) if url else f"sqlite:///{tmp_path / 'test.sqlite'}"
+    if not url:
+        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return worker_database(normalise_database_url(url), worker) if worker else normalise_database_url(url)
+
+
+@functools.cache
+def worker_database(url: str, worker: str) -> str:
+    """The database of ``pytest -n``'s worker ``worker`` (``gw0``, …) on the server of ``url``:
+    ``<database>_<worker>``, made on first use; tests of two workers never share tables."""
+    shared = make_url(url)
+    own = shared.set(database=f"{shared.database}_{worker}")
+    server = create_engine(shared, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with server.connect() as connection:
+            if not connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": own.database}):
+                connection.exec_driver_sql(f'CREATE DATABASE "{own.database}"')
+    finally:
+        server.dispose()
+    return own.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

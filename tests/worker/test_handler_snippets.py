@@ -7,6 +7,7 @@ a bad one, fails here."""
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
 import os
@@ -54,9 +55,12 @@ def node_modules() -> Path:
         pytest.skip(message)
     modules = HANDLERS / "node_modules"
     installed = modules / ".package-lock.json"  # written by npm with what it installed
-    if not installed.exists() or installed.stat().st_mtime < (HANDLERS / "package-lock.json").stat().st_mtime:
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HANDLERS, check=True, timeout=600,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+    # One install at a time: under `pytest -n` each worker process asks for the folder.
+    with open(HANDLERS / ".npm-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not installed.exists() or installed.stat().st_mtime < (HANDLERS / "package-lock.json").stat().st_mtime:
+            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HANDLERS, check=True, timeout=600,
+                           stdout=subprocess.DEVNULL)  # fmt: skip
     return modules
 
 
