@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from typing import Any, cast
 
 import psycopg
@@ -53,6 +55,35 @@ def add_generic_plans_engine(app: Flask) -> None:
         dbapi_connection.commit()
 
     app.extensions[GENERIC_PLANS] = engine
+
+
+@contextlib.contextmanager
+def raw_autocommit(engine: Engine, cursor_key: str) -> Iterator[psycopg.Cursor[Any]]:
+    """A cursor of a pooled raw psycopg connection in autocommit, for the hot paths that run one
+    statement without SQLAlchemy around it (the event API's, the claim): each statement is its own
+    transaction, so one round trip and no BEGIN or COMMIT.
+
+    The cursor is kept with the connection in the pool under ``cursor_key``: a new psycopg cursor
+    costs about as much client CPU as running such a statement, and a kept one keeps its result
+    loaders. A connection that broke meanwhile is invalidated (the pool drops it, its ``info``
+    and cursor with it); any other goes back to the pool as it came, out of autocommit."""
+    pooled = engine.raw_connection()
+    # Declared Optional: None only once the pool has invalidated it, never just after checkout.
+    connection = cast("psycopg.Connection[Any]", pooled.driver_connection)
+    cursor: psycopg.Cursor[Any] | None = pooled.info.get(cursor_key)
+    if cursor is None:
+        cursor = pooled.info[cursor_key] = connection.cursor()
+    try:
+        connection.autocommit = True
+        yield cursor
+    except BaseException:
+        if connection.broken or connection.closed:
+            pooled.invalidate()  # not back into the pool
+        raise
+    finally:
+        if not (connection.broken or connection.closed):
+            connection.autocommit = False  # idle in autocommit: no transaction is left open
+        pooled.close()
 
 
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a standby, or a primary being failed over

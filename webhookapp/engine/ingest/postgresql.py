@@ -26,7 +26,7 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
@@ -42,6 +42,7 @@ from webhookapp.engine.ingest.statements import (
     VENDOR_STATEMENT,
 )
 from webhookapp.engine.reconnect import retrying
+from webhookapp.infra.database import raw_autocommit
 from webhookapp.infra.extensions import generic_plans_engine
 from webhookapp.models import VENDOR
 from webhookapp.models.tenancy import LAST_USED_PRECISION
@@ -165,41 +166,24 @@ def _run(engine: Engine, group: list[_Waiting], *, feeds: bool = True) -> list[O
 
 
 def _run_once(engine: Engine, group: list[_Waiting], *, feeds: bool, again: bool) -> list[Outcome]:
-    pooled = engine.raw_connection()
-    # Declared Optional: None only once the pool has invalidated it, never just after checkout.
-    connection = cast("psycopg.Connection[Any]", pooled.driver_connection)
-    cursor = _cursor(pooled)
-    try:
-        connection.autocommit = True
-        if len(group) == 1:
-            statement, params = (STATEMENT if feeds else VENDOR_STATEMENT), group[0].params
-        else:
-            statement, params = (GROUP_STATEMENT if feeds else VENDOR_GROUP_STATEMENT), _group_params(group)
-        for _ in range(SET_TRIES):
-            cursor.execute(statement, params)
-            rows = cursor.fetchall()
-            if not rows[0][4]:  # the set was found (or none was needed): the events are stored
-                break
-            cursor.execute(MAKE_SET, params)
-        else:
-            raise RuntimeError("The webhooks of the event's product changed while it was stored; send it again.")
-        connection.autocommit = False
-    except psycopg.errors.UniqueViolation as exc:
-        if not (again and exc.diag.constraint_name == "pk_events"):
-            pooled.rollback()
-            connection.autocommit = False
-            raise
-        rows = _stored(cursor, group)  # the first run committed after all
-        connection.autocommit = False
-    except BaseException:
-        if connection.broken or connection.closed:
-            pooled.invalidate()  # not back into the pool
-        else:
-            pooled.rollback()
-            connection.autocommit = False
-        raise
-    finally:
-        pooled.close()
+    if len(group) == 1:
+        statement, params = (STATEMENT if feeds else VENDOR_STATEMENT), group[0].params
+    else:
+        statement, params = (GROUP_STATEMENT if feeds else VENDOR_GROUP_STATEMENT), _group_params(group)
+    with raw_autocommit(engine, "ingest_cursor") as cursor:
+        try:
+            for _ in range(SET_TRIES):
+                cursor.execute(statement, params)
+                rows = cursor.fetchall()
+                if not rows[0][4]:  # the set was found (or none was needed): the events are stored
+                    break
+                cursor.execute(MAKE_SET, params)
+            else:
+                raise RuntimeError("The webhooks of the event's product changed while it was stored; send it again.")
+        except psycopg.errors.UniqueViolation as exc:
+            if not (again and exc.diag.constraint_name == "pk_events"):
+                raise
+            rows = _stored(cursor, group)  # the first run committed after all
     return [
         Outcome(row[0], bool(row[1]), None if row[2] is None else list(row[2]), row[3] or [], is_platform=row[5])
         for row in rows
@@ -229,16 +213,6 @@ def _group_params(group: list[_Waiting]) -> dict[str, Any]:
                          ("api_url", "api_urls"), ("now", "created"), ("traceparent", "traceparents")):  # fmt: skip
         params[column] = [waiting.params[name] for waiting in group]
     return params
-
-
-def _cursor(pooled: Any) -> Any:
-    """The connection's ingest cursor, kept with it in the pool: a new psycopg cursor costs about
-    as much client CPU as running the statement, and a kept one also keeps its result loaders.
-    The pool drops ``info`` with the connection when it is invalidated."""
-    cursor = pooled.info.get("ingest_cursor")
-    if cursor is None:
-        cursor = pooled.info["ingest_cursor"] = pooled.driver_connection.cursor()
-    return cursor
 
 
 def parameters(

@@ -8,7 +8,6 @@ import functools
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
-from typing import cast as cast_type
 
 import psycopg
 from sqlalchemy import (
@@ -32,6 +31,7 @@ from webhookapp.core.times import aware_utc, naive_utc, utcnow
 from webhookapp.engine.reconnect import retrying
 from webhookapp.engine.triggers.schedule import TABLE, due_conditions, lease_seconds
 from webhookapp.engine.types import SNAPSHOT_COLUMNS, Claim, snapshot
+from webhookapp.infra.database import raw_autocommit
 from webhookapp.infra.extensions import db, generic_plans_engine
 from webhookapp.models import UTCDateTime
 
@@ -155,22 +155,9 @@ def _claim_relaxed(engine: Engine, params: dict[str, Any]) -> list[Any]:
 
 
 def _run_claim(engine: Engine, sql: str, values: dict[str, Any]) -> list[Any]:
-    pooled = engine.raw_connection()
-    # Declared Optional: None only once the pool has invalidated it, never just after checkout.
-    connection = cast_type("psycopg.Connection[Any]", pooled.driver_connection)
-    try:
-        connection.autocommit = True  # one statement, its own transaction: no BEGIN, no COMMIT
-        with connection.cursor(row_factory=psycopg.rows.namedtuple_row) as cursor:
-            rows: list[Any] = cursor.execute(sql, values, prepare=True).fetchall()
-        connection.autocommit = False
-    except BaseException:
-        if connection.broken or connection.closed:
-            pooled.invalidate()  # not back into the pool
-        else:
-            connection.autocommit = False
-        raise
-    finally:
-        pooled.close()
+    with raw_autocommit(engine, "claim_cursor") as cursor:
+        cursor.row_factory = psycopg.rows.namedtuple_row
+        rows: list[Any] = cursor.execute(sql, values, prepare=True).fetchall()
     return [
         row._replace(last_success_at=_aware(row.last_success_at), last_failure_at=_aware(row.last_failure_at))
         for row in rows
