@@ -293,7 +293,9 @@ def test_events_update_the_webhook_rows_in_place(postgresql, vendor):
     updates, _hot = count_events(1)  # the trigger falls due: next_trigger_at, an indexed column, changes
     assert updates == 201
     updates, hot = count_events(20)
-    assert updates == 20 * 201 and hot >= 0.95 * updates, (updates, hot)
+    # Measured on PostgreSQL 15: 96 % in place alone, 94 % once with another test process busy
+    # beside it; without the fillfactor's room (fillfactor 100) 29 %.
+    assert updates == 20 * 201 and hot >= 0.8 * updates, (updates, hot)
 
 
 def test_a_prune_whose_lease_was_taken_over_stops_after_its_batch(monkeypatch, app, vendor):
