@@ -24,6 +24,7 @@ from tests.pages import text
 from tests.servers import HandlerServer, serve_mutual_tls, serve_tls, tls_certificates
 from webhookapp.core.times import utcnow
 from webhookapp.engine import delivery, runtime
+from webhookapp.engine.transport import client_tls
 from webhookapp.engine.transport.proxy import EgressProxy as ProxySetting
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
@@ -120,7 +121,7 @@ def test_an_https_handler_is_reached_through_the_tunnel(app, client, auth, vendo
     ca, certificate, key = tls_certificates(tmp_path, expired=False)
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(Path(requests.utils.DEFAULT_CA_BUNDLE_PATH).read_bytes() + ca.read_bytes())
-    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(bundle))
+    monkeypatch.setattr(client_tls, "PUBLIC_CAS", str(bundle))
     app.config.update(WEBHOOK_PROXY_URL=egress.url)
     server = HandlerServer()
     try:

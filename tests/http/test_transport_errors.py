@@ -20,6 +20,7 @@ from tests.http.test_send_test import edit_form, result_box
 from tests.pages import text
 from tests.servers import HandlerServer, ResettingServer, free_port, serve_tls, tls_certificates
 from webhookapp.engine.maintenance import alerts
+from webhookapp.engine.transport import client_tls
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
@@ -91,7 +92,7 @@ def test_an_expired_certificate(client, auth, vendor, tls_handler, tmp_path, mon
     # what the check finds (an unknown issuer is found first).
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(Path(requests.utils.DEFAULT_CA_BUNDLE_PATH).read_bytes() + ca.read_bytes())
-    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(bundle))
+    monkeypatch.setattr(client_tls, "PUBLIC_CAS", str(bundle))
     url = serve_tls(tls_handler, certificate, key) + "/webhook"
     assert sentence(send_test(client, auth, vendor, url)) == "TLS: certificate has expired"
     assert tls_handler.received == []
@@ -135,7 +136,7 @@ def test_a_failure_reads_as_one_sentence_wherever_it_is_shown(app, client, auth,
     page = text(client.get(f"/webhooks/{hook.id}/attempts/{attempt.id}"))
     shown, folded = page.split("<summary>Technical detail</summary>", 1)
     assert said in shown and not INTERNAL.search(shown)
-    assert "GuardedHTTPPool" in folded and "Connection refused" in folded  # kept for who wants it
+    assert "NewConnectionError" in folded and "Connection refused" in folded  # kept for who wants it
 
     subject, mail = alerts.message(stored, stored.product)
     assert f"failed ({said})." in mail and not INTERNAL.search(subject + mail)

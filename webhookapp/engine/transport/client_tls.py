@@ -27,6 +27,9 @@ from urllib3.util.ssl_ import create_urllib3_context
 
 PEM_MAX = 32 * 1024  # characters of a certificate chain, a key or a CA bundle
 CONTEXTS_MAX = 1024  # TLS contexts kept per sender: the webhooks with certificates, with room
+PUBLIC_CAS = requests.utils.DEFAULT_CA_BUNDLE_PATH
+"""The CAs a handler's certificate is checked against, unless its webhook names its own: those
+requests trusts (certifi's bundle). Read at each call, so a test can trust a CA of its own."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def context_for(client: ClientTLS) -> ssl.SSLContext:
     if client.ca_pem:
         context.load_verify_locations(cadata=client.ca_pem)
     else:
-        context.load_verify_locations(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH)  # as without a certificate
+        context.load_verify_locations(cafile=PUBLIC_CAS)  # as without a certificate
     if client.cert_pem and client.key_pem:
         descriptor = _memory_file(f"{client.cert_pem.strip()}\n{client.key_pem.strip()}\n".encode())
         try:

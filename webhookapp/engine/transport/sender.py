@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import codecs
 import logging
-import ssl
 import threading
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from requests.models import PreparedRequest
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
+from urllib3.util import parse_url
 
 from webhookapp.core.rules import scrub
 from webhookapp.core.times import utcnow
@@ -32,59 +31,27 @@ RESPONSE_CAP = 64 * 1024  # bytes of a response body read and recorded
 CHUNK = 8192
 
 
-class _GuardedAdapter(HTTPAdapter):
-    def __init__(
-        self,
-        allowed: tuple[ssrf.Network, ...],
-        active: ssrf.ActiveConnections,
-        pool_size: int,
-        egress: proxy.EgressProxy | None,
-    ):
-        self._allowed = allowed
-        self._active = active
-        self._egress = egress
-        super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
-        self.poolmanager = ssrf.guarded_pool_manager(
-            self._allowed, self._active, self._egress, num_pools=connections, maxsize=maxsize, block=block, **kwargs
-        )
-
-    # A call with a client certificate passes its TLS context as ``cert``: the context is part of
-    # urllib3's pool key, so its connections are pooled apart from every other webhook's.
-    def build_connection_pool_key_attributes(
-        self, request: PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        if not isinstance(cert, ssl.SSLContext):
-            return super().build_connection_pool_key_attributes(request, verify, cert)
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, None)
-        pool_kwargs["ssl_context"] = cert
-        return host_params, pool_kwargs
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        if not isinstance(cert, ssl.SSLContext):
-            super().cert_verify(conn, url, verify, cert)
-            return
-        # The context holds the CAs to trust and the certificate: no file for urllib3 to add.
-        conn.cert_reqs, conn.ca_certs, conn.ca_cert_dir = "CERT_REQUIRED", None, None
-
-
 class Sender:
     """A keep-alive HTTP client for deliveries, safe to share between threads.
 
-    Requests go straight to requests' transport adapter, without a ``Session``: a delivery needs
-    none of what a session adds (cookies, redirects, proxies and credentials from the
-    environment, hooks), and skipping it halves the CPU time of a call. Proxies from the
-    environment in particular must stay out, since the SSRF guard checks the address the socket
-    connects to; ``proxy_url`` (``WEBHOOK_PROXY_URL``) is the one proxy, tunnelled to the
-    checked address (:mod:`.proxy`).
+    Requests go straight to urllib3's connection pools (the ones requests itself uses), without
+    requests' objects around them: a delivery needs none of what they add (cookies, redirects,
+    proxies and credentials from the environment, hooks, its ``Response``), and a call then costs
+    about half the CPU time it costs through requests' adapter, and a third of what it costs
+    through a ``Session`` (docs/performance.md, "Sending straight through urllib3"). Proxies from
+    the environment in particular must stay out, since the SSRF guard checks the address the
+    socket connects to; ``proxy_url`` (``WEBHOOK_PROXY_URL``) is the one proxy, tunnelled to the
+    checked address (:mod:`.proxy`). Handlers' certificates are checked against the CAs requests
+    trusts (certifi's bundle), or a webhook's own CA bundle (:mod:`.client_tls`).
     """
 
     def __init__(self, *, allowed_networks: list[str], timeout: float, pool_size: int = 64, proxy_url: str = ""):
         self.timeout = timeout
         self._active: ssrf.ActiveConnections = {}  # thread → the connection of its request
         egress = proxy.EgressProxy.parse(proxy_url) if proxy_url else None
-        self._adapter = _GuardedAdapter(ssrf.parse_networks(allowed_networks), self._active, pool_size, egress)
+        self._pools = ssrf.guarded_pool_manager(
+            ssrf.parse_networks(allowed_networks), self._active, egress, num_pools=pool_size, maxsize=pool_size
+        )
         self._contexts = client_tls.Contexts()  # TLS contexts of webhooks with client certificates
         self._deadlines: dict[int, float] = {}  # thread → when its request must be over
         self._watchdog: threading.Thread | None = None
@@ -109,7 +76,7 @@ class Sender:
         """Stop the watchdog and close the kept connections: the sender is done with (a test's
         app, a worker at its exit). Call it once no send is running."""
         self._closed.set()
-        self._adapter.close()
+        self._pools.clear()
 
     def send(self, call: PreparedCall) -> AttemptResult:
         """Make the call; success is a 2xx answer, fully read within the delivery timeout.
@@ -141,6 +108,41 @@ class Sender:
             exc, url, timeout=self.timeout, connect_timeout=connect_timeout, reading=reading, cut=cut
         )
 
+    def _request(self, call: PreparedCall) -> urllib3.BaseHTTPResponse:
+        """Send the request and read the answer's head; the body is left to read.
+
+        Nothing is retried and no redirect is followed: the 3xx answer is the attempt's outcome.
+        http.client refuses header values with line breaks (``ValueError``).
+        """
+        url = parse_url(call.url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise urllib3.exceptions.LocationParseError(call.url)
+        if url.scheme == "https":
+            # Only https:// handlers are offered the certificate; a plain call has no TLS to show it in.
+            tls = self._contexts.get(call.client_tls) if call.client_tls else None
+            # A call with a client certificate has its TLS context in urllib3's pool key, so its
+            # connections are pooled apart from every other webhook's.
+            checks: dict[str, Any] = (
+                {"cert_reqs": "CERT_REQUIRED", "ca_certs": client_tls.PUBLIC_CAS}
+                if tls is None
+                else {"cert_reqs": "CERT_REQUIRED", "ssl_context": tls}
+            )
+            pool = self._pools.connection_from_host(url.host, url.port, "https", pool_kwargs=checks)
+        else:
+            pool = self._pools.connection_from_host(url.host, url.port, "http")
+        return pool.urlopen(
+            call.method,
+            url.request_uri,
+            body=call.body,
+            headers=call.headers,
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
+            decode_content=True,
+            timeout=urllib3.Timeout(connect=min(self.timeout, CONNECT_TIMEOUT_MAX), read=self.timeout),
+        )
+
     def _send(self, call: PreparedCall, started_at: datetime) -> AttemptResult:
         start = time.monotonic()
         deadline = start + self.timeout
@@ -152,29 +154,25 @@ class Sender:
             return AttemptResult(started_at=started_at, duration_ms=(time.monotonic() - start) * 1000, **kwargs)
 
         try:
-            request = PreparedRequest()
-            # prepare() validates the URL and refuses header values with line breaks.
-            request.prepare(method=call.method, url=call.url, headers=call.headers, data=call.body)
-            # An adapter never follows redirects: the 3xx answer is the attempt's outcome.
-            timeouts = (min(self.timeout, CONNECT_TIMEOUT_MAX), self.timeout)
-            # Only https:// handlers are offered the certificate; a plain call has no TLS to show it in.
-            tls = self._contexts.get(call.client_tls) if call.client_tls and call.url.startswith("https:") else None
-            response = self._adapter.send(request, stream=True, timeout=timeouts, cert=tls)  # type: ignore[arg-type]
-        except requests.RequestException as exc:
+            response = self._request(call)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:  # ValueError: a URL urllib3 refuses
             failure = self._describe(exc, call.url, deadline=deadline)
             return result(success=False, error=failure, error_detail=failures.detail(exc))
         try:
             body, truncated, late = _read_capped(response, deadline)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             failure = self._describe(exc, call.url, reading=True, deadline=deadline)
-            return result(success=False, status=response.status_code, error=failure, error_detail=failures.detail(exc))
+            return result(success=False, status=response.status, error=failure, error_detail=failures.detail(exc))
         finally:
+            # Read to its end, the connection went back to the pool already; else it is closed.
             response.close()
-        status = response.status_code
+        status = response.status
         # Whatever the handler sent is recorded in a form every database stores (no NUL, no lone
         # surrogates), so that one odd answer cannot fail the recording of its whole batch.
         headers = {scrub(name): scrub(value) for name, value in dict(response.headers).items()}
-        text = scrub(body.decode(_codec(response.encoding), errors="replace"))
+        # The charset as requests reads it (urllib3's headers are case-insensitive too).
+        charset = get_encoding_from_headers(cast(CaseInsensitiveDict[str], response.headers))
+        text = scrub(body.decode(_codec(charset), errors="replace"))
         if late:
             error: str | None = failures.late(self.timeout, answered=True)
         elif 300 <= status < 400:
@@ -196,7 +194,7 @@ def _codec(name: str | None) -> str:
         return "utf-8"
 
 
-def _read_capped(response: requests.Response, deadline: float) -> tuple[bytes, bool, bool]:
+def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> tuple[bytes, bool, bool]:
     """Read at most RESPONSE_CAP bytes; report whether more was sent and whether time ran out.
 
     ``read1`` returns whatever one socket read brings, so a handler trickling its body is cut
@@ -207,7 +205,7 @@ def _read_capped(response: requests.Response, deadline: float) -> tuple[bytes, b
     while True:
         if time.monotonic() > deadline:
             return b"".join(chunks), False, True
-        chunk = response.raw.read1(CHUNK, decode_content=True)
+        chunk = response.read1(CHUNK)
         if not chunk:
             return b"".join(chunks), False, False
         chunks.append(chunk)
