@@ -19,8 +19,10 @@ from tests.engine import api_token, post_event, run_worker
 from tests.http.test_send_test import edit_form, result_box
 from tests.pages import text
 from tests.servers import HandlerServer, ResettingServer, free_port, serve_tls, tls_certificates
+from webhookapp.engine import runtime
 from webhookapp.engine.maintenance import alerts
 from webhookapp.engine.transport import client_tls
+from webhookapp.engine.types import PreparedCall
 from webhookapp.infra.extensions import db
 from webhookapp.models import Attempt, Webhook
 
@@ -145,3 +147,25 @@ def test_a_failure_reads_as_one_sentence_wherever_it_is_shown(app, client, auth,
                         headers={"Authorization": f"ApiKey {api_token(vendor.account)}"})  # fmt: skip
     assert [item["error"] for item in listed.get_json()] == [said]
     assert not INTERNAL.search(listed.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("ftp://127.0.0.1/hook", {}),  # a scheme no delivery uses
+        ("http:///hook", {}),  # no host
+        ("http://127.0.0.1:{port}/hook", {"X-Injected": "a\r\nX-Evil: 1"}),  # a line break in a value
+    ],
+)
+def test_a_call_the_client_refuses_is_a_failed_attempt_and_sends_nothing(app, handler, url, headers):
+    """What the forms refuse can still reach the sender (a row written by hand, an old release):
+    the attempt fails with a sentence, nothing goes out, and the next call to the handler works."""
+    sender = runtime.of(app).delivery().sender
+    port = handler.url.rsplit(":", 1)[1]
+    call = PreparedCall("POST", url.format(port=port), headers, b"{}", {})
+    result = sender.send(call)
+    assert not result.success and result.status is None
+    assert result.error and result.error.startswith("The request to ") and not INTERNAL.search(result.error)
+    assert handler.requests_to("/hook") == []
+    good = PreparedCall("POST", handler.behave("/hook"), {}, b"{}", {})
+    assert sender.send(good).success and len(handler.requests_to("/hook")) == 1
