@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import requests
 import urllib3
 
 from webhookapp.engine.transport import proxy, ssrf
@@ -22,7 +21,8 @@ E = TypeVar("E", bound=BaseException)
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason`` and the
-    exceptions among the arguments (how requests wraps urllib3's errors), outermost first."""
+    exceptions among the arguments (how urllib3's ``ProtocolError`` carries http.client's),
+    outermost first."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -105,7 +105,7 @@ def _tls(causes: list[BaseException]) -> str | None:
     failed = _first(causes, ssl.SSLError)
     if failed is not None and failed.reason:
         return f"TLS: {failed.reason.lower().replace('_', ' ')}"  # WRONG_VERSION_NUMBER: no TLS there
-    if failed is not None or _first(causes, requests.exceptions.SSLError) is not None:
+    if failed is not None or _first(causes, urllib3.exceptions.SSLError) is not None:
         return "TLS: the handshake failed"
     return None
 
@@ -113,9 +113,9 @@ def _tls(causes: list[BaseException]) -> str | None:
 def _timeout(causes: list[BaseException], url: str, timeout: float, connect_timeout: float) -> str | None:
     # urllib3's NewConnectionError (a refusal, say) is a ConnectTimeoutError too, for history's sake.
     causes = [cause for cause in causes if not isinstance(cause, urllib3.exceptions.NewConnectionError)]
-    if _first(causes, (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)) is not None:
+    if _first(causes, urllib3.exceptions.ConnectTimeoutError) is not None:
         return f"No connection to {where(url)} within {connect_timeout:g} s"
-    if _first(causes, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)) is not None:
+    if _first(causes, (urllib3.exceptions.TimeoutError, TimeoutError)) is not None:
         return late(timeout)
     return None
 

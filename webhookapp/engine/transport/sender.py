@@ -73,6 +73,11 @@ class Sender:
                 self._watchdog = threading.Thread(target=self._watch, name="delivery-watchdog", daemon=True)
                 self._watchdog.start()
 
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds a connection may take: the delivery timeout, at most ``CONNECT_TIMEOUT_MAX``."""
+        return min(self.timeout, CONNECT_TIMEOUT_MAX)
+
     def close(self) -> None:
         """Stop the watchdog and close the kept connections: the sender is done with (a test's
         app, a worker at its exit). Call it once no send is running."""
@@ -104,9 +109,8 @@ class Sender:
 
     def _describe(self, exc: BaseException, url: str, *, reading: bool = False, deadline: float | None = None) -> str:
         cut = deadline is not None and time.monotonic() > deadline
-        connect_timeout = min(self.timeout, CONNECT_TIMEOUT_MAX)
         return failures.describe(
-            exc, url, timeout=self.timeout, connect_timeout=connect_timeout, reading=reading, cut=cut
+            exc, url, timeout=self.timeout, connect_timeout=self.connect_timeout, reading=reading, cut=cut
         )
 
     def _request(self, call: PreparedCall) -> urllib3.BaseHTTPResponse:
@@ -141,7 +145,7 @@ class Sender:
             assert_same_host=False,
             preload_content=False,
             decode_content=True,
-            timeout=urllib3.Timeout(connect=min(self.timeout, CONNECT_TIMEOUT_MAX), read=self.timeout),
+            timeout=urllib3.Timeout(connect=self.connect_timeout, read=self.timeout),
         )
 
     def _send(self, call: PreparedCall, started_at: datetime) -> AttemptResult:
