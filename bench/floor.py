@@ -51,7 +51,7 @@ from bench.common import (
     wait_for_port,
 )
 from bench.floor_app import TABLE, send, store
-from bench.ingest import gunicorn, load, wait_ready
+from bench.ingest import add_load_options, gunicorn, load, wait_ready
 
 BODY = json.dumps({"object_class": "fulfillment_request", "product_id": "PRD-000-000-000"}).encode()
 HEADERS = {"Content-Type": "application/json"}
@@ -62,13 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", required=True, help="PostgreSQL URL of a database you own")
     parser.add_argument("--events", type=int, default=150, help="single events per way, for the latency (150)")
     parser.add_argument("--idle-gap", type=float, default=0.05, help="seconds between single events (0.05)")
-    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per server (8)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each measurement (2)")
-    parser.add_argument("--rounds", type=int, default=3, help="measurements per server, alternating; median (3)")
-    parser.add_argument("--client-threads", type=int, default=8, help="client threads, one session each (8)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn -w for the load's servers (2)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads for the load's servers (4)")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn -k for the load's servers (gthread)")
+    add_load_options(parser)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a server (30)")
     parser.add_argument("--keep-logs", action="store_true", help="print the servers' logs at the end")
     return parser.parse_args(argv)

@@ -94,10 +94,9 @@ def post_store():
 
 @app.post("/store-and-send")
 def post_store_and_send():
-    _, error = _parsed()
-    if error:
-        return error
-    store(request.get_data())
+    stored = post_store()
+    if stored[1] != 202:
+        return stored
     try:
         session = _sessions.get_nowait()
     except queue.Empty:

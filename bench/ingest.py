@@ -63,13 +63,7 @@ RATIO_TARGET = 0.8
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
     add_common_options(parser)
-    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per server (8)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each measurement (2)")
-    parser.add_argument("--rounds", type=int, default=3, help="measurements per server, alternating; median (3)")
-    parser.add_argument("--client-threads", type=int, default=8, help="client threads, one session each (8)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn -w for both servers (2)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads for both servers (4)")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn -k for both servers (gthread)")
+    add_load_options(parser)
     parser.add_argument("--webhooks", type=int, default=10, help="webhooks each event matches (10)")
     parser.add_argument(
         "--platform", action="store_true",
@@ -85,6 +79,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="sample the app's gunicorn workers with py-spy (if installed) into PREFIX-app.txt (collapsed stacks)",
     )
     return parser.parse_args(argv)
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The load's options: how long, how many clients, and the gunicorn both servers run."""
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per server (8)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each measurement (2)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per server, alternating; median (3)")
+    parser.add_argument("--client-threads", type=int, default=8, help="client threads, one session each (8)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn -w for both servers (2)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads for both servers (4)")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn -k for both servers (gthread)")
 
 
 @dataclass
