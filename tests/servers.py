@@ -22,6 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from redis import Redis
+from redis.exceptions import RedisError
+
 
 def status_of(request: urllib.request.Request, timeout: float = 10) -> int:
     """Send ``request`` and return the HTTP status it got, an error status included."""
@@ -55,9 +58,6 @@ def redis_server_binary() -> str:
 def answers_as(port: int, pid: int) -> bool:
     """True when the Redis that answers on ``port`` is process ``pid``: a port found free may be
     taken by another process before our server binds it, and then another server answers there."""
-    from redis import Redis
-    from redis.exceptions import RedisError
-
     try:
         with Redis(port=port, socket_timeout=0.5) as client:
             return int(client.info("server")["process_id"]) == pid
@@ -90,8 +90,7 @@ class RedisServer:
     def start(self) -> None:
         """Start on this server's port; the first start moves to a new port when another process
         took the free one first (a restart keeps it: the tests' clients know it)."""
-        first = self.process is None and not self.started_once
-        for _ in range(5 if first else 1):
+        for _ in range(1 if self.started_once else 5):
             self.process = subprocess.Popen(
                 [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", self.dir],
